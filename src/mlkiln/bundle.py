@@ -1,0 +1,179 @@
+"""Write the artifact bundle atomically, and verify it before anything is unpickled.
+
+Order matters for safety, as in skops: first the manifest (every file's
+sha256), then the types a ``.skops`` file would create, and only then is the
+model constructed. ``model.joblib`` runs arbitrary code when unpickled, so it
+is read only when the caller says it trusts the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import joblib
+import skops.io as sio
+
+from .data import file_sha256
+from .errors import MlkilnError
+
+MANIFEST = "MANIFEST.sha256"
+CARD = "card.json"
+MODEL_SKOPS = "model.skops"
+MODEL_JOBLIB = "model.joblib"
+
+#: distributions a bundle needs to load and run its model (train.py also uses pyarrow)
+RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threadpoolctl", "pyarrow", "skops")
+
+#: module prefixes whose types a ``.skops`` file may create; anything else is refused
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
+# functools.partial only wraps a callable, which the audit lists (and judges) separately
+TRUSTED_TYPES = ("builtins.slice", "functools.partial")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the runtime packages and of Python itself."""
+    versions = {"python": sys.version.split()[0]}
+    for name in RUNTIME_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def requirements_text(versions: dict[str, str]) -> str:
+    """A pip requirements file pinning every runtime package exactly."""
+    lines = [f"# Python {versions['python']}; install with: pip install -r requirements.txt"]
+    lines += [f"{name}=={versions[name]}" for name in RUNTIME_PACKAGES if name in versions]
+    return "\n".join(lines) + "\n"
+
+
+def check_destination(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse to replace an existing directory unless ``force``; say so before training."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise MlkilnError(f"{path} already exists; choose another --output or pass --force to replace it")
+    if path.exists() and not path.is_dir():
+        raise MlkilnError(f"{path} exists and is not a directory")
+    return path
+
+
+def write_bundle(path: str | os.PathLike, files: dict[str, bytes], force: bool = False) -> Path:
+    """Write ``files`` plus their manifest into ``path`` atomically.
+
+    Everything goes to a temporary sibling directory first, which is renamed
+    into place at the end: an interrupted run leaves either the old bundle or
+    the new one, never a mixture.
+    """
+    path = check_destination(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary directory
+        for name, content in files.items():
+            (tmp / name).write_bytes(content)
+        manifest = "".join(f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in sorted(files.items()))
+        (tmp / MANIFEST).write_text(manifest)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def model_files(pipeline) -> dict[str, bytes]:
+    """The pipeline in both formats: skops (safe to load) and joblib (plain sklearn)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        joblib.dump(pipeline, Path(tmp) / MODEL_JOBLIB, compress=3)
+        raw_joblib = (Path(tmp) / MODEL_JOBLIB).read_bytes()
+    return {MODEL_SKOPS: sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED), MODEL_JOBLIB: raw_joblib}
+
+
+def manifest_entries(path: str | os.PathLike) -> dict[str, str]:
+    """``{file: expected sha256}`` from a bundle's manifest."""
+    path = Path(path)
+    if not path.is_dir():
+        raise MlkilnError(f"{path} is not a model bundle directory" + ("" if path.exists() else " (it does not exist)"))
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise MlkilnError(f"{path} has no {MANIFEST}; it is not an mlkiln bundle or it is incomplete")
+    expected = {}
+    for line in manifest.read_text(errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        if not name or "/" in name or "\\" in name or name.startswith(".") or len(digest) != 64:
+            raise MlkilnError(f"{manifest} is malformed near {line[:60]!r}")
+        expected[name] = digest
+    return expected
+
+
+def file_status(path: str | os.PathLike) -> list[dict]:
+    """Each manifest file with its expected hash and whether it verifies."""
+    path = Path(path)
+    rows = []
+    for name, digest in manifest_entries(path).items():
+        file = path / name
+        actual = file_sha256(file) if file.is_file() else None
+        status = "ok" if actual == digest else ("missing" if actual is None else "MODIFIED")
+        rows.append({"file": name, "sha256": digest, "bytes": file.stat().st_size if actual else None, "status": status})
+    return rows
+
+
+def verify(path: str | os.PathLike) -> dict[str, str]:
+    """Check every file of the manifest; return ``{file: sha256}`` or raise naming the file."""
+    rows = file_status(path)
+    for row in rows:
+        if row["status"] == "missing":
+            raise MlkilnError(f"bundle file {row['file']} is missing from {path}")
+        if row["status"] != "ok":
+            raise MlkilnError(f"bundle file {row['file']} does not match {MANIFEST} (modified or truncated); refusing to load {path}")
+    names = {row["file"] for row in rows}
+    for required in (CARD, MODEL_SKOPS):
+        if required not in names:
+            raise MlkilnError(f"bundle {path} lacks {required}")
+    return {row["file"]: row["sha256"] for row in rows}
+
+
+def read_card(path: str | os.PathLike) -> dict:
+    """The verified model card of a bundle."""
+    verify(path)
+    try:
+        return json.loads((Path(path) / CARD).read_text())
+    except ValueError as exc:
+        raise MlkilnError(f"{Path(path) / CARD} is not valid JSON: {exc}") from exc
+
+
+def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
+    """Load the fitted Pipeline of a verified bundle.
+
+    The ``.skops`` file is audited first: every type it would create must come
+    from scikit-learn, NumPy or SciPy. With ``trust_pickle`` the hash-checked
+    ``model.joblib`` is unpickled instead, which runs code from the file.
+    """
+    path = Path(path)
+    files = verify(path)
+    if trust_pickle and MODEL_JOBLIB in files:
+        return joblib.load(path / MODEL_JOBLIB)
+    untrusted = sio.get_untrusted_types(file=path / MODEL_SKOPS)
+    refused = [t for t in untrusted if not (t.startswith(TRUSTED_PREFIXES) or t in TRUSTED_TYPES)]
+    if refused:
+        raise MlkilnError(f"{path / MODEL_SKOPS} would create untrusted type(s) {', '.join(refused)}; refusing to load")
+    try:
+        return sio.load(path / MODEL_SKOPS, trusted=untrusted)
+    except Exception as exc:
+        raise MlkilnError(f"cannot load {path / MODEL_SKOPS}: {exc}") from exc

@@ -1,0 +1,207 @@
+"""The ``mlkiln`` command: a thin shell over the Python API.
+
+Every command is one call into the library. Problems the user can fix end in
+one line on stderr and exit status 2; an unexpected failure ends in one line
+and status 1 (set ``MLKILN_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__, bundle, summary
+from .errors import MlkilnError
+from .examples import EXAMPLES, load_example
+from .pipeline import FAMILIES
+from .metrics import SELECTION_METRICS
+
+log = logging.getLogger("mlkiln")
+
+C_NOTE = (
+    "About C (logistic families): scikit-learn's C is the INVERSE of the regularisation "
+    "strength; the course's penalty weight on the L1 term equals 1/C. Small C = strong penalty."
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
+    try:
+        return args.func(args) or 0
+    except MlkilnError as exc:
+        print(f"mlkiln: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlkiln: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"mlkiln: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the promise is one line, never a traceback
+        if os.environ.get("MLKILN_DEBUG"):
+            raise
+        print(f"mlkiln: internal error: {type(exc).__name__}: {exc} (set MLKILN_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+def cmd_train(args) -> int:
+    from .workflow import train
+
+    if (args.data is None) == (args.example is None):
+        raise MlkilnError("give either a DATA file or --example NAME")
+    if args.example:
+        data, source = load_example(args.example, seed=args.seed), f"example:{args.example}"
+        target = args.target or EXAMPLES[args.example]
+        default_out = f"mlkiln-{args.example}"
+    else:
+        if not args.target:
+            raise MlkilnError("--target is required: name the column to predict")
+        data, source, target = args.data, None, args.target
+        default_out = f"mlkiln-{Path(args.data).name.split('.')[0]}"
+    output = bundle.check_destination(args.output or default_out, args.force)
+    run = train(
+        data, target, task=args.task, metric=args.metric, models=_split_list(args.models),
+        folds=args.folds, test_size=args.test_size, seed=args.seed,
+        drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (), n_jobs=args.jobs, source=source,
+    )
+    path = run.save(output, force=args.force)
+    print(summary.train_summary(run.card, path))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict_file
+
+    scored = predict_file(args.bundle, args.data, args.output, trust_pickle=args.trust_pickle)
+    log.info("wrote %d scored rows to %s", len(scored), args.output)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .predict import load
+
+    model = load(args.bundle, trust_pickle=args.trust_pickle)
+    result = model.evaluate(args.data)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary.evaluation_summary(model.card, result))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    files = bundle.file_status(args.bundle)
+    card = json.loads((Path(args.bundle) / bundle.CARD).read_text()) if (Path(args.bundle) / bundle.CARD).is_file() else None
+    if card is None:
+        raise MlkilnError(f"{args.bundle} has no {bundle.CARD}")
+    if args.json:
+        print(json.dumps({"card": card, "files": files}, indent=2))
+    else:
+        print(summary.card_summary(card, files))
+    bad = [f["file"] for f in files if f["status"] != "ok"]
+    if bad:
+        print(f"mlkiln: error: bundle does not verify: {', '.join(bad)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_example(args) -> int:
+    from .data import write_table
+
+    write_table(load_example(args.name, seed=args.seed), args.output)
+    log.info("wrote example %r to %s", args.name, args.output)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlkiln", description="Turn a table into a tuned, evaluated, deployable scikit-learn model.",
+        epilog=C_NOTE,
+    )
+    parser.add_argument("--version", action="version", version=f"mlkiln {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train", help="train, tune and evaluate; write a bundle",
+        description="Train every model family by k-fold CV on the training rows, pick the best mean "
+        "validation score, refit it, score the held-out test split once, and write a bundle.",
+        epilog=C_NOTE + " Regression families: " + ", ".join(FAMILIES["regression"])
+        + ". Classification families: " + ", ".join(FAMILIES["classification"]) + ".",
+    )
+    t.add_argument("data", nargs="?", help="CSV or Parquet file")
+    t.add_argument("--example", choices=sorted(EXAMPLES), help="use a bundled example table instead of DATA")
+    t.add_argument("--target", help="the column to predict (default for --example: its usual target)")
+    t.add_argument("-o", "--output", help="bundle directory to write (default: mlkiln-<data name>)")
+    t.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    t.add_argument("--task", choices=["auto", "regression", "classification"], default="auto")
+    t.add_argument("--metric", help="selection metric: regression " + "/".join(SELECTION_METRICS["regression"])
+                   + "; classification " + "/".join(SELECTION_METRICS["classification"]))
+    t.add_argument("--models", nargs="+", metavar="FAMILY", help="families to try (default: all for the task)")
+    t.add_argument("--folds", type=int, default=3, help="k for k-fold cross-validation (default 3, as in the course)")
+    t.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for the test score (default 0.2)")
+    t.add_argument("--seed", type=int, default=0, help="random seed for split, folds and models (default 0)")
+    t.add_argument("--drop", nargs="+", metavar="COL", help="columns never to use as features")
+    t.add_argument("--keep", nargs="+", metavar="COL", help="columns to use even if flagged (identifier, constant, leakage)")
+    t.add_argument("--jobs", type=int, default=None, help="parallel fits during tuning (default: all cores)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="score a table with a bundle")
+    p.add_argument("bundle")
+    p.add_argument("data", help="CSV or Parquet file to score")
+    p.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
+    p.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="metrics of a bundle on new labelled data")
+    e.add_argument("bundle")
+    e.add_argument("data", help="CSV or Parquet file that includes the target column")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
+    i.add_argument("bundle")
+    i.add_argument("--json", action="store_true", help="print the card and file checks as JSON")
+    i.set_defaults(func=cmd_inspect)
+
+    x = sub.add_parser("example", help="write a bundled example table to a file")
+    x.add_argument("name", choices=sorted(EXAMPLES))
+    x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
+    x.add_argument("--seed", type=int, default=0, help="seed of the machine-failure generator")
+    x.add_argument("-q", "--quiet", action="store_true")
+    x.set_defaults(func=cmd_example)
+    return parser
+
+
+def _split_list(values: list[str] | None) -> list[str] | None:
+    """Accept both ``--models a b`` and ``--models a,b``."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "mlkiln: warning: " if record.levelno >= logging.WARNING else "mlkiln: "
+        return prefix + record.getMessage()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Metrics: the full set per split, selection scorers, and decision-threshold tuning.
+
+One place computes every number that the terminal summary, ``card.json`` and
+the report show.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+#: what each selectable metric is called and whether larger is better
+SELECTION_METRICS = {
+    "regression": {"r2": True, "rmse": False, "mae": False, "mape": False},
+    "classification": {
+        "accuracy": True,
+        "balanced_accuracy": True,
+        "f1_macro": True,
+        "f1_weighted": True,
+        "f1": True,
+        "roc_auc": True,
+        "average_precision": True,
+        "log_loss": False,
+    },
+}
+
+#: a minority class below this share of the rows makes the default metric macro-F1
+RARE_CLASS_SHARE = 0.2
+
+#: metrics whose value depends on the decision threshold, so tuning it helps
+THRESHOLD_METRICS = ("f1", "f1_macro", "f1_weighted", "balanced_accuracy", "accuracy")
+
+
+def default_metric(task: str, y: pd.Series) -> tuple[str, str]:
+    """Pick the selection metric and say why."""
+    if task == "regression":
+        return "r2", "R2 is the default for regression"
+    shares = y.value_counts(normalize=True)
+    if shares.min() < RARE_CLASS_SHARE:
+        return "f1_macro", (
+            f"macro-F1, because class {str(shares.idxmin())!r} is rare ({shares.min():.1%} of rows) "
+            "and accuracy would reward always predicting the majority"
+        )
+    return "accuracy", "accuracy, because the classes are balanced"
+
+
+def needs_threshold(task: str, metric: str, y: pd.Series) -> bool:
+    """Tune the probability cut-off for two classes, a rare one, and a threshold-sensitive metric."""
+    if task != "classification" or metric not in THRESHOLD_METRICS or metric == "accuracy":
+        return False
+    shares = y.value_counts(normalize=True)
+    return len(shares) == 2 and shares.min() < RARE_CLASS_SHARE
+
+
+def regression_metrics(y_true, y_pred) -> dict:
+    """RMSE, MAE, R2 and MAPE (MAPE is left out when the target has zeros)."""
+    y_true = np.asarray(y_true, dtype="float64")
+    y_pred = np.asarray(y_pred, dtype="float64")
+    out = {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+        "n": int(len(y_true)),
+    }
+    out["mape"] = float(skm.mean_absolute_percentage_error(y_true, y_pred)) if np.all(y_true != 0) else None
+    return out
+
+
+def classification_metrics(y_true, y_pred, proba=None, classes=None) -> dict:
+    """Accuracy, precision/recall/F1 (micro, macro, weighted, per class), AUCs, log loss.
+
+    For two classes, ``precision``, ``recall`` and ``f1`` are those of the
+    positive class (the second of ``classes``), as in the course's formulas.
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    classes = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred))
+    out: dict = {"n": int(len(y_true)), "accuracy": float(skm.accuracy_score(y_true, y_pred))}
+    out["balanced_accuracy"] = _quiet(skm.balanced_accuracy_score, y_true, y_pred)
+    for average in ("micro", "macro", "weighted"):
+        p, r, f, _ = _quiet(skm.precision_recall_fscore_support, y_true, y_pred, labels=classes, average=average, zero_division=0)
+        out[f"precision_{average}"], out[f"recall_{average}"], out[f"f1_{average}"] = float(p), float(r), float(f)
+    p, r, f, s = _quiet(skm.precision_recall_fscore_support, y_true, y_pred, labels=classes, zero_division=0)
+    out["per_class"] = {
+        str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, c in enumerate(classes)
+    }
+    if len(classes) == 2:
+        positive = str(classes[1])
+        out.update({k: out["per_class"][positive][k] for k in ("precision", "recall", "f1")})
+    out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=classes).tolist()
+    out["labels"] = [str(c) for c in classes]
+    if proba is not None:
+        out.update(probability_metrics(y_true, np.asarray(proba), classes))
+    return out
+
+
+def probability_metrics(y_true, proba, classes) -> dict:
+    """ROC AUC, PR AUC (binary) and log loss; absent when only one class is present."""
+    out: dict = {}
+    present = set(y_true)
+    if len(present) < 2:
+        return out
+    out["log_loss"] = float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes))
+    if len(classes) == 2:
+        positive = y_true == classes[1]
+        out["roc_auc"] = float(skm.roc_auc_score(positive, proba[:, 1]))
+        out["average_precision"] = float(skm.average_precision_score(positive, proba[:, 1]))
+    elif present == set(classes):
+        out["roc_auc"] = float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+    return out
+
+
+def score(task: str, metric: str, y_true, y_pred, proba=None, classes=None) -> float:
+    """The value of one selection metric."""
+    if task == "regression":
+        return regression_metrics(y_true, y_pred)[metric]
+    return classification_metrics(y_true, y_pred, proba, classes)[metric]
+
+
+def best_threshold(y_true, positive_proba, positive, metric: str = "f1_macro") -> tuple[float, float]:
+    """The probability cut-off that maximises ``metric`` for a binary problem.
+
+    Every distinct predicted probability is tried at once from cumulative
+    counts, so this costs one sort however many thresholds there are.
+    Returns ``(threshold, metric value)``.
+    """
+    is_pos = np.asarray(y_true) == positive
+    p = np.asarray(positive_proba, dtype="float64")
+    order = np.argsort(-p, kind="mergesort")
+    p, is_pos = p[order], is_pos[order]
+    # predicting positive for the first k rows, k at the end of each run of equal scores
+    last = np.r_[np.flatnonzero(np.diff(p) != 0), len(p) - 1]
+    tp = np.cumsum(is_pos)[last].astype("float64")
+    fp = (last + 1) - tp
+    n_pos, n = is_pos.sum(), len(p)
+    fn = n_pos - tp
+    tn = (n - n_pos) - fp
+    values = _binary_metric(metric, tp, fp, fn, tn)
+    best = int(np.nanargmax(values))
+    # cut half-way to the next lower score, so nearby unseen scores land on the same side
+    lower = p[last[best] + 1] if last[best] + 1 < n else 0.0
+    threshold = float((p[last[best]] + lower) / 2.0)
+    return threshold, float(values[best])
+
+
+def _binary_metric(metric, tp, fp, fn, tn):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1_pos = np.nan_to_num(2 * tp / (2 * tp + fp + fn))
+        f1_neg = np.nan_to_num(2 * tn / (2 * tn + fn + fp))
+        n_pos, n_neg = tp + fn, tn + fp
+        if metric == "f1":
+            return f1_pos
+        if metric == "f1_macro":
+            return (f1_pos + f1_neg) / 2
+        if metric == "f1_weighted":
+            return (f1_pos * n_pos + f1_neg * n_neg) / (n_pos + n_neg)
+        if metric == "balanced_accuracy":
+            return (np.nan_to_num(tp / n_pos) + np.nan_to_num(tn / n_neg)) / 2
+        if metric == "accuracy":
+            return (tp + tn) / (n_pos + n_neg)
+    raise ValueError(f"no threshold form for metric {metric!r}")
+
+
+def _quiet(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kwargs)

@@ -1,0 +1,146 @@
+"""Use a bundle: load it safely, predict on new data, evaluate on new labelled data.
+
+Every input goes through :func:`mlkiln.schema.conform`, so ``predict``,
+``evaluate``, the Python API and the HTTP service apply the same checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import bundle
+from .data import output_format, read_table, write_table
+from .errors import MlkilnError
+from .schema import coerce_target, conform
+
+log = logging.getLogger("mlkiln")
+
+
+class Model:
+    """A fitted pipeline with its card: validated ``predict`` and ``predict_proba``."""
+
+    def __init__(self, pipeline, card: dict):
+        self.pipeline = pipeline
+        self.card = card
+
+    @property
+    def task(self) -> str:
+        return self.card["task"]
+
+    @property
+    def classes(self) -> list:
+        return self.card["schema"]["target"].get("classes", [])
+
+    def prepare(self, data) -> pd.DataFrame:
+        """New data as the pipeline expects it; raises :class:`MlkilnError` when it does not fit."""
+        frame = _as_frame(data)
+        return conform(frame, self.card["schema"]["columns"], self.card["target"])
+
+    def predict(self, data) -> np.ndarray:
+        """Predicted values (regression) or labels (classification, at the tuned threshold)."""
+        X = self.prepare(data)
+        if len(X) == 0:
+            return np.empty(0, dtype="float64" if self.task == "regression" else object)
+        return self.pipeline.predict(X)
+
+    def predict_proba(self, data) -> np.ndarray:
+        """Class probabilities, columns in the order of :attr:`classes`."""
+        if self.task != "classification":
+            raise MlkilnError("predict_proba is only for classification models")
+        X = self.prepare(data)
+        if len(X) == 0:
+            return np.empty((0, len(self.classes)))
+        return self.pipeline.predict_proba(X)
+
+    def predict_frame(self, data) -> pd.DataFrame:
+        """The input columns plus ``prediction`` and, for classification, ``proba_<class>`` columns."""
+        frame = _as_frame(data)
+        X = self.prepare(frame)
+        out = frame.copy()
+        name = _free_name(out.columns, "prediction")
+        if len(X) == 0:
+            out[name] = pd.Series(dtype="float64")
+            return out
+        out[name] = self.pipeline.predict(X)
+        if self.task == "classification":
+            proba = self.pipeline.predict_proba(X)
+            for i, cls in enumerate(self.classes):
+                out[_free_name(out.columns, f"proba_{cls}")] = proba[:, i]
+        return out
+
+    def evaluate(self, data) -> dict:
+        """The training-time metrics on new labelled data (rows with a missing target are skipped)."""
+        from .workflow import evaluate_pipeline
+
+        frame = _as_frame(data)
+        target = self.card["target"]
+        if target not in frame.columns:
+            raise MlkilnError(f"evaluation data has no target column {target!r}")
+        y = coerce_target(frame[target], self.task)
+        if len(y) == 0:
+            raise MlkilnError(f"evaluation data has no usable values in target column {target!r}")
+        if len(y) < len(frame):
+            log.warning("skipping %d row(s) whose target is missing", len(frame) - len(y))
+        X = conform(frame.loc[y.index], self.card["schema"]["columns"], target)
+        if self.task == "classification":
+            unknown = sorted(set(y.unique().tolist()) - set(self.classes), key=str)
+            if unknown:
+                raise MlkilnError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
+        return evaluate_pipeline(self.pipeline, X, y, self.task, self.classes or None)
+
+
+def load(path: str | os.PathLike, trust_pickle: bool = False) -> Model:
+    """Load a bundle after checking every file against its manifest.
+
+    Parameters
+    ----------
+    path : path
+        The bundle directory written by ``mlkiln train`` or ``Run.save``.
+    trust_pickle : bool
+        Load ``model.joblib`` (runs code from the file) instead of the audited
+        ``model.skops``. Only for bundles from a source you trust.
+    """
+    card = bundle.read_card(path)
+    return Model(bundle.load_pipeline(path, trust_pickle=trust_pickle), card)
+
+
+def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False) -> pd.DataFrame:
+    """Score a file and write the result; nothing is written when scoring fails."""
+    model = load(bundle_path, trust_pickle=trust_pickle)
+    scored = model.predict_frame(read_table(data_path))
+    output_path = Path(output_path)
+    if output_path.resolve() == Path(data_path).resolve():
+        raise MlkilnError("the output file must not be the input file")
+    tmp = output_path.with_name(f".{output_path.name}.tmp")
+    try:
+        write_table(scored, tmp, output_format(output_path))
+        os.replace(tmp, output_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return scored
+
+
+def _as_frame(data) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        return pd.DataFrame([data])
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(data)
+    if isinstance(data, (str, os.PathLike)):
+        return read_table(data)
+    raise MlkilnError(f"expected a DataFrame, a file path, a record (dict) or a list of records, got {type(data).__name__}")
+
+
+def _free_name(columns, name: str) -> str:
+    """``name``, or ``name_1``, ... when the input already has such a column."""
+    candidate, i = name, 0
+    while candidate in columns:
+        i += 1
+        candidate = f"{name}_{i}"
+    return candidate

@@ -1,0 +1,141 @@
+"""Plain-text summaries for the terminal: leaderboard, metrics, model card.
+
+Only formatting lives here; every number comes from the card that
+:mod:`mlkiln.workflow` and :mod:`mlkiln.metrics` computed.
+"""
+
+from __future__ import annotations
+
+import json
+
+REGRESSION_KEYS = ("r2", "rmse", "mae", "mape")
+CLASSIFICATION_KEYS = (
+    "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+    "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "roc_auc", "average_precision", "log_loss",
+)
+
+
+def fmt(value) -> str:
+    """A number as people read it: 4 significant decimals, blanks for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+    return str(value)
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    """A left-aligned text table."""
+    cells = [header] + [[fmt(c) for c in row] for row in rows]
+    widths = [max(len(str(r[i])) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def metric_keys(task: str) -> tuple[str, ...]:
+    return REGRESSION_KEYS if task == "regression" else CLASSIFICATION_KEYS
+
+
+def metrics_table(task: str, split_metrics: dict) -> str:
+    """Metrics side by side for each split present (validation shown as mean ± std)."""
+    splits = [s for s in ("train", "validation", "test", "evaluation") if s in split_metrics]
+    rows = []
+    for key in metric_keys(task):
+        row = [key]
+        for split in splits:
+            m = split_metrics[split]
+            if split == "validation":
+                mean, std = m["mean"].get(key), m["std"].get(key)
+                row.append("-" if mean is None else f"{mean:.4f} ± {std:.4f}")
+            else:
+                row.append(m.get(key))
+        if any(c not in (None, "-") for c in row[1:]):
+            rows.append(row)
+    return table(rows, ["metric", *splits])
+
+
+def leaderboard_table(card: dict) -> str:
+    rows = []
+    for r in card["leaderboard"]:
+        params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in r["params"].items()) or "-"
+        mark = "*" if r["rank"] == 1 else ""
+        score = "failed" if r["error"] else f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}"
+        rows.append([f"{r['rank'] or '-'}{mark}", r["family"], score, r["fit_time_s"], r["candidates"], params])
+    return table(rows, ["rank", "family", f"CV {card['metric']['name']}", "fit s", "cands", "hyperparameters"])
+
+
+def confusion_text(m: dict) -> str:
+    labels = m["labels"]
+    rows = [[f"true {label}", *counts] for label, counts in zip(labels, m["confusion_matrix"])]
+    return table(rows, ["", *[f"pred {label}" for label in labels]])
+
+
+def train_summary(card: dict, path) -> str:
+    model = card["model"]
+    lines = [
+        "",
+        "Leaderboard (k-fold CV on the training rows; * = chosen):",
+        leaderboard_table(card),
+        "",
+        f"Best model: {model['family']} ({model['estimator']}) {_params(model['params'])}",
+    ]
+    if model.get("threshold") is not None:
+        lines.append(f"Decision threshold: {model['threshold']:.4f} (tuned on validation folds)")
+    lines += ["", metrics_table(card["task"], card["metrics"])]
+    if card["task"] == "classification":
+        lines += ["", "Test confusion matrix:", confusion_text(card["metrics"]["test"])]
+    if path is not None:
+        lines += ["", f"Bundle written to {path}/ (model.joblib, model.skops, train.py, requirements.txt, card.json)"]
+    lines.append(f"Done in {card['train_seconds']:.1f}s.")
+    return "\n".join(lines)
+
+
+def evaluation_summary(card: dict, result: dict) -> str:
+    lines = [metrics_table(card["task"], {"test": card["metrics"]["test"], "evaluation": result})]
+    if card["task"] == "classification":
+        lines += ["", "Confusion matrix:", confusion_text(result)]
+    return "\n".join(lines)
+
+
+def card_summary(card: dict, files: list[dict]) -> str:
+    model = card["model"]
+    lines = [
+        f"task:       {card['task']} of {card['target']!r}",
+        f"model:      {model['family']} ({model['estimator']}) {_params(model['params'])}",
+        f"metric:     {card['metric']['why']}",
+    ]
+    if model.get("threshold") is not None:
+        lines.append(f"threshold:  {model['threshold']:.4f}")
+    data = card["data"]
+    lines += [
+        f"data:       {data['source']} ({data['rows']} rows, {data['columns']} columns, sha256 {data['sha256'][:16]}...)",
+        f"split:      test {card['split']['test_size']}, {card['split']['folds']}-fold CV, seed {card['split']['seed']}",
+        f"created:    {card['created_at']} with mlkiln {card['mlkiln_version']}",
+        "versions:   " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
+        "",
+        metrics_table(card["task"], card["metrics"]),
+        "",
+        "Input schema:",
+        table([[c["name"], c["kind"], c["dtype"], _schema_detail(c), c["missing"]] for c in card["schema"]["columns"]],
+              ["column", "kind", "dtype", "values", "missing"]),
+    ]
+    if card["excluded"]:
+        lines += ["", "Excluded columns:"] + [f"  {k}: {v}" for k, v in card["excluded"].items()]
+    lines += ["", "Files:", table([[f["file"], f["bytes"], f["sha256"][:16] + "...", f["status"]] for f in files],
+                                   ["file", "bytes", "sha256", "verified"])]
+    return "\n".join(lines)
+
+
+def _schema_detail(column: dict) -> str:
+    if column["kind"] == "categorical":
+        shown = ", ".join(column["categories"][:5])
+        more = column["n_categories"] - min(5, len(column["categories"]))
+        return f"{shown}{f' (+{more})' if more > 0 else ''}"
+    if "min" in column:
+        return f"{column['min']:g} .. {column['max']:g}"
+    return ""
+
+
+def _params(params: dict) -> str:
+    return json.dumps(params) if params else "(no hyperparameters)"

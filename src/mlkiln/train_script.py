@@ -1,0 +1,116 @@
+"""Write the bundle's ``train.py``: a standalone script that rebuilds the model.
+
+The script needs pandas and scikit-learn only. It embeds the source of
+:mod:`mlkiln.pipeline` and of the two data-coercion functions of
+:mod:`mlkiln.schema`, so there is one home for that logic and the script
+cannot drift from what mlkiln itself ran.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pprint
+
+from . import pipeline, schema
+
+_TEMPLATE = '''\
+"""Reproduce the model of this bundle: {summary}.
+
+Made by mlkiln {version} on {created}. Needs only the packages in
+requirements.txt (pandas, scikit-learn and their dependencies); mlkiln is not
+required.
+
+    python train.py DATA [-o model.joblib]
+
+DATA is the training table ({source}); its sha256 was
+{sha256}. The script splits it as mlkiln did (test share {test_size}, seed
+{seed}), fits the chosen pipeline with the hyperparameters found by
+{folds}-fold cross-validation on all non-test rows, prints the test score and
+saves the fitted pipeline with joblib. Its predictions equal the bundle's.
+"""
+
+import argparse
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+TARGET = {target!r}
+TASK = {task!r}
+FAMILY = {family!r}
+PARAMS = {params}
+THRESHOLD = {threshold!r}
+SEED = {seed!r}
+TEST_SIZE = {test_size!r}
+N_CLASSES = {n_classes!r}
+# feature columns and how each is read (numeric, categorical or datetime)
+KINDS = {kinds}
+
+
+# ---- data coercion, as in mlkiln.schema ----
+
+{coerce_source}
+
+{target_source}
+
+# ---- the pipeline, as in mlkiln.pipeline ----
+
+{pipeline_source}
+
+# ---- the run ----
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="the training table (CSV or Parquet)")
+    parser.add_argument("-o", "--output", default="model.joblib", help="where to save the fitted pipeline")
+    args = parser.parse_args()
+    if args.data.lower().endswith((".parquet", ".pq", ".parq")):
+        frame = pd.read_parquet(args.data)
+    else:
+        frame = pd.read_csv(args.data, engine="pyarrow")
+    y = coerce_target(frame[TARGET], TASK)
+    frame = frame.loc[y.index]
+    X = coerce_frame(frame, KINDS)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y if TASK == "classification" else None
+    )
+    model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD)
+    model.fit(X_train, y_train)
+    print(f"test score ({{'R2' if TASK == 'regression' else 'accuracy'}}): {{model.score(X_test, y_test):.6f}}")
+    joblib.dump(model, args.output)
+    print(f"saved {{args.output}}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def render(card: dict) -> str:
+    """The text of ``train.py`` for the run described by ``card``."""
+    model = card["model"]
+    kinds = {c["name"]: c["kind"] for c in card["schema"]["columns"]}
+    source = card["data"]["source"]
+    if source.startswith("example:"):
+        source = f"mlkiln's example {source.split(':', 1)[1]!r}; export it with `mlkiln example {source.split(':', 1)[1]} -o data.csv`"
+    return _TEMPLATE.format(
+        summary=f"{model['family']} {card['task']} of {card['target']!r}",
+        version=card["mlkiln_version"],
+        created=card["created_at"],
+        source=source,
+        sha256=card["data"]["sha256"],
+        target=card["target"],
+        task=card["task"],
+        family=model["family"],
+        params=pprint.pformat(model["params"], sort_dicts=True),
+        threshold=model["threshold"],
+        seed=card["split"]["seed"],
+        test_size=card["split"]["test_size"],
+        folds=card["split"]["folds"],
+        n_classes=len(card["schema"]["target"].get("classes", [])) or 2,
+        kinds=pprint.pformat(kinds, sort_dicts=False),
+        coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
+        target_source=inspect.getsource(schema.coerce_target).rstrip(),
+        pipeline_source=inspect.getsource(pipeline).rstrip(),
+    )

@@ -1,0 +1,57 @@
+"""Shared fixtures: real example tables written to real files, and bundles trained once per session."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import mlkiln
+from mlkiln.examples import load_example
+
+
+@pytest.fixture(scope="session")
+def diamonds() -> pd.DataFrame:
+    """A 3,000-row sample of diamonds: large enough to learn, small enough to be quick."""
+    return load_example("diamonds").sample(3000, random_state=7).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def diamonds_csv(tmp_path_factory, diamonds) -> str:
+    path = tmp_path_factory.mktemp("data") / "diamonds.csv"
+    diamonds.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def failure_csv(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("data") / "machine.csv"
+    load_example("machine-failure").to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def diamonds_run(diamonds_csv):
+    return mlkiln.train(diamonds_csv, target="price", models=["linear", "hgb"])
+
+
+@pytest.fixture(scope="session")
+def diamonds_bundle(tmp_path_factory, diamonds_run) -> str:
+    return str(diamonds_run.save(tmp_path_factory.mktemp("bundles") / "diamonds"))
+
+
+@pytest.fixture(scope="session")
+def failure_run(failure_csv):
+    return mlkiln.train(failure_csv, target="Machine failure", models=["logistic_l1", "hgb"])
+
+
+@pytest.fixture(scope="session")
+def failure_bundle(tmp_path_factory, failure_run) -> str:
+    return str(failure_run.save(tmp_path_factory.mktemp("bundles") / "failure"))
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real ``mlkiln`` command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlkiln", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )

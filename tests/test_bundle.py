@@ -1,0 +1,132 @@
+"""The bundle: the course's three artifacts plus card and manifest, verified before loading."""
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlkiln
+from mlkiln.errors import MlkilnError
+
+FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "MANIFEST.sha256"}
+
+# a child interpreter in which ``import mlkiln`` fails, as on a machine without it
+NO_MLKILN = "import sys; sys.modules['mlkiln'] = None\n"
+
+
+def test_bundle_contents(diamonds_bundle, diamonds_run):
+    path = Path(diamonds_bundle)
+    assert FILES <= {p.name for p in path.iterdir()}
+    card = json.loads((path / "card.json").read_text())
+    assert card["target"] == "price" and card["task"] == "regression"
+    assert card["data"]["sha256"] and len(card["data"]["sha256"]) == 64
+    assert {c["name"] for c in card["schema"]["columns"]} == {"carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"}
+    reqs = (path / "requirements.txt").read_text()
+    for package in ("scikit-learn==", "numpy==", "pandas==", "joblib==", "scipy=="):
+        assert package in reqs
+    manifest = (path / "MANIFEST.sha256").read_text().split("\n")
+    assert {line.split("  ")[1] for line in manifest if line} == FILES - {"MANIFEST.sha256"}
+
+
+def test_load_predicts_like_the_run(diamonds_bundle, diamonds_run, diamonds):
+    model = mlkiln.load(diamonds_bundle)
+    np.testing.assert_array_equal(model.predict(diamonds), diamonds_run.predict(diamonds))
+
+
+def test_plain_joblib_load_without_mlkiln(diamonds_bundle, diamonds_csv, diamonds_run, tmp_path):
+    out = tmp_path / "pred.npy"
+    code = NO_MLKILN + f"""
+import joblib, numpy as np, pandas as pd
+try:
+    import mlkiln
+    raise SystemExit("mlkiln should not be importable here")
+except ImportError:
+    pass
+model = joblib.load({str(Path(diamonds_bundle) / 'model.joblib')!r})
+frame = pd.read_csv({diamonds_csv!r}, engine="pyarrow")
+for name in ("cut", "color", "clarity"):
+    frame[name] = frame[name].astype(object)
+np.save({str(out)!r}, model.predict(frame.drop(columns="price").astype({{c: float for c in ("carat","depth","table","x","y","z")}})))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    expected = diamonds_run.predict(pd.read_csv(diamonds_csv))
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+@pytest.mark.parametrize("bundle_fixture, data_fixture, target", [
+    ("diamonds_bundle", "diamonds_csv", "price"),
+    ("failure_bundle", "failure_csv", "Machine failure"),
+])
+def test_train_script_reproduces_predictions(request, bundle_fixture, data_fixture, target, tmp_path):
+    bundle, data = request.getfixturevalue(bundle_fixture), request.getfixturevalue(data_fixture)
+    out = tmp_path / "repro.joblib"
+    pred_file = tmp_path / "pred.npy"
+    subprocess.run([sys.executable, "-c", NO_MLKILN + f"""
+import runpy, sys
+sys.argv = ["train.py", {data!r}, "-o", {str(out)!r}]
+runpy.run_path({str(Path(bundle) / 'train.py')!r}, run_name="__main__")
+"""], check=True, timeout=300, capture_output=True)
+    import joblib
+
+    model = mlkiln.load(bundle)
+    X = model.prepare(pd.read_csv(data))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), model.pipeline.predict(X))
+    if model.task == "classification":
+        np.testing.assert_array_equal(joblib.load(out).predict_proba(X), model.pipeline.predict_proba(X))
+
+
+def _copy(bundle, tmp_path) -> Path:
+    import shutil
+
+    dest = tmp_path / "copy"
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+def test_tampered_joblib_is_refused(diamonds_bundle, tmp_path):
+    path = _copy(diamonds_bundle, tmp_path)
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    (path / "model.joblib").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(MlkilnError, match="model.joblib does not match"):
+        mlkiln.load(path, trust_pickle=True)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "edit_card"])
+def test_damaged_bundle_is_refused(diamonds_bundle, tmp_path, damage):
+    path = _copy(diamonds_bundle, tmp_path)
+    if damage == "truncate":
+        data = (path / "model.skops").read_bytes()
+        (path / "model.skops").write_bytes(data[: len(data) // 2])
+        match = "model.skops does not match"
+    elif damage == "delete":
+        (path / "model.skops").unlink()
+        match = "model.skops is missing"
+    else:
+        card = json.loads((path / "card.json").read_text())
+        card["metrics"]["test"]["r2"] = 1.0
+        (path / "card.json").write_text(json.dumps(card))
+        match = "card.json does not match"
+    with pytest.raises(MlkilnError, match=match):
+        mlkiln.load(path)
+
+
+def test_existing_output_needs_force(diamonds_run, tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "keep.txt").write_text("user data")
+    with pytest.raises(MlkilnError, match="already exists"):
+        diamonds_run.save(target)
+    assert (target / "keep.txt").read_text() == "user data"
+    diamonds_run.save(target, force=True)
+    assert not (target / "keep.txt").exists() and (target / "card.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers

@@ -1,0 +1,112 @@
+"""The ``mlkiln`` command end to end, in subprocesses, on real files."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+
+def _one_line_error(result, pattern):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("mlkiln: error:")]
+    assert len(lines) == 1 and pattern in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
+    out = tmp_path / "model"
+    result = run_cli("train", diamonds_csv, "--target", "price", "--models", "linear", "ridge", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "Best model:" in result.stdout and "ridge" in result.stdout and "r2" in result.stdout
+    assert "task: regression" in result.stderr  # the decision is printed
+
+    scored = tmp_path / "scored.parquet"
+    result = run_cli("predict", out, diamonds_csv, "-o", scored)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_parquet(scored)
+    source = pd.read_csv(diamonds_csv)
+    assert list(frame.columns) == [*source.columns, "prediction"]
+    assert len(frame) == len(source)
+
+    result = run_cli("evaluate", out, diamonds_csv, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == len(source) and 0.8 < metrics["r2"] < 1.0
+
+    result = run_cli("inspect", out)
+    assert result.returncode == 0, result.stderr
+    for text in ("task:", "ridge", "alpha", "Input schema", "carat", "scikit-learn", "model.skops", "ok"):
+        assert text in result.stdout
+
+
+def test_classification_predict_has_probabilities(failure_bundle, failure_csv, tmp_path):
+    out = tmp_path / "scored.csv"
+    result = run_cli("predict", failure_bundle, failure_csv, "-o", out)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert {"prediction", "proba_0", "proba_1"} <= set(frame.columns)
+    assert (frame["proba_0"] + frame["proba_1"]).round(9).eq(1).all()
+    assert frame["prediction"].isin([0, 1]).all() and frame["prediction"].sum() > 0
+
+
+def test_example_export_and_train(tmp_path):
+    csv = tmp_path / "mf.csv"
+    assert run_cli("example", "machine-failure", "-o", csv).returncode == 0
+    assert len(pd.read_csv(csv)) == 10_000
+
+
+def test_inspect_reports_tampering(diamonds_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(diamonds_bundle, copy)
+    (copy / "train.py").write_text("print('changed')\n")
+    result = run_cli("inspect", copy)
+    assert "MODIFIED" in result.stdout
+    _one_line_error(result, "bundle does not verify: train.py")
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda d: d / "nope.csv", ["--target", "y"], "data file not found"),
+        (lambda d: d, ["--target", "y"], "is a directory"),
+        (lambda d: _write(d / "empty.csv", b""), ["--target", "y"], "is empty"),
+        (lambda d: _write(d / "header.csv", b"x,y\n"), ["--target", "y"], "no data rows"),
+        (lambda d: _write(d / "bin.parquet", bytes(range(256)) * 8), ["--target", "y"], "cannot read"),
+        (lambda d: _write(d / "ok.csv", b"x,y\n1,2\n3,4\n5,6\n"), ["--target", "z"], "target column 'z' not found"),
+        (lambda d: _write(d / "one.csv", b"x,y\n1,a\n2,a\n3,a\n4,a\n"), ["--target", "y"], "single class"),
+        (lambda d: _write(d / "ok2.csv", b"x,y\n1,2\n"), [], "--target is required"),
+    ],
+)
+def test_bad_input_one_line_error_and_nothing_written(tmp_path, make, args, message):
+    data = make(tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("train", data, *args, "-o", out)
+    _one_line_error(result, message)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_existing_output_is_not_replaced(diamonds_csv, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    result = run_cli("train", diamonds_csv, "--target", "price", "-o", out)
+    _one_line_error(result, "already exists")
+
+
+def test_predict_errors_are_one_line(diamonds_bundle, tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"carat": [0.3]}).to_csv(bad, index=False)
+    out = tmp_path / "out.csv"
+    _one_line_error(run_cli("predict", diamonds_bundle, bad, "-o", out), "missing column")
+    assert not out.exists()
+    _one_line_error(run_cli("predict", tmp_path / "nobundle", bad, "-o", out), "not a model bundle")

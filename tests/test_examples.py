@@ -1,0 +1,189 @@
+"""Tests of the bundled examples: the diamonds table and the AI4I 2020-style generator.
+
+The generator is checked against the published construction of AI4I 2020 and
+its published statistics only, never against its own past output.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkiln.errors import MlkilnError
+from mlkiln.examples import EXAMPLES, load_example, make_machine_failure
+
+COLUMNS = [
+    "UDI",
+    "Product ID",
+    "Type",
+    "Air temperature [K]",
+    "Process temperature [K]",
+    "Rotational speed [rpm]",
+    "Torque [Nm]",
+    "Tool wear [min]",
+    "Machine failure",
+    "TWF",
+    "HDF",
+    "PWF",
+    "OSF",
+    "RNF",
+]
+FLAGS = ["TWF", "HDF", "PWF", "OSF", "RNF"]
+PUBLISHED_COUNTS = {"TWF": 51, "HDF": 115, "PWF": 95, "OSF": 98}  # per 10,000 rows
+WEAR_PER_PROCESS = {"L": 2, "M": 3, "H": 5}
+OVERSTRAIN_LIMIT = {"L": 11_000, "M": 12_000, "H": 13_000}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return make_machine_failure(seed=0)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_loads_with_its_target(name):
+    frame = load_example(name)
+    assert EXAMPLES[name] in frame.columns
+    assert len(frame) > 1000
+
+
+def test_examples_targets():
+    assert EXAMPLES == {"diamonds": "price", "machine-failure": "Machine failure"}
+
+
+def test_diamonds_is_the_full_table_with_string_categories():
+    frame = load_example("diamonds")
+    assert frame.shape == (53_940, 10)
+    assert list(frame.columns) == ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]
+    for column in ["cut", "color", "clarity"]:
+        assert pd.api.types.is_string_dtype(frame[column])
+        assert not isinstance(frame[column].dtype, pd.CategoricalDtype)
+    assert pd.api.types.is_integer_dtype(frame["price"])
+    assert set(frame["cut"]) == {"Fair", "Good", "Very Good", "Premium", "Ideal"}
+
+
+def test_unknown_example_raises_listing_valid_names():
+    with pytest.raises(MlkilnError, match="diamonds.*machine-failure"):
+        load_example("iris")
+
+
+def test_load_example_passes_the_seed_to_the_generator():
+    pd.testing.assert_frame_equal(load_example("machine-failure", seed=3), make_machine_failure(seed=3))
+
+
+@pytest.mark.parametrize("n_rows", [1, 10**6])
+def test_out_of_range_row_count_raises(n_rows):
+    with pytest.raises(MlkilnError, match="n_rows"):
+        make_machine_failure(n_rows=n_rows)
+
+
+def test_small_tables_keep_the_layout():
+    frame = make_machine_failure(n_rows=50, seed=7)
+    assert frame.shape == (50, 14)
+    assert list(frame.columns) == COLUMNS
+
+
+def test_shape_columns_and_dtypes(table):
+    assert table.shape == (10_000, 14)
+    assert list(table.columns) == COLUMNS
+    for column in ["UDI", "Rotational speed [rpm]", "Tool wear [min]", "Machine failure", *FLAGS]:
+        assert table[column].dtype == np.int64, column
+    for column in ["Air temperature [K]", "Process temperature [K]", "Torque [Nm]"]:
+        tenths = table[column].to_numpy() * 10
+        np.testing.assert_allclose(tenths, np.round(tenths), atol=1e-6, err_msg=column)
+    for column in FLAGS + ["Machine failure"]:
+        assert set(table[column]) <= {0, 1}
+
+
+def test_same_seed_same_table_other_seed_other_table(table):
+    pd.testing.assert_frame_equal(make_machine_failure(seed=0), table)
+    assert not make_machine_failure(seed=1).equals(table)
+
+
+def test_identifiers(table):
+    assert (table["UDI"].to_numpy() == np.arange(1, 10_001)).all()
+    ids = table["Product ID"]
+    assert ids.str.fullmatch(r"[LMH]\d{5}").all()
+    assert ids.is_unique
+    assert (ids.str[0] == table["Type"]).all()
+
+
+def test_type_shares(table):
+    shares = table["Type"].value_counts(normalize=True)
+    for variant, share in {"L": 0.5, "M": 0.3, "H": 0.2}.items():
+        assert abs(shares[variant] - share) <= 0.02, variant
+
+
+def test_temperatures(table):
+    air = table["Air temperature [K]"]
+    assert abs(air.mean() - 300) <= 1
+    assert 1.5 <= air.std() <= 2.5
+    difference = table["Process temperature [K]"] - air
+    assert abs(difference.mean() - 10) <= 0.5
+    assert 0.5 <= difference.std() <= 1.5
+
+
+def test_speed_and_torque(table):
+    speed, torque = table["Rotational speed [rpm]"], table["Torque [Nm]"]
+    assert abs(speed.mean() - 1539) <= 40
+    assert abs(speed.std() - 179) <= 30
+    assert speed.corr(torque) < -0.8
+    assert (torque >= 0).all()
+    assert abs(torque.mean() - 40) <= 1
+    assert abs(torque.std() - 10) <= 1
+
+
+def test_tool_wear_accumulates_and_resets(table):
+    wear = table["Tool wear [min]"].to_numpy()
+    assert wear.min() >= 0 and wear.max() <= 253
+    assert wear[0] == 0
+    step = np.diff(wear)
+    added = table["Type"].map(WEAR_PER_PROCESS).to_numpy()[:-1]
+    new_tool = wear[1:] == 0
+    assert ((step == added) | new_tool).all()
+    # A tool ends at a wear of 200-240 min (plus at most one process's wear).
+    ends = wear[:-1][new_tool]
+    assert ends.min() >= 200 and ends.max() < 245
+    assert 90 <= new_tool.sum() <= 160
+
+
+def test_tool_wear_failures_end_a_tool(table):
+    twf = table["TWF"].to_numpy().astype(bool)
+    wear = table["Tool wear [min]"].to_numpy()
+    assert (wear[twf] >= 200).all()
+    followed = twf[:-1]
+    assert (wear[1:][followed] == 0).all()
+
+
+def test_heat_dissipation_rule_holds_exactly(table):
+    rule = (table["Process temperature [K]"] - table["Air temperature [K]"] < 8.6) & (
+        table["Rotational speed [rpm]"] < 1380
+    )
+    assert (table["HDF"] == rule.astype(int)).all()
+
+
+def test_power_rule_holds_exactly(table):
+    power = table["Torque [Nm]"] * table["Rotational speed [rpm]"] * 2 * np.pi / 60
+    rule = (power < 3500) | (power > 9000)
+    assert (table["PWF"] == rule.astype(int)).all()
+
+
+def test_overstrain_rule_holds_exactly(table):
+    limit = table["Type"].map(OVERSTRAIN_LIMIT)
+    rule = table["Tool wear [min]"] * table["Torque [Nm]"] > limit
+    assert (table["OSF"] == rule.astype(int)).all()
+
+
+def test_machine_failure_is_any_mode(table):
+    assert (table["Machine failure"] == table[FLAGS].max(axis=1)).all()
+    assert 0.025 <= table["Machine failure"].mean() <= 0.045
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mode_counts_near_published(seed):
+    frame = make_machine_failure(seed=seed)
+    for mode, published in PUBLISHED_COUNTS.items():
+        assert abs(frame[mode].sum() - published) <= 0.4 * published, mode
+    # RNF is the published 0.1 % per process: a Poisson count around 10.
+    assert abs(frame["RNF"].sum() - 10) <= 3 * math.sqrt(10)
+    assert 0.025 <= frame["Machine failure"].mean() <= 0.045

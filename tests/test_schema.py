@@ -1,0 +1,99 @@
+"""Understanding a table: task inference, exclusions with reasons, the input contract."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkiln.errors import MlkilnError
+from mlkiln.examples import load_example
+from mlkiln.schema import (
+    check_target,
+    coerce_frame,
+    column_kind,
+    conform,
+    describe_columns,
+    infer_task,
+    screen_columns,
+)
+
+
+@pytest.mark.parametrize(
+    "values, task",
+    [
+        ([0, 1, 1, 0] * 10, "classification"),
+        (["yes", "no"] * 20, "classification"),
+        ([True, False] * 20, "classification"),
+        (list(range(100)), "regression"),
+        ([0.5, 1.25, 3.0, 2.0] * 10, "regression"),
+        ([1, 2, 3, 4, 5] * 8, "classification"),
+    ],
+)
+def test_infer_task(values, task):
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_diamonds_is_regression_and_keeps_every_column():
+    frame = load_example("diamonds")
+    y = frame.pop("price")
+    assert infer_task(y) == "regression"
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    assert kinds["cut"] == "categorical" and kinds["carat"] == "numeric"
+    assert screen_columns(coerce_frame(frame, kinds), y.astype(float), "regression", kinds) == {}
+
+
+def test_machine_failure_flags_identifiers_and_leaks():
+    frame = load_example("machine-failure")
+    y = frame.pop("Machine failure")
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    reasons = screen_columns(coerce_frame(frame, kinds), y, "classification", kinds)
+    assert set(reasons) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF", "RNF"}
+    assert reasons["UDI"].startswith("identifier") and reasons["Product ID"].startswith("identifier")
+    assert all(reasons[f].startswith("target leakage") for f in ["TWF", "HDF", "PWF", "OSF", "RNF"])
+
+
+def test_constant_and_copy_of_target_are_excluded():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    y = pd.Series(3 * x + rng.normal(scale=0.5, size=400))
+    frame = pd.DataFrame({"x": x, "const": 1.0, "copy": y * 2 + 1, "noise": rng.normal(size=400)})
+    kinds = {c: "numeric" for c in frame.columns}
+    reasons = screen_columns(frame, y, "regression", kinds)
+    assert set(reasons) == {"const", "copy"}
+    assert "constant" in reasons["const"] and "leakage" in reasons["copy"]
+
+
+def test_unknown_target_suggests_close_names():
+    frame = pd.DataFrame({"price": [1], "carat": [2]})
+    with pytest.raises(MlkilnError, match="did you mean 'price'"):
+        check_target(frame, "prise")
+
+
+def test_numeric_text_column_is_numeric():
+    col = pd.Series(["1.5", "2", "n/a"] + [str(i) for i in range(60)])
+    assert column_kind(col) == "numeric"
+    assert coerce_frame(pd.DataFrame({"c": col}), {"c": "numeric"})["c"].isna().sum() == 1
+
+
+def _schema():
+    frame = pd.DataFrame({"num": [1.0, 2.0, 3.0], "cat": ["a", "b", "a"]})
+    return describe_columns(frame, {"num": "numeric", "cat": "categorical"})
+
+
+def test_conform_reorders_and_ignores_extra_columns(caplog):
+    out = conform(pd.DataFrame({"cat": ["b"], "extra": [0], "num": ["2.5"]}), _schema())
+    assert list(out.columns) == ["num", "cat"]
+    assert out["num"].tolist() == [2.5]
+    assert "extra" in caplog.text
+
+
+def test_conform_names_missing_columns_and_bad_values():
+    with pytest.raises(MlkilnError, match="missing column.*'cat'"):
+        conform(pd.DataFrame({"num": [1.0]}), _schema())
+    with pytest.raises(MlkilnError, match=r"column 'num' expects a number, got 'abc' in row 2"):
+        conform(pd.DataFrame({"num": [1.0, "abc"], "cat": ["a", "b"]}), _schema())
+
+
+def test_conform_counts_unseen_categories(caplog):
+    out = conform(pd.DataFrame({"num": [1.0, None], "cat": ["zzz", None]}), _schema())
+    assert np.isnan(out["num"].iloc[1])
+    assert "not seen in training" in caplog.text
