@@ -4,13 +4,29 @@
     run.leaderboard; run.metrics["test"]; run.save("model/")
     model = mlkiln.load("model/")       # verified before anything is unpickled
     model.predict(frame)
+
+Names are imported on first use, so the command line starts (and answers
+Ctrl-C) before scikit-learn is loaded.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .errors import MlkilnError  # noqa: E402
-from .examples import EXAMPLES, load_example  # noqa: E402
-from .predict import Model, load  # noqa: E402
-from .workflow import Run, train  # noqa: E402
+_EXPORTS = {
+    "EXAMPLES": "examples",
+    "load_example": "examples",
+    "MlkilnError": "errors",
+    "Model": "predict",
+    "load": "predict",
+    "Run": "workflow",
+    "train": "workflow",
+}
 
-__all__ = ["EXAMPLES", "MlkilnError", "Model", "Run", "__version__", "load", "load_example", "train"]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'mlkiln' has no attribute {name!r}")

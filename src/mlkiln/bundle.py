@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import zipfile
@@ -23,6 +25,8 @@ import skops.io as sio
 
 from .data import file_sha256
 from .errors import MlkilnError
+
+log = logging.getLogger("mlkiln")
 
 MANIFEST = "MANIFEST.sha256"
 CARD = "card.json"
@@ -84,11 +88,15 @@ def write_bundle(path: str | os.PathLike, files: dict[str, bytes], force: bool =
             (tmp / name).write_bytes(content)
         manifest = "".join(f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in sorted(files.items()))
         (tmp / MANIFEST).write_text(manifest)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
+        old = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
+        # no SIGINT/SIGTERM between the two renames: the old bundle or the new one, never neither
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            if old is not None:
+                os.replace(path, old)
+            os.replace(tmp, path)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -158,6 +166,23 @@ def read_card(path: str | os.PathLike) -> dict:
         raise MlkilnError(f"{Path(path) / CARD} is not valid JSON: {exc}") from exc
 
 
+#: packages whose version decides whether a stored model loads and predicts the same
+VERSIONED_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
+
+
+def check_versions(saved: dict[str, str], path) -> None:
+    """Refuse a bundle made with another major version of a key package; warn on smaller differences."""
+    installed = package_versions()
+    hint = f"install the bundle's versions with: pip install -r {Path(path) / 'requirements.txt'}"
+    for name in VERSIONED_PACKAGES:
+        want, have = saved.get(name), installed.get(name)
+        if not want or not have or want == have:
+            continue
+        if want.split(".")[0] != have.split(".")[0]:
+            raise MlkilnError(f"bundle was made with {name} {want}, this environment has {have}; {hint}")
+        log.warning("bundle was made with %s %s, this environment has %s; predictions may differ slightly (%s)", name, want, have, hint)
+
+
 def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
     """Load the fitted Pipeline of a verified bundle.
 
@@ -167,6 +192,7 @@ def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
     """
     path = Path(path)
     files = verify(path)
+    check_versions(read_card(path).get("versions", {}), path)
     if trust_pickle and MODEL_JOBLIB in files:
         return joblib.load(path / MODEL_JOBLIB)
     untrusted = sio.get_untrusted_types(file=path / MODEL_SKOPS)

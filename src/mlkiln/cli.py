@@ -11,14 +11,12 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-from . import __version__, bundle, summary
+from . import __version__
 from .errors import MlkilnError
-from .examples import EXAMPLES, load_example
-from .pipeline import FAMILIES
-from .metrics import SELECTION_METRICS
 
 log = logging.getLogger("mlkiln")
 
@@ -29,10 +27,12 @@ C_NOTE = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False))
+    # SIGTERM unwinds like Ctrl-C, so temporary files are removed on the way out;
+    # both are handled from here on, including while scikit-learn is imported
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        args = _parser().parse_args(argv)
+        _setup_logging(getattr(args, "quiet", False))
         return args.func(args) or 0
     except MlkilnError as exc:
         print(f"mlkiln: error: {exc}", file=sys.stderr)
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlkiln: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("mlkiln: error: out of memory; use a sample of the table, fewer --jobs, or a larger machine", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"mlkiln: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 2
@@ -50,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_train(args) -> int:
+    from . import bundle, summary
+    from .examples import EXAMPLES, load_example
     from .workflow import train
 
     if (args.data is None) == (args.example is None):
@@ -84,6 +93,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from . import summary
     from .predict import load
 
     model = load(args.bundle, trust_pickle=args.trust_pickle)
@@ -96,6 +106,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from . import bundle, summary
+
     files = bundle.file_status(args.bundle)
     card = json.loads((Path(args.bundle) / bundle.CARD).read_text()) if (Path(args.bundle) / bundle.CARD).is_file() else None
     if card is None:
@@ -113,6 +125,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_example(args) -> int:
     from .data import write_table
+    from .examples import load_example
 
     write_table(load_example(args.name, seed=args.seed), args.output)
     log.info("wrote example %r to %s", args.name, args.output)
@@ -120,6 +133,10 @@ def cmd_example(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .examples import EXAMPLES
+    from .metrics import SELECTION_METRICS
+    from .pipeline import FAMILIES
+
     parser = argparse.ArgumentParser(
         prog="mlkiln", description="Turn a table into a tuned, evaluated, deployable scikit-learn model.",
         epilog=C_NOTE,

@@ -7,15 +7,22 @@ parser and infers column types in one pass. Every failure a user can cause
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from .errors import MlkilnError
+
+log = logging.getLogger("mlkiln")
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -32,13 +39,19 @@ def table_format(path: str | os.PathLike) -> str:
         return "parquet" if fh.read(4) == b"PAR1" else "csv"
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame.
+
+    CSV files are sniffed first: the delimiter (``,`` ``;`` tab ``|``) and the
+    encoding (UTF-8, else Latin-1 with a warning) are detected, and the
+    choice is kept in ``frame.attrs["read_options"]`` so that ``train.py``
+    reads the file the same way.
 
     Raises
     ------
     MlkilnError
-        When the file is missing, is a directory, is empty or cannot be parsed.
+        When the file is missing, a directory, empty, binary, too large for
+        memory, has duplicate column names, or cannot be parsed.
     """
     path = Path(path)
     if not path.exists():
@@ -47,27 +60,114 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise MlkilnError(f"{path} is a directory; give the path of a CSV or Parquet file")
     if path.stat().st_size == 0:
         raise MlkilnError(f"{path} is empty")
+    check_memory(path)
     fmt = table_format(path)
+    options: dict = {}
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path, engine="pyarrow")
         else:
-            frame = read_csv(path)
+            options = sniff_csv(path)
+            frame = read_csv(path, **options)
     except MlkilnError:
         raise
+    except MemoryError as exc:
+        raise MlkilnError(f"{path} does not fit in memory; use a sample of it or a machine with more memory") from exc
     except Exception as exc:  # pyarrow raises many types; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlkilnError(f"cannot read {path} as {fmt.upper()}: {reason}") from exc
     if frame.shape[1] == 0:
         raise MlkilnError(f"{path} has no columns")
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise MlkilnError(f"{path} has a header but no data rows")
+    frame.attrs["read_options"] = options
     return frame
 
 
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
     """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
-    return pd.read_csv(path, engine="pyarrow")
+    return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding)
+
+
+#: delimiters tried when sniffing, in order of preference on ties
+DELIMITERS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 1 << 16
+
+
+def sniff_csv(path: str | os.PathLike) -> dict:
+    """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        head = stream.read(_SNIFF_BYTES)
+        if b"\x00" in head:
+            raise MlkilnError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        encoding = "utf-8"
+        chunk = head
+        try:
+            while chunk:
+                decoder.decode(chunk)
+                chunk = stream.read(1 << 22)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+            log.warning("%s is not UTF-8; reading it as Latin-1 (re-save it as UTF-8 if text looks wrong)", path)
+    text = head.decode(encoding, errors="ignore")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines(keepends=True)
+    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    sep = _best_delimiter("".join(lines[:50]))
+    header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
+    names = [name.strip() for name in header]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise MlkilnError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
+    if sep != ",":
+        log.info("%s: detected %r as the delimiter", path, sep)
+    return {"sep": sep, "encoding": encoding}
+
+
+def _best_delimiter(sample: str) -> str:
+    """The delimiter that splits every sampled row into the same number (> 1) of fields."""
+    best, best_fields = ",", 1
+    for sep in DELIMITERS:
+        rows = [row for row in csv.reader(io.StringIO(sample), delimiter=sep) if row]
+        counts = {len(row) for row in rows}
+        if len(counts) == 1 and (fields := counts.pop()) > best_fields:
+            best, best_fields = sep, fields
+    return best
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may use: ``MLKILN_MAX_MEMORY`` (e.g. ``2G``) or what the OS has free."""
+    limit = os.environ.get("MLKILN_MAX_MEMORY")
+    if limit:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+        limit = limit.strip().upper().removesuffix("B")
+        try:
+            return int(float(limit[:-1]) * units[limit[-1]]) if limit[-1] in units else int(limit)
+        except ValueError as exc:
+            raise MlkilnError(f"MLKILN_MAX_MEMORY={os.environ['MLKILN_MAX_MEMORY']!r} is not a size like 2G or 512M") from exc
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+#: training holds several working copies of the table; more than this share of memory will not fit
+MEMORY_FACTOR = 4
+
+
+def check_memory(path: Path) -> None:
+    """Refuse up front a file that cannot fit, instead of failing deep inside pyarrow."""
+    size = path.stat().st_size
+    free = available_memory()
+    if size * MEMORY_FACTOR > free:
+        raise MlkilnError(
+            f"{path} ({size / 2**30:.2f} GiB) is too large for the available memory ({free / 2**30:.2f} GiB): "
+            f"mlkiln needs about {MEMORY_FACTOR}x the file size; use a sample of the table or a larger machine"
+        )
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> None:

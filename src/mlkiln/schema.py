@@ -35,10 +35,47 @@ NUMERIC_TEXT_SHARE = 0.95
 MAX_LISTED_CATEGORIES = 100
 
 
+def to_number(col):
+    """Read a column as float64: thousands separators ("1,234.5") are understood,
+    text that is not a number and +-inf become NaN. pandas and numpy only."""
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        numbers = col.astype("float64")
+    else:
+        text = col.astype("object").map(str, na_action="ignore").str.strip()
+        grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers), np.nan)
+
+
+def to_seconds(col):
+    """Read a column of dates/times as seconds since 1970-01-01 UTC (float64);
+    what does not read as a date becomes NaN. pandas and numpy only."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        stamps = pd.to_datetime(col, utc=True)
+    else:
+        text = col.astype("object").map(str, na_action="ignore")
+        try:
+            stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        except (ValueError, OverflowError):  # e.g. a year out of range: parse value by value
+            stamps = pd.to_datetime(text.map(_one_timestamp), utc=True)
+    naive = stamps.dt.tz_localize(None)
+    micros = naive.to_numpy().astype("datetime64[us]").astype("int64").astype("float64")
+    micros[naive.isna().to_numpy()] = np.nan
+    return pd.Series(micros / 1e6, index=col.index)
+
+
+def _one_timestamp(value):
+    try:
+        return pd.to_datetime(value, utc=True)
+    except (ValueError, OverflowError, TypeError):
+        return pd.NaT
+
+
 def coerce_frame(frame, kinds):
     """Return the feature columns of ``frame`` in the dtypes the pipeline expects.
 
-    numeric -> float64 (unparseable text becomes NaN); datetime -> seconds since
+    numeric -> float64 (see :func:`to_number`); datetime -> seconds since
     1970-01-01 UTC as float64; categorical -> Python strings with NaN for missing.
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
@@ -47,10 +84,9 @@ def coerce_frame(frame, kinds):
     for name, kind in kinds.items():
         col = frame[name]
         if kind == "numeric":
-            columns[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+            columns[name] = to_number(col)
         elif kind == "datetime":
-            stamps = pd.to_datetime(col, errors="coerce", utc=True)
-            columns[name] = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+            columns[name] = to_seconds(col)
         else:
             text = col.astype("object").map(str, na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
@@ -60,42 +96,77 @@ def coerce_frame(frame, kinds):
 def coerce_target(y, task):
     """Return the target as the model sees it, without the rows where it is missing.
 
-    Regression targets become float64 (unreadable text counts as missing).
-    Class labels that are whole numbers become int64 and anything else text,
-    so labels read the same from CSV, Parquet or JSON. Like
-    :func:`coerce_frame`, this uses pandas and numpy only.
+    Regression targets become float64 (see :func:`to_number`; unreadable values
+    count as missing). Class labels that are whole numbers become int64 and
+    anything else stripped text, so labels read the same from CSV, Parquet or
+    JSON. Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
-        numbers = pd.to_numeric(y, errors="coerce").astype("float64")
-        return numbers[numbers.notna() & np.isfinite(numbers)]
+        numbers = to_number(y)
+        return numbers[numbers.notna()]
     y = y[y.notna()]
     if pd.api.types.is_bool_dtype(y) or pd.api.types.is_numeric_dtype(y):
         numbers = y.astype("float64")
         if np.all(np.mod(numbers, 1.0) == 0.0):
             return numbers.astype("int64")
         return numbers
-    return y.astype("object").map(str).astype("object")
+    return y.astype("object").map(lambda v: str(v).strip()).astype("object")
+
+
+#: text that means "no value" in hand-made tables; never a reason to call a column text
+NA_TOKENS = frozenset({"", "-", "--", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a"})
+
+
+def is_missing_text(col: pd.Series) -> pd.Series:
+    """True where a value is missing or a placeholder such as "n/a", "-" or "?"."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return col.isna()
+    placeholder = col.astype("object").map(lambda v: isinstance(v, str) and v.strip().lower() in NA_TOKENS)
+    return col.isna() | placeholder.astype(bool)
 
 
 def column_kind(col: pd.Series) -> str:
-    """Classify a raw column as ``numeric``, ``datetime`` or ``categorical``."""
+    """Classify a raw column as ``numeric``, ``datetime`` or ``categorical``.
+
+    Text columns count as numeric (or datetime) when nearly all their values,
+    ignoring placeholders such as "n/a" or "?", read as numbers (or dates).
+    """
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         return "numeric"
     if pd.api.types.is_datetime64_any_dtype(col):
         return "datetime"
-    values = col.dropna()
-    if len(values) and not isinstance(col.dtype, pd.CategoricalDtype):
-        parsed = pd.to_numeric(values, errors="coerce")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return "categorical"
+    values = col[~is_missing_text(col)]
+    if not len(values):
+        return "categorical"
+    sample = values.sample(min(len(values), 1000), random_state=0)
+    if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
+        return "numeric"
+    text = sample.astype("object").map(str)
+    if text.str.contains(r"\d", regex=True).all() and text.str.contains(r"[-/:]", regex=True).all():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         if parsed.notna().mean() >= NUMERIC_TEXT_SHARE:
-            return "numeric"
+            return "datetime"
     return "categorical"
 
 
 def infer_task(y: pd.Series) -> str:
-    """``regression`` for numbers with many distinct values, else ``classification``."""
+    """``regression`` for numbers with many distinct values, else ``classification``.
+
+    Numbers stored as text ("1,234") count as numbers.
+    """
     values = y.dropna()
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_bool_dtype(values):
         return "classification"
+    if not pd.api.types.is_numeric_dtype(values):
+        numbers = to_number(values[~is_missing_text(values)])
+        if not len(numbers) or numbers.notna().mean() < NUMERIC_TEXT_SHARE:
+            return "classification"
+        values = numbers.dropna()
+    values = values[np.isfinite(values.to_numpy(dtype="float64"))]
     if not np.all(np.mod(values.to_numpy(dtype="float64"), 1.0) == 0.0):
         return "regression"
     return "classification" if values.nunique() <= MAX_CLASSES_FOR_AUTO else "regression"
@@ -127,7 +198,9 @@ def screen_columns(
     for name in X.columns:
         col = X[name]
         n_unique = col.nunique(dropna=False)
-        if n_unique <= 1:
+        if col.isna().all():
+            reasons[name] = "empty: no values at all"
+        elif n_unique <= 1:
             reasons[name] = "constant: one value in every row"
         elif kinds[name] == "categorical" and n >= 20 and col.nunique() >= ID_UNIQUE_RATIO * col.notna().sum():
             reasons[name] = "identifier-like: a distinct text value in (almost) every row"
@@ -174,13 +247,13 @@ def _pure_flag_reason(col: pd.Series, y: pd.Series) -> str | None:
         chance = float(shares[cls]) ** len(rows)
         if len(rows) >= 3 and chance <= LEAK_CHANCE:
             return (
-                f"value {_plain(value)!r} occurs only with target {_plain(cls)!r} "
+                f"value {plain_scalar(value)!r} occurs only with target {plain_scalar(cls)!r} "
                 f"({len(rows)} rows; chance {chance:.0e})"
             )
     return None
 
 
-def _plain(value):
+def plain_scalar(value):
     """numpy scalars as Python ones, so messages read ``1`` rather than ``np.int64(1)``."""
     value = value.item() if isinstance(value, np.generic) else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -249,24 +322,16 @@ def conform(frame: pd.DataFrame, columns: list[dict], target: str | None = None)
     """
     kinds = {c["name"]: c["kind"] for c in columns}
     frame = frame.rename(columns=str)
-    missing = [name for name in kinds if name not in frame.columns]
-    if missing:
-        raise MlkilnError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
-    extra = [name for name in frame.columns if name not in kinds and name != target]
-    if extra:
-        log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(map(repr, extra)))
+    _check_names(frame.columns, kinds, target, unknown="warn")
     coerced = coerce_frame(frame, kinds)
     for spec in columns:
         name = spec["name"]
         if spec["kind"] == "categorical":
             continue
-        bad = coerced[name].isna() & frame[name].notna() & (frame[name].astype("object").map(str, na_action="ignore").str.strip() != "")
+        bad = coerced[name].isna() & ~is_missing_text(frame[name])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise MlkilnError(
-                f"column {name!r} expects {'a number' if spec['kind'] == 'numeric' else 'a date/time'}, "
-                f"got {frame[name].iloc[row]!r} in row {row + 1}"
-            )
+            raise _unreadable(name, spec["kind"], frame[name].iloc[row], f" in row {row + 1}")
     for spec in columns:
         if spec["kind"] == "categorical" and spec.get("n_categories", 0) <= len(spec.get("categories", [])):
             unseen = coerced[spec["name"]].dropna()
@@ -277,3 +342,69 @@ def conform(frame: pd.DataFrame, columns: list[dict], target: str | None = None)
                     spec["name"], len(unseen), unseen.iloc[0],
                 )
     return coerced
+
+
+def conform_record(record: dict, columns: list[dict], target: str | None = None) -> dict:
+    """Check one record (a dict, e.g. parsed JSON) against the schema; return it ready to predict.
+
+    The rules are :func:`conform`'s, applied without building a DataFrame so
+    one row costs microseconds: numbers (and booleans) are taken as they are,
+    JSON ``null`` or NaN is a missing value, any other scalar is read by the
+    same :func:`to_number` / :func:`to_seconds` / :func:`is_missing_text` as a
+    batch, and a category is its text. Unlike :func:`conform`, a field the
+    model does not use is an error, not a warning: a client that misspells a
+    field should hear so. Nested values (lists, objects) are wrong types.
+    Returns ``{column: float or str or NaN}``.
+    """
+    if not isinstance(record, dict):
+        raise MlkilnError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
+    row = {}
+    for spec in columns:
+        name = spec["name"]
+        if name not in record:
+            _check_names(record, {c["name"]: c["kind"] for c in columns}, target, unknown="error")
+        row[name] = _record_value(name, spec["kind"], record[name])
+    if len(record) - (target in record) != len(row):
+        _check_names(record, {c["name"]: c["kind"] for c in columns}, target, unknown="error")
+    return row
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _record_value(name: str, kind: str, value):
+    number = type(value) in (float, int, bool)
+    if value is None or (number and value != value):
+        return np.nan
+    if kind == "categorical":
+        if isinstance(value, str):
+            return value
+        if number:
+            return str(value)
+        raise _unreadable(name, kind, value)
+    if kind == "numeric" and number and -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        return float(value)
+    if not (number or isinstance(value, str)):
+        raise _unreadable(name, kind, value)
+    cell = pd.Series([value], dtype=object)
+    parsed = float((to_number if kind == "numeric" else to_seconds)(cell).iloc[0])
+    if parsed != parsed and not is_missing_text(cell).iloc[0]:
+        raise _unreadable(name, kind, value)
+    return parsed
+
+
+def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
+    """Fail on columns the model needs but ``names`` lacks; warn or fail on ones it does not use."""
+    missing = [name for name in kinds if name not in names]
+    if missing:
+        raise MlkilnError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
+    extra = [str(name) for name in names if name not in kinds and name != target]
+    if extra and unknown == "error":
+        raise MlkilnError(f"unknown column(s) the model does not use: {', '.join(map(repr, extra))}")
+    if extra:
+        log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(map(repr, extra)))
+
+
+def _unreadable(name: str, kind: str, value, where: str = "") -> MlkilnError:
+    expected = {"numeric": "a number", "datetime": "a date/time", "categorical": "a text value"}[kind]
+    return MlkilnError(f"column {name!r} expects {expected}, got {value!r}{where}")

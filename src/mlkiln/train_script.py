@@ -1,7 +1,7 @@
 """Write the bundle's ``train.py``: a standalone script that rebuilds the model.
 
 The script needs pandas and scikit-learn only. It embeds the source of
-:mod:`mlkiln.pipeline` and of the two data-coercion functions of
+:mod:`mlkiln.pipeline` and of the data-coercion functions of
 :mod:`mlkiln.schema`, so there is one home for that logic and the script
 cannot drift from what mlkiln itself ran.
 """
@@ -44,11 +44,17 @@ THRESHOLD = {threshold!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
+# how mlkiln read the CSV file (delimiter and encoding it detected)
+CSV_OPTIONS = {csv_options!r}
 # feature columns and how each is read (numeric, categorical or datetime)
 KINDS = {kinds}
 
 
 # ---- data coercion, as in mlkiln.schema ----
+
+{number_source}
+
+{seconds_source}
 
 {coerce_source}
 
@@ -68,7 +74,7 @@ def main():
     if args.data.lower().endswith((".parquet", ".pq", ".parq")):
         frame = pd.read_parquet(args.data)
     else:
-        frame = pd.read_csv(args.data, engine="pyarrow")
+        frame = pd.read_csv(args.data, engine="pyarrow", **CSV_OPTIONS)
     y = coerce_target(frame[TARGET], TASK)
     frame = frame.loc[y.index]
     X = coerce_frame(frame, KINDS)
@@ -110,6 +116,9 @@ def render(card: dict) -> str:
         folds=card["split"]["folds"],
         n_classes=len(card["schema"]["target"].get("classes", [])) or 2,
         kinds=pprint.pformat(kinds, sort_dicts=False),
+        csv_options=card["data"].get("read_options") or {"sep": ",", "encoding": "utf-8"},
+        number_source=inspect.getsource(schema.to_number).rstrip(),
+        seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
         target_source=inspect.getsource(schema.coerce_target).rstrip(),
         pipeline_source=inspect.getsource(pipeline).rstrip(),

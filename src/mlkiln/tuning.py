@@ -20,6 +20,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from . import metrics
 from .errors import MlkilnError
 from .pipeline import build_pipeline
+from .schema import plain_scalar
 
 log = logging.getLogger("mlkiln")
 
@@ -96,7 +97,7 @@ def check_folds(task: str, y: pd.Series, folds: int) -> None:
         counts = y.value_counts()
         if counts.min() < folds:
             raise MlkilnError(
-                f"class {counts.idxmin()!r} has only {counts.min()} training row(s), fewer than "
+                f"class {plain_scalar(counts.idxmin())!r} has only {counts.min()} training row(s), fewer than "
                 f"--folds {folds}; drop that class, add rows, or use fewer folds"
             )
 
@@ -117,7 +118,7 @@ def tune_family(X, y, task, family, kinds, scorer, cv, seed, n_classes, n_jobs) 
     n = len(means)
     candidates = [
         {
-            "params": {k.removeprefix("model__"): _plain(v) for k, v in res["params"][i].items()},
+            "params": {k.removeprefix("model__"): _python_scalar(v) for k, v in res["params"][i].items()},
             "mean": _finite(sign * means[i]),
             "std": _finite(res["std_test_score"][i]),
             "folds": [_finite(sign * res[f"split{j}_test_score"][i]) for j in range(cv.get_n_splits())],
@@ -142,14 +143,16 @@ def tune_family(X, y, task, family, kinds, scorer, cv, seed, n_classes, n_jobs) 
 def out_of_fold(X, y, pipe, cv, task):
     """Out-of-fold predictions (and probabilities) of ``pipe``, plus the fold index of each row."""
     fold_of = np.empty(len(y), dtype="int64")
-    pred = np.empty(len(y), dtype=object if task == "classification" else "float64")
-    proba = None
+    pred = proba = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for k, (fit_idx, val_idx) in enumerate(cv.split(X, y)):
             model = clone(pipe).fit(X.iloc[fit_idx], y.iloc[fit_idx])
             fold_of[val_idx] = k
-            pred[val_idx] = model.predict(X.iloc[val_idx])
+            fold_pred = model.predict(X.iloc[val_idx])
+            if pred is None:
+                pred = np.empty(len(y), dtype=fold_pred.dtype)
+            pred[val_idx] = fold_pred
             if task == "classification":
                 p = model.predict_proba(X.iloc[val_idx])
                 if proba is None:
@@ -158,7 +161,7 @@ def out_of_fold(X, y, pipe, cv, task):
     return pred, proba, fold_of
 
 
-def _plain(value):
+def _python_scalar(value):
     """numpy scalars -> Python scalars, so parameters serialise to JSON and code."""
     return value.item() if isinstance(value, np.generic) else value
 

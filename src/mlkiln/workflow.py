@@ -29,6 +29,8 @@ from .schema import (
     column_kind,
     describe_columns,
     infer_task,
+    is_missing_text,
+    plain_scalar,
     screen_columns,
 )
 from .tuning import FamilyResult, Scorer, check_folds, make_cv, out_of_fold, tune_family
@@ -165,6 +167,13 @@ def train(
         raise MlkilnError("no usable feature columns are left; see the exclusions above, or use --keep")
     X = X[list(kinds)]
 
+    if task == "classification":
+        counts = y.value_counts()
+        if counts.min() < folds + 1:
+            raise MlkilnError(
+                f"class {plain_scalar(counts.idxmin())!r} has only {counts.min()} row(s); each class needs at least "
+                f"{folds + 1} (one for the test split, {folds} for {folds}-fold CV): add rows, drop that class, or use fewer --folds"
+            )
     metric, why = _choose_metric(task, metric, y)
     log.info("selection metric: %s", why)
     families = _choose_families(task, models)
@@ -262,7 +271,8 @@ def _load(data, source: str | None) -> tuple[pd.DataFrame, dict]:
         info = {"source": source or "DataFrame", "sha256": frame_sha256(frame)}
     elif isinstance(data, (str, os.PathLike)):
         frame = read_table(data)
-        info = {"source": source or str(Path(data).name), "sha256": file_sha256(data)}
+        info = {"source": source or str(Path(data).name), "sha256": file_sha256(data),
+                "read_options": frame.attrs.get("read_options", {})}
     else:
         raise MlkilnError(f"data must be a file path or a pandas DataFrame, got {type(data).__name__}")
     names = [str(c) for c in frame.columns]
@@ -280,9 +290,9 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
     for name, kind in kinds.items():
         if kind == "categorical":
             continue
-        lost = int((X[name].isna() & frame[name].notna()).sum())
+        lost = int((X[name].isna() & ~is_missing_text(frame[name])).sum())
         if lost:
-            log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost, "numbers" if kind == "numeric" else "dates")
+            log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost, "finite numbers" if kind == "numeric" else "dates")
 
 
 def _choose_metric(task: str, metric: str | None, y: pd.Series) -> tuple[str, str]:

@@ -1,0 +1,591 @@
+"""Compile a fitted mlkiln Pipeline into plain arrays: one-row predictions in microseconds.
+
+A scikit-learn Pipeline spends milliseconds on one row, nearly all of it in
+pandas and input checks around the model. :func:`compile_pipeline` reads the
+fitted steps once and folds them into NumPy arrays and Python tables:
+
+* linear families: imputation, scaling, missing-value indicators, one-hot
+  encoding and the linear model become, per input column, a scaled weight
+  (numbers) or a table of weight contributions indexed by category (text);
+* tree families: categories become the encoder's codes through the same kind
+  of table, and all trees are flattened into node arrays walked by NumPy, all
+  trees at once: small trees (gradient boosting, at most 64 leaves) by the
+  bitvector method of QuickScorer (Lucchese et al., SIGIR 2015), whose cost
+  does not grow with depth; deeper trees (random forests) level by level.
+  Batches of tree models reuse the compiled encoding and hand the matrix to
+  the estimator's own compiled tree code, which no NumPy walk beats on many rows.
+
+Inputs are the values :func:`mlkiln.schema.conform_record` (one row, a dict)
+or :func:`mlkiln.schema.conform` (a batch: a DataFrame or any mapping of
+column name to array) return: float64 numbers, text or NaN. A pipeline with a
+step this module does not know is not compiled: predictions then come from
+the pipeline itself, :attr:`Predictor.reason` says why, and a message is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+log = logging.getLogger("mlkiln")
+
+#: trees with at most this many leaves are walked by 64-bit bitvectors
+MAX_BITVECTOR_LEAVES = 64
+_ALL_LEAVES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+#: a text value no fitted encoder has seen, to learn how each encodes unknown input
+_UNSEEN = "\x00mlkiln-unseen\x00"
+
+_LINEAR = (LinearRegression, Ridge, Lasso, LogisticRegression)
+_HGB = (HistGradientBoostingRegressor, HistGradientBoostingClassifier)
+_FOREST = (RandomForestRegressor, RandomForestClassifier)
+
+
+class _NotCompilable(Exception):
+    """The pipeline holds something this module does not fold; the message says what."""
+
+
+class Predictor:
+    """Predictions of a fitted pipeline, from compiled arrays when it could be compiled.
+
+    Build it with :func:`compile_pipeline`. ``compiled`` tells which path is
+    used; ``reason`` says why scikit-learn is used instead (else ``None``).
+    """
+
+    def __init__(self, pipeline, columns: list[dict], body=None, reason: str | None = None):
+        self.pipeline = pipeline
+        self.columns = columns
+        self.body = body
+        self.reason = reason
+        self.compiled = body is not None
+
+    def score_row(self, row: dict) -> tuple:
+        """``(prediction, probabilities or None)`` for one conformed row.
+
+        The prediction is a Python scalar; probabilities are a list in the
+        order of the estimator's ``classes_``.
+        """
+        if self.body is None:
+            labels, proba = self.score(_one_row_frame(row, self.columns))
+            return labels.tolist()[0], None if proba is None else proba[0].tolist()
+        raw = self.body.raw_row(row)
+        if self.body.head.task == "regression":
+            return (raw if type(raw) is float else float(raw[0])), None
+        labels, proba = self.body.head.finish(np.reshape(raw, (1, -1)))
+        return labels.tolist()[0], proba[0].tolist()
+
+    def score(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(predictions, probabilities or None)`` for a conformed batch of rows."""
+        if self.body is None:
+            frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+            frame = frame[[c["name"] for c in self.columns]]
+            proba = self.pipeline.predict_proba(frame) if hasattr(self.pipeline, "predict_proba") else None
+            return self.pipeline.predict(frame), proba
+        return self.body.score(X)
+
+
+def compile_pipeline(pipeline, columns: list[dict]) -> Predictor:
+    """Fold a fitted mlkiln Pipeline into arrays; fall back to scikit-learn when it cannot.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted pipeline as :func:`mlkiln.pipeline.build_pipeline` makes it.
+    columns : list of dict
+        The input schema of the bundle's card (``card["schema"]["columns"]``).
+    """
+    try:
+        body = _compile(pipeline, columns)
+    except _NotCompilable as exc:
+        log.info("predictions use scikit-learn, not the compiled path: %s", exc)
+        return Predictor(pipeline, columns, reason=str(exc))
+    return Predictor(pipeline, columns, body)
+
+
+def _compile(pipeline, columns):
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        raise _NotCompilable("not a two-step (preprocessing, model) Pipeline")
+    prep, final = pipeline.steps[0][1], pipeline.steps[1][1]
+    estimator, threshold = final, None
+    if isinstance(final, FixedThresholdClassifier):
+        if final.pos_label is not None:
+            raise _NotCompilable("a decision threshold with an explicit pos_label")
+        estimator, threshold = final.estimator_, final.threshold
+    blocks = _blocks(prep, columns)
+    head = _Head(estimator, threshold)
+    if isinstance(estimator, _LINEAR):
+        return _Linear(blocks, estimator, head)
+    if isinstance(estimator, (*_HGB, *_FOREST)):
+        return _Trees(blocks, estimator, final, head)
+    raise _NotCompilable(f"no compiled form for {type(estimator).__name__}")
+
+
+def _blocks(prep, columns) -> dict:
+    """``{"numeric": (transformer, names), "categorical": (...)}`` from the fitted ColumnTransformer."""
+    numeric = [c["name"] for c in columns if c["kind"] != "categorical"]
+    categorical = [c["name"] for c in columns if c["kind"] == "categorical"]
+    blocks = {"numeric": (None, []), "categorical": (None, [])}
+    for name, transformer, names in getattr(prep, "transformers_", []):
+        if transformer == "drop" or len(names) == 0:
+            continue
+        if name not in blocks:
+            raise _NotCompilable(f"unexpected preprocessing block {name!r}")
+        blocks[name] = (transformer, list(names))
+    if blocks["numeric"][1] != numeric or blocks["categorical"][1] != categorical:
+        raise _NotCompilable("the preprocessing columns do not match the schema")
+    return blocks
+
+
+class _Categories:
+    """Text values of one column as integer ids: 0..n-1 known, ``n`` unknown, ``n + 1`` missing."""
+
+    def __init__(self, name: str, categories):
+        self.name = name
+        self.categories = [c for c in categories if isinstance(c, str)]
+        self.lookup = {c: i for i, c in enumerate(self.categories)}
+        self.unknown = len(self.categories)
+        self.missing = self.unknown + 1
+
+    def probe(self) -> list:
+        """One value per id, in id order, to learn how a fitted encoder treats each."""
+        return [*self.categories, _UNSEEN, np.nan]
+
+    def row_id(self, value) -> int:
+        return self.lookup.get(value, self.unknown) if value == value else self.missing
+
+    def ids(self, values) -> np.ndarray:
+        values = np.asarray(values, dtype=object)
+        ids = pd.Index(self.categories, dtype=object).get_indexer(values)
+        ids[ids < 0] = self.unknown
+        ids[pd.isna(values)] = self.missing
+        return ids
+
+
+def _probe(transformer, categories: list[_Categories]) -> list[np.ndarray]:
+    """The fitted categorical block's output for every id of every column, one array per column."""
+    length = max(len(c.probe()) for c in categories)
+    frame = pd.DataFrame(
+        {c.name: pd.Series(c.probe() + [c.probe()[0]] * (length - len(c.probe())), dtype=object) for c in categories}
+    )
+    out = transformer.transform(frame)
+    out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+    return [out[: len(c.probe())] for c in categories], out
+
+
+class _Head:
+    """From raw model outputs to predictions and probabilities, as the estimator does it."""
+
+    def __init__(self, estimator, threshold):
+        self.task = "classification" if hasattr(estimator, "classes_") else "regression"
+        self.threshold = threshold
+        self.classes = getattr(estimator, "classes_", None)
+        if isinstance(estimator, _FOREST):
+            self.kind = "proba"
+        elif isinstance(estimator, _HGB):
+            expected = "log_loss" if self.task == "classification" else "squared_error"
+            if estimator.loss != expected:
+                raise _NotCompilable(f"gradient boosting with loss {estimator.loss!r}")
+            self.kind = "logit"
+        else:
+            self.kind = "logit"
+        if threshold is not None and (self.classes is None or len(self.classes) != 2):
+            raise _NotCompilable("a decision threshold on a model that is not a binary classifier")
+
+    def finish(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(predictions, probabilities)`` from raw outputs of shape (n_rows, n_outputs)."""
+        if self.task == "regression":
+            return raw[:, 0], None
+        if self.kind == "proba":
+            proba = raw
+        elif raw.shape[1] == 1:
+            p = _expit(raw[:, 0])
+            proba = np.column_stack([1.0 - p, p])
+        else:
+            shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+            proba = shifted / shifted.sum(axis=1, keepdims=True)
+        if self.threshold is not None:
+            return self.classes[(proba[:, 1] >= self.threshold).astype(int)], proba
+        if self.kind == "logit" and raw.shape[1] == 1:
+            # as scikit-learn: "> 0" on the raw score, so a tie goes to the first class
+            return self.classes[(raw[:, 0] > 0).astype(int)], proba
+        return self.classes[np.argmax(proba if self.kind == "proba" else raw, axis=1)], proba
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class _Linear:
+    """Imputer, scaler, indicators, one-hot encoder and linear model folded per input column."""
+
+    def __init__(self, blocks, estimator, head):
+        self.head = head
+        weights = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+        self.n_out = weights.shape[0]
+        intercept = np.broadcast_to(np.asarray(estimator.intercept_, dtype=np.float64), (self.n_out,)).copy()
+        num, num_names = blocks["numeric"]
+        cat, cat_names = blocks["categorical"]
+        n_num = len(num_names)
+        self.num_names = num_names
+        self.mean = self.scale = self.num_weights = np.zeros((0,))
+        self.missing_terms = np.zeros((0, self.n_out))
+        offset = 0
+        if num is not None:
+            imputer, scaler = _numeric_steps(num)
+            self.mean, self.scale = scaler.mean_[:n_num], scaler.scale_[:n_num]
+            self.num_weights = weights[:, :n_num].T
+            self.missing_terms = ((imputer.statistics_ - self.mean) / self.scale)[:, None] * self.num_weights
+            flagged = imputer.indicator_.features_ if imputer.indicator_ is not None else np.zeros(0, dtype=int)
+            ind = slice(n_num, n_num + len(flagged))
+            ind_w = weights[:, ind].T
+            absent = (0.0 - scaler.mean_[ind]) / scaler.scale_[ind]
+            present = (1.0 - scaler.mean_[ind]) / scaler.scale_[ind]
+            intercept += absent @ ind_w
+            self.missing_terms[flagged] += (present - absent)[:, None] * ind_w
+            offset = n_num + len(flagged)
+        self.categories, self.tables = [], []
+        if cat is not None:
+            self.categories = [_Categories(n, c) for n, c in zip(cat_names, _one_hot(cat).categories_)]
+            probes, out = _probe(cat, self.categories)
+            widths = _one_hot_widths(_one_hot(cat))
+            if out.shape[1] != sum(widths):
+                raise _NotCompilable("unexpected one-hot layout")
+            first = offset
+            for probe, width in zip(probes, widths):
+                columns = slice(offset - first, offset - first + width)
+                self.tables.append(probe[:, columns] @ weights[:, offset : offset + width].T)
+                offset += width
+        if offset != weights.shape[1]:
+            raise _NotCompilable("unexpected width of the preprocessed input")
+        self.intercept = intercept
+        # one row adds Python floats (one output) or small arrays (several)
+        scalar = self.n_out == 1
+        self._row_intercept = float(intercept[0]) if scalar else intercept
+        self._row_numeric = [
+            (name, float(mu), float(s), float(w[0]) if scalar else w, float(m[0]) if scalar else m)
+            for name, mu, s, w, m in zip(num_names, self.mean, self.scale, self.num_weights, self.missing_terms)
+        ]
+        self._row_categorical = [
+            (c.name, c.lookup, c.unknown, c.missing, t[:, 0].tolist() if scalar else list(t))
+            for c, t in zip(self.categories, self.tables)
+        ]
+
+    def raw_row(self, row: dict):
+        total = self._row_intercept
+        for name, mean, scale, weight, missing_term in self._row_numeric:
+            value = row[name]
+            total = total + ((value - mean) / scale * weight if value == value else missing_term)
+        for name, lookup, unknown, missing, table in self._row_categorical:
+            value = row[name]
+            total = total + table[lookup.get(value, unknown) if value == value else missing]
+        return total
+
+    def raw(self, X) -> np.ndarray:
+        n = _n_rows(X)
+        out = np.broadcast_to(self.intercept, (n, self.n_out)).copy()
+        if self.num_names:
+            values = _numeric_matrix(X, self.num_names)
+            missing = np.isnan(values)
+            scaled = np.where(missing, 0.0, (values - self.mean) / self.scale)
+            out += scaled @ self.num_weights + missing @ self.missing_terms
+        for categories, table in zip(self.categories, self.tables):
+            out += table[categories.ids(X[categories.name])]
+        return out
+
+    def score(self, X):
+        return self.head.finish(self.raw(X))
+
+
+def _numeric_steps(transformer):
+    steps = [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else []
+    if len(steps) != 2 or not isinstance(steps[0], SimpleImputer) or not isinstance(steps[1], StandardScaler):
+        raise _NotCompilable("numeric preprocessing is not SimpleImputer + StandardScaler")
+    imputer, scaler = steps
+    if imputer.strategy == "constant" or np.isnan(imputer.statistics_).any() or not (scaler.with_mean and scaler.with_std):
+        raise _NotCompilable("numeric preprocessing with options this module does not fold")
+    return imputer, scaler
+
+
+def _one_hot(transformer) -> OneHotEncoder:
+    encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+    if not isinstance(encoder, OneHotEncoder) or encoder.drop_idx_ is not None:
+        raise _NotCompilable("categorical preprocessing is not a OneHotEncoder without drop")
+    return encoder
+
+
+def _one_hot_widths(encoder: OneHotEncoder) -> list[int]:
+    """Output columns per input column: frequent categories, plus one shared slot for infrequent ones."""
+    infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
+    return [len(c) - (0 if r is None else len(r) - 1) for c, r in zip(encoder.categories_, infrequent)]
+
+
+class _Trees:
+    """Tree ensembles as flat node arrays over one feature vector per row.
+
+    The feature vector is ``[x, x with NaN as -inf, categorical decisions]``.
+    A node whose missing values go left reads the second copy, so "go left"
+    is always ``value <= threshold`` (NaN compares false, -inf true). A
+    categorical split of gradient boosting reads a virtual feature, 0 (left)
+    or 1 (right), looked up per category id, against threshold 0.5.
+    """
+
+    def __init__(self, blocks, estimator, final, head):
+        self.head, self.final = head, final
+        num, num_names = blocks["numeric"]
+        cat, cat_names = blocks["categorical"]
+        if num is not None and not (isinstance(num, FunctionTransformer) and num.func is None) and num != "passthrough":
+            raise _NotCompilable("numeric preprocessing of a tree model is not passthrough")
+        self.num_names = num_names
+        self.categories, self.codes = [], []
+        if cat is not None:
+            if not isinstance(cat, OrdinalEncoder):
+                raise _NotCompilable("categorical preprocessing of a tree model is not an OrdinalEncoder")
+            self.categories = [_Categories(n, c) for n, c in zip(cat_names, cat.categories_)]
+            probes, _ = _probe(cat, self.categories)
+            self.codes = [p[:, i] for i, p in enumerate(probes)]
+        self.n_features = len(num_names) + len(self.categories)
+        self.order, self.tree_codes = _model_view(estimator, self.n_features, self.codes)
+        self.float32 = isinstance(estimator, _FOREST)
+        trees, self.offset, self.divisor = _tree_arrays(estimator, self.n_features)
+        self.virtual = self._categorical_splits(trees, estimator)
+        walkable = all(2 <= t["n_leaves"] <= MAX_BITVECTOR_LEAVES for t in trees)
+        self.walk = _Bitvectors(trees) if walkable else _Levels(trees)
+
+    def _categorical_splits(self, trees, estimator) -> list[np.ndarray]:
+        """Point each categorical split at a virtual 0/1 feature; return its table per column.
+
+        The table of column ``j`` has one row per category id and one column
+        per split on ``j``: 1.0 where gradient boosting sends that id right.
+        """
+        splits = [[] for _ in self.categories]
+        for tree in trees:
+            for node in np.flatnonzero(tree["categorical"]):
+                splits[self.order[tree["raw_feature"][node]] - len(self.num_names)].append((tree, node))
+        if not any(splits):
+            return [np.zeros((c.missing + 1, 0)) for c in self.categories]
+        known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+        tables, start = [], 2 * self.n_features
+        for codes, column_splits in zip(self.tree_codes, splits):
+            table = np.zeros((len(codes), len(column_splits)))
+            for k, (tree, node) in enumerate(column_splits):
+                table[:, k] = [_hgb_goes_right(code, tree, node, known, f_idx_map) for code in codes]
+                tree["feature"][node] = start + k
+                tree["threshold"][node] = 0.5
+            tables.append(table)
+            start += len(column_splits)
+        return tables
+
+    def raw_row(self, row: dict) -> np.ndarray:
+        ids = [c.row_id(row[c.name]) for c in self.categories]
+        x = np.array([*(row[n] for n in self.num_names), *(code[i] for code, i in zip(self.tree_codes, ids))])[self.order]
+        if self.float32:
+            x = x.astype(np.float32).astype(np.float64)
+        xs = np.concatenate((x, np.where(np.isnan(x), -np.inf, x), *(v[i] for v, i in zip(self.virtual, ids))))
+        return self.walk.leaf_sum(xs) / self.divisor + self.offset
+
+    def score(self, X):
+        columns = [_numeric_matrix(X, self.num_names)]
+        columns += [code[c.ids(X[c.name])][:, None] for c, code in zip(self.categories, self.codes)]
+        matrix = np.hstack(columns)
+        proba = self.final.predict_proba(matrix) if self.head.task == "classification" else None
+        return self.final.predict(matrix), proba
+
+
+def _model_view(estimator, n_features: int, codes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """How the trees see the preprocessed row: feature order and category codes.
+
+    Gradient boosting with categorical features re-encodes them with its own
+    internal OrdinalEncoder and puts them first; ``order[i]`` is the
+    preprocessed column its trees call feature ``i``, and ``tree_codes`` are
+    the codes its trees compare, per category id.
+    """
+    inner = getattr(estimator, "_preprocessor", None)
+    if inner is None:
+        return np.arange(n_features), codes
+    order = np.empty(n_features, dtype=np.intp)
+    for name, _, selected in inner.transformers_:
+        if name in ("encoder", "numerical"):
+            order[inner.output_indices_[name]] = np.arange(n_features)[selected]
+    length = max(len(c) for c in codes)
+    probe = np.zeros((length, n_features))
+    n_numeric = n_features - len(codes)
+    for j, c in enumerate(codes):
+        probe[:, n_numeric + j] = np.concatenate([c, np.full(length - len(c), c[0])])
+    seen = inner.transform(probe)[:, np.argsort(order)]
+    return order, [seen[: len(c), n_numeric + j] for j, c in enumerate(codes)]
+
+
+def _hgb_goes_right(code: float, tree: dict, node: int, known: np.ndarray, f_idx_map: np.ndarray) -> bool:
+    """Where gradient boosting sends a category code at a categorical split (its Cython rules)."""
+    missing_way = not tree["missing_left"][node]
+    if math.isnan(code) or code < 0:
+        return missing_way
+    code = int(code)
+    if _in_bitset(tree["left_bitsets"][tree["bitset_idx"][node]], code):
+        return False
+    if _in_bitset(known[f_idx_map[tree["raw_feature"][node]]], code):
+        return True
+    return missing_way
+
+
+def _in_bitset(bitset: np.ndarray, value: int) -> bool:
+    return bool((int(bitset[value // 32]) >> (value % 32)) & 1)
+
+
+def _tree_arrays(estimator, n_features: int) -> tuple[list[dict], np.ndarray, float]:
+    """Each tree's node arrays, plus the constant added to and the divisor of the leaf sum."""
+    if getattr(estimator, "n_features_in_", n_features) != n_features:
+        raise _NotCompilable("the model's input width does not match the schema")
+    trees = []
+    if isinstance(estimator, _HGB):
+        n_out = estimator.n_trees_per_iteration_
+        for iteration in estimator._predictors:
+            for k, predictor in enumerate(iteration):
+                nodes = predictor.nodes
+                value = np.zeros((len(nodes), n_out))
+                value[:, k] = nodes["value"]
+                trees.append(_tree(
+                    nodes["feature_idx"], nodes["num_threshold"], nodes["left"], nodes["right"],
+                    nodes["missing_go_to_left"], nodes["is_leaf"], value, n_features,
+                    categorical=nodes["is_categorical"], bitset_idx=nodes["bitset_idx"],
+                    left_bitsets=predictor.raw_left_cat_bitsets,
+                ))
+        return trees, np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel(), 1.0
+    if estimator.n_outputs_ != 1:
+        raise _NotCompilable("a forest with several outputs")
+    for member in estimator.estimators_:
+        t = member.tree_
+        leaf = t.children_left < 0
+        trees.append(_tree(t.feature, t.threshold, t.children_left, t.children_right,
+                           t.missing_go_to_left, leaf, t.value[:, 0, :], n_features))
+    return trees, np.zeros(1), float(len(estimator.estimators_))
+
+
+def _tree(feature, threshold, left, right, missing_left, leaf, value, n_features, **categorical) -> dict:
+    leaf = np.asarray(leaf, dtype=bool)
+    missing_left = np.asarray(missing_left, dtype=bool)
+    raw_feature = np.where(leaf, 0, feature).astype(np.intp)
+    tree = {
+        "raw_feature": raw_feature,
+        "feature": raw_feature + n_features * missing_left,
+        "threshold": np.asarray(threshold, dtype=np.float64).copy(),
+        "left": np.where(leaf, -1, left).astype(np.intp),
+        "right": np.where(leaf, -1, right).astype(np.intp),
+        "missing_left": missing_left,
+        "leaf": leaf,
+        "value": np.asarray(value, dtype=np.float64),
+        "n_leaves": int(leaf.sum()),
+        "categorical": np.asarray(categorical.get("categorical", np.zeros(len(leaf))), dtype=bool) & ~leaf,
+    }
+    tree.update({k: v for k, v in categorical.items() if k != "categorical"})
+    return tree
+
+
+class _Bitvectors:
+    """QuickScorer: every split that sends the row right clears the leaves of its left subtree.
+
+    Leaves are numbered left to right; the exit leaf of a tree is the lowest
+    bit still set after AND-ing the masks of all its right-going splits.
+    """
+
+    def __init__(self, trees: list[dict]):
+        features, thresholds, masks, starts, values, first_leaf = [], [], [], [], [], []
+        n_internal = n_leaves = 0
+        for tree in trees:
+            order, tree_masks = [], {}
+            _number_leaves(tree, 0, order, tree_masks)
+            internal = np.array(sorted(tree_masks), dtype=np.intp)
+            starts.append(n_internal)
+            first_leaf.append(n_leaves)
+            features.append(tree["feature"][internal])
+            thresholds.append(tree["threshold"][internal])
+            masks.append(np.array([tree_masks[i] for i in internal], dtype=np.uint64))
+            values.append(tree["value"][order])
+            n_internal += len(internal)
+            n_leaves += len(order)
+        self.feature = np.concatenate(features)
+        self.threshold = np.concatenate(thresholds)
+        self.masks = np.concatenate(masks)
+        self.starts = np.array(starts, dtype=np.intp)
+        self.first_leaf = np.array(first_leaf, dtype=np.intp)
+        self.values = np.concatenate(values)
+
+    def leaf_sum(self, xs: np.ndarray) -> np.ndarray:
+        left = xs[self.feature] <= self.threshold
+        remaining = np.bitwise_and.reduceat(np.where(left, _ALL_LEAVES, self.masks), self.starts)
+        lowest = (remaining & (~remaining + np.uint64(1))).astype(np.float64)
+        return self.values[self.first_leaf + np.frexp(lowest)[1] - 1].sum(axis=0)
+
+
+def _number_leaves(tree: dict, node: int, order: list, masks: dict) -> list[int]:
+    """Number the leaves under ``node`` left to right; record each split's mask; return its leaves."""
+    if tree["leaf"][node]:
+        order.append(node)
+        return [len(order) - 1]
+    below_left = _number_leaves(tree, tree["left"][node], order, masks)
+    below_right = _number_leaves(tree, tree["right"][node], order, masks)
+    masks[node] = int(_ALL_LEAVES) & ~sum(1 << bit for bit in below_left)
+    return below_left + below_right
+
+
+class _Levels:
+    """All trees walked together one level per step; a leaf loops to itself."""
+
+    def __init__(self, trees: list[dict]):
+        offsets = np.cumsum([0] + [len(t["leaf"]) for t in trees])
+        self.roots = offsets[:-1].astype(np.intp)
+        own = np.arange(offsets[-1])
+        leaf = np.concatenate([t["leaf"] for t in trees])
+        left = np.concatenate([t["left"] + o for t, o in zip(trees, offsets)])
+        right = np.concatenate([t["right"] + o for t, o in zip(trees, offsets)])
+        # indexed by "goes left" (0 or 1)
+        self.children = np.column_stack([np.where(leaf, own, right), np.where(leaf, own, left)])
+        self.feature = np.concatenate([t["feature"] for t in trees])
+        self.threshold = np.concatenate([t["threshold"] for t in trees])
+        self.values = np.concatenate([t["value"] for t in trees])
+        self.depth = max(_depth(t) for t in trees)
+
+    def leaf_sum(self, xs: np.ndarray) -> np.ndarray:
+        nodes = self.roots
+        for _ in range(self.depth):
+            left = xs[self.feature[nodes]] <= self.threshold[nodes]
+            nodes = self.children[nodes, left.view(np.int8)]
+        return self.values[nodes].sum(axis=0)
+
+
+def _depth(tree: dict) -> int:
+    depth, level = 0, [0]
+    while True:
+        level = [c for n in level if not tree["leaf"][n] for c in (tree["left"][n], tree["right"][n])]
+        if not level:
+            return depth
+        depth += 1
+
+
+def _n_rows(X) -> int:
+    return len(X) if isinstance(X, pd.DataFrame) else len(next(iter(X.values())))
+
+
+def _numeric_matrix(X, names: list[str]) -> np.ndarray:
+    n = _n_rows(X)
+    return np.column_stack([np.asarray(X[name], dtype=np.float64) for name in names]) if names else np.zeros((n, 0))
+
+
+def _one_row_frame(row: dict, columns: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c["name"]: pd.Series([row[c["name"]]], dtype=object if c["kind"] == "categorical" else np.float64) for c in columns}
+    )

@@ -1,0 +1,99 @@
+"""Property-based tests: random tables and random payloads either work or raise MlkilnError.
+
+Never another exception: whatever a user feeds mlkiln, the answer is a model,
+a prediction, or one of our own messages.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mlkiln
+from mlkiln.errors import MlkilnError
+from mlkiln.schema import infer_task
+
+ODD_TEXT = st.sampled_from(["", " ", "n/a", "?", "-", "1,234", "NaN", "inf", "é", "日本", "a,b", 'q"uote', "\n", "0", "True"])
+CELL = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(-1000, 1000),
+    st.booleans(),
+    ODD_TEXT,
+    st.text(max_size=6),
+)
+COLUMN = st.one_of(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1),
+    st.lists(st.integers(0, 3), min_size=1),
+    st.lists(st.sampled_from(["red", "green", "blue", None]), min_size=1),
+    st.lists(CELL, min_size=1),
+)
+NAMES = st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=5, unique=True)
+
+
+@st.composite
+def tables(draw):
+    names = draw(NAMES)
+    n = draw(st.integers(1, 60))
+    columns = {}
+    for name in names:
+        values = draw(COLUMN)
+        columns[name] = [values[i % len(values)] for i in range(n)]
+    return pd.DataFrame(columns), draw(st.sampled_from(names))
+
+
+def _cheap_family(frame, target):
+    try:
+        task = infer_task(frame[target])
+    except Exception:
+        return None
+    return ["linear"] if task == "regression" else ["logistic_l2"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tables(), st.booleans())
+def test_random_tables_train_or_raise_our_error(tmp_path_factory, table, via_csv):
+    frame, target = table
+    data = frame
+    if via_csv:
+        data = tmp_path_factory.mktemp("t") / "t.csv"
+        frame.to_csv(data, index=False)
+    try:
+        run = mlkiln.train(data, target=target, models=_cheap_family(frame, target))
+    except MlkilnError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert run.card["metrics"]["test"]["n"] >= 1
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "x": rng.normal(size=200),
+        "colour": rng.choice(["red", "green"], size=200),
+        "when": pd.date_range("2024-01-01", periods=200, freq="D"),
+    })
+    frame["label"] = np.where(frame["x"] > 0, "up", "down")
+    path = tmp_path_factory.mktemp("b") / "m"
+    mlkiln.train(frame, target="label", models=["logistic_l2"], keep=["x"]).save(path)
+    return mlkiln.load(path)
+
+
+RECORD = st.dictionaries(st.sampled_from(["x", "colour", "when", "extra", "ü"]), CELL, max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(RECORD, max_size=5))
+def test_random_payloads_predict_or_raise_our_error(model, records):
+    try:
+        proba = model.predict_proba(records)
+        labels = model.predict(records)
+    except MlkilnError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert len(labels) == len(records) == len(proba)
+    assert all(math.isclose(p.sum(), 1.0) for p in proba)

@@ -1,0 +1,338 @@
+"""Bad input, case by case: a correct model with a warning, or one line, exit 2 and nothing written.
+
+Each case writes a real file and runs the real CLI entry point in-process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlkiln
+from mlkiln import bundle
+from mlkiln.cli import main
+
+
+def run(args, capsys):
+    """Run ``mlkiln`` in-process; return (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def train(tmp_path, capsys, data, target, *extra):
+    out = tmp_path / "model"
+    code, stdout, err = run(["train", data, "--target", target, "-o", out, "-q", *extra], capsys)
+    return code, err, out
+
+
+def assert_refused(result, message, tmp_path):
+    code, err, out = result
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("mlkiln: error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]
+
+
+def card_of(out) -> dict:
+    return json.loads((out / "card.json").read_text())
+
+
+def table(n=120, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return pd.DataFrame({
+        "x": x,
+        "z": rng.normal(size=n),
+        "colour": rng.choice(["red", "green", "blue"], size=n),
+        "y": 3 * x + rng.normal(scale=0.3, size=n),
+        "label": np.where(x + rng.normal(scale=0.5, size=n) > 0, "yes", "no"),
+    })
+
+
+def write(path: Path, frame: pd.DataFrame, **kwargs) -> Path:
+    frame.to_csv(path, index=False, **kwargs)
+    return path
+
+
+# ---- training-time data problems that end in a clear refusal ----
+
+def test_binary_file(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"x,y\n" + bytes(range(256)) * 4)
+    assert_refused(train(tmp_path, capsys, path, "y"), "not a text file", tmp_path)
+
+
+def test_duplicate_column_names(tmp_path, capsys):
+    path = tmp_path / "dup.csv"
+    path.write_text("x,x,y\n" + "".join(f"{i},{i},{i}\n" for i in range(30)))
+    assert_refused(train(tmp_path, capsys, path, "y"), "duplicate column name(s) 'x'", tmp_path)
+
+
+def test_misspelled_target_suggests(tmp_path, capsys):
+    path = write(tmp_path / "t.csv", table())
+    assert_refused(train(tmp_path, capsys, path, "lable"), "did you mean 'label'", tmp_path)
+
+
+def test_target_entirely_missing(tmp_path, capsys):
+    frame = table().assign(y=np.nan)
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "y"), "has no values", tmp_path)
+
+
+def test_class_with_fewer_members_than_folds(tmp_path, capsys):
+    frame = table()
+    frame.loc[:1, "label"] = "rare"
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "label"), "class 'rare' has only 2 row(s)", tmp_path)
+
+
+def test_tiny_table(tmp_path, capsys):
+    path = write(tmp_path / "t.csv", table().head(3))
+    assert_refused(train(tmp_path, capsys, path, "y", "--task", "regression"), "too few", tmp_path)
+
+
+def test_larger_than_memory(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLKILN_MAX_MEMORY", "4K")
+    path = write(tmp_path / "t.csv", table(n=500))
+    assert_refused(train(tmp_path, capsys, path, "y"), "too large for the available memory", tmp_path)
+
+
+# ---- training-time data problems that still give a correct model, with a warning ----
+
+def test_latin1_text(tmp_path, capsys):
+    frame = table()
+    frame["colour"] = np.where(frame["x"] > 0, "café", "crème")
+    path = write(tmp_path / "t.csv", frame, encoding="latin-1")
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0 and "not UTF-8" in err
+    colour = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "colour")
+    assert sorted(colour["categories"]) == ["café", "crème"]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_other_delimiters(tmp_path, capsys, sep):
+    path = write(tmp_path / "t.csv", table(), sep=sep)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert card_of(out)["data"]["read_options"]["sep"] == sep
+    assert card_of(out)["metrics"]["test"]["r2"] > 0.9
+
+
+def test_quoted_fields_with_newlines_and_commas(tmp_path, capsys):
+    frame = table()
+    frame["note"] = np.where(frame["x"] > 0, "line one,\nline two", 'say "hi", then go')
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert card_of(out)["data"]["rows"] == 120
+    note = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "note")
+    assert "line one,\nline two" in note["categories"]
+
+
+def test_target_with_some_missing_values(tmp_path, capsys):
+    frame = table()
+    frame.loc[:6, "y"] = np.nan
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0 and "dropping 7 row(s)" in err
+    assert card_of(out)["data"]["rows_used"] == 113
+
+
+def test_regression_target_as_text_with_thousands_separators(tmp_path, capsys):
+    frame = table()
+    frame["price"] = [f"{v:,.2f}" for v in 1000 * (frame["y"] + 5)]
+    path = write(tmp_path / "t.csv", frame.drop(columns=["y", "label"]))
+    code, err, out = train(tmp_path, capsys, path, "price", "--models", "linear")
+    assert code == 0, err
+    card = card_of(out)
+    assert card["task"] == "regression" and card["metrics"]["test"]["r2"] > 0.9
+
+
+def test_numeric_column_with_stray_text(tmp_path, capsys):
+    frame = table().astype({"z": object})
+    frame.loc[[3, 10, 20], "z"] = ["n/a", "-", "?"]
+    frame.loc[5, "z"] = "oops"
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert "'z': 1 value(s) are not finite numbers" in err
+    assert next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "z")["kind"] == "numeric"
+
+
+def test_all_missing_constant_and_high_cardinality_columns(tmp_path, capsys):
+    frame = table().assign(empty=np.nan, const="same", code=[f"id-{i:05d}x" for i in range(120)])
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    excluded = card_of(out)["excluded"]
+    assert excluded["empty"].startswith("empty") and excluded["const"].startswith("constant")
+    assert excluded["code"].startswith("identifier")
+
+
+def test_date_and_time_columns(tmp_path, capsys):
+    frame = table()
+    frame["when"] = pd.date_range("2024-01-01", periods=120, freq="6h").strftime("%Y-%m-%d %H:%M")
+    frame["day"] = pd.date_range("2024-01-01", periods=120, freq="D").strftime("%d/%m/%Y")
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear", "--keep", "when", "day")
+    assert code == 0, err
+    kinds = {c["name"]: c["kind"] for c in card_of(out)["schema"]["columns"]}
+    assert kinds["when"] == "datetime" and kinds["day"] == "datetime"
+    scored = mlkiln.load(out).predict(frame.head(5))
+    assert np.isfinite(scored).all()
+
+
+def test_more_columns_than_rows(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(40, 60)), columns=[f"f{i}" for i in range(60)])
+    frame["y"] = frame["f0"] * 2 + rng.normal(scale=1.0, size=40)
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge")
+    assert code == 0, err
+    assert len(card_of(out)["schema"]["columns"]) == 60
+
+
+def test_mixed_type_column(tmp_path, capsys):
+    frame = table()
+    frame["mixed"] = [str(i) if i % 2 else f"word{i % 7}" for i in range(120)]
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "mixed")["kind"] == "categorical"
+
+
+def test_infinite_values(tmp_path, capsys):
+    frame = table()
+    frame.loc[[1, 2], "z"] = [np.inf, -np.inf]
+    frame.loc[4, "y"] = np.inf
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert "'z': 2 value(s) are not finite numbers" in err and "dropping 1 row(s)" in err
+
+
+# ---- prediction time ----
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory):
+    path = tmp_path_factory.mktemp("b") / "model"
+    mlkiln.train(table(n=300), target="label", models=["logistic_l2"], drop=["y"]).save(path)
+    return path
+
+
+def test_predict_extra_reordered_missing_and_unseen(small_bundle, caplog):
+    model = mlkiln.load(small_bundle)
+    frame = pd.DataFrame({"colour": ["purple", None, "red"], "extra": [1, 2, 3], "z": [0.1, None, 0.3], "x": [1.0, -1.0, None]})
+    proba = model.predict_proba(frame)
+    assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert "'extra'" in caplog.text and "not seen in training" in caplog.text
+
+
+def test_predict_wrong_type_names_column_and_row(small_bundle):
+    model = mlkiln.load(small_bundle)
+    with pytest.raises(mlkiln.MlkilnError, match=r"column 'x' expects a number, got 'abc' in row 2"):
+        model.predict(pd.DataFrame({"x": [1.0, "abc"], "z": [0, 0], "colour": ["red", "red"]}))
+
+
+def test_predict_empty_input_gives_empty_output(small_bundle, tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x,z,colour\n")
+    out = tmp_path / "scored.csv"
+    code, _, err = run(["predict", small_bundle, empty, "-o", out], capsys)
+    assert code == 0, err
+    scored = pd.read_csv(out)
+    assert len(scored) == 0 and "prediction" in scored.columns
+
+
+# ---- bundles ----
+
+def _rehash(path: Path) -> None:
+    """Rewrite the manifest, as an attacker who controls the whole directory would."""
+    names = [line.split("  ")[1] for line in (path / bundle.MANIFEST).read_text().splitlines()]
+    (path / bundle.MANIFEST).write_text("".join(f"{bundle.file_sha256(path / n)}  {n}\n" for n in names))
+
+
+def _copy(src, tmp_path) -> Path:
+    import shutil
+
+    dest = tmp_path / "copy"
+    shutil.copytree(src, dest)
+    return dest
+
+
+def test_skops_with_untrusted_type_is_refused(small_bundle, tmp_path):
+    import skops.io as sio
+
+    path = _copy(small_bundle, tmp_path)
+    (path / "model.skops").write_bytes(sio.dumps({"model": os.system}))
+    _rehash(path)
+    with pytest.raises(mlkiln.MlkilnError, match="untrusted type"):
+        mlkiln.load(path)
+
+
+def test_pickle_that_runs_code_is_refused_without_trust(small_bundle, tmp_path):
+    import pickle
+
+    path = _copy(small_bundle, tmp_path)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (path / "model.joblib").write_bytes(pickle.dumps(Exploit()))
+    _rehash(path)
+    model = mlkiln.load(path)  # default: the audited skops file, never the pickle
+    assert not marker.exists() and model.pipeline is not None
+
+
+@pytest.mark.parametrize("change, outcome", [("major", "refuse"), ("minor", "warn")])
+def test_version_differences(small_bundle, tmp_path, caplog, change, outcome):
+    path = _copy(small_bundle, tmp_path)
+    card = json.loads((path / "card.json").read_text())
+    major, minor, *_ = card["versions"]["scikit-learn"].split(".")
+    card["versions"]["scikit-learn"] = f"{int(major) + 1}.0.0" if change == "major" else f"{major}.{int(minor) + 1}.0"
+    (path / "card.json").write_text(json.dumps(card))
+    _rehash(path)
+    if outcome == "refuse":
+        with pytest.raises(mlkiln.MlkilnError, match="pip install -r"):
+            mlkiln.load(path)
+    else:
+        mlkiln.load(path)
+        assert "bundle was made with scikit-learn" in caplog.text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_train_leaves_old_or_new_bundle(small_bundle, tmp_path, sig):
+    data = write(tmp_path / "t.csv", table(n=2000))
+    out = _copy(small_bundle, tmp_path)
+    before = bundle.file_sha256(out / "card.json")
+    for delay in (0.5, 1.5, 2.5, 3.5):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlkiln", "train", str(data), "--target", "y", "-o", str(out), "--force", "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err
+        bundle.verify(out)  # a complete bundle, old or new
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")]
+        if proc.returncode == 130:  # interrupted while working: the old bundle stays
+            assert "interrupted" in err
+            assert bundle.file_sha256(out / "card.json") == before
+        elif proc.returncode == 0:  # finished first: the new bundle is in place
+            assert bundle.file_sha256(out / "card.json") != before
+        # any other end (a signal before Python started, or while it exited) is
+        # covered by the checks above: a complete bundle and no leftovers
+        before = bundle.file_sha256(out / "card.json")
