@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import mlkiln
+import mlkiln.pipeline
 from mlkiln.errors import MlkilnError
 
 FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "MANIFEST.sha256"}
@@ -130,3 +131,13 @@ def test_existing_output_needs_force(diamonds_run, tmp_path):
     diamonds_run.save(target, force=True)
     assert not (target / "keep.txt").exists() and (target / "card.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers
+
+
+@pytest.mark.parametrize("task, family", [(t, f) for t, fams in mlkiln.pipeline.FAMILIES.items() for f in fams])
+def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=240), "c": rng.choice(["x", "y", None], size=240)})
+    frame["y"] = frame["a"] * 3 + rng.normal(size=240) if task == "regression" else np.where(frame["a"] > 1, "rare", "common")
+    run = mlkiln.train(frame, target="y", task=task, models=[family])
+    model = mlkiln.load(run.save(tmp_path / "m"))  # audited skops, no pickle
+    np.testing.assert_array_equal(model.predict(frame), run.predict(frame))

@@ -36,10 +36,16 @@ MODEL_JOBLIB = "model.joblib"
 #: distributions a bundle needs to load and run its model (train.py also uses pyarrow)
 RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threadpoolctl", "pyarrow", "skops")
 
-#: module prefixes whose types a ``.skops`` file may create; anything else is refused
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
-# functools.partial only wraps a callable, which the audit lists (and judges) separately
-TRUSTED_TYPES = ("builtins.slice", "functools.partial")
+#: types beyond skops' own safe defaults (scikit-learn estimators, NumPy arrays) that
+#: mlkiln's families need; a ``.skops`` file asking for anything else is refused.
+#: ``functools.partial`` only wraps a callable, which the audit lists separately.
+TRUSTED_TYPES = frozenset({
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array",
+})
 
 
 def package_versions() -> dict[str, str]:
@@ -186,8 +192,8 @@ def check_versions(saved: dict[str, str], path) -> None:
 def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
     """Load the fitted Pipeline of a verified bundle.
 
-    The ``.skops`` file is audited first: every type it would create must come
-    from scikit-learn, NumPy or SciPy. With ``trust_pickle`` the hash-checked
+    The ``.skops`` file is audited first: every type it would create must be
+    one skops trusts by default or one of :data:`TRUSTED_TYPES`. With ``trust_pickle`` the hash-checked
     ``model.joblib`` is unpickled instead, which runs code from the file.
     """
     path = Path(path)
@@ -196,7 +202,7 @@ def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
     if trust_pickle and MODEL_JOBLIB in files:
         return joblib.load(path / MODEL_JOBLIB)
     untrusted = sio.get_untrusted_types(file=path / MODEL_SKOPS)
-    refused = [t for t in untrusted if not (t.startswith(TRUSTED_PREFIXES) or t in TRUSTED_TYPES)]
+    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
     if refused:
         raise MlkilnError(f"{path / MODEL_SKOPS} would create untrusted type(s) {', '.join(refused)}; refusing to load")
     try:
