@@ -1,5 +1,6 @@
 """Shared fixtures: real example tables written to real files, and bundles trained once per session."""
 
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,13 @@ def failure_run(failure_csv):
 @pytest.fixture(scope="session")
 def failure_bundle(tmp_path_factory, failure_run) -> str:
     return str(failure_run.save(tmp_path_factory.mktemp("bundles") / "failure"))
+
+
+def copy_bundle(bundle, tmp_path):
+    """A private copy of a session bundle, for tests that damage it."""
+    dest = tmp_path / "copy"
+    shutil.copytree(bundle, dest)
+    return dest
 
 
 def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import pytest
 import mlkiln
 import mlkiln.pipeline
 from mlkiln.errors import MlkilnError
+from conftest import copy_bundle
 
 FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "MANIFEST.sha256"}
 
@@ -81,16 +82,9 @@ runpy.run_path({str(Path(bundle) / 'train.py')!r}, run_name="__main__")
         np.testing.assert_array_equal(joblib.load(out).predict_proba(X), model.pipeline.predict_proba(X))
 
 
-def _copy(bundle, tmp_path) -> Path:
-    import shutil
-
-    dest = tmp_path / "copy"
-    shutil.copytree(bundle, dest)
-    return dest
-
 
 def test_tampered_joblib_is_refused(diamonds_bundle, tmp_path):
-    path = _copy(diamonds_bundle, tmp_path)
+    path = copy_bundle(diamonds_bundle, tmp_path)
 
     class Exploit:
         def __reduce__(self):
@@ -104,7 +98,7 @@ def test_tampered_joblib_is_refused(diamonds_bundle, tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "edit_card"])
 def test_damaged_bundle_is_refused(diamonds_bundle, tmp_path, damage):
-    path = _copy(diamonds_bundle, tmp_path)
+    path = copy_bundle(diamonds_bundle, tmp_path)
     if damage == "truncate":
         data = (path / "model.skops").read_bytes()
         (path / "model.skops").write_bytes(data[: len(data) // 2])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import copy_bundle, run_cli
 
 
 def _one_line_error(result, pattern):
@@ -59,10 +59,7 @@ def test_example_export_and_train(tmp_path):
 
 
 def test_inspect_reports_tampering(diamonds_bundle, tmp_path):
-    import shutil
-
-    copy = tmp_path / "b"
-    shutil.copytree(diamonds_bundle, copy)
+    copy = copy_bundle(diamonds_bundle, tmp_path)
     (copy / "train.py").write_text("print('changed')\n")
     result = run_cli("inspect", copy)
     assert "MODIFIED" in result.stdout

@@ -18,6 +18,7 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
+from conftest import copy_bundle
 
 
 def run(args, capsys):
@@ -262,18 +263,11 @@ def _rehash(path: Path) -> None:
     (path / bundle.MANIFEST).write_text("".join(f"{bundle.file_sha256(path / n)}  {n}\n" for n in names))
 
 
-def _copy(src, tmp_path) -> Path:
-    import shutil
-
-    dest = tmp_path / "copy"
-    shutil.copytree(src, dest)
-    return dest
-
 
 def test_skops_with_untrusted_type_is_refused(small_bundle, tmp_path):
     import skops.io as sio
 
-    path = _copy(small_bundle, tmp_path)
+    path = copy_bundle(small_bundle, tmp_path)
     (path / "model.skops").write_bytes(sio.dumps({"model": os.system}))
     _rehash(path)
     with pytest.raises(mlkiln.MlkilnError, match="untrusted type"):
@@ -283,7 +277,7 @@ def test_skops_with_untrusted_type_is_refused(small_bundle, tmp_path):
 def test_pickle_that_runs_code_is_refused_without_trust(small_bundle, tmp_path):
     import pickle
 
-    path = _copy(small_bundle, tmp_path)
+    path = copy_bundle(small_bundle, tmp_path)
     marker = tmp_path / "ran"
 
     class Exploit:
@@ -298,7 +292,7 @@ def test_pickle_that_runs_code_is_refused_without_trust(small_bundle, tmp_path):
 
 @pytest.mark.parametrize("change, outcome", [("major", "refuse"), ("minor", "warn")])
 def test_version_differences(small_bundle, tmp_path, caplog, change, outcome):
-    path = _copy(small_bundle, tmp_path)
+    path = copy_bundle(small_bundle, tmp_path)
     card = json.loads((path / "card.json").read_text())
     major, minor, *_ = card["versions"]["scikit-learn"].split(".")
     card["versions"]["scikit-learn"] = f"{int(major) + 1}.0.0" if change == "major" else f"{major}.{int(minor) + 1}.0"
@@ -315,7 +309,7 @@ def test_version_differences(small_bundle, tmp_path, caplog, change, outcome):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_train_leaves_old_or_new_bundle(small_bundle, tmp_path, sig):
     data = write(tmp_path / "t.csv", table(n=2000))
-    out = _copy(small_bundle, tmp_path)
+    out = copy_bundle(small_bundle, tmp_path)
     before = bundle.file_sha256(out / "card.json")
     for delay in (0.5, 1.5, 2.5, 3.5):
         proc = subprocess.Popen(
