@@ -15,7 +15,8 @@ import mlkiln.pipeline
 from mlkiln.errors import MlkilnError
 from conftest import copy_bundle
 
-FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "MANIFEST.sha256"}
+FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "report.html", "report.json",
+         "MANIFEST.sha256"}
 
 # a child interpreter in which ``import mlkiln`` fails, as on a machine without it
 NO_MLKILN = "import sys; sys.modules['mlkiln'] = None\n"

@@ -78,6 +78,7 @@ def cmd_train(args) -> int:
         data, target, task=args.task, metric=args.metric, models=_split_list(args.models),
         folds=args.folds, test_size=args.test_size, seed=args.seed,
         drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (), n_jobs=args.jobs, source=source,
+        search=args.search, budget=args.budget, trials=args.trials, cluster=args.cluster,
     )
     path = run.save(output, force=args.force)
     print(summary.train_summary(run.card, path))
@@ -92,16 +93,32 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from . import summary
     from .predict import load
 
     model = load(args.bundle, trust_pickle=args.trust_pickle)
-    result = model.evaluate(args.data)
+    report = args.report or Path(args.data).with_name(f"{Path(args.data).name.split('.')[0]}-report.html")
+    result = model.evaluate(args.data, report=report)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(summary.evaluation_summary(model.card, result))
+    log.info("evaluation report written to %s (its numbers in the .json beside it)", report)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import rebuild
+
+    log.info("report written to %s", rebuild(args.bundle, args.output))
     return 0
 
 
@@ -165,7 +182,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed for split, folds and models (default 0)")
     t.add_argument("--drop", nargs="+", metavar="COL", help="columns never to use as features")
     t.add_argument("--keep", nargs="+", metavar="COL", help="columns to use even if flagged (identifier, constant, leakage)")
-    t.add_argument("--jobs", type=int, default=None, help="parallel fits during tuning (default: all cores)")
+    t.add_argument("--jobs", type=int, default=None,
+                   help="cores to use: CV fits as one-thread workers, the final fit as threads (default: all cores)")
+    t.add_argument("--search", choices=["auto", "grid", "random", "halving"], default="auto",
+                   help="search per family (default auto: successive halving for hgb and rf, full grid for the others)")
+    t.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="wall-clock cap on tuning: stop cleanly and keep the best so far")
+    t.add_argument("--trials", type=int, metavar="N",
+                   help="at most N candidates per family: same seed and data give the same model on any machine")
+    t.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the CV fits on Dask: tcp://HOST:8786, or 'local' (default: $MLKILN_DASK_SCHEDULER; "
+                   "needs pip install 'mlkiln[dask]')")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     t.set_defaults(func=cmd_train)
 
@@ -177,13 +204,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
+                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json.")
+    s.add_argument("bundle")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (default 1; at most the number of cores)")
+    s.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_serve)
+
     e = sub.add_parser("evaluate", help="metrics of a bundle on new labelled data")
     e.add_argument("bundle")
     e.add_argument("data", help="CSV or Parquet file that includes the target column")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--report", metavar="FILE", help="where to write the HTML report, with its .json beside it "
+                   "(default: DATA-report.html next to DATA; never inside the bundle, whose manifest would break)")
     e.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("report", help="rebuild a bundle's HTML report from its card and report.json",
+                       description="Redraw the report of a bundle (no data needed) into a file outside the bundle.")
+    r.add_argument("bundle")
+    r.add_argument("-o", "--output", help="HTML file to write (default: <bundle name>-report.html here)")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_report)
 
     i = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
     i.add_argument("bundle")

@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ log = logging.getLogger("mlkiln")
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+#: files at least this large get a progress line before and after reading
+LARGE_FILE_BYTES = 10 << 20
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -63,6 +66,10 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
     check_memory(path)
     fmt = table_format(path)
     options: dict = {}
+    size = path.stat().st_size
+    if size >= LARGE_FILE_BYTES:
+        log.info("reading %s (%.0f MB) with pyarrow ...", path, size / 2**20)
+    started = time.perf_counter()
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path, engine="pyarrow")
@@ -80,6 +87,8 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
         raise MlkilnError(f"{path} has no columns")
     if len(frame) == 0 and not allow_empty:
         raise MlkilnError(f"{path} has a header but no data rows")
+    if size >= LARGE_FILE_BYTES:
+        log.info("read %d rows x %d columns in %.1fs", len(frame), frame.shape[1], time.perf_counter() - started)
     frame.attrs["read_options"] = options
     return frame
 

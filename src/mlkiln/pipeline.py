@@ -88,6 +88,8 @@ def make_preprocessor(kinds, family):
     return ColumnTransformer(
         [("numeric", num, numeric), ("categorical", cat, categorical)],
         sparse_threshold=0.0,
+        # one job: the pipeline runs inside parallel CV workers, where nested parallelism oversubscribes
+        n_jobs=1,
         verbose_feature_names_out=False,
     )
 

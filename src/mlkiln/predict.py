@@ -93,8 +93,13 @@ class Model:
                 out[_free_name(out.columns, f"proba_{cls}")] = proba[:, i]
         return out
 
-    def evaluate(self, data) -> dict:
-        """The training-time metrics on new labelled data (rows with a missing target are skipped)."""
+    def evaluate(self, data, report: str | os.PathLike | None = None) -> dict:
+        """The training-time metrics on new labelled data (rows with a missing target are skipped).
+
+        With ``report``, also write the evaluation report there (HTML, and its
+        JSON beside it), with curves and importances on this data; see
+        :func:`mlkiln.report.write_evaluation`.
+        """
         from .workflow import evaluate_pipeline
 
         frame = _as_frame(data)
@@ -111,7 +116,14 @@ class Model:
             unknown = sorted(set(y.unique().tolist()) - set(self.classes), key=str)
             if unknown:
                 raise MlkilnError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
-        return evaluate_pipeline(self.pipeline, X, y, self.task, self.classes or None)
+        result = evaluate_pipeline(self.pipeline, X, y, self.task, self.classes or None)
+        if report is not None:
+            from . import report as reporting
+
+            source = Path(data).name if isinstance(data, (str, os.PathLike)) else "DataFrame"
+            diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card)
+            reporting.write_evaluation(report, self.card, diagnostics, result, source)
+        return result
 
 
 def load(path: str | os.PathLike, trust_pickle: bool = False) -> Model:

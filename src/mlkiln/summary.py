@@ -60,7 +60,7 @@ def leaderboard_table(card: dict) -> str:
     for r in card["leaderboard"]:
         params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in r["params"].items()) or "-"
         mark = "*" if r["rank"] == 1 else ""
-        score = "failed" if r["error"] else f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}"
+        score = r.get("status", "failed") if r["error"] else f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}"
         rows.append([f"{r['rank'] or '-'}{mark}", r["family"], score, r["fit_time_s"], r["candidates"], params])
     return table(rows, ["rank", "family", f"CV {card['metric']['name']}", "fit s", "cands", "hyperparameters"])
 
@@ -86,7 +86,7 @@ def train_summary(card: dict, path) -> str:
     if card["task"] == "classification":
         lines += ["", "Test confusion matrix:", confusion_text(card["metrics"]["test"])]
     if path is not None:
-        lines += ["", f"Bundle written to {path}/ (model.joblib, model.skops, train.py, requirements.txt, card.json)"]
+        lines += ["", f"Bundle written to {path}/ (model.joblib, model.skops, train.py, requirements.txt, card.json, report.html, report.json)"]
     lines.append(f"Done in {card['train_seconds']:.1f}s.")
     return "\n".join(lines)
 

@@ -2,20 +2,43 @@
 
 The mean validation-fold score picks the hyperparameters within a family and
 then the family, exactly as the course does for ``C``; the test split is never
-seen here. All search spaces live in :data:`SEARCH_SPACES`.
+seen here. All search spaces live in :data:`SEARCH_SPACES` (grids) and
+:data:`DISTRIBUTIONS` (what random search draws from).
+
+Every fit runs with an explicit thread budget (:class:`Compute`): the CV fits
+run on ``cores`` one-thread workers (or on a Dask cluster), single fits on all
+``cores`` threads. Nested parallelism, e.g. HistGradientBoosting's OpenMP
+threads inside parallel CV workers, oversubscribes the cores and was the
+largest single cost of tuning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
 
+import joblib
 import numpy as np
 import pandas as pd
+from scipy.stats import loguniform, randint
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
+from sklearn.model_selection import (
+    GridSearchCV,
+    HalvingGridSearchCV,
+    HalvingRandomSearchCV,
+    KFold,
+    ParameterGrid,
+    RandomizedSearchCV,
+    StratifiedKFold,
+)
+from sklearn.utils.parallel import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from . import metrics
 from .errors import MlkilnError
@@ -25,19 +48,131 @@ from .schema import plain_scalar
 log = logging.getLogger("mlkiln")
 
 _C_GRID = [float(c) for c in np.logspace(-3, 2, 11)]
+_HGB_GRID = {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31, 63]}
+_RF_GRID = {"min_samples_leaf": [1, 5]}
 
-#: hyperparameters tried per (task, family); ``C`` is scikit-learn's inverse penalty weight
+#: grid of hyperparameters per (task, family); ``C`` is scikit-learn's inverse penalty weight
 SEARCH_SPACES: dict[tuple[str, str], dict[str, list]] = {
     ("regression", "linear"): {},
     ("regression", "ridge"): {"alpha": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     ("regression", "lasso"): {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
-    ("regression", "hgb"): {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31, 63]},
-    ("regression", "rf"): {"min_samples_leaf": [1, 5]},
+    ("regression", "hgb"): _HGB_GRID,
+    ("regression", "rf"): _RF_GRID,
     ("classification", "logistic_l1"): {"C": _C_GRID},
     ("classification", "logistic_l2"): {"C": _C_GRID[::2]},
-    ("classification", "hgb"): {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31, 63]},
-    ("classification", "rf"): {"min_samples_leaf": [1, 5]},
+    ("classification", "hgb"): _HGB_GRID,
+    ("classification", "rf"): _RF_GRID,
 }
+
+_HGB_DIST = {"learning_rate": loguniform(0.02, 0.3), "max_leaf_nodes": randint(8, 128)}
+_RF_DIST = {"min_samples_leaf": randint(1, 11)}
+
+#: what random search (and halving with ``trials``) draws from, over the same ranges as the grids;
+#: families not listed draw from their grid
+DISTRIBUTIONS: dict[tuple[str, str], dict] = {
+    ("regression", "ridge"): {"alpha": loguniform(1e-3, 1e3)},
+    ("regression", "lasso"): {"alpha": loguniform(1e-2, 1e2)},
+    ("regression", "hgb"): _HGB_DIST,
+    ("regression", "rf"): _RF_DIST,
+    ("classification", "logistic_l1"): {"C": loguniform(1e-3, 1e2)},
+    ("classification", "logistic_l2"): {"C": loguniform(1e-3, 1e2)},
+    ("classification", "hgb"): _HGB_DIST,
+    ("classification", "rf"): _RF_DIST,
+}
+
+#: search strategies; ``auto`` is halving for the expensive families, the full grid for the others
+SEARCHES = ("auto", "grid", "random", "halving")
+EXPENSIVE_FAMILIES = ("hgb", "rf")
+#: candidates per family drawn by random search when ``trials`` is not given
+RANDOM_TRIALS = 10
+#: a forest's trees each see at most this many (bootstrap) rows: bounded time and memory on large tables
+RF_MAX_ROWS = 100_000
+#: no halving round uses fewer rows (smaller tables get the full grid): small subsamples favour small models
+HALVING_MIN_ROWS = 20_000
+#: seconds to wait for a Dask scheduler before giving up
+CONNECT_TIMEOUT = 10
+
+
+class Compute:
+    """The thread budget and the place every fit of one training run uses.
+
+    ``n_jobs`` cores (default: all) run the cross-validation fits as one-thread
+    workers, so workers x threads never exceed the cores; a single fit (the
+    final refit) gets all of them as threads. With ``cluster`` (an address
+    ``tcp://HOST:8786``, ``"local"`` for a new local Dask cluster, or the
+    ``MLKILN_DASK_SCHEDULER`` environment variable) the CV fits run on Dask
+    instead. Use it as a context manager: it closes what it opened.
+    """
+
+    def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
+        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+            raise MlkilnError(f"--jobs must be a positive whole number, got {n_jobs!r}")
+        self.cores = n_jobs or joblib.cpu_count()
+        self.cluster = cluster or os.environ.get("MLKILN_DASK_SCHEDULER") or None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Compute:
+        if self.cluster:
+            self._stack.enter_context(_dask_client(self.cluster, self.cores))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def parallel(self):
+        """Context for many independent fits (CV): one thread each, ``cores`` at a time or on Dask."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(threadpool_limits(limits=1))
+        if self.cluster:
+            stack.enter_context(joblib.parallel_config(backend=_dask_backend()))
+        else:
+            stack.enter_context(joblib.parallel_config(backend="loky", n_jobs=self.cores, inner_max_num_threads=1))
+        return stack
+
+    def single(self):
+        """Context for one fit or prediction in this process: ``cores`` threads (OpenMP, BLAS, joblib)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(threadpool_limits(limits=self.cores))
+        stack.enter_context(joblib.parallel_config(n_jobs=self.cores))
+        return stack
+
+
+@contextlib.contextmanager
+def _dask_client(address: str, cores: int):
+    """A distributed.Client on ``address``, or on a new LocalCluster of ``cores`` one-thread workers."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise MlkilnError("--cluster needs Dask: pip install 'mlkiln[dask]'") from exc
+    if address == "local":
+        with LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+            log.info("dask: started a local cluster of %d workers (%s)", cores, cluster.scheduler_address)
+            yield client
+        return
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise MlkilnError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT}s; is it running?") from exc
+    with client:
+        log.info("dask: CV fits run on %s (%d workers)", address, len(client.scheduler_info().get("workers", {})))
+        yield client
+
+
+def _dask_backend():
+    """joblib's Dask backend, except that a fit running on a Dask worker keeps its own parallel calls inside it.
+
+    joblib's default sends nested calls (a ColumnTransformer's, a forest's)
+    back to the scheduler as tasks of their own: no faster for one-thread fits,
+    and racy on an in-process cluster.
+    """
+    from joblib._dask import DaskDistributedBackend
+    from joblib._parallel_backends import SequentialBackend
+
+    class Backend(DaskDistributedBackend):
+        def get_nested_backend(self):
+            return SequentialBackend(nesting_level=1), None
+
+    return Backend()
 
 
 class Scorer:
@@ -68,7 +203,11 @@ def _uses_proba(metric: str) -> bool:
 
 @dataclass
 class FamilyResult:
-    """What tuning one family found: best parameters, CV scores (in the metric's own units) and timings."""
+    """What tuning one family found: best parameters, CV scores (in the metric's own units) and timings.
+
+    ``not_reached`` counts the candidates the time budget left unevaluated;
+    ``status`` is ``"ok"``, ``"partial"``, ``"not reached"`` or ``"failed"``.
+    """
 
     family: str
     params: dict
@@ -79,6 +218,14 @@ class FamilyResult:
     n_candidates: int
     candidates: list = field(default_factory=list)
     error: str | None = None
+    search: str = "grid"
+    not_reached: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "not reached" if self.search == "none" else "failed"
+        return "partial" if self.not_reached else "ok"
 
 
 def make_cv(task: str, folds: int, seed: int):
@@ -102,63 +249,233 @@ def check_folds(task: str, y: pd.Series, folds: int) -> None:
             )
 
 
-def tune_family(X, y, task, family, kinds, scorer, cv, seed, n_classes, n_jobs) -> FamilyResult:
-    """Grid-search one family's space by k-fold CV; a failing family is reported, not fatal."""
+def check_search(search: str, budget: float | None, trials: int | None) -> None:
+    """Validate the search options once, at the boundary."""
+    if search not in SEARCHES:
+        raise MlkilnError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if budget is not None and not budget > 0:
+        raise MlkilnError(f"--budget must be a positive number of seconds, got {budget}")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise MlkilnError(f"--trials must be a positive whole number, got {trials!r}")
+
+
+def search_strategy(family: str, search: str = "auto") -> str:
+    """The strategy ``search`` means for ``family``: ``auto`` halves the expensive families, grids the rest."""
+    if search == "auto":
+        return "halving" if family in EXPENSIVE_FAMILIES else "grid"
+    return search
+
+
+class _Deadline:
+    """Mixin for scikit-learn searches: stop cleanly between batches of candidates after ``deadline``.
+
+    Candidates are evaluated ``batch_size`` at a time once a deadline is set;
+    after it passes, the search ends with what it has (at least one batch), as
+    if those were all the candidates. ``n_planned_`` and ``n_reached_`` count
+    the first round's candidates, to report the ones never reached.
+    """
+
+    deadline: float | None = None
+    batch_size: int = 1
+
+    def _run_search(self, evaluate_candidates, callback_ctx=None):
+        self.n_planned_ = self.n_reached_ = 0
+
+        def evaluate(candidate_params, cv=None, more_results=None, **kw):
+            candidate_params = list(candidate_params)
+            first_round = not self.n_planned_
+            if first_round:
+                self.n_planned_ = len(candidate_params)
+            step = len(candidate_params) if self.deadline is None else self.batch_size
+            ctx = kw.get("callback_ctx")
+            for batch, start in enumerate(range(0, len(candidate_params), step)):
+                if self.n_reached_ and self.deadline is not None and time.perf_counter() > self.deadline:
+                    raise _OutOfTime
+                if ctx is not None and step < len(candidate_params):
+                    # scikit-learn >= 1.9 numbers the fits of one call from 0: give each batch its own context
+                    kw["callback_ctx"] = ctx.subcontext(task_name="batch", task_id=batch, max_subtasks=None,
+                                                        sequential_subtasks=False)
+                part = slice(start, start + step)
+                more = None if more_results is None else {k: v[part] for k, v in more_results.items()}
+                results = evaluate_candidates(candidate_params[part], cv, more, **kw)
+                if first_round:
+                    self.n_reached_ += len(candidate_params[part])
+            return results
+
+        with contextlib.suppress(_OutOfTime):
+            # scikit-learn >= 1.9 passes a callback context; older versions do not
+            super()._run_search(evaluate, **({} if callback_ctx is None else {"callback_ctx": callback_ctx}))
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class _GridSearch(_Deadline, GridSearchCV):
+    pass
+
+
+class _RandomSearch(_Deadline, RandomizedSearchCV):
+    pass
+
+
+class _HalvingGridSearch(_Deadline, HalvingGridSearchCV):
+    pass
+
+
+class _HalvingRandomSearch(_Deadline, HalvingRandomSearchCV):
+    pass
+
+
+def make_search(pipe, task: str, family: str, strategy: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None):
+    """The scikit-learn search object for one family.
+
+    ``trials`` caps the candidates at a number fixed in advance, so the same
+    seed and data give the same model on any machine: random search draws
+    ``trials``, halving starts from ``trials`` random candidates, and a grid
+    larger than ``trials`` is sampled (without replacement) instead.
+    """
+    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
+    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
+    dist = {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+    common = dict(scoring=scorer, cv=cv, refit=False, error_score=np.nan)
+    if strategy == "grid" and trials is not None and len(ParameterGrid(grid)) > trials:
+        return _RandomSearch(pipe, grid, n_iter=trials, random_state=seed, **common)
+    if strategy == "grid":
+        return _GridSearch(pipe, grid, **common)
+    if strategy == "random":
+        return _RandomSearch(pipe, dist, n_iter=trials or RANDOM_TRIALS, random_state=seed, **common)
+    n_candidates = len(ParameterGrid(grid)) if trials is None else trials
+    min_rows = halving_start(n_rows, n_candidates)
+    if trials is None:
+        return _HalvingGridSearch(pipe, grid, min_resources=min_rows, random_state=seed, **common)
+    return _HalvingRandomSearch(pipe, dist, n_candidates=trials, min_resources=min_rows, random_state=seed, **common)
+
+
+def scale_params(family: str, n_rows: int) -> dict:
+    """Parameters that keep a family's fits bounded on ``n_rows`` rows; they are recorded like tuned ones.
+
+    A fully grown forest has about one leaf per row: on millions of rows it
+    takes hours and tens of GB. Each tree then draws :data:`RF_MAX_ROWS` rows.
+    """
+    if family == "rf" and n_rows > RF_MAX_ROWS:
+        return {"max_samples": RF_MAX_ROWS / n_rows}
+    return {}
+
+
+def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
+    """Rows in halving's first round, chosen so that the last round uses (nearly) all ``n_rows``.
+
+    As scikit-learn's ``"exhaust"``, except that no round uses fewer than
+    :data:`HALVING_MIN_ROWS` rows; with too few rows for two rounds, the search
+    is the full grid on all rows: the fits are cheap there, and small-subsample
+    scores would rank small models too high.
+    """
+    rounds = 1 + math.floor(math.log(max(n_candidates, 1), factor))
+    possible = 1 + math.floor(math.log(n_rows / HALVING_MIN_ROWS, factor)) if n_rows >= HALVING_MIN_ROWS else 1
+    return n_rows // factor ** (min(rounds, possible) - 1)
+
+
+def tune_family(
+    X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
+    *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
+) -> FamilyResult:
+    """Search one family's space by k-fold CV; a failing family is reported, not fatal.
+
+    With halving, each candidate is reported at the largest share of rows it
+    was evaluated on (``n_samples``); the best is the best of the last round.
+    """
     sign = scorer.sign
-    grid = {f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}
+    strategy = search_strategy(family, search)
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes)
-    search = GridSearchCV(pipe, grid, scoring=scorer, cv=cv, n_jobs=n_jobs, refit=False, error_score=np.nan)
+    searcher = make_search(pipe, task, family, strategy, scorer, cv, seed, len(y), trials)
+    searcher.deadline, searcher.batch_size = deadline, compute.cores
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), compute.parallel():
         warnings.simplefilter("ignore")
-        search.fit(X, y)
+        searcher.fit(X, y)
     elapsed = time.perf_counter() - start
-    res = search.cv_results_
+    res = searcher.cv_results_
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
-    n = len(means)
+    last = {repr(sorted(p.items())): i for i, p in enumerate(res["params"])}  # a candidate's largest round
+    rows = sorted(last.values())
     candidates = [
         {
             "params": {k.removeprefix("model__"): _python_scalar(v) for k, v in res["params"][i].items()},
             "mean": _finite(sign * means[i]),
             "std": _finite(res["std_test_score"][i]),
             "folds": [_finite(sign * res[f"split{j}_test_score"][i]) for j in range(cv.get_n_splits())],
+            **({"n_samples": int(res["n_resources"][i])} if "n_resources" in res else {}),
         }
-        for i in range(n)
+        for i in rows
     ]
+    not_reached = searcher.n_planned_ - searcher.n_reached_
+    if not_reached:
+        log.warning("%s: the --budget ran out after %d of %d candidates", family, searcher.n_reached_, searcher.n_planned_)
     if not np.isfinite(means).any():
-        return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, n, candidates, "every candidate failed to fit")
-    best = int(np.nanargmax(means))
+        return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, len(rows), candidates,
+                            "every candidate failed to fit", strategy, not_reached)
+    best = rows.index(searcher.best_index_)
     return FamilyResult(
         family=family,
         params=candidates[best]["params"],
-        cv_mean=float(sign * means[best]),
-        cv_std=float(res["std_test_score"][best]),
-        fit_time=float(res["mean_fit_time"][best]),
+        cv_mean=float(sign * means[searcher.best_index_]),
+        cv_std=float(res["std_test_score"][searcher.best_index_]),
+        fit_time=float(res["mean_fit_time"][searcher.best_index_]),
         search_time=elapsed,
-        n_candidates=n,
+        n_candidates=len(rows),
         candidates=candidates,
+        search=strategy,
+        not_reached=not_reached,
     )
 
 
-def out_of_fold(X, y, pipe, cv, task):
-    """Out-of-fold predictions (and probabilities) of ``pipe``, plus the fold index of each row."""
+def unreached(task: str, family: str) -> FamilyResult:
+    """The leaderboard entry of a family the time budget never reached."""
+    n = len(ParameterGrid(SEARCH_SPACES[(task, family)]))
+    return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
+                        "not reached within --budget", "none", n)
+
+
+def out_of_fold(X, y, pipe, cv, task, compute: Compute):
+    """Out-of-fold predictions (and probabilities) of ``pipe``, plus the fold index of each row.
+
+    The folds are fitted in parallel, like the search's fits.
+    """
+    splits = list(cv.split(X, y))
+    with compute.parallel():
+        fitted = Parallel()(delayed(_fit_predict)(clone(pipe), X, y, fit_idx, val_idx, task) for fit_idx, val_idx in splits)
     fold_of = np.empty(len(y), dtype="int64")
-    pred = proba = None
+    pred = np.empty(len(y), dtype=fitted[0][0].dtype)
+    proba = None if task != "classification" else np.zeros((len(y), fitted[0][1].shape[1]))
+    for k, ((_, val_idx), (fold_pred, fold_proba)) in enumerate(zip(splits, fitted)):
+        fold_of[val_idx] = k
+        pred[val_idx] = fold_pred
+        if proba is not None:
+            proba[val_idx] = fold_proba
+    return pred, proba, fold_of
+
+
+def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for k, (fit_idx, val_idx) in enumerate(cv.split(X, y)):
-            model = clone(pipe).fit(X.iloc[fit_idx], y.iloc[fit_idx])
-            fold_of[val_idx] = k
-            fold_pred = model.predict(X.iloc[val_idx])
-            if pred is None:
-                pred = np.empty(len(y), dtype=fold_pred.dtype)
-            pred[val_idx] = fold_pred
-            if task == "classification":
-                p = model.predict_proba(X.iloc[val_idx])
-                if proba is None:
-                    proba = np.zeros((len(y), p.shape[1]))
-                proba[val_idx] = p
-    return pred, proba, fold_of
+        model = pipe.fit(X.iloc[fit_idx], y.iloc[fit_idx])
+        X_val = X.iloc[val_idx]
+        return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None
+
+
+def fit_final(pipe, X, y, compute: Compute):
+    """Fit one pipeline in this process on all ``compute.cores`` threads.
+
+    A forest grows its trees on ``cores`` threads, then gets its ``n_jobs``
+    back, so that the saved model predicts exactly like ``train.py``'s.
+    """
+    # only estimators whose n_jobs mlkiln set (forests); LogisticRegression's is deprecated and unset
+    jobs = {k: v for k, v in pipe.get_params().items() if k.startswith("model") and k.endswith("__n_jobs") and v is not None}
+    pipe.set_params(**dict.fromkeys(jobs, compute.cores))
+    with compute.single():
+        pipe.fit(X, y)
+    return pipe.set_params(**jobs)
 
 
 def _python_scalar(value):

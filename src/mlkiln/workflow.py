@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, bundle, metrics, train_script
+from . import __version__, bundle, metrics, report, train_script
 from .data import file_sha256, frame_sha256, read_table, split_train_test
 from .errors import MlkilnError
 from .pipeline import FAMILIES, build_pipeline
@@ -33,7 +33,18 @@ from .schema import (
     plain_scalar,
     screen_columns,
 )
-from .tuning import FamilyResult, Scorer, check_folds, make_cv, out_of_fold, tune_family
+from .tuning import (
+    Compute,
+    FamilyResult,
+    Scorer,
+    check_folds,
+    check_search,
+    fit_final,
+    make_cv,
+    out_of_fold,
+    tune_family,
+    unreached,
+)
 
 log = logging.getLogger("mlkiln")
 
@@ -46,10 +57,13 @@ class Run:
 
     ``pipeline`` is a plain scikit-learn Pipeline fitted on all non-test rows.
     ``card`` holds everything ``mlkiln inspect`` shows and ``card.json`` stores.
+    ``diagnostics`` holds the report's curves and importances on the test
+    split (see :func:`mlkiln.report.diagnostics`); ``save`` writes the report.
     """
 
     pipeline: object
     card: dict
+    diagnostics: dict
 
     @property
     def metrics(self) -> dict:
@@ -73,12 +87,13 @@ class Run:
         files[bundle.CARD] = json.dumps(self.card, indent=2, default=_json_default).encode()
         files["train.py"] = train_script.render(self.card).encode()
         files["requirements.txt"] = bundle.requirements_text(self.card["versions"]).encode()
+        files.update(report.bundle_files(self.card, self.diagnostics, files, Path(path).name))
         return bundle.write_bundle(path, files, force=force)
 
 
 def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
     """The card's leaderboard as a table."""
-    return pd.DataFrame(rows, columns=["rank", "family", "cv_mean", "cv_std", "fit_time_s", "search_time_s", "candidates", "params", "error"])
+    return pd.DataFrame(rows, columns=["rank", "family", "cv_mean", "cv_std", "fit_time_s", "search_time_s", "candidates", "params", "error", "search", "status", "not_reached"])
 
 
 def train(
@@ -94,6 +109,10 @@ def train(
     drop: list[str] | tuple = (),
     keep: list[str] | tuple = (),
     n_jobs: int | None = None,
+    search: str = "auto",
+    budget: float | None = None,
+    trials: int | None = None,
+    cluster: str | None = None,
     source: str | None = None,
 ) -> Run:
     """Train, tune and evaluate models for ``target`` in ``data``; return the best as a :class:`Run`.
@@ -120,13 +139,28 @@ def train(
     drop, keep : list of str
         Columns never to use / to use even when flagged as identifier, constant or leakage.
     n_jobs : int, optional
-        Parallel fits during tuning; default all cores.
+        Cores to use: CV fits run as that many one-thread workers, the final
+        refit on that many threads (no oversubscription); default all cores.
+    search : {"auto", "grid", "random", "halving"}
+        Search strategy per family; ``auto`` uses successive halving for the
+        expensive families (hgb, rf) and the full grid for the others.
+    budget : float, optional
+        Wall-clock seconds for tuning; when spent, tuning stops between
+        candidates and keeps the best so far (unreached ones are listed).
+    trials : int, optional
+        At most this many candidates per family: a budget that, unlike
+        ``budget``, gives the same model on any machine.
+    cluster : str, optional
+        Run the CV fits on a Dask cluster: ``tcp://HOST:8786`` or ``"local"``;
+        default ``$MLKILN_DASK_SCHEDULER``, else this machine.
     source : str, optional
         How the card names in-memory data (default ``"DataFrame"``).
     """
     started = time.perf_counter()
     if task not in TASKS:
         raise MlkilnError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    check_search(search, budget, trials)
+    compute = Compute(n_jobs, cluster)
     frame, data_info = _load(data, source)
     check_target(frame, target)
     for name in [*drop, *keep]:
@@ -165,7 +199,9 @@ def train(
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
     if not kinds:
         raise MlkilnError("no usable feature columns are left; see the exclusions above, or use --keep")
-    X = X[list(kinds)]
+    # categories hold each distinct text once: less memory, and cheap to ship to parallel CV workers;
+    # the encoders see the same values as from train.py's text columns
+    X = X[list(kinds)].astype({name: "category" for name, kind in kinds.items() if kind == "categorical"})
 
     if task == "classification":
         counts = y.value_counts()
@@ -190,24 +226,32 @@ def train(
     cv = make_cv(task, folds, seed)
     n_classes = len(classes) if classes else 2
     results = []
-    for family in families:
-        result = tune_family(X_trainval, y_trainval, task, family, kinds, scorer, cv, seed, n_classes, n_jobs)
-        results.append(result)
-        if result.error:
-            log.warning("%-12s failed: %s", family, result.error)
-        else:
-            log.info(
-                "%-12s CV %s %.4f ± %.4f  (%d candidates, %.1fs)  %s",
-                family, metric, result.cv_mean, result.cv_std, result.n_candidates, result.search_time,
-                _params_text(result.params),
-            )
-    ranked = sorted((r for r in results if not r.error), key=lambda r: -scorer.sign * r.cv_mean)
-    if not ranked:
-        raise MlkilnError("every model family failed to fit; check the data (see warnings above)")
-    best = ranked[0]
+    deadline = None if budget is None else time.perf_counter() + budget
+    with compute:
+        for i, family in enumerate(families, 1):
+            if deadline is not None and time.perf_counter() > deadline and any(not r.error for r in results):
+                results.append(unreached(task, family))
+                log.warning("%-12s not reached within --budget %gs", family, budget)
+                continue
+            log.info("[%d/%d] tuning %s", i, len(families), family)
+            result = tune_family(X_trainval, y_trainval, task, family, kinds, scorer, cv, seed, n_classes, compute,
+                                 search=search, trials=trials, deadline=deadline)
+            results.append(result)
+            if result.error:
+                log.warning("%-12s failed: %s", family, result.error)
+            else:
+                log.info(
+                    "%-12s CV %s %.4f ± %.4f  (%d candidates, %s, %.1fs)  %s",
+                    family, metric, result.cv_mean, result.cv_std, result.n_candidates, result.search,
+                    result.search_time, _params_text(result.params),
+                )
+        ranked = sorted((r for r in results if not r.error), key=lambda r: -scorer.sign * r.cv_mean)
+        if not ranked:
+            raise MlkilnError("every model family failed to fit; check the data (see warnings above)")
+        best = ranked[0]
 
-    pipe = build_pipeline(task, best.family, kinds, best.params, seed, n_classes)
-    oof_pred, oof_proba, fold_of = out_of_fold(X_trainval, y_trainval, pipe, cv, task)
+        pipe = build_pipeline(task, best.family, kinds, best.params, seed, n_classes)
+        oof_pred, oof_proba, fold_of = out_of_fold(X_trainval, y_trainval, pipe, cv, task, compute)
     threshold = None
     if tune_threshold:
         threshold, _ = metrics.best_threshold(y_trainval, oof_proba[:, 1], classes[1], metric)
@@ -216,7 +260,7 @@ def train(
     validation = _fold_metrics(task, y_trainval.to_numpy(), oof_pred, oof_proba, fold_of, classes)
 
     log.info("refitting %s on all %d training rows", best.family, len(y_trainval))
-    final = build_pipeline(task, best.family, kinds, best.params, seed, n_classes, threshold).fit(X_trainval, y_trainval)
+    final = fit_final(build_pipeline(task, best.family, kinds, best.params, seed, n_classes, threshold), X_trainval, y_trainval, compute)
     split_metrics = {
         "train": evaluate_pipeline(final, X_trainval, y_trainval, task, classes),
         "validation": validation,
@@ -250,11 +294,13 @@ def train(
             "test_size": test_size, "seed": seed, "folds": folds,
             "n_train": int(len(y_trainval)), "n_test": int(len(y_test)), "stratified": task == "classification",
         },
+        "tuning": {"search": search, "budget_s": budget, "trials": trials, "cores": compute.cores, "dask": bool(compute.cluster)},
         "versions": bundle.package_versions(),
         "train_seconds": round(time.perf_counter() - started, 3),
     }
     card = json.loads(json.dumps(card, default=_json_default))
-    return Run(final, card)
+    # the report's curves need the test predictions, which exist only here
+    return Run(final, card, report.diagnostics(final, X_test, y_test, card, target=y))
 
 
 def evaluate_pipeline(pipe, X: pd.DataFrame, y: pd.Series, task: str, classes) -> dict:
@@ -343,6 +389,7 @@ def _leaderboard_rows(results: list[FamilyResult], ranked: list[FamilyResult]) -
             "cv_mean": None if r.error else r.cv_mean, "cv_std": None if r.error else r.cv_std,
             "fit_time_s": None if r.error else round(r.fit_time, 4), "search_time_s": round(r.search_time, 3),
             "candidates": r.n_candidates, "params": r.params, "error": r.error,
+            "search": r.search, "status": r.status, "not_reached": r.not_reached,
         })
     return rows
 

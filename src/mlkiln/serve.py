@@ -1,0 +1,223 @@
+"""Serve a bundle over HTTP: ``mlkiln serve BUNDLE`` (needs ``pip install mlkiln[serve]``).
+
+Endpoints: ``POST /predict`` (one record, or a list of records), ``GET /health``,
+``GET /schema`` (the bundle's input schema) and ``GET /openapi.json``.
+
+The stack is uvicorn (with httptools and uvloop when installed) running the
+small ASGI application below, with orjson for JSON. Why not FastAPI or
+Starlette: their routing, dependency injection and pydantic validation cost
+tens of microseconds per request, more than the compiled prediction itself,
+and pydantic would be a second home for the input rules, which belong to
+:func:`mlkiln.schema.conform_record` (the checks ``mlkiln predict`` applies).
+Why not a hand-written asyncio server: uvicorn is a maintained, hardened
+HTTP/1.1 implementation (keep-alive, pipelining, header limits, timeouts,
+graceful shutdown, worker processes) that such a server would have to re-earn.
+
+Predictions run on the event loop: a compiled prediction takes microseconds,
+less than a hop to a thread pool, and the bounded body size bounds the work of
+one request. Each worker process limits OpenMP and BLAS to one thread, so
+``--workers`` up to the number of cores never oversubscribes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .errors import MlkilnError
+from .predict import Model, load
+
+log = logging.getLogger("mlkiln")
+
+#: largest request body accepted; a larger one gets 413
+MAX_BODY_BYTES = 1 << 20
+_ENV_BUNDLE = "MLKILN_SERVE_BUNDLE"
+_ENV_TRUST = "MLKILN_SERVE_TRUST_PICKLE"
+
+
+def _json():
+    try:
+        import orjson
+    except ImportError as exc:
+        raise MlkilnError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
+    return orjson
+
+
+class App:
+    """The ASGI application: validated predictions of one :class:`~mlkiln.predict.Model`.
+
+    Parameters
+    ----------
+    model : Model
+        A loaded bundle.
+    max_body_bytes : int
+        Requests with a larger body are refused with 413 before it is read.
+    """
+
+    def __init__(self, model: Model, max_body_bytes: int = MAX_BODY_BYTES):
+        self.model = model
+        self.max_body_bytes = max_body_bytes
+        self._orjson = _json()
+        predictor = model.predictor
+        health = {"status": "ok", "task": model.task, "model": model.card.get("model", {}).get("family"),
+                  "compiled": predictor.compiled, "fallback_reason": predictor.reason}
+        self._static = {
+            "/health": self._orjson.dumps(health),
+            "/schema": self._orjson.dumps(model.card["schema"]),
+            "/openapi.json": self._orjson.dumps(openapi(model)),
+        }
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/predict":
+            if method != "POST":
+                return await _respond(send, 405, self._error("use POST for /predict"), [(b"allow", b"POST")])
+            status, body = await self._predict(scope, receive)
+            return await _respond(send, status, body)
+        if path in self._static:
+            if method != "GET":
+                return await _respond(send, 405, self._error(f"use GET for {path}"), [(b"allow", b"GET")])
+            return await _respond(send, 200, self._static[path])
+        await _respond(send, 404, self._error(f"no endpoint {path}; try POST /predict or GET /openapi.json"))
+
+    async def _predict(self, scope, receive) -> tuple[int, bytes]:
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit():
+            return 400, self._error("malformed Content-Length header")
+        if int(declared) > self.max_body_bytes:
+            return 413, self._error(f"request body larger than {self.max_body_bytes} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return 400, self._error("client disconnected")
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                return 413, self._error(f"request body larger than {self.max_body_bytes} bytes")
+            if not message.get("more_body", False):
+                break
+        try:
+            payload = self._orjson.loads(b"".join(chunks))
+        except self._orjson.JSONDecodeError as exc:
+            return 400, self._error(f"body is not valid JSON: {exc}")
+        try:
+            if isinstance(payload, dict):
+                return 200, self._orjson.dumps(self.model.predict_record(payload))
+            if isinstance(payload, list):
+                return 200, self._orjson.dumps({"predictions": [self._record(i, r) for i, r in enumerate(payload)]})
+        except MlkilnError as exc:
+            return 422, self._error(str(exc))
+        except Exception:  # a bug, never bad input: say so without leaking internals
+            log.exception("prediction failed")
+            return 500, self._error("internal error while predicting")
+        return 400, self._error("body must be a JSON object (one record) or an array of objects")
+
+    def _record(self, index: int, record) -> dict:
+        try:
+            return self.model.predict_record(record)
+        except MlkilnError as exc:
+            raise MlkilnError(f"record {index}: {exc}") from exc
+
+    def _error(self, message: str) -> bytes:
+        return self._orjson.dumps({"error": message})
+
+
+async def _respond(send, status: int, body: bytes, headers=()) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def openapi(model: Model) -> dict:
+    """The OpenAPI 3.1 document of the service, with the bundle's schema as the record type."""
+    properties = {}
+    for spec in model.card["schema"]["columns"]:
+        if spec["kind"] == "categorical":
+            prop = {"type": ["string", "null"], "examples": spec.get("categories", [])[:10]}
+        elif spec["kind"] == "datetime":
+            prop = {"type": ["string", "null"], "format": "date-time"}
+        else:
+            prop = {"type": ["number", "null"]}
+        prop["description"] = f"{spec['kind']} (training range/categories in GET /schema)"
+        properties[spec["name"]] = prop
+    record = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    prediction = {"type": "object", "required": ["prediction"], "properties": {
+        "prediction": {"type": "number"} if model.task == "regression" else {},
+        **({"probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}
+           if model.task == "classification" else {}),
+    }}
+    error = {"type": "object", "properties": {"error": {"type": "string"}}}
+    errors = {str(code): {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+              for code, text in ((400, "malformed body"), (413, "body too large"),
+                                 (422, "a record does not fit the schema (the message names the field)"))}
+
+    def ok(schema: dict, text: str) -> dict:
+        return {"200": {"description": text, "content": {"application/json": {"schema": schema}}}}
+
+    target = model.card["target"]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"mlkiln model predicting {target!r}", "version": str(model.card.get("mlkiln_version", "1"))},
+        "paths": {
+            "/predict": {"post": {
+                "summary": f"predict {target!r} for one record or a list of records",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/Record"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+                ]}}}},
+                "responses": {**ok({"oneOf": [
+                    {"$ref": "#/components/schemas/Prediction"},
+                    {"type": "object", "properties": {"predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
+                ]}, "the prediction(s), in the order of the records"), **errors},
+            }},
+            "/health": {"get": {"summary": "liveness, and whether the compiled path is used", "responses": ok({"type": "object"}, "ok")}},
+            "/schema": {"get": {"summary": "the bundle's input schema", "responses": ok({"type": "object"}, "the schema")}},
+            "/openapi.json": {"get": {"summary": "this document", "responses": ok({"type": "object"}, "OpenAPI 3.1")}},
+        },
+        "components": {"schemas": {"Record": record, "Prediction": prediction, "Error": error}},
+    }
+
+
+def app_from_environment() -> App:
+    """The application for one worker process: the bundle named by the parent, thread pools limited."""
+    limit_threads()
+    return App(load(os.environ[_ENV_BUNDLE], trust_pickle=os.environ.get(_ENV_TRUST) == "1"))
+
+
+def limit_threads() -> None:
+    """One OpenMP/BLAS thread in this process: parallelism comes from worker processes."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, trust_pickle: bool = False) -> None:
+    """Run the service until interrupted.
+
+    The bundle is loaded (and verified) here first, so a bad bundle fails
+    before any port is bound; with several workers each loads its own copy.
+    """
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise MlkilnError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
+    if workers < 1:
+        raise MlkilnError("--workers must be at least 1")
+    os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    limit_threads()
+    model = load(bundle_path, trust_pickle=trust_pickle)
+    app = App(model)
+    path = "compiled" if model.predictor.compiled else f"scikit-learn ({model.predictor.reason})"
+    log.info("serving %s on http://%s:%d with %d worker(s); predictions: %s", bundle_path, host, port, workers, path)
+    options = dict(host=host, port=port, lifespan="off", access_log=False, log_level="warning", server_header=False)
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    os.environ.update({_ENV_BUNDLE: os.fspath(bundle_path), _ENV_TRUST: "1" if trust_pickle else "0"})
+    uvicorn.run("mlkiln.serve:app_from_environment", factory=True, workers=workers, **options)

@@ -1,0 +1,227 @@
+"""The compiled predictor equals the scikit-learn Pipeline, one row or many, for every family."""
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+
+import mlkiln
+from mlkiln.compiled import compile_pipeline
+from mlkiln.examples import load_example
+from mlkiln.pipeline import build_pipeline
+from mlkiln.schema import coerce_frame, column_kind, conform, conform_record, describe_columns
+
+RTOL = 1e-9
+FEATURES = ["carat", "cut", "color", "clarity", "depth", "table", "x"]
+CASES = [
+    ("regression", "linear", {}, None),
+    ("regression", "ridge", {"alpha": 10.0}, None),
+    ("regression", "lasso", {"alpha": 1.0}, None),
+    ("regression", "hgb", {"max_iter": 40}, None),
+    ("regression", "rf", {"n_estimators": 15, "min_samples_leaf": 3}, None),
+    ("binary", "logistic_l1", {"C": 1.0}, None),
+    ("binary", "logistic_l2", {}, 0.3),
+    ("binary", "hgb", {"max_iter": 30}, 0.4),
+    ("binary", "rf", {"n_estimators": 15}, None),
+    ("multiclass", "logistic_l2", {}, None),
+    ("multiclass", "hgb", {"max_iter": 15}, None),
+    ("multiclass", "rf", {"n_estimators": 10}, None),
+]
+
+
+def _with_gaps(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Missing values in every column and, in text columns, values never seen in training."""
+    rng = np.random.default_rng(seed)
+    frame = frame.astype({c: object for c in frame.columns if frame[c].dtype == object or str(frame[c].dtype) == "str"})
+    for name in FEATURES:
+        frame.loc[rng.random(len(frame)) < 0.08, name] = None
+        if column_kind(frame[name].dropna()) == "categorical":
+            frame.loc[rng.random(len(frame)) < 0.05, name] = "never seen"
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tables():
+    data = load_example("diamonds").sample(1600, random_state=3).reset_index(drop=True)
+    data = pd.concat([data.iloc[:1200].pipe(_with_gaps, 1), data.iloc[1200:].pipe(_with_gaps, 2)], ignore_index=True)
+    # a rare category that only the one-hot / ordinal "infrequent" slot knows
+    data.loc[:3, "clarity"] = "rare"
+    return data.iloc[:1200], data.iloc[1200:]
+
+
+def _target(frame: pd.DataFrame, task: str) -> pd.Series:
+    if task == "regression":
+        return frame["price"]
+    if task == "binary":
+        return (frame["price"] > 2500).astype(int)
+    return frame["cut"].fillna("Ideal").where(lambda c: c != "never seen", "Ideal")
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}" + ("-threshold" if c[3] else ""))
+def fitted(request, tables):
+    """``(pipeline, schema columns, test frame)`` for one family, fitted on a small sample."""
+    task, family, params, threshold = request.param
+    train, test = tables
+    features = [f for f in FEATURES if not (task == "multiclass" and f == "cut")]
+    kinds = {name: column_kind(train[name]) for name in features}
+    columns = describe_columns(train, kinds)
+    y = _target(train, task)
+    kind = "regression" if task == "regression" else "classification"
+    pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0)
+    # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too
+    encoder = pipeline.named_steps["prep"].transformers[1][1]
+    (encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder).set_params(max_categories=6)
+    pipeline.fit(coerce_frame(train, kinds), y)
+    return pipeline, columns, test[features]
+
+
+def _assert_close(actual, expected):
+    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=RTOL, atol=0)
+
+
+def test_batch_equals_sklearn(fitted):
+    pipeline, columns, test = fitted
+    predictor = compile_pipeline(pipeline, columns)
+    assert predictor.compiled, predictor.reason
+    X = conform(test, columns)
+    labels, proba = predictor.score(X)
+    if proba is None:
+        _assert_close(labels, pipeline.predict(X))
+    else:
+        assert (labels == pipeline.predict(X)).all()
+        _assert_close(proba, pipeline.predict_proba(X))
+
+
+def test_rows_equal_sklearn(fitted):
+    pipeline, columns, test = fitted
+    predictor = compile_pipeline(pipeline, columns)
+    X = conform(test, columns)
+    scored = [predictor.score_row(row) for row in X.to_dict("records")]
+    expected = pipeline.predict(X)
+    assert [type(label) for label, _ in scored[:1]] in ([float], [int], [str])
+    if scored[0][1] is None:
+        _assert_close([label for label, _ in scored], expected)
+    else:
+        assert [label for label, _ in scored] == expected.tolist()
+        _assert_close([proba for _, proba in scored], pipeline.predict_proba(X))
+
+
+def _records(columns):
+    """Random valid records: values in and beyond the training range, missing values, unseen categories."""
+    fields = {}
+    for spec in columns:
+        if spec["kind"] == "categorical":
+            value = st.one_of(st.sampled_from(spec["categories"]), st.none(), st.text(max_size=5), st.integers(-3, 3))
+        else:
+            span = spec["max"] - spec["min"]
+            value = st.one_of(
+                st.floats(spec["min"] - span, spec["max"] + span, allow_nan=False), st.none(),
+                st.integers(-10, 10), st.sampled_from(["n/a", "", "1,234.5", " 7 "]),
+            )
+        fields[spec["name"]] = value
+    return st.fixed_dictionaries(fields)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_records_equal_sklearn(fitted, data):
+    pipeline, columns, _ = fitted
+    predictor = _cached_predictor(pipeline, columns)
+    record = data.draw(_records(columns))
+    label, proba = predictor.score_row(conform_record(record, columns))
+    X = conform(pd.DataFrame([record]).astype(object), columns)
+    if proba is None:
+        _assert_close([label], pipeline.predict(X))
+    else:
+        assert label == pipeline.predict(X).tolist()[0]
+        _assert_close([proba], pipeline.predict_proba(X))
+
+
+_PREDICTORS = {}
+
+
+def _cached_predictor(pipeline, columns):
+    return _PREDICTORS.setdefault(id(pipeline), compile_pipeline(pipeline, columns))
+
+
+def test_unknown_family_falls_back_and_says_so(tables, caplog):
+    train, test = tables
+    kinds = {name: column_kind(train[name]) for name in FEATURES}
+    columns = describe_columns(train, kinds)
+    pipeline = build_pipeline("regression", "linear", kinds)
+    pipeline.steps[-1] = ("model", KNeighborsRegressor())
+    pipeline.fit(coerce_frame(train, kinds), train["price"])
+    with caplog.at_level(logging.INFO, logger="mlkiln"):
+        predictor = compile_pipeline(pipeline, columns)
+    assert not predictor.compiled and "KNeighborsRegressor" in predictor.reason
+    assert "scikit-learn" in caplog.text
+    X = conform(test[FEATURES], columns)
+    _assert_close(predictor.score(X)[0], pipeline.predict(X))
+    row = X.iloc[5].to_dict()
+    _assert_close([predictor.score_row(row)[0]], pipeline.predict(X.iloc[5:6]))
+
+
+def test_model_uses_compiled_path(diamonds_bundle, failure_bundle, diamonds):
+    for path in (diamonds_bundle, failure_bundle):
+        model = mlkiln.load(path)
+        assert model.predictor.compiled
+    model = mlkiln.load(diamonds_bundle)
+    sample = diamonds.drop(columns="price").head(50)
+    X = model.prepare(sample)
+    _assert_close(model.predict(sample), model.pipeline.predict(X))
+    _assert_close(model.predict_frame(sample)["prediction"], model.pipeline.predict(X))
+    record = sample.iloc[0].to_dict()
+    _assert_close([model.predict_record(record)["prediction"]], model.pipeline.predict(X.iloc[:1]))
+
+
+def test_failure_records_carry_probabilities(failure_bundle):
+    model = mlkiln.load(failure_bundle)
+    frame = load_example("machine-failure").head(30)
+    X = model.prepare(frame)
+    used = [c["name"] for c in model.card["schema"]["columns"]]
+    for i, record in enumerate(frame[used].to_dict("records")):
+        out = model.predict_record(record)
+        assert out["prediction"] == model.pipeline.predict(X.iloc[i : i + 1]).tolist()[0]
+        _assert_close(list(out["probabilities"].values()), model.pipeline.predict_proba(X.iloc[i : i + 1])[0])
+        assert list(out["probabilities"]) == [str(c) for c in model.classes]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"carat": "heavy"}, "column 'carat' expects a number, got 'heavy'"),
+        ({"cut": {"a": 1}}, "column 'cut' expects a text value"),
+        ({"carat": [1.0]}, "column 'carat' expects a number"),
+        ({"colour": "E"}, "unknown column(s) the model does not use: 'colour'"),
+        ({"carat": float("inf")}, "column 'carat' expects a number"),
+        (None, "missing column(s) the model needs: 'carat'"),
+    ],
+)
+def test_record_errors_name_the_field(diamonds_bundle, change, message):
+    model = mlkiln.load(diamonds_bundle)
+    record = {c["name"]: (c.get("categories") or [1.0])[0] for c in model.card["schema"]["columns"]}
+    if change is None:
+        del record["carat"]
+    else:
+        record.update(change)
+    with pytest.raises(mlkiln.MlkilnError, match=re.escape(message)):
+        model.predict_record(record)
+
+
+def test_record_rules_match_batch_rules(diamonds_bundle):
+    """Text in number columns, placeholders and the target field read as in a batch."""
+    model = mlkiln.load(diamonds_bundle)
+    columns = model.card["schema"]["columns"]
+    record = {c["name"]: (c.get("categories") or [2.0])[0] for c in columns}
+    record.update({"carat": "1,234.5", "depth": "n/a", "x": None, "cut": 5, "price": 1})
+    row = conform_record(record, columns, target="price")
+    batch = conform(pd.DataFrame([record]).astype(object), columns, target="price").iloc[0].to_dict()
+    assert row.keys() == batch.keys()
+    for name in row:
+        assert row[name] == batch[name] or (row[name] != row[name] and batch[name] != batch[name])

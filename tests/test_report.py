@@ -1,0 +1,204 @@
+"""The evaluation report: its numbers equal the card's, it is one self-contained page, and it renders in a real browser."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+import mlkiln
+from mlkiln import report
+from mlkiln.tuning import SEARCH_SPACES
+
+SECTIONS = ("data", "leaderboard", "tuning", "metrics", "diagnostics", "drivers", "bundle")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium package is not installed (apt-get install chromium; .ci/run does it)"
+)
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                 "--disable-component-update", "--disable-sync"]
+# records, once the page has loaded, whether each image decoded and what the page fetched
+PROBE = """<script>addEventListener("load", () => {
+  const images = [...document.images];
+  document.body.setAttribute("data-probe", JSON.stringify({
+    images: images.length,
+    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+    resources: performance.getEntriesByType("resource").map(r => r.name),
+  }));
+});</script>"""
+
+
+def saved(bundle) -> dict:
+    return json.loads((Path(bundle) / report.REPORT_JSON).read_text())
+
+
+def test_training_report_has_the_cards_numbers(diamonds_run, diamonds_bundle):
+    doc, card = saved(diamonds_bundle), diamonds_run.card
+    assert doc["schema_version"] == report.SCHEMA_VERSION == 1 and doc["kind"] == "training"
+    assert doc["metrics"] == card["metrics"] and doc["leaderboard"] == card["leaderboard"]
+    assert doc["summary"]["headline"] == {"split": "test", "metric": "r2", "value": card["metrics"]["test"]["r2"]}
+    assert doc["data"]["features"] == card["schema"]["columns"]
+    n_test = card["split"]["n_test"]
+    reg = doc["diagnostics"]["regression"]
+    assert len(reg["sample"]["actual"]) == len(reg["sample"]["predicted"]) == min(n_test, report.SCATTER_POINTS)
+    assert sum(reg["residuals"]["counts"]) + reg["residuals"]["outside"] == n_test
+    assert sum(doc["data"]["target"]["distribution"]["counts"]) == card["data"]["rows_used"]
+    importance = doc["diagnostics"]["permutation_importance"]
+    assert {f["feature"] for f in importance["features"]} == {c["name"] for c in card["schema"]["columns"]}
+    assert importance["features"][0]["mean"] > 0.05  # something (carat, size) drives the price
+    listed = {f["file"]: f for f in doc["bundle"]["files"]}
+    manifest = dict(line.split("  ")[::-1] for line in (Path(diamonds_bundle) / "MANIFEST.sha256").read_text().splitlines())
+    assert set(listed) == set(manifest) - {report.REPORT_HTML, report.REPORT_JSON}
+    assert all(listed[name]["sha256"] == manifest[name] for name in listed)
+
+
+def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bundle):
+    curve = saved(failure_bundle)["tuning"]["logistic_l1"]
+    grid = SEARCH_SPACES[("classification", "logistic_l1")]["C"]
+    assert curve["param"] == "C" and curve["log_scale"]
+    assert sorted(p["value"] for p in curve["points"]) == sorted(grid)
+    chosen = next(r for r in failure_run.card["leaderboard"] if r["family"] == "logistic_l1")
+    assert curve["chosen"] == chosen["params"]["C"]
+    best = next(p for p in curve["points"] if p["value"] == curve["chosen"])
+    assert best["mean"] == pytest.approx(chosen["cv_mean"])
+    assert all(len(p["folds"]) == failure_run.card["split"]["folds"] for p in curve["points"])
+    assert np.mean(best["folds"]) == pytest.approx(best["mean"])
+
+
+def test_classification_curves_agree_with_the_metrics(failure_run, failure_bundle):
+    doc, card = saved(failure_bundle), failure_run.card
+    test = card["metrics"]["test"]
+    [curve] = doc["diagnostics"]["classification"]["curves"]  # two classes: the positive one
+    assert curve["class"] == "1"
+    assert curve["roc"]["auc"] == pytest.approx(test["roc_auc"])
+    assert curve["pr"]["average_precision"] == pytest.approx(test["average_precision"])
+    point = curve["operating_point"]
+    assert point["tpr"] == pytest.approx(test["recall"]) and point["precision"] == pytest.approx(test["precision"])
+    assert point["threshold"] == card["model"]["threshold"] is not None
+    assert sum(curve["calibration"]["count"]) == card["split"]["n_test"]
+    balance = doc["data"]["target"]["distribution"]["counts"]
+    assert balance == {c: card["metrics"]["train"]["per_class"][c]["support"] + test["per_class"][c]["support"]
+                       for c in ("0", "1")}
+
+
+def test_coefficients_of_a_linear_model_are_signed_on_scaled_features(diamonds_csv, tmp_path):
+    run = mlkiln.train(diamonds_csv, target="price", models=["ridge"])
+    coef = run.diagnostics["coefficients"]
+    names = list(run.pipeline[:-1].get_feature_names_out())
+    values = dict(zip(names, run.pipeline[-1].coef_))
+    assert coef["outputs"] == ["price"] and {f["feature"] for f in coef["features"]} == set(names)
+    assert all(f["values"] == [pytest.approx(values[f["feature"]])] for f in coef["features"])
+    assert coef["features"][0]["values"][0] > 0  # the largest effect: a bigger stone costs more
+    sizes = [abs(f["values"][0]) for f in coef["features"]]
+    assert sizes == sorted(sizes, reverse=True)
+    page = (run.save(tmp_path / "ridge") / report.REPORT_HTML).read_text()
+    assert "Coefficients of ridge" in page
+
+
+def test_several_classes_get_a_curve_and_coefficients_each(diamonds):
+    run = mlkiln.train(diamonds, target="cut", models=["logistic_l2"])
+    classes = [str(c) for c in run.card["schema"]["target"]["classes"]]
+    diag = run.diagnostics
+    assert [c["class"] for c in diag["classification"]["curves"]] == classes == diag["coefficients"]["outputs"]
+    assert all(len(f["values"]) == len(classes) for f in diag["coefficients"]["features"])
+    doc = report.build(run.card, diag)
+    per_class = run.card["metrics"]["test"]["per_class"]
+    for curve in doc["diagnostics"]["classification"]["curves"]:
+        assert curve["operating_point"]["tpr"] == pytest.approx(per_class[curve["class"]]["recall"])
+        assert curve["operating_point"]["threshold"] is None  # the most probable class wins, no cut-off
+    page = report.render_html(doc)
+    assert all(f'<section id="{s}">' in page for s in SECTIONS) and page.count("<img ") == 8
+
+
+@pytest.mark.parametrize("bundle", ["diamonds_bundle", "failure_bundle"])
+def test_page_is_one_self_contained_file(bundle, request):
+    page = (Path(request.getfixturevalue(bundle)) / report.REPORT_HTML).read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert "<script" not in page.lower() and "@import" not in page
+    targets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
+    assert targets and all(t.startswith(("data:image/png;base64,", "#")) for t in targets)  # inline images, in-page links
+    assert not re.search(r"url\(", page)
+    assert "default-src 'none'" in page  # and the browser is told to fetch nothing
+    assert page.count("<img ") >= 4  # data, tuning, diagnostics, importance
+
+
+def test_report_command_rebuilds_outside_the_bundle(diamonds_bundle, tmp_path):
+    out = tmp_path / "again.html"
+    result = run_cli("report", diamonds_bundle, "-o", out)
+    assert result.returncode == 0, result.stderr
+    rebuilt, original = out.read_text(), (Path(diamonds_bundle) / report.REPORT_HTML).read_text()
+    assert rebuilt.count("<img ") == original.count("<img ")
+    refused = run_cli("report", diamonds_bundle, "-o", Path(diamonds_bundle) / "copy.html")
+    assert refused.returncode == 2 and "MANIFEST" in refused.stderr
+    assert not (Path(diamonds_bundle) / "copy.html").exists()
+    assert run_cli("inspect", diamonds_bundle).returncode == 0
+
+
+def test_evaluate_writes_a_report_beside_the_data(diamonds_bundle, diamonds_csv, tmp_path):
+    data = tmp_path / "holdout.csv"
+    shutil.copy(diamonds_csv, data)
+    result = run_cli("evaluate", diamonds_bundle, data, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "holdout-report.json").read_text())
+    assert doc["kind"] == "evaluation" and doc["on"] == {"split": "evaluation", "source": "holdout.csv", "rows": 3000}
+    assert doc["metrics"]["evaluation"] == json.loads(result.stdout)
+    assert doc["summary"]["headline"]["value"] == json.loads(result.stdout)["r2"]
+    assert doc["diagnostics"]["rows"] == 3000
+    assert "Evaluation of" in (tmp_path / "holdout-report.html").read_text()
+
+
+def test_evaluation_on_a_single_class_still_reports(failure_bundle, failure_csv, tmp_path):
+    frame = pd.read_csv(failure_csv)
+    only_ok = frame[frame["Machine failure"] == 0].head(300)
+    result = mlkiln.load(failure_bundle).evaluate(only_ok, report=tmp_path / "ok.html")
+    doc = json.loads((tmp_path / "ok.json").read_text())
+    assert doc["diagnostics"]["classification"]["curves"] == []  # no positives: no ROC
+    assert doc["metrics"]["evaluation"] == result and result["n"] == 300
+    assert "Not available: these rows hold a single class" in (tmp_path / "ok.html").read_text()
+
+
+@needs_chromium
+@pytest.mark.parametrize("bundle", ["diamonds_bundle", "failure_bundle"])
+def test_page_renders_in_headless_chromium(bundle, request, tmp_path):
+    page = Path(request.getfixturevalue(bundle)) / report.REPORT_HTML
+    shot = tmp_path / f"{Path(page.parent).name}.png"
+    browse(page, tmp_path / "profile-1", f"--screenshot={shot}", "--window-size=1280,4000")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 4000)
+    assert len(image.getcolors(maxcolors=1 << 20)) > 500  # text and plots, not a blank or error page
+
+    # the probe copy drops the page's Content-Security-Policy, so anything the page
+    # referenced would really be fetched, and show up in the network log
+    probe = tmp_path / "probe.html"
+    html = page.read_text()
+    probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', PROBE, html, count=1))
+    net_log = tmp_path / "net.json"
+    dom = browse(probe, tmp_path / "profile-2", f"--log-net-log={net_log}", "--dump-dom")
+    state = json.loads(re.search(r'data-probe="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    assert state["images"] == html.count("<img ") and state["broken"] == [], state
+    assert state["resources"] == []
+    assert page_requests(net_log) == []
+
+
+def browse(page: Path, profile: Path, *args: str) -> str:
+    """Run headless Chromium on ``page`` with a throw-away profile; return its stdout."""
+    result = subprocess.run([CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def page_requests(net_log: Path) -> list[str]:
+    """URLs the page asked the network for; Chromium's own background requests have no origin and are left out."""
+    log = json.loads(net_log.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    starts = [e.get("params", {}) for e in log["events"] if e["type"] == start]
+    return [p["url"] for p in starts if "url" in p and p.get("initiator") != "not an origin"
+            and not p["url"].startswith(("data:", "file:"))]

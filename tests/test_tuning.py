@@ -1,0 +1,99 @@
+"""Search strategies, budgets and the thread budget of the tuning step."""
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from sklearn.model_selection import ParameterGrid
+from threadpoolctl import threadpool_info
+
+import mlkiln
+from mlkiln import tuning
+from mlkiln.errors import MlkilnError
+from mlkiln.pipeline import FAMILIES
+from mlkiln.tuning import DISTRIBUTIONS, SEARCH_SPACES, Compute, halving_start, search_strategy
+
+
+@pytest.fixture(scope="module")
+def small(diamonds):
+    return diamonds.head(1200)
+
+
+def test_every_family_has_one_documented_space():
+    assert set(SEARCH_SPACES) == {(task, f) for task, families in FAMILIES.items() for f in families}
+    assert set(DISTRIBUTIONS) <= set(SEARCH_SPACES)
+    for key, dist in DISTRIBUTIONS.items():
+        assert set(dist) == set(SEARCH_SPACES[key]), key
+
+
+def test_auto_halves_the_expensive_families_only():
+    assert [search_strategy(f) for f in FAMILIES["regression"]] == ["grid", "grid", "grid", "halving", "halving"]
+    assert search_strategy("hgb", "grid") == "grid"
+
+
+def test_halving_keeps_the_candidate_shape_and_picks_from_the_last_round(small, monkeypatch):
+    monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
+    card = mlkiln.train(small, target="price", models=["hgb"]).card
+    candidates = card["cv_results"]["hgb"]
+    assert len(candidates) == len(ParameterGrid(SEARCH_SPACES[("regression", "hgb")]))
+    assert all({"params", "mean", "std", "folds", "n_samples"} <= set(c) for c in candidates)
+    last = max(c["n_samples"] for c in candidates)
+    assert last > min(c["n_samples"] for c in candidates)
+    best = max((c for c in candidates if c["n_samples"] == last), key=lambda c: c["mean"])
+    row = card["leaderboard"][0]
+    assert row["params"] == best["params"] and row["search"] == "halving" and row["status"] == "ok"
+    assert row["cv_mean"] == pytest.approx(np.mean(best["folds"]))
+
+
+def test_halving_is_the_full_grid_on_small_tables():
+    assert halving_start(3000, 9) == 3000
+    assert halving_start(900_000, 9) == 100_000
+
+
+@pytest.mark.parametrize("search", ["random", "halving", "grid"])
+def test_trials_give_the_same_model_whatever_the_cores(small, search):
+    runs = [mlkiln.train(small, target="price", models=["ridge", "hgb"], search=search, trials=3, seed=1, n_jobs=jobs)
+            for jobs in (1, 2)]
+    assert runs[0].card["model"] == runs[1].card["model"]
+    assert runs[0].card["cv_results"] == runs[1].card["cv_results"]
+    assert all(len(c) <= 3 for c in runs[0].card["cv_results"].values())
+
+
+def test_budget_stops_cleanly_and_lists_what_was_not_reached(small):
+    run = mlkiln.train(small, target="price", models=["linear", "ridge", "hgb"], budget=1e-6)
+    board = run.leaderboard.set_index("family")
+    assert board.loc["linear", "status"] == "ok" and run.card["model"]["family"] == "linear"
+    assert list(board.loc[["ridge", "hgb"], "status"]) == ["not reached", "not reached"]
+    assert board.loc["hgb", "not_reached"] == 9 and run.metrics["test"]["r2"] > 0.8
+
+
+def test_thread_budget_one_thread_per_worker_all_cores_for_one_fit():
+    compute = Compute(n_jobs=2)
+    with compute.parallel():
+        assert {p["num_threads"] for p in threadpool_info()} == {1}
+    with compute.single():
+        assert {p["num_threads"] for p in threadpool_info()} <= {1, 2}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"search": "bayes"}, "--search must be one of"),
+        ({"budget": 0}, "--budget must be a positive"),
+        ({"trials": 0}, "--trials must be a positive"),
+        ({"n_jobs": 0}, "--jobs must be a positive"),
+    ],
+)
+def test_bad_search_options_raise_our_error(small, kwargs, message):
+    with pytest.raises(MlkilnError, match=message):
+        mlkiln.train(small, target="price", **kwargs)
+
+
+def test_cli_search_options(tmp_path, diamonds):
+    data = tmp_path / "d.csv"
+    diamonds.head(800).to_csv(data, index=False)
+    result = run_cli("train", data, "--target", "price", "--models", "ridge", "rf", "--search", "random",
+                     "--trials", "2", "--budget", "600", "--jobs", "1", "-o", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    assert "2 candidates, random" in result.stderr
+    bad = run_cli("train", data, "--target", "price", "--search", "bayes", "-o", tmp_path / "n")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
