@@ -104,7 +104,7 @@ from threadpoolctl import threadpool_limits
 from . import __version__, bundle
 from .errors import MlkilnError
 from .pipeline import LINEAR_FAMILIES
-from .summary import fmt, metric_keys
+from .summary import fmt, metric_rows
 from .tuning import Scorer
 
 SCHEMA_VERSION = 1
@@ -632,19 +632,7 @@ def _tuning_section(report: dict) -> str:
 
 def _metrics_section(report: dict) -> str:
     task, split_metrics = report["summary"]["task"], report["metrics"]
-    splits = [s for s in ("train", "validation", "test", "evaluation") if s in split_metrics]
-    rows = []
-    for key in metric_keys(task):
-        row = [key]
-        for split in splits:
-            m = split_metrics[split]
-            if split == "validation":
-                mean = m["mean"].get(key)
-                row.append("-" if mean is None else f"{fmt(mean)} ± {fmt(m['std'][key])}")
-            else:
-                row.append(fmt(m.get(key)))
-        if any(c != "-" for c in row[1:]):
-            rows.append(row)
+    splits, rows = metric_rows(task, split_metrics)
     header = ["metric"] + [f"validation ({split_metrics['validation']['folds']}-fold CV)" if s == "validation"
                            else f"{s} ({split_metrics[s]['n']:,} rows)" for s in splits]
     note = ('<p class="note">For two classes, precision, recall and f1 are those of the positive class. '

@@ -37,8 +37,12 @@ def metric_keys(task: str) -> tuple[str, ...]:
     return REGRESSION_KEYS if task == "regression" else CLASSIFICATION_KEYS
 
 
-def metrics_table(task: str, split_metrics: dict) -> str:
-    """Metrics side by side for each split present (validation shown as mean ± std)."""
+def metric_rows(task: str, split_metrics: dict) -> tuple[list[str], list[list[str]]]:
+    """The splits present, and one formatted row per metric that has a value.
+
+    Validation shows mean ± std over the folds. The terminal and the HTML
+    report both draw their metrics table from these rows.
+    """
     splits = [s for s in ("train", "validation", "test", "evaluation") if s in split_metrics]
     rows = []
     for key in metric_keys(task):
@@ -46,12 +50,18 @@ def metrics_table(task: str, split_metrics: dict) -> str:
         for split in splits:
             m = split_metrics[split]
             if split == "validation":
-                mean, std = m["mean"].get(key), m["std"].get(key)
-                row.append("-" if mean is None else f"{mean:.4f} ± {std:.4f}")
+                mean = m["mean"].get(key)
+                row.append("-" if mean is None else f"{fmt(mean)} ± {fmt(m['std'][key])}")
             else:
-                row.append(m.get(key))
-        if any(c not in (None, "-") for c in row[1:]):
+                row.append(fmt(m.get(key)))
+        if any(c != "-" for c in row[1:]):
             rows.append(row)
+    return splits, rows
+
+
+def metrics_table(task: str, split_metrics: dict) -> str:
+    """Metrics side by side for each split present."""
+    splits, rows = metric_rows(task, split_metrics)
     return table(rows, ["metric", *splits])
 
 
