@@ -52,3 +52,20 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no /proc/self/status")
+
+
+def percentiles(nanoseconds: list[int]) -> tuple[float, float]:
+    """p50 and p99 of timings taken in nanoseconds, in microseconds."""
+    p50, p99 = np.percentile(np.asarray(nanoseconds, dtype="float64") / 1e3, [50, 99])
+    return float(p50), float(p99)
+
+
+def diamonds_bundle(family: str, folder: str | os.PathLike | None = None) -> Path:
+    """A bundle of the full diamonds table with one family, trained once and reused."""
+    import mlkiln
+
+    folder = Path(folder or os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench"))
+    path = folder / f"diamonds-{family}"
+    if not (path / "MANIFEST.sha256").is_file():
+        mlkiln.train(load_example("diamonds"), target="price", models=[family]).save(path, force=True)
+    return path
