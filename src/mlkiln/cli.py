@@ -72,7 +72,7 @@ def cmd_train(args) -> int:
         if not args.target:
             raise MlkilnError("--target is required: name the column to predict")
         data, source, target = args.data, None, args.target
-        default_out = f"mlkiln-{Path(args.data).name.split('.')[0]}"
+        default_out = f"mlkiln-{_data_name(args.data)}"
     output = bundle.check_destination(args.output or default_out, args.force)
     run = train(
         data, target, task=args.task, metric=args.metric, models=_split_list(args.models),
@@ -105,7 +105,7 @@ def cmd_evaluate(args) -> int:
     from .predict import load
 
     model = load(args.bundle, trust_pickle=args.trust_pickle)
-    report = args.report or Path(args.data).with_name(f"{Path(args.data).name.split('.')[0]}-report.html")
+    report = args.report or Path(args.data).with_name(f"{_data_name(args.data)}-report.html")
     result = model.evaluate(args.data, report=report)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -243,6 +243,11 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
     return parser
+
+
+def _data_name(path: str) -> str:
+    """A data file's name without any of its suffixes (``sales.csv.gz`` -> ``sales``), for default outputs."""
+    return Path(path).name.split(".")[0]
 
 
 def _split_list(values: list[str] | None) -> list[str] | None:
