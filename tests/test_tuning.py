@@ -97,3 +97,36 @@ def test_cli_search_options(tmp_path, diamonds):
     assert "2 candidates, random" in result.stderr
     bad = run_cli("train", data, "--target", "price", "--search", "bayes", "-o", tmp_path / "n")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_grid_winner_reuses_its_cross_validation_predictions(small, monkeypatch):
+    from mlkiln import workflow
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the winner was fitted again for its out-of-fold predictions")
+
+    monkeypatch.setattr(workflow, "out_of_fold", refit)
+    run = mlkiln.train(small, target="price", models=["ridge", "lasso"])
+    family, params = run.card["model"]["family"], run.card["model"]["params"]
+    best = next(c for c in run.card["cv_results"][family] if c["params"] == params)
+    assert run.metrics["validation"]["folds"] == 3
+    assert run.metrics["validation"]["mean"]["r2"] == pytest.approx(np.mean(best["folds"]), rel=1e-12)
+
+
+def test_a_failing_candidate_scores_nan_and_the_others_still_compete(small):
+    # alpha=-1 makes Ridge refuse to fit; the search goes on with the valid candidates
+    from mlkiln.tuning import Compute, Scorer, cross_validate_candidates, make_cv
+    from mlkiln.pipeline import build_pipeline
+    from mlkiln.schema import column_kind
+
+    X, y = small.drop(columns="price"), small["price"].astype(float)
+    X = X.astype({c: "category" for c in ("cut", "color", "clarity")})
+    kinds = {c: column_kind(X[c]) for c in X.columns}
+    pipe = build_pipeline("regression", "ridge", kinds)
+    candidates = [{"model__alpha": -1.0}, {"model__alpha": 1.0}]
+    with Compute(n_jobs=1) as compute:
+        results, reached, oof = cross_validate_candidates(pipe, candidates, X, y, make_cv("regression", 3, 0),
+                                                          Scorer("regression", "r2"), "regression", compute)
+    assert reached == 2 and np.isnan(results["mean_test_score"][0]) and results["mean_test_score"][1] > 0.8
+    pred, _, fold_of = oof
+    assert len(pred) == len(y) and set(fold_of) == {0, 1, 2}

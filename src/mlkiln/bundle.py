@@ -42,6 +42,7 @@ RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threa
 TRUSTED_TYPES = frozenset({
     "functools.partial",
     "numpy.dtype",
+    "numpy.median",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
     "sklearn.utils.validation.check_array",

@@ -29,12 +29,11 @@ from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
-    GridSearchCV,
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
     KFold,
     ParameterGrid,
-    RandomizedSearchCV,
+    ParameterSampler,
     StratifiedKFold,
 )
 from sklearn.utils.parallel import Parallel, delayed
@@ -188,13 +187,16 @@ class Scorer:
         self.sign = 1.0 if metrics.SELECTION_METRICS[task][metric] else -1.0
 
     def __call__(self, estimator, X, y) -> float:
-        sign = self.sign
         if self.tune_threshold:
-            proba = estimator.predict_proba(X)[:, 1]
-            return metrics.best_threshold(y, proba, self.classes[1], self.metric)[1]
+            return self.from_predictions(y, None, estimator.predict_proba(X))
         proba = estimator.predict_proba(X) if self.task == "classification" and _uses_proba(self.metric) else None
-        pred = estimator.predict(X)
-        return sign * metrics.score(self.task, self.metric, y, pred, proba, self.classes)
+        return self.from_predictions(y, estimator.predict(X), proba)
+
+    def from_predictions(self, y, pred, proba) -> float:
+        """The score (greater is better) of predictions ``pred`` and probabilities ``proba`` of ``y``."""
+        if self.tune_threshold:
+            return metrics.best_threshold(y, proba[:, 1], self.classes[1], self.metric)[1]
+        return self.sign * metrics.score(self.task, self.metric, y, pred, proba, self.classes)
 
 
 def _uses_proba(metric: str) -> bool:
@@ -220,6 +222,8 @@ class FamilyResult:
     error: str | None = None
     search: str = "grid"
     not_reached: int = 0
+    #: the best candidate's out-of-fold ``(predictions, probabilities, fold of each row)``, when the search kept them
+    oof: tuple | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -311,14 +315,6 @@ class _OutOfTime(Exception):
     pass
 
 
-class _GridSearch(_Deadline, GridSearchCV):
-    pass
-
-
-class _RandomSearch(_Deadline, RandomizedSearchCV):
-    pass
-
-
 class _HalvingGridSearch(_Deadline, HalvingGridSearchCV):
     pass
 
@@ -327,29 +323,92 @@ class _HalvingRandomSearch(_Deadline, HalvingRandomSearchCV):
     pass
 
 
-def make_search(pipe, task: str, family: str, strategy: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None):
-    """The scikit-learn search object for one family.
+def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int, trials: int | None = None) -> list[dict]:
+    """The candidates a grid or random search evaluates, as pipeline parameters (``model__...``).
 
-    ``trials`` caps the candidates at a number fixed in advance, so the same
-    seed and data give the same model on any machine: random search draws
-    ``trials``, halving starts from ``trials`` random candidates, and a grid
-    larger than ``trials`` is sampled (without replacement) instead.
+    ``trials`` caps them at a number fixed in advance, so the same seed and
+    data give the same model on any machine: random search draws ``trials``,
+    and a grid larger than ``trials`` is sampled (without replacement) instead.
     """
     fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
     grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
-    dist = {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+    if strategy == "grid" and (trials is None or len(ParameterGrid(grid)) <= trials):
+        return list(ParameterGrid(grid))
+    space = grid if strategy == "grid" else _space(task, family, fixed)
+    return list(ParameterSampler(space, n_iter=trials or RANDOM_TRIALS, random_state=seed))
+
+
+def _space(task: str, family: str, fixed: dict) -> dict:
+    return {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+
+
+def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None):
+    """scikit-learn's successive-halving search for one family: the grid, or ``trials`` random candidates."""
+    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
+    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
     common = dict(scoring=scorer, cv=cv, refit=False, error_score=np.nan)
-    if strategy == "grid" and trials is not None and len(ParameterGrid(grid)) > trials:
-        return _RandomSearch(pipe, grid, n_iter=trials, random_state=seed, **common)
-    if strategy == "grid":
-        return _GridSearch(pipe, grid, **common)
-    if strategy == "random":
-        return _RandomSearch(pipe, dist, n_iter=trials or RANDOM_TRIALS, random_state=seed, **common)
     n_candidates = len(ParameterGrid(grid)) if trials is None else trials
     min_rows = halving_start(n_rows, n_candidates)
     if trials is None:
         return _HalvingGridSearch(pipe, grid, min_resources=min_rows, random_state=seed, **common)
-    return _HalvingRandomSearch(pipe, dist, n_candidates=trials, min_resources=min_rows, random_state=seed, **common)
+    return _HalvingRandomSearch(pipe, _space(task, family, fixed), n_candidates=trials, min_resources=min_rows,
+                                random_state=seed, **common)
+
+
+def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,
+                              deadline: float | None = None) -> tuple[dict, int, tuple | None]:
+    """Fit every candidate on every fold; return ``(cv_results, candidates reached, best's out-of-fold predictions)``.
+
+    As scikit-learn's GridSearchCV with ``refit=False``, except that the
+    folds' predictions of the best candidate so far are kept, so the winner
+    needs no second round of fits for its validation metrics and threshold.
+    Candidates run ``compute.cores`` at a time when a ``deadline`` is set;
+    once it has passed, the search ends with what it has (at least one batch).
+    """
+    splits = list(cv.split(X, y))
+    step = len(candidates) if deadline is None else compute.cores
+    scores = np.full((len(candidates), len(splits)), np.nan)
+    fit_times = np.zeros((len(candidates), len(splits)))
+    best, best_oof, reached = None, None, 0
+    with compute.parallel():
+        for start in range(0, len(candidates), step):
+            if reached and deadline is not None and time.perf_counter() > deadline:
+                break
+            batch = range(start, min(start + step, len(candidates)))
+            jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidates[i]), X, y, fit_idx, val_idx, task)
+                    for i in batch for fit_idx, val_idx in splits]
+            results = Parallel(return_as="generator")(jobs)
+            for i in batch:
+                folds = [next(results) for _ in splits]
+                for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
+                    fit_times[i, k] = seconds
+                    if pred is not None:
+                        scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
+                mean = scores[i].mean()
+                if np.isfinite(mean) and (best is None or mean > scores[best].mean()):
+                    best, best_oof = i, _pool(splits, folds, len(y))
+            reached = batch.stop
+    results = {
+        "params": candidates[:reached],
+        "mean_test_score": scores[:reached].mean(axis=1),
+        "std_test_score": scores[:reached].std(axis=1),
+        "mean_fit_time": fit_times[:reached].mean(axis=1),
+        **{f"split{k}_test_score": scores[:reached, k] for k in range(len(splits))},
+    }
+    return results, reached, best_oof
+
+
+def _pool(splits, folds, n_rows: int) -> tuple:
+    """One candidate's fold predictions as full-length out-of-fold arrays, plus the fold of each row."""
+    fold_of = np.empty(n_rows, dtype="int64")
+    pred = np.empty(n_rows, dtype=folds[0][0].dtype)
+    proba = None if folds[0][1] is None else np.zeros((n_rows, folds[0][1].shape[1]))
+    for k, ((_, val_idx), (fold_pred, fold_proba, _)) in enumerate(zip(splits, folds)):
+        fold_of[val_idx] = k
+        pred[val_idx] = fold_pred
+        if proba is not None:
+            proba[val_idx] = fold_proba
+    return pred, proba, fold_of
 
 
 def scale_params(family: str, n_rows: int) -> dict:
@@ -388,14 +447,19 @@ def tune_family(
     sign = scorer.sign
     strategy = search_strategy(family, search)
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes)
-    searcher = make_search(pipe, task, family, strategy, scorer, cv, seed, len(y), trials)
-    searcher.deadline, searcher.batch_size = deadline, compute.cores
     start = time.perf_counter()
-    with warnings.catch_warnings(), compute.parallel():
-        warnings.simplefilter("ignore")
-        searcher.fit(X, y)
+    if strategy == "halving":
+        searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
+        searcher.deadline, searcher.batch_size = deadline, compute.cores
+        with warnings.catch_warnings(), compute.parallel():
+            warnings.simplefilter("ignore")
+            searcher.fit(X, y)
+        res, n_planned, n_reached, oof = searcher.cv_results_, searcher.n_planned_, searcher.n_reached_, None
+    else:
+        planned = candidates_for(task, family, strategy, seed, len(y), trials)
+        res, n_reached, oof = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline)
+        n_planned = len(planned)
     elapsed = time.perf_counter() - start
-    res = searcher.cv_results_
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
     last = {repr(sorted(p.items())): i for i, p in enumerate(res["params"])}  # a candidate's largest round
     rows = sorted(last.values())
@@ -409,24 +473,26 @@ def tune_family(
         }
         for i in rows
     ]
-    not_reached = searcher.n_planned_ - searcher.n_reached_
+    not_reached = n_planned - n_reached
     if not_reached:
-        log.warning("%s: the --budget ran out after %d of %d candidates", family, searcher.n_reached_, searcher.n_planned_)
+        log.warning("%s: the --budget ran out after %d of %d candidates", family, n_reached, n_planned)
     if not np.isfinite(means).any():
         return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, len(rows), candidates,
                             "every candidate failed to fit", strategy, not_reached)
-    best = rows.index(searcher.best_index_)
+    best_index = searcher.best_index_ if strategy == "halving" else int(np.nanargmax(means))
+    best = rows.index(best_index)
     return FamilyResult(
         family=family,
         params=candidates[best]["params"],
-        cv_mean=float(sign * means[searcher.best_index_]),
-        cv_std=float(res["std_test_score"][searcher.best_index_]),
-        fit_time=float(res["mean_fit_time"][searcher.best_index_]),
+        cv_mean=float(sign * means[best_index]),
+        cv_std=float(res["std_test_score"][best_index]),
+        fit_time=float(res["mean_fit_time"][best_index]),
         search_time=elapsed,
         n_candidates=len(rows),
         candidates=candidates,
         search=strategy,
         not_reached=not_reached,
+        oof=oof,
     )
 
 
@@ -444,24 +510,24 @@ def out_of_fold(X, y, pipe, cv, task, compute: Compute):
     """
     splits = list(cv.split(X, y))
     with compute.parallel():
-        fitted = Parallel()(delayed(_fit_predict)(clone(pipe), X, y, fit_idx, val_idx, task) for fit_idx, val_idx in splits)
-    fold_of = np.empty(len(y), dtype="int64")
-    pred = np.empty(len(y), dtype=fitted[0][0].dtype)
-    proba = None if task != "classification" else np.zeros((len(y), fitted[0][1].shape[1]))
-    for k, ((_, val_idx), (fold_pred, fold_proba)) in enumerate(zip(splits, fitted)):
-        fold_of[val_idx] = k
-        pred[val_idx] = fold_pred
-        if proba is not None:
-            proba[val_idx] = fold_proba
-    return pred, proba, fold_of
+        folds = Parallel()(delayed(_fit_predict)(clone(pipe), X, y, fit_idx, val_idx, task) for fit_idx, val_idx in splits)
+    if any(pred is None for pred, _, _ in folds):
+        raise MlkilnError("the chosen model failed to fit on a cross-validation fold")
+    return _pool(splits, folds, len(y))
 
 
 def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
+    """Fit on ``fit_idx``; ``(predictions, probabilities, fit seconds)`` on ``val_idx``, or ``(None, None, s)`` if it failed."""
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = pipe.fit(X.iloc[fit_idx], y.iloc[fit_idx])
+        try:
+            model = pipe.fit(X.iloc[fit_idx], y.iloc[fit_idx])
+        except Exception:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
+            return None, None, time.perf_counter() - start
+        seconds = time.perf_counter() - start
         X_val = X.iloc[val_idx]
-        return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None
+        return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None, seconds
 
 
 def fit_final(pipe, X, y, compute: Compute):

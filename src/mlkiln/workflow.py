@@ -250,8 +250,10 @@ def train(
             raise MlkilnError("every model family failed to fit; check the data (see warnings above)")
         best = ranked[0]
 
-        pipe = build_pipeline(task, best.family, kinds, best.params, seed, n_classes)
-        oof_pred, oof_proba, fold_of = out_of_fold(X_trainval, y_trainval, pipe, cv, task, compute)
+        if best.oof is None:  # halving kept no predictions of the winner on full folds
+            pipe = build_pipeline(task, best.family, kinds, best.params, seed, n_classes)
+            best.oof = out_of_fold(X_trainval, y_trainval, pipe, cv, task, compute)
+        oof_pred, oof_proba, fold_of = best.oof
     threshold = None
     if tune_threshold:
         threshold, _ = metrics.best_threshold(y_trainval, oof_proba[:, 1], classes[1], metric)
