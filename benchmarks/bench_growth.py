@@ -86,6 +86,10 @@ def main() -> None:
             rows.append(r)
             print(f"| {n:,} | {mode} | {r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['table_rss_mb']:.0f} | "
                   f"{r['worker_peak_rss_mb']:.0f} | {r['test_r2']:.4f} |", flush=True)
+    # a partial run (some sizes or modes) replaces only its own rows of the recorded results
+    done = {(r["rows"], r["mode"]) for r in rows}
+    saved = json.loads((HERE / "growth.json").read_text()) if (HERE / "growth.json").exists() else []
+    rows = sorted([r for r in saved if (r["rows"], r["mode"]) not in done] + rows, key=lambda r: (r["rows"], MODES.index(r["mode"])))
     (HERE / "growth.json").write_text(json.dumps(rows, indent=1))
     plot(rows)
 
