@@ -130,3 +130,22 @@ def test_a_failing_candidate_scores_nan_and_the_others_still_compete(small):
     assert reached == 2 and np.isnan(results["mean_test_score"][0]) and results["mean_test_score"][1] > 0.8
     pred, _, fold_of = oof
     assert len(pred) == len(y) and set(fold_of) == {0, 1, 2}
+
+
+def test_encoders_count_categories_only_when_a_text_column_has_too_many(diamonds):
+    from mlkiln.pipeline import MAX_CATEGORIES, build_pipeline
+    from mlkiln.schema import column_kind
+
+    few = mlkiln.train(diamonds.head(600), target="price", models=["ridge"])
+    assert few.card["model"]["max_categories"] is None
+    many = diamonds.head(600).assign(code=[f"c{i % 150}" for i in range(600)])
+    capped = mlkiln.train(many, target="price", models=["ridge"], keep=["code"])
+    assert capped.card["model"]["max_categories"] == MAX_CATEGORIES
+    assert "code_infrequent_sklearn" in capped.pipeline[:-1].get_feature_names_out()
+    # uncapped encoders give the capped ones' output when no column has too many values
+    X, y = diamonds.head(2000).drop(columns="price"), diamonds.head(2000)["price"]
+    kinds = {c: column_kind(X[c]) for c in X.columns}
+    for family in ("ridge", "hgb"):
+        outputs = [build_pipeline("regression", family, kinds, max_categories=cap).fit(X, y).predict(X)
+                   for cap in (None, MAX_CATEGORIES)]
+        np.testing.assert_array_equal(*outputs)

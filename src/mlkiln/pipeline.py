@@ -70,11 +70,13 @@ def make_estimator(task, family, seed, n_classes=2):
     raise ValueError(f"unknown {task} family {family!r}; choose from {FAMILIES[task]}")
 
 
-def make_preprocessor(kinds, family):
+def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):
     """Impute, scale and one-hot for linear families; ordinal codes for trees.
 
     Trees split on raw values and handle missing values natively, so they get
     no imputation or scaling; linear models need both, plus one-hot columns.
+    ``max_categories=None`` (no text column has more values) leaves the
+    encoders uncapped: the same output, without counting every value.
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
     categorical = [name for name, kind in kinds.items() if kind == "categorical"]
@@ -83,7 +85,7 @@ def make_preprocessor(kinds, family):
         num = make_pipeline(SimpleImputer(strategy=np.median, add_indicator=True), StandardScaler())
         cat = make_pipeline(
             SimpleImputer(strategy="constant", fill_value="(missing)"),
-            OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_CATEGORIES),
+            OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories),
         )
     else:
         num = "passthrough"
@@ -91,7 +93,7 @@ def make_preprocessor(kinds, family):
             handle_unknown="use_encoded_value",
             unknown_value=float("nan"),
             encoded_missing_value=float("nan"),
-            max_categories=MAX_CATEGORIES,
+            max_categories=max_categories,
         )
     return ColumnTransformer(
         [("numeric", num, numeric), ("categorical", cat, categorical)],
@@ -102,7 +104,7 @@ def make_preprocessor(kinds, family):
     )
 
 
-def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None):
+def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES):
     """Preprocessing + estimator as one Pipeline, with ``params`` set on the estimator.
 
     ``threshold`` (binary classification only) wraps the estimator so that
@@ -116,5 +118,5 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     estimator.set_params(**(params or {}))
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    return Pipeline([("prep", make_preprocessor(kinds, family)), ("model", estimator)])
+    return Pipeline([("prep", make_preprocessor(kinds, family, max_categories)), ("model", estimator)])
 

@@ -41,6 +41,8 @@ TASK = {task!r}
 FAMILY = {family!r}
 PARAMS = {params}
 THRESHOLD = {threshold!r}
+# categories kept per text column (None: no column has more, so the encoders need not count them)
+MAX_CATEGORIES_KEPT = {max_categories!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
@@ -81,7 +83,7 @@ def main():
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y if TASK == "classification" else None
     )
-    model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD)
+    model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
     model.fit(X_train, y_train)
     print(f"test score ({{'R2' if TASK == 'regression' else 'accuracy'}}): {{model.score(X_test, y_test):.6f}}")
     joblib.dump(model, args.output)
@@ -111,6 +113,7 @@ def render(card: dict) -> str:
         family=model["family"],
         params=pprint.pformat(model["params"], sort_dicts=True),
         threshold=model["threshold"],
+        max_categories=model.get("max_categories", pipeline.MAX_CATEGORIES),
         seed=card["split"]["seed"],
         test_size=card["split"]["test_size"],
         folds=card["split"]["folds"],

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from . import metrics
 from .errors import MlkilnError
-from .pipeline import build_pipeline
+from .pipeline import MAX_CATEGORIES, build_pipeline
 from .schema import plain_scalar
 
 log = logging.getLogger("mlkiln")
@@ -438,6 +438,7 @@ def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
 def tune_family(
     X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
     *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
+    max_categories: int | None = MAX_CATEGORIES,
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
@@ -446,7 +447,7 @@ def tune_family(
     """
     sign = scorer.sign
     strategy = search_strategy(family, search)
-    pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes)
+    pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
