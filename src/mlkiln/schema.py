@@ -121,8 +121,20 @@ def is_missing_text(col: pd.Series) -> pd.Series:
     """True where a value is missing or a placeholder such as "n/a", "-" or "?"."""
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         return col.isna()
-    placeholder = col.astype("object").map(lambda v: isinstance(v, str) and v.strip().lower() in NA_TOKENS)
-    return col.isna() | placeholder.astype(bool)
+    values = col.astype("object")
+    try:
+        # each distinct value checked once: millions of rows hold few distinct texts
+        codes, uniques = pd.factorize(values)
+    except TypeError:  # unhashable values (lists, dicts): one by one
+        placeholder = values.map(_is_placeholder).astype(bool)
+    else:
+        flags = np.array([_is_placeholder(v) for v in uniques] + [False], dtype=bool)
+        placeholder = pd.Series(flags[codes], index=col.index)
+    return col.isna() | placeholder
+
+
+def _is_placeholder(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() in NA_TOKENS
 
 
 def column_kind(col: pd.Series) -> str:
@@ -285,7 +297,7 @@ def _single_column_score(col: pd.Series, y: pd.Series, task: str, seed: int) -> 
             return float(balanced_accuracy_score(target[score_idx], pred))
         # a tree approximates a straight line in steps; a rank correlation sees
         # any monotone copy of the target at once
-        rank_r2 = pd.Series(x).corr(pd.Series(target, dtype="float64"), method="spearman") ** 2
+        rank_r2 = pd.Series(x[order]).corr(pd.Series(target[order], dtype="float64"), method="spearman") ** 2
         return float(np.nanmax([r2_score(target[score_idx], pred), rank_r2]))
 
 
