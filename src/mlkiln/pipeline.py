@@ -119,4 +119,3 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
     return Pipeline([("prep", make_preprocessor(kinds, family, max_categories)), ("model", estimator)])
-

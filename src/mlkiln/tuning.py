@@ -330,29 +330,30 @@ def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int
     data give the same model on any machine: random search draws ``trials``,
     and a grid larger than ``trials`` is sampled (without replacement) instead.
     """
-    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
-    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
+    grid, dist = _spaces(task, family, n_rows)
     if strategy == "grid" and (trials is None or len(ParameterGrid(grid)) <= trials):
         return list(ParameterGrid(grid))
-    space = grid if strategy == "grid" else _space(task, family, fixed)
+    space = grid if strategy == "grid" else dist
     return list(ParameterSampler(space, n_iter=trials or RANDOM_TRIALS, random_state=seed))
 
 
-def _space(task: str, family: str, fixed: dict) -> dict:
-    return {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+def _spaces(task: str, family: str, n_rows: int) -> tuple[dict, dict]:
+    """One family's grid and random-search space as pipeline parameters, its :func:`scale_params` fixed."""
+    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
+    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
+    dist = {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+    return grid, dist
 
 
 def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None):
     """scikit-learn's successive-halving search for one family: the grid, or ``trials`` random candidates."""
-    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
-    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
+    grid, dist = _spaces(task, family, n_rows)
     common = dict(scoring=scorer, cv=cv, refit=False, error_score=np.nan)
     n_candidates = len(ParameterGrid(grid)) if trials is None else trials
     min_rows = halving_start(n_rows, n_candidates)
     if trials is None:
         return _HalvingGridSearch(pipe, grid, min_resources=min_rows, random_state=seed, **common)
-    return _HalvingRandomSearch(pipe, _space(task, family, fixed), n_candidates=trials, min_resources=min_rows,
-                                random_state=seed, **common)
+    return _HalvingRandomSearch(pipe, dist, n_candidates=trials, min_resources=min_rows, random_state=seed, **common)
 
 
 def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,

@@ -202,8 +202,8 @@ def train(
     # categories hold each distinct text once: less memory, and cheap to ship to parallel CV workers;
     # the encoders see the same values as from train.py's text columns. Categories of Python strings,
     # not pandas' string dtype, which scikit-learn's encoders read about 3x slower
-    X = X[list(kinds)].astype({name: pd.CategoricalDtype(pd.Index(X[name].dropna().unique(), dtype=object))
-                               for name, kind in kinds.items() if kind == "categorical"})
+    text = [name for name, kind in kinds.items() if kind == "categorical"]
+    X = X[list(kinds)].astype({name: pd.CategoricalDtype(pd.Index(X[name].dropna().unique(), dtype=object)) for name in text})
 
     if task == "classification":
         counts = y.value_counts()
@@ -221,7 +221,6 @@ def train(
     check_folds(task, y_trainval, folds)
     log.info("split: %d rows for training and validation (%d-fold CV), %d for test", len(y_trainval), folds, len(y_test))
 
-    text = [name for name, kind in kinds.items() if kind == "categorical"]
     max_categories = MAX_CATEGORIES if any(X_trainval[name].nunique() > MAX_CATEGORIES for name in text) else None
     tune_threshold = metrics.needs_threshold(task, metric, y)
     if tune_threshold:
