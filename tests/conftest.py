@@ -42,6 +42,13 @@ def diamonds_bundle(tmp_path_factory, diamonds_run) -> str:
 
 
 @pytest.fixture(scope="session")
+def linear_bundle(tmp_path_factory, diamonds_csv) -> str:
+    """The course's least-squares model alone: fitted by mlkiln.least_squares' streaming fit."""
+    run = mlkiln.train(diamonds_csv, target="price", models=["linear"])
+    return str(run.save(tmp_path_factory.mktemp("bundles") / "linear"))
+
+
+@pytest.fixture(scope="session")
 def failure_run(failure_csv):
     return mlkiln.train(failure_csv, target="Machine failure", models=["logistic_l1", "hgb"])
 

@@ -64,6 +64,7 @@ np.save({str(out)!r}, model.predict(frame.drop(columns="price").astype({{c: floa
 @pytest.mark.parametrize("bundle_fixture, data_fixture, target", [
     ("diamonds_bundle", "diamonds_csv", "price"),
     ("failure_bundle", "failure_csv", "Machine failure"),
+    ("linear_bundle", "diamonds_csv", "price"),
 ])
 def test_train_script_reproduces_predictions(request, bundle_fixture, data_fixture, target, tmp_path):
     bundle, data = request.getfixturevalue(bundle_fixture), request.getfixturevalue(data_fixture)

@@ -8,6 +8,7 @@ input: :func:`conform` applies it to prediction data for ``predict``,
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import warnings
 
@@ -87,10 +88,30 @@ def coerce_frame(frame, kinds):
             columns[name] = to_number(col)
         elif kind == "datetime":
             columns[name] = to_seconds(col)
+        elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
+            # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
+            codes, uniques = pd.factorize(col)
+            text = np.array([*map(str, uniques), np.nan], dtype=object)  # code -1 (missing) -> the NaN at the end
+            columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         else:
             text = col.astype("object").map(str, na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
     return pd.DataFrame(columns, index=frame.index)
+
+
+def as_categories(X, kinds):
+    """Text columns as categories of Python strings: each distinct value stored once.
+
+    Less memory, cheap to ship to parallel workers, and the streaming least-squares
+    fit reads category codes. Python strings, not pandas' string dtype, which
+    scikit-learn's encoders read about 3x slower. Embedded in ``train.py`` too.
+    """
+    columns = {}
+    for name in [name for name, kind in kinds.items() if kind == "categorical"]:
+        codes, uniques = pd.factorize(X[name])  # categories in order of first appearance
+        dtype = pd.CategoricalDtype(pd.Index(uniques, dtype=object))
+        columns[name] = pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=X.index)
+    return X.assign(**columns)
 
 
 def coerce_target(y, task):
@@ -273,32 +294,36 @@ def plain_scalar(value):
 
 def _single_column_score(col: pd.Series, y: pd.Series, task: str, seed: int) -> float | None:
     """Score a small tree on one column, trained on one half and scored on the other."""
-    if pd.api.types.is_numeric_dtype(col):
-        x = col.to_numpy(dtype="float64")
-    else:
-        x = col.astype("category").cat.codes.to_numpy(dtype="float64")
-        x[x < 0] = np.nan
-    rng = np.random.default_rng(seed)
-    n = len(x)
-    order = rng.permutation(n)[: min(n, 20_000)]
+    order = _screening_rows(len(col), seed)
     half = len(order) // 2
-    fit_idx, score_idx = order[:half], order[half:]
     if half < 10:
         return None
-    target = y.to_numpy()
+    sample = col.iloc[order]
+    if pd.api.types.is_numeric_dtype(col):
+        x = sample.to_numpy(dtype="float64")
+    else:  # codes of the sorted categories: the same order as over the whole column
+        x = sample.astype("category").cat.codes.to_numpy(dtype="float64")
+        x[x < 0] = np.nan
+    target = y.to_numpy()[order]
     tree = (DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier)(
         max_depth=8, min_samples_leaf=5, random_state=seed
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree.fit(x[fit_idx, None], target[fit_idx])
-        pred = tree.predict(x[score_idx, None])
+        tree.fit(x[:half, None], target[:half])
+        pred = tree.predict(x[half:, None])
         if task == "classification":
-            return float(balanced_accuracy_score(target[score_idx], pred))
+            return float(balanced_accuracy_score(target[half:], pred))
         # a tree approximates a straight line in steps; a rank correlation sees
         # any monotone copy of the target at once
-        rank_r2 = pd.Series(x[order]).corr(pd.Series(target[order], dtype="float64"), method="spearman") ** 2
-        return float(np.nanmax([r2_score(target[score_idx], pred), rank_r2]))
+        rank_r2 = pd.Series(x).corr(pd.Series(target, dtype="float64"), method="spearman") ** 2
+        return float(np.nanmax([r2_score(target[half:], pred), rank_r2]))
+
+
+@functools.lru_cache(maxsize=2)
+def _screening_rows(n: int, seed: int) -> np.ndarray:
+    """The same 20,000 random rows (at most) for every column's screening: one permutation, not one per column."""
+    return np.random.default_rng(seed).permutation(n)[: min(n, 20_000)]
 
 
 def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> list[dict]:

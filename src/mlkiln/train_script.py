@@ -1,9 +1,9 @@
 """Write the bundle's ``train.py``: a standalone script that rebuilds the model.
 
 The script needs pandas and scikit-learn only. It embeds the source of
-:mod:`mlkiln.pipeline` and of the data-coercion functions of
-:mod:`mlkiln.schema`, so there is one home for that logic and the script
-cannot drift from what mlkiln itself ran.
+:mod:`mlkiln.pipeline`, :mod:`mlkiln.least_squares` and the data-coercion
+functions of :mod:`mlkiln.schema`, so there is one home for that logic and the
+script cannot drift from what mlkiln itself ran.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import pprint
 
-from . import pipeline, schema
+from . import least_squares, pipeline, schema
 
 _TEMPLATE = '''\
 """Reproduce the model of this bundle: {summary}.
@@ -62,9 +62,15 @@ KINDS = {kinds}
 
 {target_source}
 
+{categories_source}
+
 # ---- the pipeline, as in mlkiln.pipeline ----
 
 {pipeline_source}
+
+# ---- the fit, as in mlkiln.least_squares ----
+
+{fit_source}
 
 # ---- the run ----
 
@@ -79,12 +85,12 @@ def main():
         frame = pd.read_csv(args.data, engine="pyarrow", **CSV_OPTIONS)
     y = coerce_target(frame[TARGET], TASK)
     frame = frame.loc[y.index]
-    X = coerce_frame(frame, KINDS)
+    X = as_categories(coerce_frame(frame, KINDS), KINDS)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y if TASK == "classification" else None
     )
     model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
-    model.fit(X_train, y_train)
+    fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
     print(f"test score ({{'R2' if TASK == 'regression' else 'accuracy'}}): {{model.score(X_test, y_test):.6f}}")
     joblib.dump(model, args.output)
     print(f"saved {{args.output}}")
@@ -124,5 +130,7 @@ def render(card: dict) -> str:
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
         target_source=inspect.getsource(schema.coerce_target).rstrip(),
+        categories_source=inspect.getsource(schema.as_categories).rstrip(),
+        fit_source=inspect.getsource(least_squares).rstrip(),
         pipeline_source=inspect.getsource(pipeline).rstrip(),
     )

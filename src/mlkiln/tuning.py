@@ -39,7 +39,7 @@ from sklearn.model_selection import (
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from . import metrics
+from . import least_squares, metrics
 from .errors import MlkilnError
 from .pipeline import MAX_CATEGORIES, build_pipeline
 from .schema import plain_scalar
@@ -524,7 +524,7 @@ def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = pipe.fit(X.iloc[fit_idx], y.iloc[fit_idx])
+            model = least_squares.fit(pipe, X.iloc[fit_idx], y.iloc[fit_idx])
         except Exception:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
             return None, None, time.perf_counter() - start
         seconds = time.perf_counter() - start
@@ -542,7 +542,7 @@ def fit_final(pipe, X, y, compute: Compute):
     jobs = {k: v for k, v in pipe.get_params().items() if k.startswith("model") and k.endswith("__n_jobs") and v is not None}
     pipe.set_params(**dict.fromkeys(jobs, compute.cores))
     with compute.single():
-        pipe.fit(X, y)
+        least_squares.fit(pipe, X, y)
     return pipe.set_params(**jobs)
 
 

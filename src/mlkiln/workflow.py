@@ -23,6 +23,7 @@ from .data import file_sha256, frame_sha256, read_table, split_train_test
 from .errors import MlkilnError
 from .pipeline import FAMILIES, MAX_CATEGORIES, build_pipeline
 from .schema import (
+    as_categories,
     check_target,
     coerce_frame,
     coerce_target,
@@ -199,11 +200,8 @@ def train(
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
     if not kinds:
         raise MlkilnError("no usable feature columns are left; see the exclusions above, or use --keep")
-    # categories hold each distinct text once: less memory, and cheap to ship to parallel CV workers;
-    # the encoders see the same values as from train.py's text columns. Categories of Python strings,
-    # not pandas' string dtype, which scikit-learn's encoders read about 3x slower
     text = [name for name, kind in kinds.items() if kind == "categorical"]
-    X = X[list(kinds)].astype({name: pd.CategoricalDtype(pd.Index(X[name].dropna().unique(), dtype=object)) for name in text})
+    X = as_categories(X[list(kinds)], kinds)
 
     if task == "classification":
         counts = y.value_counts()
