@@ -149,3 +149,25 @@ def test_encoders_count_categories_only_when_a_text_column_has_too_many(diamonds
         outputs = [build_pipeline("regression", family, kinds, max_categories=cap).fit(X, y).predict(X)
                    for cap in (None, MAX_CATEGORIES)]
         np.testing.assert_array_equal(*outputs)
+
+
+def test_long_searches_log_their_progress(small, monkeypatch, caplog):
+    monkeypatch.setattr(tuning, "PROGRESS_SECONDS", 0.0)  # every fit counts as "long"
+    monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
+    with caplog.at_level("INFO", logger="mlkiln"):
+        mlkiln.train(small, target="price", models=["ridge", "hgb"])
+    lines = [r.getMessage() for r in caplog.records]
+    n_ridge = len(ParameterGrid(SEARCH_SPACES[("regression", "ridge")])) * 3
+    assert f"ridge: 1/{n_ridge} fits done" in "\n".join(lines)
+    assert any(line.startswith(f"ridge: {n_ridge - 1}/{n_ridge} fits done") and "left" in line for line in lines)
+    assert not any(f"{n_ridge}/{n_ridge}" in line for line in lines)  # the family's result line says that
+    rounds = [line for line in lines if line.startswith("hgb: halving round")]
+    n_hgb = len(ParameterGrid(SEARCH_SPACES[("regression", "hgb")]))
+    assert rounds and rounds[0].startswith(f"hgb: halving round 1, {n_hgb} candidates on ")
+    assert len(rounds) >= 2 and "round 2" in rounds[1]
+
+
+def test_short_searches_log_no_progress(small, caplog):
+    with caplog.at_level("INFO", logger="mlkiln"):
+        mlkiln.train(small, target="price", models=["ridge"])
+    assert not any("fits done" in r.getMessage() for r in caplog.records)

@@ -270,6 +270,38 @@ def search_strategy(family: str, search: str = "auto") -> str:
     return search
 
 
+#: seconds between two progress lines of a family's search; a search shorter than this prints none
+PROGRESS_SECONDS = 10.0
+
+
+class _Progress:
+    """Progress lines for a long search: fits done of those planned, time so far, time left at this pace."""
+
+    def __init__(self, label: str, planned: int = 0):
+        self.label, self.planned, self.done = label, planned, 0
+        self.start = self.last = time.perf_counter()
+
+    def due(self) -> bool:
+        """True (and the clock reset) when the last line is at least PROGRESS_SECONDS old."""
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_SECONDS:
+            return False
+        self.last = now
+        return True
+
+    def fits_done(self, count: int = 1) -> None:
+        self.done += count
+        if self.done < self.planned and self.due():
+            elapsed = time.perf_counter() - self.start
+            log.info("%s: %d/%d fits done, %.0fs so far, about %.0fs left", self.label, self.done, self.planned,
+                     elapsed, elapsed / self.done * (self.planned - self.done))
+
+    def round_starts(self, number: int, candidates: int, rows: int) -> None:
+        if self.due():
+            log.info("%s: halving round %d, %d candidates on %s rows (%.0fs so far)", self.label, number, candidates,
+                     f"{rows:,}", time.perf_counter() - self.start)
+
+
 class _Deadline:
     """Mixin for scikit-learn searches: stop cleanly between batches of candidates after ``deadline``.
 
@@ -281,12 +313,16 @@ class _Deadline:
 
     deadline: float | None = None
     batch_size: int = 1
+    label: str = "search"
 
     def _run_search(self, evaluate_candidates, callback_ctx=None):
         self.n_planned_ = self.n_reached_ = 0
+        progress = _Progress(self.label)
 
         def evaluate(candidate_params, cv=None, more_results=None, **kw):
             candidate_params = list(candidate_params)
+            if more_results and more_results.get("iter"):
+                progress.round_starts(more_results["iter"][0] + 1, len(candidate_params), more_results["n_resources"][0])
             first_round = not self.n_planned_
             if first_round:
                 self.n_planned_ = len(candidate_params)
@@ -357,7 +393,7 @@ def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: in
 
 
 def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,
-                              deadline: float | None = None) -> tuple[dict, int, tuple | None]:
+                              deadline: float | None = None, label: str = "search") -> tuple[dict, int, tuple | None]:
     """Fit every candidate on every fold; return ``(cv_results, candidates reached, best's out-of-fold predictions)``.
 
     As scikit-learn's GridSearchCV with ``refit=False``, except that the
@@ -365,12 +401,14 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     needs no second round of fits for its validation metrics and threshold.
     Candidates run ``compute.cores`` at a time when a ``deadline`` is set;
     once it has passed, the search ends with what it has (at least one batch).
+    A search longer than PROGRESS_SECONDS logs its progress under ``label``.
     """
     splits = list(cv.split(X, y))
     step = len(candidates) if deadline is None else compute.cores
     scores = np.full((len(candidates), len(splits)), np.nan)
     fit_times = np.zeros((len(candidates), len(splits)))
     best, best_oof, reached = None, None, 0
+    progress = _Progress(label, len(candidates) * len(splits))
     with compute.parallel():
         for start in range(0, len(candidates), step):
             if reached and deadline is not None and time.perf_counter() > deadline:
@@ -380,7 +418,10 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
                     for i in batch for fit_idx, val_idx in splits]
             results = Parallel(return_as="generator")(jobs)
             for i in batch:
-                folds = [next(results) for _ in splits]
+                folds = []
+                for _ in splits:
+                    folds.append(next(results))
+                    progress.fits_done()
                 for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
                     fit_times[i, k] = seconds
                     if pred is not None:
@@ -452,14 +493,14 @@ def tune_family(
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
-        searcher.deadline, searcher.batch_size = deadline, compute.cores
+        searcher.deadline, searcher.batch_size, searcher.label = deadline, compute.cores, family
         with warnings.catch_warnings(), compute.parallel():
             warnings.simplefilter("ignore")
             searcher.fit(X, y)
         res, n_planned, n_reached, oof = searcher.cv_results_, searcher.n_planned_, searcher.n_reached_, None
     else:
         planned = candidates_for(task, family, strategy, seed, len(y), trials)
-        res, n_reached, oof = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline)
+        res, n_reached, oof = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline, family)
         n_planned = len(planned)
     elapsed = time.perf_counter() - start
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
