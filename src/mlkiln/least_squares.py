@@ -57,10 +57,11 @@ def fit(pipe: Pipeline, X: pd.DataFrame, y) -> Pipeline:
 
 
 class _Layout:
-    """Which input columns feed which part of the design, and their values as arrays."""
+    """Which input columns feed which part of the design, their values as arrays, and the text branch's settings."""
 
-    def __init__(self, numeric: list[str], categorical: list[str], X: pd.DataFrame):
+    def __init__(self, numeric: list[str], categorical: list[str], X: pd.DataFrame, fill: str, max_categories):
         self.numeric, self.categorical = numeric, categorical
+        self.fill, self.max_categories = fill, max_categories
         self.values = [_numeric_values(X[name]) for name in numeric]
         self.codes = [X[name].cat.codes.to_numpy() for name in categorical]
         self.levels = [X[name].cat.categories for name in categorical]
@@ -89,7 +90,8 @@ def _layout(pipe, X, y) -> _Layout | None:
         return None
     if not all(isinstance(X[name].dtype, pd.CategoricalDtype) for name in categorical):
         return None
-    return _Layout(numeric, categorical, X)
+    imputer, encoder = cat.steps[0][1], cat.steps[1][1]
+    return _Layout(numeric, categorical, X, imputer.fill_value, encoder.max_categories)
 
 
 def _is_numeric_branch(branch) -> bool:
@@ -147,9 +149,8 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
         else:
             has_nan.append(False)
             medians.append(np.median(values))
-    encoder = pipe.steps[0][1].transformers[1][1].steps[1][1]
     counts = [np.bincount(codes + 1, minlength=len(levels) + 1) for codes, levels in zip(layout.codes, layout.levels)]
-    fill = pipe.steps[0][1].transformers[1][1].steps[0][1].fill_value
+    fill = layout.fill
     categories = []
     for count, levels in zip(counts, layout.levels):
         present = list(levels[count[1:] > 0])
@@ -157,7 +158,7 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
             return False  # the encoder would sort mixed types differently, or refuse them
         # missing values become the fill value, which merges with a real category of that name
         categories.append(sorted(set(present) | ({fill} if count[0] else set())))
-    if encoder.max_categories is not None and any(len(c) > encoder.max_categories for c in categories):
+    if layout.max_categories is not None and any(len(c) > layout.max_categories for c in categories):
         return False  # rare categories would be grouped by frequency
 
     # the pipeline's structure, fitted by scikit-learn on a few real rows that hold every category and gap
@@ -187,12 +188,12 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
         lookup = np.array([position.get(value, -1) for value in levels] + [position.get(fill, -1)], dtype="int64")
         levels_index.append(lookup)  # pandas code -> one-hot column; code -1 (missing) uses the last slot
     indicator = [i for i, nan in enumerate(has_nan) if nan]
+    # the indicator column of input column j, after the imputed numbers
+    indicator_at = {j: len(layout.values) + k for k, j in enumerate(indicator)}
     medians = np.asarray(medians, dtype="float64")
     if num_pipe is not None:
         imputer = num_pipe.steps[0][1]
-        if imputer.indicator_ is not None and list(imputer.indicator_.features_) != indicator:
-            return False
-        if imputer.indicator_ is None and indicator:
+        if (list(imputer.indicator_.features_) if imputer.indicator_ is not None else []) != indicator:
             return False
         imputer.statistics_ = medians.copy()
 
@@ -201,10 +202,10 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
         for j, values in enumerate(layout.values):
             column = block[:, j]
             column[:] = values[rows]
-            if has_nan[j]:
+            if j in indicator_at:
                 missing = np.isnan(column)
                 column[missing] = medians[j]
-                block[:, len(layout.values) + indicator.index(j)] = missing
+                block[:, indicator_at[j]] = missing
         return block
 
     # pass 1b: the scaler's mean and variance, by its own partial_fit

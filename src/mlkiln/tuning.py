@@ -90,6 +90,8 @@ RF_MAX_ROWS = 100_000
 HALVING_MIN_ROWS = 20_000
 #: seconds to wait for a Dask scheduler before giving up
 CONNECT_TIMEOUT = 10
+#: seconds between two progress lines of a family's search; a search shorter than this prints none
+PROGRESS_SECONDS = 10.0
 
 
 class Compute:
@@ -268,10 +270,6 @@ def search_strategy(family: str, search: str = "auto") -> str:
     if search == "auto":
         return "halving" if family in EXPENSIVE_FAMILIES else "grid"
     return search
-
-
-#: seconds between two progress lines of a family's search; a search shorter than this prints none
-PROGRESS_SECONDS = 10.0
 
 
 class _Progress:
