@@ -1,9 +1,17 @@
-"""The one error class mlkiln raises for problems a user can act on."""
+"""mlkiln's errors, by kind, so a caller can catch what it can handle.
+
+Every message is one line that says what is wrong and what to do; the CLI
+prints it as is and exits with status 2.
+"""
 
 
 class MlkilnError(Exception):
-    """A problem with the user's input, data or bundle.
+    """Base class: a problem with the user's input, data or bundle."""
 
-    The message is one line that says what is wrong and what to do; the CLI
-    prints it as is and exits with status 2.
-    """
+
+class InputError(MlkilnError, ValueError):
+    """Bad data or a bad argument: a missing column, an unreadable value, ``folds=1``."""
+
+
+class BundleError(MlkilnError):
+    """A bundle that cannot be trusted or read: a hash mismatch, an untrusted type, a newer card version."""
