@@ -129,7 +129,7 @@ def test_existing_output_needs_force(diamonds_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers
 
 
-@pytest.mark.parametrize("task, family", [(t, f) for t, fams in mlkiln.pipeline.FAMILIES.items() for f in fams])
+@pytest.mark.parametrize("task, family", [(t, f) for t, fams in mlkiln.options.FAMILIES.items() for f in fams])
 def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=240), "c": rng.choice(["x", "y", None], size=240)})

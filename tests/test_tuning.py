@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_info
 import mlkiln
 from mlkiln import tuning
 from mlkiln.errors import MlkilnError
-from mlkiln.pipeline import FAMILIES
+from mlkiln.options import FAMILIES
 from mlkiln.tuning import DISTRIBUTIONS, SEARCH_SPACES, Compute, halving_start, search_strategy
 
 

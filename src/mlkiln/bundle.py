@@ -24,7 +24,8 @@ import joblib
 import skops.io as sio
 
 from .data import file_sha256
-from .errors import MlkilnError
+from .card import Card
+from .errors import BundleError, InputError
 
 log = logging.getLogger("mlkiln")
 
@@ -71,9 +72,17 @@ def check_destination(path: str | os.PathLike, force: bool) -> Path:
     """Refuse to replace an existing directory unless ``force``; say so before training."""
     path = Path(path)
     if path.exists() and not force:
-        raise MlkilnError(f"{path} already exists; choose another --output or pass --force to replace it")
+        raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     if path.exists() and not path.is_dir():
-        raise MlkilnError(f"{path} exists and is not a directory")
+        raise InputError(f"{path} exists and is not a directory")
+    return path
+
+
+def check_outside(path: str | os.PathLike) -> Path:
+    """Refuse a file path inside a bundle: the new file would break the bundle's manifest."""
+    path = Path(path)
+    if (path.resolve().parent / MANIFEST).exists():
+        raise InputError(f"{path} is inside a bundle and would break its {MANIFEST}; choose a path outside it")
     return path
 
 
@@ -124,15 +133,15 @@ def manifest_entries(path: str | os.PathLike) -> dict[str, str]:
     """``{file: expected sha256}`` from a bundle's manifest."""
     path = Path(path)
     if not path.is_dir():
-        raise MlkilnError(f"{path} is not a model bundle directory" + ("" if path.exists() else " (it does not exist)"))
+        raise BundleError(f"{path} is not a model bundle directory" + ("" if path.exists() else " (it does not exist)"))
     manifest = path / MANIFEST
     if not manifest.is_file():
-        raise MlkilnError(f"{path} has no {MANIFEST}; it is not an mlkiln bundle or it is incomplete")
+        raise BundleError(f"{path} has no {MANIFEST}; it is not an mlkiln bundle or it is incomplete")
     expected = {}
     for line in manifest.read_text(errors="replace").splitlines():
         digest, _, name = line.partition("  ")
         if not name or "/" in name or "\\" in name or name.startswith(".") or len(digest) != 64:
-            raise MlkilnError(f"{manifest} is malformed near {line[:60]!r}")
+            raise BundleError(f"{manifest} is malformed near {line[:60]!r}")
         expected[name] = digest
     return expected
 
@@ -154,23 +163,20 @@ def verify(path: str | os.PathLike) -> dict[str, str]:
     rows = file_status(path)
     for row in rows:
         if row["status"] == "missing":
-            raise MlkilnError(f"bundle file {row['file']} is missing from {path}")
+            raise BundleError(f"bundle file {row['file']} is missing from {path}")
         if row["status"] != "ok":
-            raise MlkilnError(f"bundle file {row['file']} does not match {MANIFEST} (modified or truncated); refusing to load {path}")
+            raise BundleError(f"bundle file {row['file']} does not match {MANIFEST} (modified or truncated); refusing to load {path}")
     names = {row["file"] for row in rows}
     for required in (CARD, MODEL_SKOPS):
         if required not in names:
-            raise MlkilnError(f"bundle {path} lacks {required}")
+            raise BundleError(f"bundle {path} lacks {required}")
     return {row["file"]: row["sha256"] for row in rows}
 
 
-def read_card(path: str | os.PathLike) -> dict:
-    """The verified model card of a bundle."""
+def read_card(path: str | os.PathLike) -> Card:
+    """The verified model card of a bundle; a card newer than this mlkiln reads is refused."""
     verify(path)
-    try:
-        return json.loads((Path(path) / CARD).read_text())
-    except ValueError as exc:
-        raise MlkilnError(f"{Path(path) / CARD} is not valid JSON: {exc}") from exc
+    return Card.from_json((Path(path) / CARD).read_bytes())
 
 
 #: packages whose version decides whether a stored model loads and predicts the same
@@ -186,7 +192,7 @@ def check_versions(saved: dict[str, str], path) -> None:
         if not want or not have or want == have:
             continue
         if want.split(".")[0] != have.split(".")[0]:
-            raise MlkilnError(f"bundle was made with {name} {want}, this environment has {have}; {hint}")
+            raise BundleError(f"bundle was made with {name} {want}, this environment has {have}; {hint}")
         log.warning("bundle was made with %s %s, this environment has %s; predictions may differ slightly (%s)", name, want, have, hint)
 
 
@@ -199,14 +205,14 @@ def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
     """
     path = Path(path)
     files = verify(path)
-    check_versions(read_card(path).get("versions", {}), path)
+    check_versions(read_card(path).versions, path)
     if trust_pickle and MODEL_JOBLIB in files:
         return joblib.load(path / MODEL_JOBLIB)
     untrusted = sio.get_untrusted_types(file=path / MODEL_SKOPS)
     refused = [t for t in untrusted if t not in TRUSTED_TYPES]
     if refused:
-        raise MlkilnError(f"{path / MODEL_SKOPS} would create untrusted type(s) {', '.join(refused)}; refusing to load")
+        raise BundleError(f"{path / MODEL_SKOPS} would create untrusted type(s) {', '.join(refused)}; refusing to load")
     try:
         return sio.load(path / MODEL_SKOPS, trusted=untrusted)
     except Exception as exc:
-        raise MlkilnError(f"cannot load {path / MODEL_SKOPS}: {exc}") from exc
+        raise BundleError(f"cannot load {path / MODEL_SKOPS}: {exc}") from exc

@@ -16,24 +16,34 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import MlkilnError
+from .errors import ArgumentError, InputError, MlkilnError
+from .options import C_NOTE, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
 
 log = logging.getLogger("mlkiln")
 
-C_NOTE = (
-    "About C (logistic families): scikit-learn's C is the INVERSE of the regularisation "
-    "strength; the course's penalty weight on the L1 term equals 1/C. Small C = strong penalty."
-)
+#: the library's parameter names as this command line spells them: the one place errors are translated
+FLAGS = {
+    "task": "--task", "metric": "--metric", "models": "--models", "folds": "--folds", "test_size": "--test-size",
+    "seed": "--seed", "drop": "--drop", "keep": "--keep", "n_jobs": "--jobs", "search": "--search",
+    "budget": "--budget", "trials": "--trials", "cluster": "--cluster",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so temporary files are removed on the way out;
     # both are handled from here on, including while scikit-learn is imported
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGALRM, _raise_interrupt)
+    sys.unraisablehook = _keep_interrupts
     try:
         args = _parser().parse_args(argv)
         _setup_logging(getattr(args, "quiet", False))
         return args.func(args) or 0
+    except ArgumentError as exc:
+        flag = FLAGS.get(exc.param)
+        value = " ".join(map(str, exc.value)) if isinstance(exc.value, (list, tuple)) else exc.value
+        print(f"mlkiln: error: {f'{flag} {value}: {exc.why}' if flag else exc}", file=sys.stderr)
+        return 2
     except MlkilnError as exc:
         print(f"mlkiln: error: {exc}", file=sys.stderr)
         return 2
@@ -57,29 +67,46 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _keep_interrupts(unraisable) -> None:
+    """An interrupt raised where it cannot propagate (a weakref or import-lock callback) is raised again.
+
+    Python reports such an exception as "Exception ignored in ..." and goes
+    on, so Ctrl-C or SIGTERM would be lost (and a traceback printed). Instead
+    a one-shot timer raises it anew a millisecond later, in ordinary code.
+    """
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def cmd_train(args) -> int:
+    from .options import TrainOptions
+
+    # every argument is checked before scikit-learn is imported or any data is read
+    settings = dict(
+        task=args.task, metric=args.metric, models=_split_list(args.models), folds=args.folds,
+        test_size=args.test_size, seed=args.seed, drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (),
+        n_jobs=args.jobs, search=args.search, budget=args.budget, trials=args.trials, cluster=args.cluster,
+    )
+    TrainOptions(**{**settings, "models": settings["models"] and tuple(settings["models"])})
+    if (args.data is None) == (args.example is None):
+        raise InputError("give either a DATA file or --example NAME")
+    if args.example is None and not args.target:
+        raise InputError("--target is required: name the column to predict")
     from . import bundle, summary
     from .examples import EXAMPLES, load_example
     from .workflow import train
 
-    if (args.data is None) == (args.example is None):
-        raise MlkilnError("give either a DATA file or --example NAME")
     if args.example:
         data, source = load_example(args.example, seed=args.seed), f"example:{args.example}"
         target = args.target or EXAMPLES[args.example]
         default_out = f"mlkiln-{args.example}"
     else:
-        if not args.target:
-            raise MlkilnError("--target is required: name the column to predict")
         data, source, target = args.data, None, args.target
         default_out = f"mlkiln-{_data_name(args.data)}"
     output = bundle.check_destination(args.output or default_out, args.force)
-    run = train(
-        data, target, task=args.task, metric=args.metric, models=_split_list(args.models),
-        folds=args.folds, test_size=args.test_size, seed=args.seed,
-        drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (), n_jobs=args.jobs, source=source,
-        search=args.search, budget=args.budget, trials=args.trials, cluster=args.cluster,
-    )
+    run = train(data, target, source=source, **settings)
     path = run.save(output, force=args.force)
     print(summary.train_summary(run.card, path))
     return 0
@@ -116,21 +143,23 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import rebuild
+    from .predict import rebuild_report
 
-    log.info("report written to %s", rebuild(args.bundle, args.output))
+    log.info("report written to %s", rebuild_report(args.bundle, args.output))
     return 0
 
 
 def cmd_inspect(args) -> int:
     from . import bundle, summary
 
+    from .card import Card
+
     files = bundle.file_status(args.bundle)
-    card = json.loads((Path(args.bundle) / bundle.CARD).read_text()) if (Path(args.bundle) / bundle.CARD).is_file() else None
-    if card is None:
+    if not (Path(args.bundle) / bundle.CARD).is_file():
         raise MlkilnError(f"{args.bundle} has no {bundle.CARD}")
+    card = Card.from_json((Path(args.bundle) / bundle.CARD).read_bytes())
     if args.json:
-        print(json.dumps({"card": card, "files": files}, indent=2))
+        print(json.dumps({"card": card.to_dict(), "files": files}, indent=2))
     else:
         print(summary.card_summary(card, files))
     bad = [f["file"] for f in files if f["status"] != "ok"]
@@ -151,8 +180,6 @@ def cmd_example(args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from .examples import EXAMPLES
-    from .metrics import SELECTION_METRICS
-    from .pipeline import FAMILIES
 
     parser = argparse.ArgumentParser(
         prog="mlkiln", description="Turn a table into a tuned, evaluated, deployable scikit-learn model.",
@@ -173,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--target", help="the column to predict (default for --example: its usual target)")
     t.add_argument("-o", "--output", help="bundle directory to write (default: mlkiln-<data name>)")
     t.add_argument("--force", action="store_true", help="replace the output directory if it exists")
-    t.add_argument("--task", choices=["auto", "regression", "classification"], default="auto")
+    t.add_argument("--task", choices=TASKS, default="auto")
     t.add_argument("--metric", help="selection metric: regression " + "/".join(SELECTION_METRICS["regression"])
                    + "; classification " + "/".join(SELECTION_METRICS["classification"]))
     t.add_argument("--models", nargs="+", metavar="FAMILY", help="families to try (default: all for the task)")
@@ -184,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", nargs="+", metavar="COL", help="columns to use even if flagged (identifier, constant, leakage)")
     t.add_argument("--jobs", type=int, default=None,
                    help="cores to use: CV fits as one-thread workers, the final fit as threads (default: all cores)")
-    t.add_argument("--search", choices=["auto", "grid", "random", "halving"], default="auto",
+    t.add_argument("--search", choices=SEARCHES, default="auto",
                    help="search per family (default auto: successive halving for hgb and rf, full grid for the others)")
     t.add_argument("--budget", type=float, metavar="SECONDS",
                    help="wall-clock cap on tuning: stop cleanly and keep the best so far")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,8 @@ from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ri
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from .card import Column
 
 log = logging.getLogger("mlkiln")
 
@@ -65,7 +68,7 @@ class Predictor:
     used; ``reason`` says why scikit-learn is used instead (else ``None``).
     """
 
-    def __init__(self, pipeline, columns: list[dict], body=None, reason: str | None = None):
+    def __init__(self, pipeline, columns: Sequence[Column], body=None, reason: str | None = None):
         self.pipeline = pipeline
         self.columns = columns
         self.body = body
@@ -91,21 +94,21 @@ class Predictor:
         """``(predictions, probabilities or None)`` for a conformed batch of rows."""
         if self.body is None:
             frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-            frame = frame[[c["name"] for c in self.columns]]
+            frame = frame[[c.name for c in self.columns]]
             proba = self.pipeline.predict_proba(frame) if hasattr(self.pipeline, "predict_proba") else None
             return self.pipeline.predict(frame), proba
         return self.body.score(X)
 
 
-def compile_pipeline(pipeline, columns: list[dict]) -> Predictor:
+def compile_pipeline(pipeline, columns: Sequence[Column]) -> Predictor:
     """Fold a fitted mlkiln Pipeline into arrays; fall back to scikit-learn when it cannot.
 
     Parameters
     ----------
     pipeline : Pipeline
         A fitted pipeline as :func:`mlkiln.pipeline.build_pipeline` makes it.
-    columns : list of dict
-        The input schema of the bundle's card (``card["schema"]["columns"]``).
+    columns : sequence of Column
+        The input schema of the bundle's card (``card.columns``).
     """
     try:
         body = _compile(pipeline, columns)
@@ -135,8 +138,8 @@ def _compile(pipeline, columns):
 
 def _blocks(prep, columns) -> dict:
     """``{"numeric": (transformer, names), "categorical": (...)}`` from the fitted ColumnTransformer."""
-    numeric = [c["name"] for c in columns if c["kind"] != "categorical"]
-    categorical = [c["name"] for c in columns if c["kind"] == "categorical"]
+    numeric = [c.name for c in columns if c.kind != "categorical"]
+    categorical = [c.name for c in columns if c.kind == "categorical"]
     blocks = {"numeric": (None, []), "categorical": (None, [])}
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
@@ -585,7 +588,7 @@ def _numeric_matrix(X, names: list[str]) -> np.ndarray:
     return np.column_stack([np.asarray(X[name], dtype=np.float64) for name in names]) if names else np.zeros((n, 0))
 
 
-def _one_row_frame(row: dict, columns: list[dict]) -> pd.DataFrame:
+def _one_row_frame(row: dict, columns: Sequence[Column]) -> pd.DataFrame:
     return pd.DataFrame(
-        {c["name"]: pd.Series([row[c["name"]]], dtype=object if c["kind"] == "categorical" else np.float64) for c in columns}
+        {c.name: pd.Series([row[c.name]], dtype=object if c.kind == "categorical" else np.float64) for c in columns}
     )

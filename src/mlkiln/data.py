@@ -2,7 +2,7 @@
 
 Reading goes through pyarrow: it is several times faster than pandas' own CSV
 parser and infers column types in one pass. Every failure a user can cause
-(missing file, wrong format, empty table) becomes an :class:`MlkilnError`.
+(missing file, wrong format, empty table) becomes an :class:`InputError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
-from .errors import MlkilnError
+from .errors import InputError
 
 log = logging.getLogger("mlkiln")
 
@@ -52,17 +52,17 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
 
     Raises
     ------
-    MlkilnError
+    InputError
         When the file is missing, a directory, empty, binary, too large for
         memory, has duplicate column names, or cannot be parsed.
     """
     path = Path(path)
     if not path.exists():
-        raise MlkilnError(f"data file not found: {path}")
+        raise InputError(f"data file not found: {path}")
     if path.is_dir():
-        raise MlkilnError(f"{path} is a directory; give the path of a CSV or Parquet file")
+        raise InputError(f"{path} is a directory; give the path of a CSV or Parquet file")
     if path.stat().st_size == 0:
-        raise MlkilnError(f"{path} is empty")
+        raise InputError(f"{path} is empty")
     check_memory(path)
     fmt = table_format(path)
     options: dict = {}
@@ -76,17 +76,17 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
         else:
             options = sniff_csv(path)
             frame = read_csv(path, **options)
-    except MlkilnError:
+    except InputError:
         raise
     except MemoryError as exc:
-        raise MlkilnError(f"{path} does not fit in memory; use a sample of it or a machine with more memory") from exc
+        raise InputError(f"{path} does not fit in memory; use a sample of it or a machine with more memory") from exc
     except Exception as exc:  # pyarrow raises many types; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MlkilnError(f"cannot read {path} as {fmt.upper()}: {reason}") from exc
+        raise InputError(f"cannot read {path} as {fmt.upper()}: {reason}") from exc
     if frame.shape[1] == 0:
-        raise MlkilnError(f"{path} has no columns")
+        raise InputError(f"{path} has no columns")
     if len(frame) == 0 and not allow_empty:
-        raise MlkilnError(f"{path} has a header but no data rows")
+        raise InputError(f"{path} has a header but no data rows")
     if size >= LARGE_FILE_BYTES:
         log.info("read %d rows x %d columns in %.1fs", len(frame), frame.shape[1], time.perf_counter() - started)
     frame.attrs["read_options"] = options
@@ -108,7 +108,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     with pa.input_stream(str(path), compression="detect") as stream:
         head = stream.read(_SNIFF_BYTES)
         if b"\x00" in head:
-            raise MlkilnError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
+            raise InputError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
         decoder = codecs.getincrementaldecoder("utf-8")()
         encoding = "utf-8"
         chunk = head
@@ -131,7 +131,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     names = [name.strip() for name in header]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise MlkilnError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
+        raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
     return {"sep": sep, "encoding": encoding}
@@ -157,7 +157,7 @@ def available_memory() -> int:
         try:
             return int(float(limit[:-1]) * units[limit[-1]]) if limit[-1] in units else int(limit)
         except ValueError as exc:
-            raise MlkilnError(f"MLKILN_MAX_MEMORY={os.environ['MLKILN_MAX_MEMORY']!r} is not a size like 2G or 512M") from exc
+            raise InputError(f"MLKILN_MAX_MEMORY={os.environ['MLKILN_MAX_MEMORY']!r} is not a size like 2G or 512M") from exc
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -173,7 +173,7 @@ def check_memory(path: Path) -> None:
     size = path.stat().st_size
     free = available_memory()
     if size * MEMORY_FACTOR > free:
-        raise MlkilnError(
+        raise InputError(
             f"{path} ({size / 2**30:.2f} GiB) is too large for the available memory ({free / 2**30:.2f} GiB): "
             f"mlkiln needs about {MEMORY_FACTOR}x the file size; use a sample of the table or a larger machine"
         )
@@ -213,21 +213,44 @@ def split_train_test(
     X: pd.DataFrame, y: pd.Series, *, test_size: float, seed: int, stratify: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     """Hold out the test rows first, stratified by class for classification."""
-    if not 0.0 < test_size < 1.0:
-        raise MlkilnError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
     n_test = int(np.ceil(test_size * len(y)))
     if n_test < 1 or len(y) - n_test < 2:
-        raise MlkilnError(
+        raise InputError(
             f"{len(y)} rows are too few to hold out a test split of {test_size:g}; "
-            "use more data or a smaller --test-size"
+            "use more data or a smaller test size"
         )
     if stratify:
         n_classes = y.nunique()
         if n_test < n_classes:
-            raise MlkilnError(
+            raise InputError(
                 f"a test split of {n_test} rows cannot hold all {n_classes} classes; "
-                "use a larger --test-size or more data"
+                "use a larger test size or more data"
             )
     return train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
     )
+
+
+def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """The table of a path or DataFrame, with what the card records about it (source, sha256, shape).
+
+    Column names become strings; duplicate names and an empty table are errors.
+    """
+    if isinstance(data, pd.DataFrame):
+        frame = data.reset_index(drop=True)
+        info = {"source": source or "DataFrame", "sha256": frame_sha256(frame)}
+    elif isinstance(data, (str, os.PathLike)):
+        frame = read_table(data)
+        info = {"source": source or str(Path(data).name), "sha256": file_sha256(data),
+                "read_options": frame.attrs.get("read_options", {})}
+    else:
+        raise InputError(f"data must be a file path or a pandas DataFrame, got {type(data).__name__}")
+    names = [str(c) for c in frame.columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"duplicate column name(s): {', '.join(map(repr, duplicates))}; rename them")
+    frame.columns = names
+    if len(frame) == 0:
+        raise InputError("the table has no rows")
+    info.update(rows=int(len(frame)), columns=int(frame.shape[1]))
+    return frame, info

@@ -15,3 +15,14 @@ class InputError(MlkilnError, ValueError):
 
 class BundleError(MlkilnError):
     """A bundle that cannot be trusted or read: a hash mismatch, an untrusted type, a newer card version."""
+
+
+class ArgumentError(InputError):
+    """A bad argument to a library call, named as the library names it: ``folds=1: must be at least 2``.
+
+    ``param``, ``value`` and ``why`` let the CLI say the same in its own words (``--folds 1: ...``).
+    """
+
+    def __init__(self, param: str, value, why: str):
+        self.param, self.value, self.why = param, value, why
+        super().__init__(f"{param}={value!r}: {why}")

@@ -13,7 +13,7 @@ from importlib.resources import files
 import numpy as np
 import pandas as pd
 
-from .errors import MlkilnError
+from .errors import InputError
 
 EXAMPLES: dict[str, str] = {"diamonds": "price", "machine-failure": "Machine failure"}
 """Example name -> its usual target column."""
@@ -61,7 +61,7 @@ def load_example(name: str, seed: int = 0) -> pd.DataFrame:
 
     Raises
     ------
-    MlkilnError
+    InputError
         If `name` is not an example.
     """
     if name == "diamonds":
@@ -70,7 +70,7 @@ def load_example(name: str, seed: int = 0) -> pd.DataFrame:
             return pd.read_csv(f, compression="gzip")
     if name == "machine-failure":
         return make_machine_failure(seed=seed)
-    raise MlkilnError(f"unknown example {name!r}; choose one of: {', '.join(EXAMPLES)}")
+    raise InputError(f"unknown example {name!r}; choose one of: {', '.join(EXAMPLES)}")
 
 
 def make_machine_failure(n_rows: int = 10_000, seed: int = 0) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def make_machine_failure(n_rows: int = 10_000, seed: int = 0) -> pd.DataFrame:
 
     Raises
     ------
-    MlkilnError
+    InputError
         If `n_rows` is out of range.
 
     Notes
@@ -131,7 +131,7 @@ def make_machine_failure(n_rows: int = 10_000, seed: int = 0) -> pd.DataFrame:
       identifiers: none of them should be a feature for ``Machine failure``.
     """
     if not 2 <= n_rows <= _MAX_ROWS:
-        raise MlkilnError(f"n_rows must be between 2 and {_MAX_ROWS}, got {n_rows}")
+        raise InputError(f"n_rows must be between 2 and {_MAX_ROWS}, got {n_rows}")
     rng = np.random.default_rng(seed)
     variant = rng.choice(len(_TYPES), size=n_rows, p=_TYPE_SHARES)
     air = 300.0 + _mean_reverting_walk(rng, n_rows, sd=2.0)

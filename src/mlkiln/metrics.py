@@ -12,20 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-#: what each selectable metric is called and whether larger is better
-SELECTION_METRICS = {
-    "regression": {"r2": True, "rmse": False, "mae": False, "mape": False},
-    "classification": {
-        "accuracy": True,
-        "balanced_accuracy": True,
-        "f1_macro": True,
-        "f1_weighted": True,
-        "f1": True,
-        "roc_auc": True,
-        "average_precision": True,
-        "log_loss": False,
-    },
-}
+from .options import SELECTION_METRICS
 
 #: a minority class below this share of the rows makes the default metric macro-F1
 RARE_CLASS_SHARE = 0.2
@@ -169,3 +156,59 @@ def _quiet(func, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return func(*args, **kwargs)
+
+
+class Scorer:
+    """A picklable scikit-learn scorer for any of mlkiln's selection metrics.
+
+    With ``tune_threshold`` the fold is scored at its best probability cut-off,
+    so families are compared as they will be used: with a tuned threshold.
+    Lower-is-better metrics are negated, as scikit-learn expects.
+    """
+
+    def __init__(self, task: str, metric: str, classes=None, tune_threshold: bool = False):
+        self.task, self.metric, self.classes, self.tune_threshold = task, metric, classes, tune_threshold
+        self.sign = 1.0 if SELECTION_METRICS[task][metric] else -1.0
+
+    def __call__(self, estimator, X, y) -> float:
+        if self.tune_threshold:
+            return self.from_predictions(y, None, estimator.predict_proba(X))
+        proba = estimator.predict_proba(X) if self.task == "classification" and _uses_proba(self.metric) else None
+        return self.from_predictions(y, estimator.predict(X), proba)
+
+    def from_predictions(self, y, pred, proba) -> float:
+        """The score (greater is better) of predictions ``pred`` and probabilities ``proba`` of ``y``."""
+        if self.tune_threshold:
+            return best_threshold(y, proba[:, 1], self.classes[1], self.metric)[1]
+        return self.sign * score(self.task, self.metric, y, pred, proba, self.classes)
+
+
+def _uses_proba(metric: str) -> bool:
+    return metric in ("roc_auc", "average_precision", "log_loss")
+
+
+def evaluate(pipe, X: pd.DataFrame, y: pd.Series, task: str, classes) -> dict:
+    """Every metric of a fitted ``pipe`` on one labelled table."""
+    pred = pipe.predict(X)
+    if task == "regression":
+        return regression_metrics(y, pred)
+    return classification_metrics(y, pred, pipe.predict_proba(X), classes)
+
+
+def fold_metrics(task: str, y: np.ndarray, pred: np.ndarray, proba, fold_of: np.ndarray, classes) -> dict:
+    """Mean and std over the validation folds of every scalar metric of out-of-fold predictions."""
+    per_fold = []
+    for k in np.unique(fold_of):
+        rows = fold_of == k
+        if task == "regression":
+            per_fold.append(regression_metrics(y[rows], pred[rows].astype("float64")))
+        else:
+            per_fold.append(classification_metrics(y[rows], pred[rows], proba[rows], classes))
+    keys = [k for k, v in per_fold[0].items() if isinstance(v, (int, float)) and v is not None and k != "n"]
+    table = {k: [f[k] for f in per_fold if f.get(k) is not None] for k in keys}
+    return {
+        "mean": {k: float(np.mean(v)) for k, v in table.items() if v},
+        "std": {k: float(np.std(v)) for k, v in table.items() if v},
+        "folds": len(per_fold),
+        "n": int(len(y)),
+    }

@@ -24,12 +24,6 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-#: model families per task, in the order they are tried and listed
-FAMILIES = {
-    "regression": ("linear", "ridge", "lasso", "hgb", "rf"),
-    "classification": ("logistic_l1", "logistic_l2", "hgb", "rf"),
-}
-
 #: families that see one-hot encoded, scaled inputs; the others see ordinal codes
 LINEAR_FAMILIES = ("linear", "ridge", "lasso", "logistic_l1", "logistic_l2")
 
@@ -67,7 +61,7 @@ def make_estimator(task, family, seed, n_classes=2):
             return HistGradientBoostingClassifier(**HGB_DEFAULTS, random_state=seed)
         if family == "rf":
             return RandomForestClassifier(n_estimators=100, n_jobs=1, random_state=seed)
-    raise ValueError(f"unknown {task} family {family!r}; choose from {FAMILIES[task]}")
+    raise ValueError(f"unknown {task} family {family!r}")
 
 
 def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):

@@ -6,6 +6,7 @@ Every input goes through :func:`mlkiln.schema.conform`, so ``predict``,
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -15,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import bundle
+from . import bundle, metrics
+from .atomic import atomic_path, write_atomic
+from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import output_format, read_table, write_table
-from .errors import MlkilnError
+from .errors import BundleError, InputError
 from .schema import coerce_target, conform, conform_record
 
 log = logging.getLogger("mlkiln")
@@ -27,40 +30,40 @@ log = logging.getLogger("mlkiln")
 class Model:
     """A fitted pipeline with its card: validated ``predict`` and ``predict_proba``."""
 
-    def __init__(self, pipeline, card: dict):
+    def __init__(self, pipeline, card: Card):
         self.pipeline = pipeline
         self.card = card
 
     @property
     def task(self) -> str:
-        return self.card["task"]
+        return self.card.task
 
     @property
     def classes(self) -> list:
-        return self.card["schema"]["target"].get("classes", [])
+        return list(self.card.classes)
 
     @cached_property
     def predictor(self) -> Predictor:
         """The pipeline compiled for fast predictions, built on first use (or scikit-learn, saying why)."""
-        return compile_pipeline(self.pipeline, self.card["schema"]["columns"])
+        return compile_pipeline(self.pipeline, self.card.columns)
 
     def predict_record(self, record: dict) -> dict:
         """``{"prediction": ...}`` (plus ``"probabilities"`` by class) for one record, in microseconds.
 
         The record is checked by :func:`mlkiln.schema.conform_record`: a
         missing column, a wrong type or a field the model does not use is an
-        :class:`MlkilnError` naming the field.
+        :class:`InputError` naming the field.
         """
-        row = conform_record(record, self.card["schema"]["columns"], self.card["target"])
+        row = conform_record(record, self.card.columns, self.card.target)
         prediction, proba = self.predictor.score_row(row)
         if proba is None:
             return {"prediction": prediction}
         return {"prediction": prediction, "probabilities": dict(zip(map(str, self.classes), proba))}
 
     def prepare(self, data) -> pd.DataFrame:
-        """New data as the pipeline expects it; raises :class:`MlkilnError` when it does not fit."""
+        """New data as the pipeline expects it; raises :class:`InputError` when it does not fit."""
         frame = _as_frame(data)
-        return conform(frame, self.card["schema"]["columns"], self.card["target"])
+        return conform(frame, self.card.columns, self.card.target)
 
     def predict(self, data) -> np.ndarray:
         """Predicted values (regression) or labels (classification, at the tuned threshold)."""
@@ -72,7 +75,7 @@ class Model:
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities, columns in the order of :attr:`classes`."""
         if self.task != "classification":
-            raise MlkilnError("predict_proba is only for classification models")
+            raise InputError("predict_proba is only for classification models")
         X = self.prepare(data)
         if len(X) == 0:
             return np.empty((0, len(self.classes)))
@@ -100,26 +103,25 @@ class Model:
         JSON beside it), with curves and importances on this data; see
         :func:`mlkiln.report.write_evaluation`.
         """
-        from .workflow import evaluate_pipeline
-
         frame = _as_frame(data)
-        target = self.card["target"]
+        target = self.card.target
         if target not in frame.columns:
-            raise MlkilnError(f"evaluation data has no target column {target!r}")
+            raise InputError(f"evaluation data has no target column {target!r}")
         y = coerce_target(frame[target], self.task)
         if len(y) == 0:
-            raise MlkilnError(f"evaluation data has no usable values in target column {target!r}")
+            raise InputError(f"evaluation data has no usable values in target column {target!r}")
         if len(y) < len(frame):
             log.warning("skipping %d row(s) whose target is missing", len(frame) - len(y))
-        X = conform(frame.loc[y.index], self.card["schema"]["columns"], target)
+        X = conform(frame.loc[y.index], self.card.columns, target)
         if self.task == "classification":
             unknown = sorted(set(y.unique().tolist()) - set(self.classes), key=str)
             if unknown:
-                raise MlkilnError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
-        result = evaluate_pipeline(self.pipeline, X, y, self.task, self.classes or None)
+                raise InputError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
+        result = metrics.evaluate(self.pipeline, X, y, self.task, self.classes or None)
         if report is not None:
             from . import report as reporting
 
+            bundle.check_outside(report)
             source = Path(data).name if isinstance(data, (str, os.PathLike)) else "DataFrame"
             diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card)
             reporting.write_evaluation(report, self.card, diagnostics, result, source)
@@ -141,6 +143,31 @@ def load(path: str | os.PathLike, trust_pickle: bool = False) -> Model:
     return Model(bundle.load_pipeline(path, trust_pickle=trust_pickle), card)
 
 
+def rebuild_report(bundle_path: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
+    """Redraw a bundle's report from its card and ``report.json``; write it to ``output``.
+
+    The default output is ``<bundle name>-report.html`` in the current
+    directory; writing into the bundle itself is refused, because the file
+    would no longer match the bundle's manifest.
+    """
+    from . import report
+
+    bundle_path = Path(bundle_path)
+    card = bundle.read_card(bundle_path)  # verifies every file's hash first
+    if not (bundle_path / report.REPORT_JSON).is_file():
+        raise BundleError(f"{bundle_path} has no {report.REPORT_JSON}; it was made by an mlkiln without reports, train it again")
+    saved = json.loads((bundle_path / report.REPORT_JSON).read_text())
+    if saved.get("schema_version") != report.SCHEMA_VERSION:
+        raise BundleError(f"{bundle_path / report.REPORT_JSON} has schema_version {saved.get('schema_version')}, "
+                          f"this mlkiln reads {report.SCHEMA_VERSION}; use the mlkiln version in its requirements")
+    output = bundle.check_outside(output or f"{bundle_path.resolve().name}-report.html")
+    diag = {**saved["diagnostics"], "target": saved["data"]["target"]["distribution"]}
+    files = [{k: f[k] for k in ("file", "bytes", "sha256")} for f in bundle.file_status(bundle_path)
+             if f["file"] not in (report.REPORT_HTML, report.REPORT_JSON)]
+    write_atomic(output, report.render_html(report.build(card, diag, files, bundle_name=bundle_path.name)).encode())
+    return output
+
+
 def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False) -> pd.DataFrame:
     """Score a file and write the result; nothing is written when scoring fails."""
     model = load(bundle_path, trust_pickle=trust_pickle)
@@ -154,13 +181,9 @@ def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False
     )
     output_path = Path(output_path)
     if output_path.resolve() == Path(data_path).resolve():
-        raise MlkilnError("the output file must not be the input file")
-    tmp = output_path.with_name(f".{output_path.name}.tmp")
-    try:
+        raise InputError("the output file must not be the input file")
+    with atomic_path(output_path) as tmp:
         write_table(scored, tmp, output_format(output_path))
-        os.replace(tmp, output_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return scored
 
 
@@ -173,7 +196,7 @@ def _as_frame(data) -> pd.DataFrame:
         return pd.DataFrame(data)
     if isinstance(data, (str, os.PathLike)):
         return read_table(data, allow_empty=True)
-    raise MlkilnError(f"expected a DataFrame, a file path, a record (dict) or a list of records, got {type(data).__name__}")
+    raise InputError(f"expected a DataFrame, a file path, a record (dict) or a list of records, got {type(data).__name__}")
 
 
 def _free_name(columns, name: str) -> str:

@@ -11,13 +11,16 @@ import difflib
 import functools
 import logging
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from .errors import MlkilnError
+from .card import Column
+from .errors import InputError
+from .jsonio import scalar_text
 
 log = logging.getLogger("mlkiln")
 
@@ -213,7 +216,7 @@ def check_target(frame: pd.DataFrame, target: str) -> None:
     close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     shown = ", ".join(map(repr, names[:20])) + (" ..." if len(names) > 20 else "")
-    raise MlkilnError(f"target column {target!r} not found{hint} (columns: {shown})")
+    raise InputError(f"target column {target!r} not found{hint} (columns: {shown})")
 
 
 def screen_columns(
@@ -280,16 +283,10 @@ def _pure_flag_reason(col: pd.Series, y: pd.Series) -> str | None:
         chance = float(shares[cls]) ** len(rows)
         if len(rows) >= 3 and chance <= LEAK_CHANCE:
             return (
-                f"value {plain_scalar(value)!r} occurs only with target {plain_scalar(cls)!r} "
+                f"value {scalar_text(value)} occurs only with target {scalar_text(cls)} "
                 f"({len(rows)} rows; chance {chance:.0e})"
             )
     return None
-
-
-def plain_scalar(value):
-    """numpy scalars as Python ones, so messages read ``1`` rather than ``np.int64(1)``."""
-    value = value.item() if isinstance(value, np.generic) else value
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _single_column_score(col: pd.Series, y: pd.Series, task: str, seed: int) -> float | None:
@@ -326,30 +323,23 @@ def _screening_rows(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)[: min(n, 20_000)]
 
 
-def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> list[dict]:
+def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> tuple[Column, ...]:
     """The input schema stored in the card: names, kinds, dtypes, categories, ranges."""
     described = []
     coerced = coerce_frame(frame, kinds)
     for name, kind in kinds.items():
         col = coerced[name]
-        entry = {
-            "name": str(name),
-            "kind": kind,
-            "dtype": str(frame[name].dtype),
-            "missing": round(float(col.isna().mean()), 6),
-        }
+        facts = {}
         if kind == "categorical":
             counts = col.value_counts()
-            entry["n_categories"] = int(len(counts))
-            entry["categories"] = [str(v) for v in counts.index[:MAX_LISTED_CATEGORIES]]
+            facts = {"n_categories": int(len(counts)), "categories": tuple(str(v) for v in counts.index[:MAX_LISTED_CATEGORIES])}
         elif col.notna().any():
-            entry["min"] = float(col.min())
-            entry["max"] = float(col.max())
-        described.append(entry)
-    return described
+            facts = {"min": float(col.min()), "max": float(col.max())}
+        described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
+    return tuple(described)
 
 
-def conform(frame: pd.DataFrame, columns: list[dict], target: str | None = None) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None) -> pd.DataFrame:
     """Check new data against the schema and return it ready for the pipeline.
 
     Missing columns and values that cannot be read as the column's kind are
@@ -357,31 +347,30 @@ def conform(frame: pd.DataFrame, columns: list[dict], target: str | None = None)
     with a warning (the ``target`` column silently); order does not matter;
     unseen categories are counted.
     """
-    kinds = {c["name"]: c["kind"] for c in columns}
+    kinds = {c.name: c.kind for c in columns}
     frame = frame.rename(columns=str)
     _check_names(frame.columns, kinds, target, unknown="warn")
     coerced = coerce_frame(frame, kinds)
     for spec in columns:
-        name = spec["name"]
-        if spec["kind"] == "categorical":
+        if spec.kind == "categorical":
             continue
-        bad = coerced[name].isna() & ~is_missing_text(frame[name])
+        bad = coerced[spec.name].isna() & ~is_missing_text(frame[spec.name])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _unreadable(name, spec["kind"], frame[name].iloc[row], f" in row {row + 1}")
+            raise _unreadable(spec.name, spec.kind, frame[spec.name].iloc[row], f" in row {row + 1}")
     for spec in columns:
-        if spec["kind"] == "categorical" and spec.get("n_categories", 0) <= len(spec.get("categories", [])):
-            unseen = coerced[spec["name"]].dropna()
-            unseen = unseen[~unseen.isin(spec["categories"])]
+        if spec.kind == "categorical" and (spec.n_categories or 0) <= len(spec.categories or ()):
+            unseen = coerced[spec.name].dropna()
+            unseen = unseen[~unseen.isin(spec.categories)]
             if len(unseen):
                 log.warning(
                     "column %r: %d value(s) not seen in training (e.g. %r), handled as unknown",
-                    spec["name"], len(unseen), unseen.iloc[0],
+                    spec.name, len(unseen), unseen.iloc[0],
                 )
     return coerced
 
 
-def conform_record(record: dict, columns: list[dict], target: str | None = None) -> dict:
+def conform_record(record: dict, columns: Sequence[Column], target: str | None = None) -> dict:
     """Check one record (a dict, e.g. parsed JSON) against the schema; return it ready to predict.
 
     The rules are :func:`conform`'s, applied without building a DataFrame so
@@ -394,15 +383,14 @@ def conform_record(record: dict, columns: list[dict], target: str | None = None)
     Returns ``{column: float or str or NaN}``.
     """
     if not isinstance(record, dict):
-        raise MlkilnError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
+        raise InputError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
     row = {}
     for spec in columns:
-        name = spec["name"]
-        if name not in record:
-            _check_names(record, {c["name"]: c["kind"] for c in columns}, target, unknown="error")
-        row[name] = _record_value(name, spec["kind"], record[name])
+        if spec.name not in record:
+            _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
+        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name])
     if len(record) - (target in record) != len(row):
-        _check_names(record, {c["name"]: c["kind"] for c in columns}, target, unknown="error")
+        _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
@@ -434,14 +422,14 @@ def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
     """Fail on columns the model needs but ``names`` lacks; warn or fail on ones it does not use."""
     missing = [name for name in kinds if name not in names]
     if missing:
-        raise MlkilnError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
+        raise InputError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
     extra = [str(name) for name in names if name not in kinds and name != target]
     if extra and unknown == "error":
-        raise MlkilnError(f"unknown column(s) the model does not use: {', '.join(map(repr, extra))}")
+        raise InputError(f"unknown column(s) the model does not use: {', '.join(map(repr, extra))}")
     if extra:
         log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(map(repr, extra)))
 
 
-def _unreadable(name: str, kind: str, value, where: str = "") -> MlkilnError:
+def _unreadable(name: str, kind: str, value, where: str = "") -> InputError:
     expected = {"numeric": "a number", "datetime": "a date/time", "categorical": "a text value"}[kind]
-    return MlkilnError(f"column {name!r} expects {expected}, got {value!r}{where}")
+    return InputError(f"column {name!r} expects {expected}, got {value!r}{where}")

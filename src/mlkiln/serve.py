@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .errors import MlkilnError
+from .errors import InputError
 from .predict import Model, load
 
 log = logging.getLogger("mlkiln")
@@ -39,7 +39,7 @@ def _json():
     try:
         import orjson
     except ImportError as exc:
-        raise MlkilnError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
+        raise InputError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
     return orjson
 
 
@@ -59,11 +59,11 @@ class App:
         self.max_body_bytes = max_body_bytes
         self._orjson = _json()
         predictor = model.predictor
-        health = {"status": "ok", "task": model.task, "model": model.card.get("model", {}).get("family"),
+        health = {"status": "ok", "task": model.task, "model": model.card.model.family,
                   "compiled": predictor.compiled, "fallback_reason": predictor.reason}
         self._static = {
             "/health": self._orjson.dumps(health),
-            "/schema": self._orjson.dumps(model.card["schema"]),
+            "/schema": self._orjson.dumps(model.card.to_dict()["schema"]),
             "/openapi.json": self._orjson.dumps(openapi(model)),
         }
 
@@ -108,7 +108,7 @@ class App:
                 return 200, self._orjson.dumps(self.model.predict_record(payload))
             if isinstance(payload, list):
                 return 200, self._orjson.dumps({"predictions": [self._record(i, r) for i, r in enumerate(payload)]})
-        except MlkilnError as exc:
+        except InputError as exc:
             return 422, self._error(str(exc))
         except Exception:  # a bug, never bad input: say so without leaking internals
             log.exception("prediction failed")
@@ -118,8 +118,8 @@ class App:
     def _record(self, index: int, record) -> dict:
         try:
             return self.model.predict_record(record)
-        except MlkilnError as exc:
-            raise MlkilnError(f"record {index}: {exc}") from exc
+        except InputError as exc:
+            raise InputError(f"record {index}: {exc}") from exc
 
     def _error(self, message: str) -> bytes:
         return self._orjson.dumps({"error": message})
@@ -137,15 +137,15 @@ async def _respond(send, status: int, body: bytes, headers=()) -> None:
 def openapi(model: Model) -> dict:
     """The OpenAPI 3.1 document of the service, with the bundle's schema as the record type."""
     properties = {}
-    for spec in model.card["schema"]["columns"]:
-        if spec["kind"] == "categorical":
-            prop = {"type": ["string", "null"], "examples": spec.get("categories", [])[:10]}
-        elif spec["kind"] == "datetime":
+    for spec in model.card.columns:
+        if spec.kind == "categorical":
+            prop = {"type": ["string", "null"], "examples": list(spec.categories or ())[:10]}
+        elif spec.kind == "datetime":
             prop = {"type": ["string", "null"], "format": "date-time"}
         else:
             prop = {"type": ["number", "null"]}
-        prop["description"] = f"{spec['kind']} (training range/categories in GET /schema)"
-        properties[spec["name"]] = prop
+        prop["description"] = f"{spec.kind} (training range/categories in GET /schema)"
+        properties[spec.name] = prop
     record = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     prediction = {"type": "object", "required": ["prediction"], "properties": {
         "prediction": {"type": "number"} if model.task == "regression" else {},
@@ -160,10 +160,10 @@ def openapi(model: Model) -> dict:
     def ok(schema: dict, text: str) -> dict:
         return {"200": {"description": text, "content": {"application/json": {"schema": schema}}}}
 
-    target = model.card["target"]
+    target = model.card.target
     return {
         "openapi": "3.1.0",
-        "info": {"title": f"mlkiln model predicting {target!r}", "version": str(model.card.get("mlkiln_version", "1"))},
+        "info": {"title": f"mlkiln model predicting {target!r}", "version": model.card.mlkiln_version},
         "paths": {
             "/predict": {"post": {
                 "summary": f"predict {target!r} for one record or a list of records",
@@ -206,9 +206,9 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     try:
         import uvicorn
     except ImportError as exc:
-        raise MlkilnError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
+        raise InputError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
     if workers < 1:
-        raise MlkilnError("--workers must be at least 1")
+        raise InputError("--workers must be at least 1")
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     limit_threads()
     model = load(bundle_path, trust_pickle=trust_pickle)

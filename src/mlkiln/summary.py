@@ -6,7 +6,8 @@ Only formatting lives here; every number comes from the card that
 
 from __future__ import annotations
 
-import json
+from .card import Card, Column
+from .jsonio import params_text
 
 REGRESSION_KEYS = ("r2", "rmse", "mae", "mape")
 CLASSIFICATION_KEYS = (
@@ -65,14 +66,13 @@ def metrics_table(task: str, split_metrics: dict) -> str:
     return table(rows, ["metric", *splits])
 
 
-def leaderboard_table(card: dict) -> str:
+def leaderboard_table(card: Card) -> str:
     rows = []
-    for r in card["leaderboard"]:
-        params = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in r["params"].items()) or "-"
-        mark = "*" if r["rank"] == 1 else ""
-        score = r.get("status", "failed") if r["error"] else f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}"
-        rows.append([f"{r['rank'] or '-'}{mark}", r["family"], score, r["fit_time_s"], r["candidates"], params])
-    return table(rows, ["rank", "family", f"CV {card['metric']['name']}", "fit s", "cands", "hyperparameters"])
+    for r in card.leaderboard:
+        mark = "*" if r.rank == 1 else ""
+        score = r.status if r.error else f"{r.cv_mean:.4f} ± {r.cv_std:.4f}"
+        rows.append([f"{r.rank or '-'}{mark}", r.family, score, r.fit_time_s, r.candidates, params_text(r.params)])
+    return table(rows, ["rank", "family", f"CV {card.metric.name}", "fit s", "cands", "hyperparameters"])
 
 
 def confusion_text(m: dict) -> str:
@@ -81,71 +81,66 @@ def confusion_text(m: dict) -> str:
     return table(rows, ["", *[f"pred {label}" for label in labels]])
 
 
-def train_summary(card: dict, path) -> str:
-    model = card["model"]
+def train_summary(card: Card, path) -> str:
+    model = card.model
     lines = [
         "",
         "Leaderboard (k-fold CV on the training rows; * = chosen):",
         leaderboard_table(card),
         "",
-        f"Best model: {model['family']} ({model['estimator']}) {_params(model['params'])}",
+        f"Best model: {model.family} ({model.estimator}) {params_text(model.params)}",
     ]
-    if model.get("threshold") is not None:
-        lines.append(f"Decision threshold: {model['threshold']:.4f} (tuned on validation folds)")
-    lines += ["", metrics_table(card["task"], card["metrics"])]
-    if card["task"] == "classification":
-        lines += ["", "Test confusion matrix:", confusion_text(card["metrics"]["test"])]
+    if model.threshold is not None:
+        lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds)")
+    lines += ["", metrics_table(card.task, card.metrics)]
+    if card.task == "classification":
+        lines += ["", "Test confusion matrix:", confusion_text(card.metrics["test"])]
     if path is not None:
         lines += ["", f"Bundle written to {path}/ (model.joblib, model.skops, train.py, requirements.txt, card.json, report.html, report.json)"]
-    lines.append(f"Done in {card['train_seconds']:.1f}s.")
+    lines.append(f"Done in {card.train_seconds:.1f}s.")
     return "\n".join(lines)
 
 
-def evaluation_summary(card: dict, result: dict) -> str:
-    lines = [metrics_table(card["task"], {"test": card["metrics"]["test"], "evaluation": result})]
-    if card["task"] == "classification":
+def evaluation_summary(card: Card, result: dict) -> str:
+    lines = [metrics_table(card.task, {"test": card.metrics["test"], "evaluation": result})]
+    if card.task == "classification":
         lines += ["", "Confusion matrix:", confusion_text(result)]
     return "\n".join(lines)
 
 
-def card_summary(card: dict, files: list[dict]) -> str:
-    model = card["model"]
+def card_summary(card: Card, files: list[dict]) -> str:
+    model, data, split = card.model, card.data, card.split
     lines = [
-        f"task:       {card['task']} of {card['target']!r}",
-        f"model:      {model['family']} ({model['estimator']}) {_params(model['params'])}",
-        f"metric:     {card['metric']['why']}",
+        f"task:       {card.task} of {card.target!r}",
+        f"model:      {model.family} ({model.estimator}) {params_text(model.params)}",
+        f"metric:     {card.metric.why}",
     ]
-    if model.get("threshold") is not None:
-        lines.append(f"threshold:  {model['threshold']:.4f}")
-    data = card["data"]
+    if model.threshold is not None:
+        lines.append(f"threshold:  {model.threshold:.4f}")
     lines += [
-        f"data:       {data['source']} ({data['rows']} rows, {data['columns']} columns, sha256 {data['sha256'][:16]}...)",
-        f"split:      test {card['split']['test_size']}, {card['split']['folds']}-fold CV, seed {card['split']['seed']}",
-        f"created:    {card['created_at']} with mlkiln {card['mlkiln_version']}",
-        "versions:   " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
+        f"data:       {data.source} ({data.rows} rows, {data.columns} columns, sha256 {data.sha256[:16]}...)",
+        f"split:      test {split.test_size}, {split.folds}-fold CV, seed {split.seed}",
+        f"created:    {card.created_at} with mlkiln {card.mlkiln_version} (card version {card.card_version})",
+        "versions:   " + ", ".join(f"{k} {v}" for k, v in card.versions.items()),
         "",
-        metrics_table(card["task"], card["metrics"]),
+        metrics_table(card.task, card.metrics),
         "",
         "Input schema:",
-        table([[c["name"], c["kind"], c["dtype"], _schema_detail(c), c["missing"]] for c in card["schema"]["columns"]],
+        table([[c.name, c.kind, c.dtype, _schema_detail(c), c.missing] for c in card.columns],
               ["column", "kind", "dtype", "values", "missing"]),
     ]
-    if card["excluded"]:
-        lines += ["", "Excluded columns:"] + [f"  {k}: {v}" for k, v in card["excluded"].items()]
+    if card.excluded:
+        lines += ["", "Excluded columns:"] + [f"  {k}: {v}" for k, v in card.excluded.items()]
     lines += ["", "Files:", table([[f["file"], f["bytes"], f["sha256"][:16] + "...", f["status"]] for f in files],
                                    ["file", "bytes", "sha256", "verified"])]
     return "\n".join(lines)
 
 
-def _schema_detail(column: dict) -> str:
-    if column["kind"] == "categorical":
-        shown = ", ".join(column["categories"][:5])
-        more = column["n_categories"] - min(5, len(column["categories"]))
+def _schema_detail(column: Column) -> str:
+    if column.kind == "categorical":
+        shown = ", ".join(column.categories[:5])
+        more = column.n_categories - min(5, len(column.categories))
         return f"{shown}{f' (+{more})' if more > 0 else ''}"
-    if "min" in column:
-        return f"{column['min']:g} .. {column['max']:g}"
+    if column.min is not None:
+        return f"{column.min:g} .. {column.max:g}"
     return ""
-
-
-def _params(params: dict) -> str:
-    return json.dumps(params) if params else "(no hyperparameters)"

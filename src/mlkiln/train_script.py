@@ -12,6 +12,7 @@ import inspect
 import pprint
 
 from . import least_squares, pipeline, schema
+from .card import Card
 
 _TEMPLATE = '''\
 """Reproduce the model of this bundle: {summary}.
@@ -101,31 +102,30 @@ if __name__ == "__main__":
 '''
 
 
-def render(card: dict) -> str:
+def render(card: Card) -> str:
     """The text of ``train.py`` for the run described by ``card``."""
-    model = card["model"]
-    kinds = {c["name"]: c["kind"] for c in card["schema"]["columns"]}
-    source = card["data"]["source"]
+    model, source = card.model, card.data.source
+    kinds = card.schema.kinds
     if source.startswith("example:"):
         source = f"mlkiln's example {source.split(':', 1)[1]!r}; export it with `mlkiln example {source.split(':', 1)[1]} -o data.csv`"
     return _TEMPLATE.format(
-        summary=f"{model['family']} {card['task']} of {card['target']!r}",
-        version=card["mlkiln_version"],
-        created=card["created_at"],
+        summary=f"{model.family} {card.task} of {card.target!r}",
+        version=card.mlkiln_version,
+        created=card.created_at,
         source=source,
-        sha256=card["data"]["sha256"],
-        target=card["target"],
-        task=card["task"],
-        family=model["family"],
-        params=pprint.pformat(model["params"], sort_dicts=True),
-        threshold=model["threshold"],
-        max_categories=model.get("max_categories", pipeline.MAX_CATEGORIES),
-        seed=card["split"]["seed"],
-        test_size=card["split"]["test_size"],
-        folds=card["split"]["folds"],
-        n_classes=len(card["schema"]["target"].get("classes", [])) or 2,
+        sha256=card.data.sha256,
+        target=card.target,
+        task=card.task,
+        family=model.family,
+        params=pprint.pformat(model.params, sort_dicts=True),
+        threshold=model.threshold,
+        max_categories=model.max_categories,
+        seed=card.split.seed,
+        test_size=card.split.test_size,
+        folds=card.split.folds,
+        n_classes=len(card.classes) or 2,
         kinds=pprint.pformat(kinds, sort_dicts=False),
-        csv_options=card["data"].get("read_options") or {"sep": ",", "encoding": "utf-8"},
+        csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         number_source=inspect.getsource(schema.to_number).rstrip(),
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),

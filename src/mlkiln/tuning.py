@@ -39,10 +39,12 @@ from sklearn.model_selection import (
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from . import least_squares, metrics
-from .errors import MlkilnError
+from . import least_squares
+from .metrics import Scorer
+from .errors import InputError
+from .jsonio import plain, scalar_text
+from .options import SEARCHES
 from .pipeline import MAX_CATEGORIES, build_pipeline
-from .schema import plain_scalar
 
 log = logging.getLogger("mlkiln")
 
@@ -79,8 +81,6 @@ DISTRIBUTIONS: dict[tuple[str, str], dict] = {
     ("classification", "rf"): _RF_DIST,
 }
 
-#: search strategies; ``auto`` is halving for the expensive families, the full grid for the others
-SEARCHES = ("auto", "grid", "random", "halving")
 EXPENSIVE_FAMILIES = ("hgb", "rf")
 #: candidates per family drawn by random search when ``trials`` is not given
 RANDOM_TRIALS = 10
@@ -106,8 +106,6 @@ class Compute:
     """
 
     def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
-        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
-            raise MlkilnError(f"--jobs must be a positive whole number, got {n_jobs!r}")
         self.cores = n_jobs or joblib.cpu_count()
         self.cluster = cluster or os.environ.get("MLKILN_DASK_SCHEDULER") or None
         self._stack = contextlib.ExitStack()
@@ -144,7 +142,7 @@ def _dask_client(address: str, cores: int):
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise MlkilnError("--cluster needs Dask: pip install 'mlkiln[dask]'") from exc
+        raise InputError("--cluster needs Dask: pip install 'mlkiln[dask]'") from exc
     if address == "local":
         with LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
             log.info("dask: started a local cluster of %d workers (%s)", cores, cluster.scheduler_address)
@@ -153,7 +151,7 @@ def _dask_client(address: str, cores: int):
     try:
         client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
     except (OSError, TimeoutError, ValueError) as exc:
-        raise MlkilnError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT}s; is it running?") from exc
+        raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT}s; is it running?") from exc
     with client:
         log.info("dask: CV fits run on %s (%d workers)", address, len(client.scheduler_info().get("workers", {})))
         yield client
@@ -174,35 +172,6 @@ def _dask_backend():
             return SequentialBackend(nesting_level=1), None
 
     return Backend()
-
-
-class Scorer:
-    """A picklable scikit-learn scorer for any of mlkiln's selection metrics.
-
-    With ``tune_threshold`` the fold is scored at its best probability cut-off,
-    so families are compared as they will be used: with a tuned threshold.
-    Lower-is-better metrics are negated, as scikit-learn expects.
-    """
-
-    def __init__(self, task: str, metric: str, classes=None, tune_threshold: bool = False):
-        self.task, self.metric, self.classes, self.tune_threshold = task, metric, classes, tune_threshold
-        self.sign = 1.0 if metrics.SELECTION_METRICS[task][metric] else -1.0
-
-    def __call__(self, estimator, X, y) -> float:
-        if self.tune_threshold:
-            return self.from_predictions(y, None, estimator.predict_proba(X))
-        proba = estimator.predict_proba(X) if self.task == "classification" and _uses_proba(self.metric) else None
-        return self.from_predictions(y, estimator.predict(X), proba)
-
-    def from_predictions(self, y, pred, proba) -> float:
-        """The score (greater is better) of predictions ``pred`` and probabilities ``proba`` of ``y``."""
-        if self.tune_threshold:
-            return metrics.best_threshold(y, proba[:, 1], self.classes[1], self.metric)[1]
-        return self.sign * metrics.score(self.task, self.metric, y, pred, proba, self.classes)
-
-
-def _uses_proba(metric: str) -> bool:
-    return metric in ("roc_auc", "average_precision", "log_loss")
 
 
 @dataclass
@@ -242,27 +211,15 @@ def make_cv(task: str, folds: int, seed: int):
 
 def check_folds(task: str, y: pd.Series, folds: int) -> None:
     """Every training fold must hold every class, and every fold some rows."""
-    if folds < 2:
-        raise MlkilnError(f"--folds must be at least 2, got {folds}")
     if len(y) < folds:
-        raise MlkilnError(f"{len(y)} training rows are too few for {folds}-fold cross-validation; use fewer --folds")
+        raise InputError(f"{len(y)} training rows are too few for {folds}-fold cross-validation; use fewer folds")
     if task == "classification":
         counts = y.value_counts()
         if counts.min() < folds:
-            raise MlkilnError(
-                f"class {plain_scalar(counts.idxmin())!r} has only {counts.min()} training row(s), fewer than "
-                f"--folds {folds}; drop that class, add rows, or use fewer folds"
+            raise InputError(
+                f"class {scalar_text(counts.idxmin())} has only {counts.min()} training row(s), fewer than "
+                f"the {folds} folds; drop that class, add rows, or use fewer folds"
             )
-
-
-def check_search(search: str, budget: float | None, trials: int | None) -> None:
-    """Validate the search options once, at the boundary."""
-    if search not in SEARCHES:
-        raise MlkilnError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
-    if budget is not None and not budget > 0:
-        raise MlkilnError(f"--budget must be a positive number of seconds, got {budget}")
-    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
-        raise MlkilnError(f"--trials must be a positive whole number, got {trials!r}")
 
 
 def search_strategy(family: str, search: str = "auto") -> str:
@@ -506,10 +463,10 @@ def tune_family(
     rows = sorted(last.values())
     candidates = [
         {
-            "params": {k.removeprefix("model__"): _python_scalar(v) for k, v in res["params"][i].items()},
-            "mean": _finite(sign * means[i]),
-            "std": _finite(res["std_test_score"][i]),
-            "folds": [_finite(sign * res[f"split{j}_test_score"][i]) for j in range(cv.get_n_splits())],
+            "params": plain({k.removeprefix("model__"): v for k, v in res["params"][i].items()}),
+            "mean": plain(float(sign * means[i])),
+            "std": plain(float(res["std_test_score"][i])),
+            "folds": plain([float(sign * res[f"split{j}_test_score"][i]) for j in range(cv.get_n_splits())]),
             **({"n_samples": int(res["n_resources"][i])} if "n_resources" in res else {}),
         }
         for i in rows
@@ -553,7 +510,7 @@ def out_of_fold(X, y, pipe, cv, task, compute: Compute):
     with compute.parallel():
         folds = Parallel()(delayed(_fit_predict)(clone(pipe), X, y, fit_idx, val_idx, task) for fit_idx, val_idx in splits)
     if any(pred is None for pred, _, _ in folds):
-        raise MlkilnError("the chosen model failed to fit on a cross-validation fold")
+        raise InputError("the chosen model failed to fit on a cross-validation fold")
     return _pool(splits, folds, len(y))
 
 
@@ -583,13 +540,3 @@ def fit_final(pipe, X, y, compute: Compute):
     with compute.single():
         least_squares.fit(pipe, X, y)
     return pipe.set_params(**jobs)
-
-
-def _python_scalar(value):
-    """numpy scalars -> Python scalars, so parameters serialise to JSON and code."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None

@@ -1,0 +1,219 @@
+"""The model card: the typed, versioned contract between training and everything after it.
+
+``workflow.train`` makes one :class:`Card`; ``card.json`` stores it
+(:meth:`Card.to_json`); predict, serve, report, summary and ``train.py``
+read it back (:meth:`Card.from_json`) and use attributes, never string keys.
+
+Versions: 1 is the untyped card of mlkiln 0.1 (no ``card_version`` key; the
+same fields, read as they are); 2 adds ``card_version``. A card newer than
+:data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, get_args, get_origin, get_type_hints
+
+from . import __version__
+from .errors import BundleError
+from .jsonio import plain
+from .options import C_NOTE
+
+CARD_VERSION = 2
+
+@dataclass(frozen=True)
+class Column:
+    """One input column as training saw it: what :func:`mlkiln.schema.conform` checks new data against."""
+
+    name: str
+    kind: str  # numeric, categorical or datetime (seconds since the epoch once coerced)
+    dtype: str
+    missing: float
+    n_categories: int | None = None
+    categories: tuple[str, ...] | None = None  # the most frequent ones, at most schema.MAX_LISTED_CATEGORIES
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    dtype: str
+    classes: tuple | None = None  # classification only, sorted
+
+
+@dataclass(frozen=True)
+class Schema:
+    columns: tuple[Column, ...]
+    target: Target
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c.name: c.kind for c in self.columns}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    why: str
+    greater_is_better: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    family: str
+    estimator: str
+    params: dict[str, Any]
+    threshold: float | None = None  # tuned decision threshold on P(positive class), binary only
+    max_categories: int | None = None  # the encoders' category cap, when a text column needed it
+    c_meaning: str = C_NOTE
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int | None
+    family: str
+    cv_mean: float | None
+    cv_std: float | None
+    fit_time_s: float | None
+    search_time_s: float
+    candidates: int
+    params: dict[str, Any]
+    error: str | None
+    search: str | None
+    status: str
+    not_reached: int = 0
+
+
+@dataclass(frozen=True)
+class Split:
+    test_size: float
+    seed: int
+    folds: int
+    n_train: int
+    n_test: int
+    stratified: bool
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    source: str
+    sha256: str
+    rows: int
+    columns: int
+    rows_used: int
+    rows_dropped_missing_target: int
+    read_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TuningInfo:
+    search: str
+    budget_s: float | None
+    trials: int | None
+    cores: int
+    dask: bool
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything ``mlkiln inspect`` shows and ``card.json`` stores.
+
+    ``metrics`` maps a split (``train``, ``validation``, ``test``) to its
+    metrics (see :mod:`mlkiln.metrics`; validation holds ``mean`` and ``std``
+    over the folds); ``cv_results`` maps a family to its scored candidates.
+    Both stay mappings: their keys depend on the task and the search.
+    """
+
+    task: str
+    target: str
+    metric: Metric
+    model: ModelInfo
+    leaderboard: tuple[LeaderboardRow, ...]
+    cv_results: dict[str, list]
+    metrics: dict[str, dict]
+    schema: Schema
+    excluded: dict[str, str]
+    dropped_by_user: tuple[str, ...]
+    data: DataInfo
+    split: Split
+    tuning: TuningInfo
+    versions: dict[str, str]
+    train_seconds: float
+    created_at: str
+    mlkiln_version: str = __version__
+    card_version: int = CARD_VERSION
+
+    @property
+    def classes(self) -> tuple:
+        """The target's classes (empty for regression)."""
+        return tuple(self.schema.target.classes or ())
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.schema.columns
+
+    def to_dict(self) -> dict:
+        """The card as strict JSON values."""
+        return plain(self)
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False).encode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Card:
+        """Read a stored card; refuse one newer than this mlkiln understands.
+
+        Raises :class:`BundleError` for malformed JSON, a newer version or a missing field.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BundleError(f"card.json is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BundleError("card.json does not hold a model card")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Card:
+        version = data.get("card_version", 1)
+        if not isinstance(version, int) or version > CARD_VERSION:
+            raise BundleError(
+                f"the card is version {version}, written by mlkiln {data.get('mlkiln_version', '?')}; this mlkiln "
+                f"({__version__}) reads versions up to {CARD_VERSION}: pip install 'mlkiln>={data.get('mlkiln_version', __version__)}'"
+            )
+        try:
+            return _build(cls, {**data, "card_version": version})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"card.json (version {version}) is incomplete or malformed: {exc}") from exc
+
+
+def _build(cls, data: dict):
+    """A dataclass from a JSON object, nested dataclasses and tuples included; unknown keys are ignored."""
+    hints = get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KeyError(f"{cls.__name__}.{f.name}")
+            continue
+        values[f.name] = _value(hints[f.name], data[f.name])
+    return cls(**values)
+
+
+def _value(hint, value):
+    if value is None:
+        return None
+    types = [t for t in get_args(hint) if t is not type(None)] if get_origin(hint) is not tuple else []
+    if types and get_origin(hint) is not dict:  # Optional[X] / X | None
+        hint = types[0]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    if hint is tuple:
+        return tuple(value)
+    if get_origin(hint) is tuple:
+        (item, *_) = get_args(hint) or (Any,)
+        return tuple(_value(item, v) for v in value)
+    return value

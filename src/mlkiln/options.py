@@ -1,0 +1,124 @@
+"""The training options: validated before any data is read, in the library's own words.
+
+This module imports nothing heavy, so the command line builds its parser and
+rejects a bad argument without loading scikit-learn. The names here (tasks,
+families, metrics, searches) are the one list every other module reads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from .errors import ArgumentError
+
+#: what ``C`` means everywhere in mlkiln: the one wording, stored in the card and shown by the CLI and report
+C_NOTE = (
+    "C is scikit-learn's C: the INVERSE of the regularisation strength. The course writes the L1 "
+    "objective with a weight that multiplies the penalty term; that weight is 1/C. Small C = strong penalty."
+)
+
+TASKS = ("auto", "regression", "classification")
+
+#: model families per task, in the order they are tried and listed
+FAMILIES = {
+    "regression": ("linear", "ridge", "lasso", "hgb", "rf"),
+    "classification": ("logistic_l1", "logistic_l2", "hgb", "rf"),
+}
+
+#: what each selectable metric is called and whether larger is better
+SELECTION_METRICS = {
+    "regression": {"r2": True, "rmse": False, "mae": False, "mape": False},
+    "classification": {
+        "accuracy": True,
+        "balanced_accuracy": True,
+        "f1_macro": True,
+        "f1_weighted": True,
+        "f1": True,
+        "roc_auc": True,
+        "average_precision": True,
+        "log_loss": False,
+    },
+}
+
+#: metrics defined for two classes only
+BINARY_METRICS = ("f1", "roc_auc", "average_precision")
+
+#: search strategies; ``auto`` is halving for the expensive families, the full grid for the others
+SEARCHES = ("auto", "grid", "random", "halving")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything :func:`mlkiln.train` is told besides the data and the target (see its docstring).
+
+    Construction validates every value that does not need the data; the
+    checks that do (a metric for the inferred task, class counts per fold)
+    run in :meth:`for_task` and in the split step.
+    """
+
+    task: str = "auto"
+    metric: str | None = None
+    models: tuple[str, ...] | None = None
+    folds: int = 3
+    test_size: float = 0.2
+    seed: int = 0
+    drop: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    n_jobs: int | None = None
+    search: str = "auto"
+    budget: float | None = None
+    trials: int | None = None
+    cluster: str | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        _choice("task", self.task, TASKS)
+        _whole("folds", self.folds, minimum=2)
+        _whole("seed", self.seed, minimum=0)
+        if isinstance(self.test_size, bool) or not isinstance(self.test_size, (int, float)) or not 0 < self.test_size < 1:
+            raise ArgumentError("test_size", self.test_size, "must be a share of the rows, between 0 and 1 (exclusive)")
+        if self.n_jobs is not None:
+            _whole("n_jobs", self.n_jobs, minimum=1)
+        _choice("search", self.search, SEARCHES)
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
+                                        or not math.isfinite(self.budget) or self.budget <= 0):
+            raise ArgumentError("budget", self.budget, "must be a positive number of seconds")
+        if self.trials is not None:
+            _whole("trials", self.trials, minimum=1)
+        for name in ("models", "drop", "keep"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                    raise ArgumentError(name, value, "must be a list of names")
+                object.__setattr__(self, name, tuple(dict.fromkeys(value)))
+        tasks = FAMILIES if self.task == "auto" else {self.task: FAMILIES[self.task]}
+        known = {f for names in tasks.values() for f in names}
+        unknown = [m for m in self.models or () if m not in known]
+        if unknown:
+            raise ArgumentError("models", list(self.models), f"unknown: {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+        if self.metric is not None:
+            metrics = {m for task in tasks for m in SELECTION_METRICS[task]}
+            _choice("metric", self.metric, sorted(metrics))
+        if self.cluster is None and os.environ.get("MLKILN_DASK_SCHEDULER"):
+            object.__setattr__(self, "cluster", os.environ["MLKILN_DASK_SCHEDULER"])
+
+    def families(self, task: str) -> list[str]:
+        """The families to try for ``task``, in the order they are tried."""
+        if not self.models:
+            return list(FAMILIES[task])
+        unknown = [m for m in self.models if m not in FAMILIES[task]]
+        if unknown:
+            raise ArgumentError("models", list(self.models),
+                                f"not {task} families: {', '.join(unknown)}; choose from {', '.join(FAMILIES[task])}")
+        return list(self.models)
+
+
+def _choice(param: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ArgumentError(param, value, f"must be one of {', '.join(allowed)}")
+
+
+def _whole(param: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArgumentError(param, value, f"must be a whole number, at least {minimum}")

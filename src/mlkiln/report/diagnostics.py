@@ -1,0 +1,150 @@
+"""Step 1 of the report: the numbers that need labelled data (curves, a prediction sample, importances)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+from threadpoolctl import threadpool_limits
+
+from ..card import Card
+from ..jsonio import plain
+from ..metrics import Scorer
+
+#: points drawn in the regression scatter plots (a seeded sample of the rows)
+SCATTER_POINTS = 2000
+#: rows and repeats of permutation importance: enough to rank columns, quick on any table
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 5
+#: points kept per ROC / precision-recall curve
+CURVE_POINTS = 400
+
+
+def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.Series | None = None) -> dict:
+    """Curves, a prediction sample, importances and coefficients of ``pipeline`` on ``X``, ``y``.
+
+    Parameters
+    ----------
+    pipeline : fitted Pipeline
+        The model, as stored in the bundle.
+    X, y : DataFrame, Series
+        Labelled rows the model never trained on: the test split, or evaluation data.
+    card : Card
+        The model card (task, classes, metric, seed).
+    target : Series, optional
+        The target of every usable row, for the distribution in the data
+        section; default ``y``.
+
+    Returns
+    -------
+    dict
+        JSON-ready numbers; see the module docstring, key ``diagnostics``.
+    """
+    started = time.perf_counter()
+    task, seed = card.task, card.split.seed
+    classes = list(card.classes) or None
+    rng = np.random.default_rng(seed)
+    out: dict = {"rows": int(len(y)), "target": _distribution(task, y if target is None else target)}
+    # these predictions are small: one thread is ten times faster than OpenMP teams spinning on busy cores
+    with threadpool_limits(1):
+        if task == "regression":
+            out["regression"] = _regression_numbers(y.to_numpy("float64"), pipeline.predict(X), rng)
+        else:
+            out["classification"] = {"curves": _class_curves(y.to_numpy(), pipeline.predict_proba(X), classes)}
+        out["permutation_importance"] = _importance(pipeline, X, y, card, rng)
+    out["coefficients"] = _coefficients(pipeline, card)
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    return plain(out)
+
+
+def _distribution(task: str, target: pd.Series) -> dict:
+    if task == "classification":
+        counts = target.value_counts().sort_index()
+        return {"counts": {str(k): int(v) for k, v in counts.items()}}
+    values = target.to_numpy("float64")
+    counts, edges = np.histogram(values, bins=40)
+    return {"edges": edges, "counts": counts, "mean": values.mean(), "median": np.median(values),
+            "min": values.min(), "max": values.max()}
+
+
+def _regression_numbers(actual: np.ndarray, predicted: np.ndarray, rng) -> dict:
+    predicted = np.asarray(predicted, dtype="float64")
+    residuals = actual - predicted
+    take = np.sort(rng.choice(len(actual), min(len(actual), SCATTER_POINTS), replace=False))
+    # the central 99 % of the residuals: a few outliers would squeeze the rest into one bar
+    low, high = np.quantile(residuals, [0.005, 0.995])
+    counts, edges = np.histogram(residuals, bins=40, range=(low, high) if high > low else None)
+    return {
+        "sample": {"actual": actual[take], "predicted": predicted[take]},
+        "residuals": {"edges": edges, "counts": counts, "outside": int(len(residuals) - counts.sum()),
+                      "mean": residuals.mean(), "std": residuals.std()},
+    }
+
+
+def _class_curves(y: np.ndarray, proba: np.ndarray, classes: list) -> list[dict]:
+    """ROC, precision-recall and calibration one-vs-rest, for the positive class or each class."""
+    shown = [1] if len(classes) == 2 else range(len(classes))
+    curves = []
+    for i in shown:
+        positive, p = y == classes[i], proba[:, i]
+        if positive.all() or not positive.any():
+            continue  # a class absent from these rows has no curve
+        fpr, tpr, _ = skm.roc_curve(positive, p)
+        precision, recall, _ = skm.precision_recall_curve(positive, p)
+        decile = np.minimum((p * 10).astype(int), 9)
+        bins = [b for b in range(10) if (decile == b).any()]
+        curves.append({
+            "class": str(classes[i]),
+            "roc": {**_thin(fpr=fpr, tpr=tpr), "auc": skm.roc_auc_score(positive, p)},
+            "pr": {**_thin(recall=recall, precision=precision), "average_precision": skm.average_precision_score(positive, p)},
+            "calibration": {
+                "mean_predicted": [p[decile == b].mean() for b in bins],
+                "fraction_positive": [positive[decile == b].mean() for b in bins],
+                "count": [int((decile == b).sum()) for b in bins],
+            },
+        })
+    return curves
+
+
+def _thin(**arrays: np.ndarray) -> dict:
+    """At most :data:`CURVE_POINTS` points of a curve, both ends kept."""
+    n = len(next(iter(arrays.values())))
+    keep = np.unique(np.linspace(0, n - 1, min(n, CURVE_POINTS)).round().astype(int))
+    return {name: values[keep] for name, values in arrays.items()}
+
+
+def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng) -> dict:
+    """Drop in the selection metric when one input column is shuffled, on a sample of the rows."""
+    metric = card.metric.name
+    if len(X) > IMPORTANCE_ROWS:
+        take = np.sort(rng.choice(len(X), IMPORTANCE_ROWS, replace=False))
+        X, y = X.iloc[take], y.iloc[take]
+    # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
+    scorer = Scorer(card.task, metric, list(card.classes) or None)
+    result = permutation_importance(
+        pipeline, X, y, scoring=scorer, n_repeats=IMPORTANCE_REPEATS, random_state=card.split.seed, n_jobs=1,
+    )
+    order = np.argsort(-result.importances_mean, kind="stable")
+    return {
+        "metric": metric, "rows": int(len(X)), "repeats": IMPORTANCE_REPEATS,
+        "features": [{"feature": str(X.columns[i]), "mean": result.importances_mean[i], "std": result.importances_std[i]}
+                     for i in order],
+    }
+
+
+def _coefficients(pipeline, card: Card) -> dict | None:
+    """Signed coefficients of a linear model on its scaled, one-hot features, largest first."""
+    estimator = pipeline[-1]
+    estimator = getattr(estimator, "estimator_", estimator)  # FixedThresholdClassifier wraps the fitted model
+    if not hasattr(estimator, "coef_"):
+        return None
+    coef = np.atleast_2d(estimator.coef_)
+    names = pipeline[:-1].get_feature_names_out()
+    classes = [str(c) for c in card.classes]
+    outputs = [card.target] if card.task == "regression" else (classes[1:] if coef.shape[0] == 1 else classes)
+    order = np.argsort(-np.abs(coef).max(axis=0), kind="stable")
+    return {"outputs": outputs, "features": [{"feature": str(names[j]), "values": coef[:, j]} for j in order]}
+

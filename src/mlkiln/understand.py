@@ -1,0 +1,122 @@
+"""Understand the table: the task, the target, the usable feature columns and the selection metric.
+
+One step of :func:`mlkiln.train`; every decision it makes is printed with
+its reason and recorded in the card.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import metrics
+from .card import Column, Metric, Target
+from .errors import ArgumentError, InputError
+from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
+from .schema import (
+    as_categories,
+    check_target,
+    coerce_frame,
+    coerce_target,
+    column_kind,
+    describe_columns,
+    infer_task,
+    is_missing_text,
+    screen_columns,
+)
+
+log = logging.getLogger("mlkiln")
+
+
+@dataclass
+class Table:
+    """The training table as the model will see it, and what was decided about it."""
+
+    X: pd.DataFrame  # usable features: numbers, seconds, categories
+    y: pd.Series
+    task: str
+    kinds: dict[str, str]
+    columns: tuple[Column, ...]
+    target: Target
+    metric: Metric
+    excluded: dict[str, str]
+    rows_dropped: int
+
+    @property
+    def classes(self) -> list | None:
+        return list(self.target.classes) if self.target.classes else None
+
+
+def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table:
+    """Decide the task, drop rows without a target, screen the columns and pick the metric."""
+    check_target(frame, target)
+    for name in [*options.drop, *options.keep]:
+        if name not in frame.columns:
+            check_target(frame, name)
+    if target in options.drop:
+        raise ArgumentError("drop", list(options.drop), f"cannot drop the target column {target!r}")
+    raw_target = frame[target]
+    if raw_target.isna().all():
+        raise InputError(f"target column {target!r} has no values")
+    task = options.task
+    if task == "auto":
+        task = infer_task(raw_target)
+        log.info("task: %s (inferred from %r; override with --task)", task, target)
+    y = coerce_target(raw_target, task)
+    if len(y) == 0:
+        raise InputError(f"target column {target!r} has no numeric values; use --task classification")
+    rows_dropped = len(frame) - len(y)
+    if rows_dropped:
+        log.warning("dropping %d row(s) whose target %r is missing or unreadable", rows_dropped, target)
+    frame = frame.loc[y.index]
+
+    features = [c for c in frame.columns if c != target and c not in options.drop]
+    kinds = {name: column_kind(frame[name]) for name in features}
+    X = coerce_frame(frame, kinds)
+    _warn_unreadable(frame, X, kinds)
+    classes = None
+    if task == "classification":
+        classes = sorted(y.unique().tolist())
+        if len(classes) < 2:
+            raise InputError(f"target {target!r} has a single class ({classes[0]!r}); there is nothing to learn")
+
+    excluded = {name: why for name, why in screen_columns(X, y, task, kinds, options.seed).items() if name not in options.keep}
+    for name, why in excluded.items():
+        log.warning("excluding column %r: %s (use --keep to override)", name, why)
+    kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
+    if not kinds:
+        raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
+    metric = choose_metric(task, options.metric, y)
+    log.info("selection metric: %s", metric.why)
+    return Table(
+        X=as_categories(X[list(kinds)], kinds), y=y, task=task, kinds=kinds,
+        columns=describe_columns(frame, kinds),
+        target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
+        metric=metric, excluded=excluded, rows_dropped=rows_dropped,
+    )
+
+
+def choose_metric(task: str, metric: str | None, y: pd.Series) -> Metric:
+    """The selection metric: the user's, checked against the task, or the default for this target."""
+    if metric is None:
+        name, why = metrics.default_metric(task, y)
+    else:
+        allowed = SELECTION_METRICS[task]
+        if metric not in allowed:
+            raise ArgumentError("metric", metric, f"is not a {task} metric; choose from {', '.join(allowed)}")
+        if metric in BINARY_METRICS and task == "classification" and y.nunique() != 2:
+            raise ArgumentError("metric", metric, "needs two classes; use f1_macro or accuracy")
+        name, why = metric, f"{metric} (chosen with --metric)"
+    return Metric(name, why, SELECTION_METRICS[task][name])
+
+
+def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
+    for name, kind in kinds.items():
+        if kind == "categorical":
+            continue
+        lost = int((X[name].isna() & ~is_missing_text(frame[name])).sum())
+        if lost:
+            log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost,
+                        "finite numbers" if kind == "numeric" else "dates")
