@@ -1,9 +1,5 @@
 """Shared fixtures: real example tables written to real files, and bundles trained once per session."""
 
-import shutil
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
@@ -56,17 +52,3 @@ def failure_run(failure_csv):
 @pytest.fixture(scope="session")
 def failure_bundle(tmp_path_factory, failure_run) -> str:
     return str(failure_run.save(tmp_path_factory.mktemp("bundles") / "failure"))
-
-
-def copy_bundle(bundle, tmp_path):
-    """A private copy of a session bundle, for tests that damage it."""
-    dest = tmp_path / "copy"
-    shutil.copytree(bundle, dest)
-    return dest
-
-
-def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    """Run the real ``mlkiln`` command in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "mlkiln", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
-    )

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 import mlkiln
+import mlkiln.options
 import mlkiln.pipeline
 from mlkiln.errors import MlkilnError
-from conftest import copy_bundle
+from common import copy_bundle
 
 FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "report.html", "report.json",
          "MANIFEST.sha256"}

@@ -6,14 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import copy_bundle, run_cli
-
-
-def _one_line_error(result, pattern):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("mlkiln: error:")]
-    assert len(lines) == 1 and pattern in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+from common import cli, copy_bundle, one_line_error, run_cli
 
 
 def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
@@ -44,7 +37,7 @@ def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
 
 def test_classification_predict_has_probabilities(failure_bundle, failure_csv, tmp_path):
     out = tmp_path / "scored.csv"
-    result = run_cli("predict", failure_bundle, failure_csv, "-o", out)
+    result = cli("predict", failure_bundle, failure_csv, "-o", out)
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(out)
     assert {"prediction", "proba_0", "proba_1"} <= set(frame.columns)
@@ -54,16 +47,16 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
 
 def test_example_export_and_train(tmp_path):
     csv = tmp_path / "mf.csv"
-    assert run_cli("example", "machine-failure", "-o", csv).returncode == 0
+    assert cli("example", "machine-failure", "-o", csv).returncode == 0
     assert len(pd.read_csv(csv)) == 10_000
 
 
 def test_inspect_reports_tampering(diamonds_bundle, tmp_path):
     copy = copy_bundle(diamonds_bundle, tmp_path)
     (copy / "train.py").write_text("print('changed')\n")
-    result = run_cli("inspect", copy)
+    result = cli("inspect", copy)
     assert "MODIFIED" in result.stdout
-    _one_line_error(result, "bundle does not verify: train.py")
+    one_line_error(result, "bundle does not verify: train.py")
 
 
 def _write(path: Path, content: bytes) -> Path:
@@ -87,8 +80,8 @@ def _write(path: Path, content: bytes) -> Path:
 def test_bad_input_one_line_error_and_nothing_written(tmp_path, make, args, message):
     data = make(tmp_path)
     out = tmp_path / "out"
-    result = run_cli("train", data, *args, "-o", out)
-    _one_line_error(result, message)
+    result = cli("train", data, *args, "-o", out)
+    one_line_error(result, message)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
@@ -96,14 +89,14 @@ def test_bad_input_one_line_error_and_nothing_written(tmp_path, make, args, mess
 def test_existing_output_is_not_replaced(diamonds_csv, tmp_path):
     out = tmp_path / "model"
     out.mkdir()
-    result = run_cli("train", diamonds_csv, "--target", "price", "-o", out)
-    _one_line_error(result, "already exists")
+    result = cli("train", diamonds_csv, "--target", "price", "-o", out)
+    one_line_error(result, "already exists")
 
 
 def test_predict_errors_are_one_line(diamonds_bundle, tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"carat": [0.3]}).to_csv(bad, index=False)
     out = tmp_path / "out.csv"
-    _one_line_error(run_cli("predict", diamonds_bundle, bad, "-o", out), "missing column")
+    one_line_error(cli("predict", diamonds_bundle, bad, "-o", out), "missing column")
     assert not out.exists()
-    _one_line_error(run_cli("predict", tmp_path / "nobundle", bad, "-o", out), "not a model bundle")
+    one_line_error(cli("predict", tmp_path / "nobundle", bad, "-o", out), "not a model bundle")

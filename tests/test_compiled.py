@@ -116,15 +116,15 @@ def _records(columns):
     """Random valid records: values in and beyond the training range, missing values, unseen categories."""
     fields = {}
     for spec in columns:
-        if spec["kind"] == "categorical":
-            value = st.one_of(st.sampled_from(spec["categories"]), st.none(), st.text(max_size=5), st.integers(-3, 3))
+        if spec.kind == "categorical":
+            value = st.one_of(st.sampled_from(spec.categories), st.none(), st.text(max_size=5), st.integers(-3, 3))
         else:
-            span = spec["max"] - spec["min"]
+            span = spec.max - spec.min
             value = st.one_of(
-                st.floats(spec["min"] - span, spec["max"] + span, allow_nan=False), st.none(),
+                st.floats(spec.min - span, spec.max + span, allow_nan=False), st.none(),
                 st.integers(-10, 10), st.sampled_from(["n/a", "", "1,234.5", " 7 "]),
             )
-        fields[spec["name"]] = value
+        fields[spec.name] = value
     return st.fixed_dictionaries(fields)
 
 
@@ -184,7 +184,7 @@ def test_failure_records_carry_probabilities(failure_bundle):
     model = mlkiln.load(failure_bundle)
     frame = load_example("machine-failure").head(30)
     X = model.prepare(frame)
-    used = [c["name"] for c in model.card["schema"]["columns"]]
+    used = [c.name for c in model.card.columns]
     for i, record in enumerate(frame[used].to_dict("records")):
         out = model.predict_record(record)
         assert out["prediction"] == model.pipeline.predict(X.iloc[i : i + 1]).tolist()[0]
@@ -205,7 +205,7 @@ def test_failure_records_carry_probabilities(failure_bundle):
 )
 def test_record_errors_name_the_field(diamonds_bundle, change, message):
     model = mlkiln.load(diamonds_bundle)
-    record = {c["name"]: (c.get("categories") or [1.0])[0] for c in model.card["schema"]["columns"]}
+    record = {c.name: (c.categories or [1.0])[0] for c in model.card.columns}
     if change is None:
         del record["carat"]
     else:
@@ -217,8 +217,8 @@ def test_record_errors_name_the_field(diamonds_bundle, change, message):
 def test_record_rules_match_batch_rules(diamonds_bundle):
     """Text in number columns, placeholders and the target field read as in a batch."""
     model = mlkiln.load(diamonds_bundle)
-    columns = model.card["schema"]["columns"]
-    record = {c["name"]: (c.get("categories") or [2.0])[0] for c in columns}
+    columns = model.card.columns
+    record = {c.name: (c.categories or [2.0])[0] for c in columns}
     record.update({"carat": "1,234.5", "depth": "n/a", "x": None, "cut": 5, "price": 1})
     row = conform_record(record, columns, target="price")
     batch = conform(pd.DataFrame([record]).astype(object), columns, target="price").iloc[0].to_dict()

@@ -23,9 +23,9 @@ def test_dask_run_finds_the_local_model(diamonds, cluster, monkeypatch):
     local = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)
     monkeypatch.setenv("MLKILN_DASK_SCHEDULER", cluster.scheduler_address)
     remote = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)
-    assert remote.card["tuning"]["dask"] and not local.card["tuning"]["dask"]
-    assert remote.card["model"] == local.card["model"]
-    assert remote.card["cv_results"] == local.card["cv_results"]
+    assert remote.card.tuning.dask and not local.card.tuning.dask
+    assert remote.card.model == local.card.model
+    assert remote.card.cv_results == local.card.cv_results
     assert remote.metrics["test"] == local.metrics["test"]
 
 

@@ -66,7 +66,7 @@ def test_random_tables_train_or_raise_our_error(tmp_path_factory, table, via_csv
     except MlkilnError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    assert run.card["metrics"]["test"]["n"] >= 1
+    assert run.card.metrics["test"]["n"] >= 1
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from common import run_cli
 from PIL import Image
 
 import mlkiln
@@ -39,7 +39,7 @@ def saved(bundle) -> dict:
 
 
 def test_training_report_has_the_cards_numbers(diamonds_run, diamonds_bundle):
-    doc, card = saved(diamonds_bundle), diamonds_run.card
+    doc, card = saved(diamonds_bundle), diamonds_run.card.to_dict()
     assert doc["schema_version"] == report.SCHEMA_VERSION == 1 and doc["kind"] == "training"
     assert doc["metrics"] == card["metrics"] and doc["leaderboard"] == card["leaderboard"]
     assert doc["summary"]["headline"] == {"split": "test", "metric": "r2", "value": card["metrics"]["test"]["r2"]}
@@ -63,16 +63,16 @@ def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bun
     grid = SEARCH_SPACES[("classification", "logistic_l1")]["C"]
     assert curve["param"] == "C" and curve["log_scale"]
     assert sorted(p["value"] for p in curve["points"]) == sorted(grid)
-    chosen = next(r for r in failure_run.card["leaderboard"] if r["family"] == "logistic_l1")
+    chosen = next(r.__dict__ for r in failure_run.card.leaderboard if r.family == "logistic_l1")
     assert curve["chosen"] == chosen["params"]["C"]
     best = next(p for p in curve["points"] if p["value"] == curve["chosen"])
     assert best["mean"] == pytest.approx(chosen["cv_mean"])
-    assert all(len(p["folds"]) == failure_run.card["split"]["folds"] for p in curve["points"])
+    assert all(len(p["folds"]) == failure_run.card.split.folds for p in curve["points"])
     assert np.mean(best["folds"]) == pytest.approx(best["mean"])
 
 
 def test_classification_curves_agree_with_the_metrics(failure_run, failure_bundle):
-    doc, card = saved(failure_bundle), failure_run.card
+    doc, card = saved(failure_bundle), failure_run.card.to_dict()
     test = card["metrics"]["test"]
     [curve] = doc["diagnostics"]["classification"]["curves"]  # two classes: the positive one
     assert curve["class"] == "1"
@@ -103,12 +103,12 @@ def test_coefficients_of_a_linear_model_are_signed_on_scaled_features(diamonds_c
 
 def test_several_classes_get_a_curve_and_coefficients_each(diamonds):
     run = mlkiln.train(diamonds, target="cut", models=["logistic_l2"])
-    classes = [str(c) for c in run.card["schema"]["target"]["classes"]]
+    classes = [str(c) for c in run.card.classes]
     diag = run.diagnostics
     assert [c["class"] for c in diag["classification"]["curves"]] == classes == diag["coefficients"]["outputs"]
     assert all(len(f["values"]) == len(classes) for f in diag["coefficients"]["features"])
     doc = report.build(run.card, diag)
-    per_class = run.card["metrics"]["test"]["per_class"]
+    per_class = run.card.metrics["test"]["per_class"]
     for curve in doc["diagnostics"]["classification"]["curves"]:
         assert curve["operating_point"]["tpr"] == pytest.approx(per_class[curve["class"]]["recall"])
         assert curve["operating_point"]["threshold"] is None  # the most probable class wins, no cut-off

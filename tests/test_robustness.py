@@ -18,7 +18,7 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
-from conftest import copy_bundle
+from common import copy_bundle
 
 
 def run(args, capsys):

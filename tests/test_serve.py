@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from common import free_port, request, wait_until_up
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,34 +19,6 @@ uvicorn = pytest.importorskip("uvicorn")
 from mlkiln.serve import App  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(port: int, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-    finally:
-        connection.close()
-
-
-def _wait_until_up(port: int, deadline: float = 60.0) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        try:
-            if _request(port, "GET", "/health")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"server on port {port} did not come up")
-
-
 @pytest.fixture(scope="module")
 def running():
     """Start one in-process server per bundle; yield ``start(bundle) -> (port, model)``."""
@@ -53,13 +26,13 @@ def running():
 
     def start(bundle, **app_options):
         model = mlkiln.load(bundle)
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(App(model, **app_options), host="127.0.0.1", port=port,
                                                lifespan="off", log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
-        _wait_until_up(port)
+        wait_until_up(port)
         return port, model
 
     yield start
@@ -79,21 +52,21 @@ def failure_server(running, failure_bundle):
 
 
 def _record(model, **change) -> dict:
-    record = {c["name"]: (c.get("categories") or [c.get("min", 1.0)])[0] for c in model.card["schema"]["columns"]}
+    record = {c.name: (c.categories or [1.0 if c.min is None else c.min])[0] for c in model.card.columns}
     record.update(change)
     return record
 
 
 def test_health_schema_and_openapi(diamonds_server):
     port, model = diamonds_server
-    status, health = _request(port, "GET", "/health")
+    status, health = request(port, "GET", "/health")
     assert status == 200 and health["status"] == "ok" and health["compiled"] is True
-    assert _request(port, "GET", "/schema") == (200, model.card["schema"])
-    status, doc = _request(port, "GET", "/openapi.json")
+    assert request(port, "GET", "/schema") == (200, model.card.to_dict()["schema"])
+    status, doc = request(port, "GET", "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.1")
     assert {"/predict", "/health", "/schema", "/openapi.json"} <= set(doc["paths"])
     record = doc["components"]["schemas"]["Record"]
-    assert record["required"] == [c["name"] for c in model.card["schema"]["columns"]]
+    assert record["required"] == [c.name for c in model.card.columns]
     assert record["additionalProperties"] is False
 
 
@@ -101,16 +74,16 @@ def test_predict_one_and_many(diamonds_server, diamonds):
     port, model = diamonds_server
     records = diamonds.drop(columns="price").head(20).to_dict("records")
     expected = model.pipeline.predict(model.prepare(records)).tolist()
-    status, one = _request(port, "POST", "/predict", records[0])
+    status, one = request(port, "POST", "/predict", records[0])
     assert status == 200 and one["prediction"] == pytest.approx(expected[0], rel=1e-9)
-    status, many = _request(port, "POST", "/predict", records)
+    status, many = request(port, "POST", "/predict", records)
     assert status == 200
     assert [p["prediction"] for p in many["predictions"]] == pytest.approx(expected, rel=1e-9)
 
 
 def test_classification_returns_probabilities(failure_server):
     port, model = failure_server
-    status, out = _request(port, "POST", "/predict", _record(model))
+    status, out = request(port, "POST", "/predict", _record(model))
     assert status == 200
     assert out["prediction"] in model.classes
     assert list(out["probabilities"]) == [str(c) for c in model.classes]
@@ -123,9 +96,9 @@ def test_classification_returns_probabilities(failure_server):
 )
 def test_bad_records_are_422_naming_the_field(diamonds_server, change, field):
     port, model = diamonds_server
-    status, out = _request(port, "POST", "/predict", _record(model, **change))
+    status, out = request(port, "POST", "/predict", _record(model, **change))
     assert status == 422 and repr(field) in out["error"]
-    status, out = _request(port, "POST", "/predict", [_record(model), _record(model, **change)])
+    status, out = request(port, "POST", "/predict", [_record(model), _record(model, **change)])
     assert status == 422 and out["error"].startswith("record 1:") and repr(field) in out["error"]
 
 
@@ -133,30 +106,30 @@ def test_missing_column_is_422(diamonds_server):
     port, model = diamonds_server
     record = _record(model)
     del record["table"]
-    status, out = _request(port, "POST", "/predict", record)
+    status, out = request(port, "POST", "/predict", record)
     assert status == 422 and "'table'" in out["error"]
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"42", b'"text"', b"[1, 2]", b"\xff\xfe"])
 def test_malformed_bodies_are_400(diamonds_server, body):
     port, _ = diamonds_server
-    status, out = _request(port, "POST", "/predict", body)
+    status, out = request(port, "POST", "/predict", body)
     # a list of non-objects is a list of bad records: 422 naming the record
     assert status in ((422,) if body == b"[1, 2]" else (400,)) and out["error"]
 
 
 def test_routes_and_methods(diamonds_server):
     port, _ = diamonds_server
-    assert _request(port, "GET", "/nowhere")[0] == 404
-    assert _request(port, "GET", "/predict")[0] == 405
-    assert _request(port, "POST", "/health", b"{}")[0] == 405
+    assert request(port, "GET", "/nowhere")[0] == 404
+    assert request(port, "GET", "/predict")[0] == 405
+    assert request(port, "POST", "/health", b"{}")[0] == 405
 
 
 def test_body_size_is_bounded(running, diamonds_bundle):
     port, model = running(diamonds_bundle, max_body_bytes=2000)
-    status, out = _request(port, "POST", "/predict", [_record(model)] * 100)
+    status, out = request(port, "POST", "/predict", [_record(model)] * 100)
     assert status == 413 and "2000" in out["error"]
-    assert _request(port, "POST", "/predict", _record(model))[0] == 200
+    assert request(port, "POST", "/predict", _record(model))[0] == 200
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -167,21 +140,21 @@ def test_body_size_is_bounded(running, diamonds_bundle):
 ))
 def test_never_500_on_bad_input(diamonds_server, body):
     port, _ = diamonds_server
-    status, out = _request(port, "POST", "/predict", body)
+    status, out = request(port, "POST", "/predict", body)
     assert status in (200, 400, 422), out
 
 
 def test_cli_serve_with_workers(diamonds_bundle):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlkiln", "serve", diamonds_bundle, "--port", str(port), "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_until_up(port, deadline=120)
+        wait_until_up(port, deadline=120)
         model = mlkiln.load(diamonds_bundle)
         for _ in range(4):
-            status, out = _request(port, "POST", "/predict", _record(model))
+            status, out = request(port, "POST", "/predict", _record(model))
             assert status == 200 and isinstance(out["prediction"], float)
     finally:
         process.terminate()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from common import free_port, request, wait_until_up
 from hypothesis import HealthCheck, given, settings
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -25,16 +26,10 @@ LOAD_REQUESTS = 10_000
 LOAD_CONCURRENCY = 32
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(failure_bundle):
     """``mlkiln serve`` in a subprocess; yields its port."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlkiln", "serve", failure_bundle, "--port", str(port), "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -53,7 +48,7 @@ def service(failure_bundle):
     proc.wait(timeout=30)
 
 
-def test_no_5xx_for_any_generated_request(service):
+def test_no_5xx_for_any_generatedrequest(service):
     api = schemathesis.openapi.from_url(f"http://127.0.0.1:{service}/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
     assert {op.path for op in operations} >= {"/predict", "/health", "/schema"}

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from common import run_cli
 from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_info
 
@@ -33,13 +33,13 @@ def test_auto_halves_the_expensive_families_only():
 def test_halving_keeps_the_candidate_shape_and_picks_from_the_last_round(small, monkeypatch):
     monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
     card = mlkiln.train(small, target="price", models=["hgb"]).card
-    candidates = card["cv_results"]["hgb"]
+    candidates = card.cv_results["hgb"]
     assert len(candidates) == len(ParameterGrid(SEARCH_SPACES[("regression", "hgb")]))
     assert all({"params", "mean", "std", "folds", "n_samples"} <= set(c) for c in candidates)
     last = max(c["n_samples"] for c in candidates)
     assert last > min(c["n_samples"] for c in candidates)
     best = max((c for c in candidates if c["n_samples"] == last), key=lambda c: c["mean"])
-    row = card["leaderboard"][0]
+    row = card.leaderboard[0].__dict__
     assert row["params"] == best["params"] and row["search"] == "halving" and row["status"] == "ok"
     assert row["cv_mean"] == pytest.approx(np.mean(best["folds"]))
 
@@ -53,15 +53,15 @@ def test_halving_is_the_full_grid_on_small_tables():
 def test_trials_give_the_same_model_whatever_the_cores(small, search):
     runs = [mlkiln.train(small, target="price", models=["ridge", "hgb"], search=search, trials=3, seed=1, n_jobs=jobs)
             for jobs in (1, 2)]
-    assert runs[0].card["model"] == runs[1].card["model"]
-    assert runs[0].card["cv_results"] == runs[1].card["cv_results"]
-    assert all(len(c) <= 3 for c in runs[0].card["cv_results"].values())
+    assert runs[0].card.model == runs[1].card.model
+    assert runs[0].card.cv_results == runs[1].card.cv_results
+    assert all(len(c) <= 3 for c in runs[0].card.cv_results.values())
 
 
 def test_budget_stops_cleanly_and_lists_what_was_not_reached(small):
     run = mlkiln.train(small, target="price", models=["linear", "ridge", "hgb"], budget=1e-6)
     board = run.leaderboard.set_index("family")
-    assert board.loc["linear", "status"] == "ok" and run.card["model"]["family"] == "linear"
+    assert board.loc["linear", "status"] == "ok" and run.card.model.family == "linear"
     assert list(board.loc[["ridge", "hgb"], "status"]) == ["not reached", "not reached"]
     assert board.loc["hgb", "not_reached"] == 9 and run.metrics["test"]["r2"] > 0.8
 
@@ -107,8 +107,8 @@ def test_grid_winner_reuses_its_cross_validation_predictions(small, monkeypatch)
 
     monkeypatch.setattr(workflow, "out_of_fold", refit)
     run = mlkiln.train(small, target="price", models=["ridge", "lasso"])
-    family, params = run.card["model"]["family"], run.card["model"]["params"]
-    best = next(c for c in run.card["cv_results"][family] if c["params"] == params)
+    family, params = run.card.model.family, run.card.model.params
+    best = next(c for c in run.card.cv_results[family] if c["params"] == params)
     assert run.metrics["validation"]["folds"] == 3
     assert run.metrics["validation"]["mean"]["r2"] == pytest.approx(np.mean(best["folds"]), rel=1e-12)
 
@@ -137,10 +137,10 @@ def test_encoders_count_categories_only_when_a_text_column_has_too_many(diamonds
     from mlkiln.schema import column_kind
 
     few = mlkiln.train(diamonds.head(600), target="price", models=["ridge"])
-    assert few.card["model"]["max_categories"] is None
+    assert few.card.model.max_categories is None
     many = diamonds.head(600).assign(code=[f"c{i % 150}" for i in range(600)])
     capped = mlkiln.train(many, target="price", models=["ridge"], keep=["code"])
-    assert capped.card["model"]["max_categories"] == MAX_CATEGORIES
+    assert capped.card.model.max_categories == MAX_CATEGORIES
     assert "code_infrequent_sklearn" in capped.pipeline[:-1].get_feature_names_out()
     # uncapped encoders give the capped ones' output when no column has too many values
     X, y = diamonds.head(2000).drop(columns="price"), diamonds.head(2000)["price"]

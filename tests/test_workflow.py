@@ -11,11 +11,11 @@ from mlkiln.tuning import SEARCH_SPACES
 
 def test_regression_run(diamonds_run):
     run = diamonds_run
-    assert run.card["task"] == "regression"
+    assert run.card.task == "regression"
     board = run.leaderboard
     assert set(board["family"]) == {"linear", "hgb"}
     assert board["cv_mean"].is_monotonic_decreasing
-    assert run.card["model"]["family"] == board["family"].iloc[0]
+    assert run.card.model.family == board["family"].iloc[0]
     test = run.metrics["test"]
     assert test["r2"] > 0.95 and test["n"] == 600
     val = run.metrics["validation"]
@@ -25,28 +25,28 @@ def test_regression_run(diamonds_run):
 
 def test_linear_regression_alone_is_the_course_method(diamonds):
     run = mlkiln.train(diamonds, target="price", models=["linear"])
-    assert run.card["model"]["estimator"] == "LinearRegression"
+    assert run.card.model.estimator == "LinearRegression"
     assert 0.85 < run.metrics["test"]["r2"] < 0.97
 
 
 def test_l1_logistic_picks_c_with_best_mean_cv_score(failure_run):
     card = failure_run.card
-    candidates = card["cv_results"]["logistic_l1"]
+    candidates = card.cv_results["logistic_l1"]
     assert [c["params"]["C"] for c in candidates] == SEARCH_SPACES[("classification", "logistic_l1")]["C"]
     best = max(candidates, key=lambda c: c["mean"])
-    row = next(r for r in card["leaderboard"] if r["family"] == "logistic_l1")
+    row = next(r.__dict__ for r in card.leaderboard if r.family == "logistic_l1")
     assert row["params"]["C"] == best["params"]["C"]
     assert row["cv_mean"] == pytest.approx(np.mean(best["folds"]))
 
 
 def test_machine_failure_default_is_not_always_no_failure(failure_run):
     card = failure_run.card
-    assert card["metric"]["name"] == "f1_macro"
-    assert set(card["excluded"]) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF", "RNF"}
-    test = card["metrics"]["test"]
+    assert card.metric.name == "f1_macro"
+    assert set(card.excluded) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF", "RNF"}
+    test = card.metrics["test"]
     assert test["per_class"]["1"]["recall"] > 0.5
     assert test["f1_macro"] > 0.75
-    assert 0.0 < card["model"]["threshold"] < 0.5
+    assert 0.0 < card.model.threshold < 0.5
 
 
 def test_threshold_is_applied_by_predict(failure_run, failure_csv):
@@ -54,21 +54,21 @@ def test_threshold_is_applied_by_predict(failure_run, failure_csv):
     X = mlkiln.Model(failure_run.pipeline, failure_run.card).prepare(frame)
     proba = failure_run.pipeline.predict_proba(X)
     pred = failure_run.predict(frame)
-    expected = np.where(proba[:, 1] >= failure_run.card["model"]["threshold"], 1, 0)
+    expected = np.where(proba[:, 1] >= failure_run.card.model.threshold, 1, 0)
     assert (pred == expected).all()
 
 
 def test_same_seed_same_model(diamonds):
     a = mlkiln.train(diamonds, target="price", models=["hgb"], seed=5)
     b = mlkiln.train(diamonds, target="price", models=["hgb"], seed=5)
-    assert a.card["model"] == b.card["model"]
+    assert a.card.model == b.card.model
     np.testing.assert_array_equal(a.predict(diamonds), b.predict(diamonds))
 
 
 def test_drop_and_keep(failure_csv):
     run = mlkiln.train(failure_csv, target="Machine failure", models=["logistic_l2"],
                        drop=["Type"], keep=["TWF"])
-    used = [c["name"] for c in run.card["schema"]["columns"]]
+    used = [c.name for c in run.card.columns]
     assert "Type" not in used and "TWF" in used and "HDF" not in used
 
 
@@ -99,5 +99,5 @@ def test_missing_target_rows_are_dropped(diamonds):
     frame = diamonds.head(600).copy()
     frame.loc[:9, "price"] = np.nan
     run = mlkiln.train(frame, target="price", models=["linear"])
-    assert run.card["data"]["rows_dropped_missing_target"] == 10
-    assert run.card["split"]["n_train"] + run.card["split"]["n_test"] == 590
+    assert run.card.data.rows_dropped_missing_target == 10
+    assert run.card.split.n_train + run.card.split.n_test == 590

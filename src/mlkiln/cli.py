@@ -179,14 +179,25 @@ def cmd_example(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .examples import EXAMPLES
-
     parser = argparse.ArgumentParser(
         prog="mlkiln", description="Turn a table into a tuned, evaluated, deployable scikit-learn model.",
         epilog=C_NOTE,
     )
     parser.add_argument("--version", action="version", version=f"mlkiln {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_train(sub)
+    _add_predict(sub)
+    _add_serve(sub)
+    _add_evaluate(sub)
+    _add_report(sub)
+    _add_inspect(sub)
+    _add_example(sub)
+    return parser
+
+
+def _add_train(sub) -> None:
+    from .examples import EXAMPLES
 
     t = sub.add_parser(
         "train", help="train, tune and evaluate; write a bundle",
@@ -223,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     t.set_defaults(func=cmd_train)
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="score a table with a bundle")
     p.add_argument("bundle")
     p.add_argument("data", help="CSV or Parquet file to score")
@@ -231,6 +244,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_serve(sub) -> None:
     s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
                        description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json.")
     s.add_argument("bundle")
@@ -241,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_serve)
 
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="metrics of a bundle on new labelled data")
     e.add_argument("bundle")
     e.add_argument("data", help="CSV or Parquet file that includes the target column")
@@ -251,6 +268,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_report(sub) -> None:
     r = sub.add_parser("report", help="rebuild a bundle's HTML report from its card and report.json",
                        description="Redraw the report of a bundle (no data needed) into a file outside the bundle.")
     r.add_argument("bundle")
@@ -258,10 +277,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_report)
 
+
+def _add_inspect(sub) -> None:
     i = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
     i.add_argument("bundle")
     i.add_argument("--json", action="store_true", help="print the card and file checks as JSON")
     i.set_defaults(func=cmd_inspect)
+
+
+def _add_example(sub) -> None:
+    from .examples import EXAMPLES
 
     x = sub.add_parser("example", help="write a bundled example table to a file")
     x.add_argument("name", choices=sorted(EXAMPLES))
@@ -269,7 +294,6 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=0, help="seed of the machine-failure generator")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
-    return parser
 
 
 def _data_name(path: str) -> str:

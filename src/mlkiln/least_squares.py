@@ -135,6 +135,8 @@ def _blocks(n: int, width: int, values: int | None = None):
 
 def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layout) -> bool:
     """Fit ``pipe`` in place; False when this path cannot reproduce ``Pipeline.fit`` (which then refits all of it)."""
+    # Why one long function: the passes share the per-column state (medians, gaps, scaler moments, the R
+    # factor) and each may give up with False; split into pieces, that state would travel in a bag of arguments.
     n = len(X)
     # pass 1a: the statistics that need no scaling
     medians, has_nan = [], []

@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: one CLI harness (in-process or in a subprocess), bundle copies, HTTP on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from mlkiln.cli import main
+
+
+def copy_bundle(bundle, tmp_path):
+    """A private copy of a session bundle, for tests that damage it."""
+    dest = tmp_path / "copy"
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """Run ``mlkiln`` in this process (no interpreter start-up); same result shape as :func:`run_cli`."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["mlkiln", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real ``mlkiln`` command in a subprocess: for signals, servers and the installed entry point."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlkiln", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def one_line_error(result, pattern: str, code: int = 2) -> None:
+    """The command failed with ``code`` and exactly one ``mlkiln: error:`` line containing ``pattern``."""
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("mlkiln: error:")]
+    assert len(lines) == 1 and pattern in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+    """One HTTP request to 127.0.0.1:``port``; ``(status, parsed JSON body)``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def wait_until_up(port: int, deadline: float = 60.0) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        try:
+            if request(port, "GET", "/health")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"server on port {port} did not come up")
