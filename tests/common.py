@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from mlkiln import bundle
 from mlkiln.cli import main
 
 
@@ -22,11 +23,20 @@ def copy_bundle(bundle, tmp_path):
     return dest
 
 
+def rehash(path) -> None:
+    """Rewrite a bundle's manifest, as an attacker (or a test) who controls the whole directory would."""
+    names = [line.split("  ")[1] for line in (path / bundle.MANIFEST).read_text().splitlines()]
+    (path / bundle.MANIFEST).write_text("".join(f"{bundle.file_sha256(path / n)}  {n}\n" for n in names))
+
+
 def cli(*args) -> subprocess.CompletedProcess:
     """Run ``mlkiln`` in this process (no interpreter start-up); same result shape as :func:`run_cli`."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own usage errors and --help
+            code = exc.code
     return subprocess.CompletedProcess(["mlkiln", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 

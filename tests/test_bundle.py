@@ -13,8 +13,9 @@ import pytest
 import mlkiln
 import mlkiln.options
 import mlkiln.pipeline
-from mlkiln.errors import MlkilnError
-from common import copy_bundle
+from common import copy_bundle, rehash
+from mlkiln.card import CARD_VERSION, Card, Column
+from mlkiln.errors import BundleError, MlkilnError
 
 FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "report.html", "report.json",
          "MANIFEST.sha256"}
@@ -138,3 +139,28 @@ def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family
     run = mlkiln.train(frame, target="y", task=task, models=[family])
     model = mlkiln.load(run.save(tmp_path / "m"))  # audited skops, no pickle
     np.testing.assert_array_equal(model.predict(frame), run.predict(frame))
+
+
+def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
+    card = mlkiln.load(diamonds_bundle).card
+    assert card.card_version == CARD_VERSION and Card.from_json(card.to_json()) == card
+    assert isinstance(card.columns[0], Column) and card.schema.kinds["cut"] == "categorical"
+
+    path = copy_bundle(diamonds_bundle, tmp_path)
+    stored = json.loads((path / "card.json").read_text())
+    del stored["card_version"]  # a card of mlkiln 0.1, before versions: the same fields, read as they are
+    (path / "card.json").write_text(json.dumps(stored))
+    rehash(path)
+    assert mlkiln.load(path).card.model == card.model
+
+    stored["card_version"], stored["mlkiln_version"] = CARD_VERSION + 1, "9.0.0"
+    (path / "card.json").write_text(json.dumps(stored))
+    rehash(path)
+    with pytest.raises(BundleError, match=r"version 3, written by mlkiln 9.0.0.*mlkiln>=9.0.0"):
+        mlkiln.load(path)
+    del stored["task"]
+    stored["card_version"] = CARD_VERSION
+    (path / "card.json").write_text(json.dumps(stored))
+    rehash(path)
+    with pytest.raises(BundleError, match=r"card.json \(version 2\) lacks Card.task"):
+        mlkiln.load(path)

@@ -17,19 +17,19 @@ def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
     assert "task: regression" in result.stderr  # the decision is printed
 
     scored = tmp_path / "scored.parquet"
-    result = run_cli("predict", out, diamonds_csv, "-o", scored)
+    result = cli("predict", out, diamonds_csv, "-o", scored)
     assert result.returncode == 0, result.stderr
     frame = pd.read_parquet(scored)
     source = pd.read_csv(diamonds_csv)
     assert list(frame.columns) == [*source.columns, "prediction"]
     assert len(frame) == len(source)
 
-    result = run_cli("evaluate", out, diamonds_csv, "--json")
+    result = cli("evaluate", out, diamonds_csv, "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert metrics["n"] == len(source) and 0.8 < metrics["r2"] < 1.0
 
-    result = run_cli("inspect", out)
+    result = cli("inspect", out)
     assert result.returncode == 0, result.stderr
     for text in ("task:", "ridge", "alpha", "Input schema", "carat", "scikit-learn", "model.skops", "ok"):
         assert text in result.stdout

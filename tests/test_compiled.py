@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 import mlkiln
 from mlkiln.compiled import compile_pipeline
@@ -33,6 +34,13 @@ CASES = [
     ("multiclass", "hgb", {"max_iter": 15}, None),
     ("multiclass", "rf", {"n_estimators": 10}, None),
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The scikit-learn oracles predict one row at a time: OpenMP teams spinning up per call would dominate."""
+    with threadpool_limits(1):
+        yield
 
 
 def _with_gaps(frame: pd.DataFrame, seed: int) -> pd.DataFrame:

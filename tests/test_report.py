@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from common import run_cli
+from common import cli
 from PIL import Image
 
 import mlkiln
@@ -131,20 +131,20 @@ def test_page_is_one_self_contained_file(bundle, request):
 
 def test_report_command_rebuilds_outside_the_bundle(diamonds_bundle, tmp_path):
     out = tmp_path / "again.html"
-    result = run_cli("report", diamonds_bundle, "-o", out)
+    result = cli("report", diamonds_bundle, "-o", out)
     assert result.returncode == 0, result.stderr
     rebuilt, original = out.read_text(), (Path(diamonds_bundle) / report.REPORT_HTML).read_text()
     assert rebuilt.count("<img ") == original.count("<img ")
-    refused = run_cli("report", diamonds_bundle, "-o", Path(diamonds_bundle) / "copy.html")
+    refused = cli("report", diamonds_bundle, "-o", Path(diamonds_bundle) / "copy.html")
     assert refused.returncode == 2 and "MANIFEST" in refused.stderr
     assert not (Path(diamonds_bundle) / "copy.html").exists()
-    assert run_cli("inspect", diamonds_bundle).returncode == 0
+    assert cli("inspect", diamonds_bundle).returncode == 0
 
 
 def test_evaluate_writes_a_report_beside_the_data(diamonds_bundle, diamonds_csv, tmp_path):
     data = tmp_path / "holdout.csv"
     shutil.copy(diamonds_csv, data)
-    result = run_cli("evaluate", diamonds_bundle, data, "--json")
+    result = cli("evaluate", diamonds_bundle, data, "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "holdout-report.json").read_text())
     assert doc["kind"] == "evaluation" and doc["on"] == {"split": "evaluation", "source": "holdout.csv", "rows": 3000}

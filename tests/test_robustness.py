@@ -18,7 +18,7 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
-from common import copy_bundle
+from common import copy_bundle, rehash
 
 
 def run(args, capsys):
@@ -257,19 +257,12 @@ def test_predict_empty_input_gives_empty_output(small_bundle, tmp_path, capsys):
 
 # ---- bundles ----
 
-def _rehash(path: Path) -> None:
-    """Rewrite the manifest, as an attacker who controls the whole directory would."""
-    names = [line.split("  ")[1] for line in (path / bundle.MANIFEST).read_text().splitlines()]
-    (path / bundle.MANIFEST).write_text("".join(f"{bundle.file_sha256(path / n)}  {n}\n" for n in names))
-
-
-
 def test_skops_with_untrusted_type_is_refused(small_bundle, tmp_path):
     import skops.io as sio
 
     path = copy_bundle(small_bundle, tmp_path)
     (path / "model.skops").write_bytes(sio.dumps({"model": os.system}))
-    _rehash(path)
+    rehash(path)
     with pytest.raises(mlkiln.MlkilnError, match="untrusted type"):
         mlkiln.load(path)
 
@@ -285,7 +278,7 @@ def test_pickle_that_runs_code_is_refused_without_trust(small_bundle, tmp_path):
             return (Path.touch, (marker,))
 
     (path / "model.joblib").write_bytes(pickle.dumps(Exploit()))
-    _rehash(path)
+    rehash(path)
     model = mlkiln.load(path)  # default: the audited skops file, never the pickle
     assert not marker.exists() and model.pipeline is not None
 
@@ -297,7 +290,7 @@ def test_version_differences(small_bundle, tmp_path, caplog, change, outcome):
     major, minor, *_ = card["versions"]["scikit-learn"].split(".")
     card["versions"]["scikit-learn"] = f"{int(major) + 1}.0.0" if change == "major" else f"{major}.{int(minor) + 1}.0"
     (path / "card.json").write_text(json.dumps(card))
-    _rehash(path)
+    rehash(path)
     if outcome == "refuse":
         with pytest.raises(mlkiln.MlkilnError, match="pip install -r"):
             mlkiln.load(path)
@@ -306,7 +299,7 @@ def test_version_differences(small_bundle, tmp_path, caplog, change, outcome):
         assert "bundle was made with scikit-learn" in caplog.text
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_train_leaves_old_or_new_bundle(small_bundle, tmp_path, sig):
     data = write(tmp_path / "t.csv", table(n=2000))
     out = copy_bundle(small_bundle, tmp_path)

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from common import run_cli
+from common import cli
 from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_info
 
 import mlkiln
 from mlkiln import tuning
-from mlkiln.errors import MlkilnError
+from mlkiln.errors import ArgumentError, InputError, MlkilnError
 from mlkiln.options import FAMILIES
 from mlkiln.tuning import DISTRIBUTIONS, SEARCH_SPACES, Compute, halving_start, search_strategy
 
@@ -77,35 +77,35 @@ def test_thread_budget_one_thread_per_worker_all_cores_for_one_fit():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"search": "bayes"}, "--search must be one of"),
-        ({"budget": 0}, "--budget must be a positive"),
-        ({"trials": 0}, "--trials must be a positive"),
-        ({"n_jobs": 0}, "--jobs must be a positive"),
+        ({"search": "bayes"}, "search='bayes': must be one of"),
+        ({"budget": 0}, "budget=0: must be a positive number"),
+        ({"trials": 0}, "trials=0: must be a whole number, at least 1"),
+        ({"n_jobs": 0}, "n_jobs=0: must be a whole number, at least 1"),
     ],
 )
 def test_bad_search_options_raise_our_error(small, kwargs, message):
-    with pytest.raises(MlkilnError, match=message):
+    with pytest.raises(ArgumentError, match=message):
         mlkiln.train(small, target="price", **kwargs)
 
 
 def test_cli_search_options(tmp_path, diamonds):
     data = tmp_path / "d.csv"
     diamonds.head(800).to_csv(data, index=False)
-    result = run_cli("train", data, "--target", "price", "--models", "ridge", "rf", "--search", "random",
+    result = cli("train", data, "--target", "price", "--models", "ridge", "rf", "--search", "random",
                      "--trials", "2", "--budget", "600", "--jobs", "1", "-o", tmp_path / "m")
     assert result.returncode == 0, result.stderr
     assert "2 candidates, random" in result.stderr
-    bad = run_cli("train", data, "--target", "price", "--search", "bayes", "-o", tmp_path / "n")
+    bad = cli("train", data, "--target", "price", "--search", "bayes", "-o", tmp_path / "n")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
 def test_grid_winner_reuses_its_cross_validation_predictions(small, monkeypatch):
-    from mlkiln import workflow
+    from mlkiln import selection
 
     def refit(*args, **kwargs):
         raise AssertionError("the winner was fitted again for its out-of-fold predictions")
 
-    monkeypatch.setattr(workflow, "out_of_fold", refit)
+    monkeypatch.setattr(selection, "out_of_fold", refit)
     run = mlkiln.train(small, target="price", models=["ridge", "lasso"])
     family, params = run.card.model.family, run.card.model.params
     best = next(c for c in run.card.cv_results[family] if c["params"] == params)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import mlkiln
-from mlkiln.errors import MlkilnError
+from mlkiln.errors import ArgumentError, InputError, MlkilnError
 from mlkiln.tuning import SEARCH_SPACES
 
 
@@ -76,17 +76,25 @@ def test_drop_and_keep(failure_csv):
     "kwargs, message",
     [
         ({"target": "nope"}, "target column 'nope' not found"),
-        ({"target": "price", "task": "clustering"}, "--task must be one of"),
-        ({"target": "price", "models": ["svm"]}, "unknown regression model"),
-        ({"target": "price", "metric": "accuracy"}, "not a regression metric"),
-        ({"target": "price", "folds": 1}, "--folds must be at least 2"),
-        ({"target": "price", "test_size": 1.5}, "--test-size must be between 0 and 1"),
-        ({"target": "price", "drop": ["price"]}, "cannot --drop the target"),
+        ({"target": "price", "task": "clustering"}, "task='clustering': must be one of"),
+        ({"target": "price", "models": ["svm"]}, r"models=\['svm'\]: unknown: svm"),
+        ({"target": "price", "models": ["logistic_l1"]}, "not regression families: logistic_l1"),
+        ({"target": "price", "metric": "accuracy"}, "metric='accuracy': is not a regression metric"),
+        ({"target": "price", "folds": 1}, "folds=1: must be a whole number, at least 2"),
+        ({"target": "price", "test_size": 1.5}, "test_size=1.5: must be a share of the rows, between 0 and 1"),
+        ({"target": "price", "drop": ["price"]}, "cannot drop the target column 'price'"),
     ],
 )
 def test_bad_arguments_raise_our_error(diamonds, kwargs, message):
-    with pytest.raises(MlkilnError, match=message):
+    with pytest.raises(InputError, match=message):
         mlkiln.train(diamonds.head(200), **kwargs)
+
+
+def test_arguments_are_checked_before_the_data_is_read(tmp_path):
+    """A bad argument is named even when the data path does not exist: no data is read first."""
+    with pytest.raises(ArgumentError, match="folds=1") as info:
+        mlkiln.train(tmp_path / "missing.csv", target="y", folds=1)
+    assert isinstance(info.value, ValueError) and info.value.param == "folds"
 
 
 def test_single_class_target_is_refused():

@@ -186,8 +186,10 @@ class Card:
             )
         try:
             return _build(cls, {**data, "card_version": version})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"card.json (version {version}) is incomplete or malformed: {exc}") from exc
+        except KeyError as exc:
+            raise BundleError(f"card.json (version {version}) lacks {exc.args[0]}; train the model again") from exc
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"card.json (version {version}) is malformed: {exc}") from exc
 
 
 def _build(cls, data: dict):

@@ -209,16 +209,20 @@ def make_cv(task: str, folds: int, seed: int):
     return cls(n_splits=folds, shuffle=True, random_state=seed)
 
 
-def check_folds(task: str, y: pd.Series, folds: int) -> None:
-    """Every training fold must hold every class, and every fold some rows."""
-    if len(y) < folds:
-        raise InputError(f"{len(y)} training rows are too few for {folds}-fold cross-validation; use fewer folds")
+def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
+    """Every training fold must hold every class, and every fold some rows.
+
+    Before the split, ``spare=1`` asks each class for one more row, for the test split.
+    """
+    if len(y) < folds + spare:
+        raise InputError(f"{len(y)} rows are too few for {folds}-fold cross-validation; use fewer folds")
     if task == "classification":
         counts = y.value_counts()
-        if counts.min() < folds:
+        if counts.min() < folds + spare:
+            held = "one for the test split, " if spare else ""
             raise InputError(
-                f"class {scalar_text(counts.idxmin())} has only {counts.min()} training row(s), fewer than "
-                f"the {folds} folds; drop that class, add rows, or use fewer folds"
+                f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
+                f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
             )
 
 

@@ -145,6 +145,7 @@ def train(
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
     del frame
+    check_folds(table.task, table.y, options.folds, spare=1)
     X_trainval, X_test, y_trainval, y_test = split_train_test(
         table.X, table.y, test_size=options.test_size, seed=options.seed, stratify=table.task == "classification")
     check_folds(table.task, y_trainval, options.folds)

@@ -80,9 +80,9 @@ forbids it to.
 """
 
 
-from .diagnostics import diagnostics
+from .diagnostics import CURVE_POINTS, IMPORTANCE_REPEATS, IMPORTANCE_ROWS, SCATTER_POINTS, diagnostics
 from .document import REPORT_HTML, REPORT_JSON, SCHEMA_VERSION, build, bundle_files, tuning_curves, write_evaluation
 from .html import render_html
 
-__all__ = ["REPORT_HTML", "REPORT_JSON", "SCHEMA_VERSION", "build", "bundle_files", "diagnostics", "render_html",
+__all__ = ["CURVE_POINTS", "IMPORTANCE_REPEATS", "IMPORTANCE_ROWS", "SCATTER_POINTS", "REPORT_HTML", "REPORT_JSON", "SCHEMA_VERSION", "build", "bundle_files", "diagnostics", "render_html",
            "tuning_curves", "write_evaluation"]
