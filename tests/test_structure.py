@@ -22,7 +22,7 @@ LAYERS = {
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}
 #: narrower rules than the layers allow
 ONLY = {
-    "report": {"card", "metrics", "jsonio", "atomic", "summary"},  # the report reads the card, never a bundle or a search
+    "report": {"card", "metrics", "jsonio", "atomic", "summary", "options"},  # the report reads the card, never a bundle or a search
     "pipeline": set(),  # embedded verbatim in train.py: scikit-learn only
     "least_squares": set(),  # likewise
 }

@@ -14,6 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..jsonio import number_text, params_text
+from ..options import C_NOTE
 from ..summary import fmt, metric_rows
 from . import plots
 from .plots import MAX_BARS, plot
@@ -143,8 +144,7 @@ def _tuning_section(report: dict) -> str:
     parts = ['<p class="note">Mean validation score of every candidate (line), the spread over the '
              f'{folds} folds (band: ± one std; dots: each fold), and the value each family chose (dashed).']
     if "C" in {c["param"] for c in curves.values()}:
-        parts.append(" <b>C</b> is scikit-learn's: the <i>inverse</i> of the regularisation strength; the course's "
-                     "penalty weight is 1/C, so small C means strong penalty and more zero coefficients.")
+        parts.append(" " + escape(C_NOTE))
     parts.append("</p>")
     # the course's picture (score against C for the L1 logistic family) comes first, full width
     ordered = sorted(curves.items(), key=lambda item: item[0] != "logistic_l1")
