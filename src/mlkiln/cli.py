@@ -142,6 +142,27 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_drift(args) -> int:
+    from . import drift, drift_report
+    from .bundle import check_outside
+    from .data import read_table
+    from .predict import load
+
+    output = check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html"))
+    model = load(args.bundle, trust_pickle=args.trust_pickle)
+    drift.profile_of(model.card)  # an old bundle is refused before the data is read
+    doc = drift_report.document(drift.check(model, read_table(args.data)), model.card, Path(args.data).name)
+    drift_report.write(output, doc)
+    print(drift_report.terminal_table(doc))
+    log.info("drift report written to %s (its numbers in the .json beside it)", output)
+    if args.fail_above is not None:
+        above = [s["name"] for s in [*doc["columns"], *doc["predictions"]] if s["psi"] > args.fail_above]
+        if above:
+            print(f"mlkiln: drift: PSI above {args.fail_above:g} in {', '.join(map(repr, above))}", file=sys.stderr)
+            return 3
+    return 0
+
+
 def cmd_report(args) -> int:
     from .predict import rebuild_report
 
@@ -250,6 +271,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("drift", help="compare new data (and its predictions) with the training data",
+                       description="Population stability index per column and for the predictions, shares of "
+                       "unseen categories, out-of-range and missing values; a table here, an HTML page and JSON.",
+                       epilog="Exit status 3 when --fail-above is given and exceeded (for scheduled jobs).")
+    d.add_argument("bundle")
+    d.add_argument("data", help="CSV or Parquet file with the model's input columns (the target is not needed)")
+    d.add_argument("-o", "--output", metavar="FILE", help="HTML page to write, with its .json beside it "
+                   "(default: DATA-drift.html next to DATA; never inside the bundle)")
+    d.add_argument("--fail-above", type=float, metavar="PSI",
+                   help="exit with status 3 when a column's or the predictions' PSI exceeds PSI (e.g. 0.25)")
+    d.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_drift)
 
     r = sub.add_parser("report", help="rebuild a bundle's HTML report from its card and report.json",
                        description="Redraw the report of a bundle (no data needed) into a file outside the bundle.")

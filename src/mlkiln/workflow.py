@@ -7,6 +7,7 @@ named after it, and this module records what they found in the model card.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, bundle, metrics, report, train_script
+from . import __version__, bundle, drift, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, ModelInfo, Schema, Split, TuningInfo
 from .data import load_frame, split_train_test
 from .options import TrainOptions
@@ -162,6 +163,7 @@ def train(
     }
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, len(y_trainval),
                      len(y_test), time.perf_counter() - started)
+    card = dataclasses.replace(card, profile=drift.training_profile(X_trainval, table.kinds, selection.best.oof[1 if table.classes else 0], table.task, table.classes, selection.threshold, options.seed))
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y))
 
