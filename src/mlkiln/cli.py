@@ -123,7 +123,8 @@ def cmd_predict(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle)
+    serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle,
+          metrics=not args.no_metrics)
     return 0
 
 
@@ -253,12 +254,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
-                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json.")
+                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json, GET /metrics (Prometheus).")
     s.add_argument("bundle")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1; at most the number of cores)")
     s.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    s.add_argument("--no-metrics", action="store_true", help="no GET /metrics (Prometheus) and no counting")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_serve)
 
