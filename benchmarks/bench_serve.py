@@ -1,11 +1,14 @@
 """Service throughput: a plain FastAPI app calling the scikit-learn Pipeline vs ``mlkiln serve``.
 
     python benchmarks/bench_serve.py [--seconds 15] [--connections 10]
+    python benchmarks/bench_serve.py --metrics-overhead [--rounds 3]
 
 Each server runs alone, one worker process, on 127.0.0.1; Debian's ``wrk``
 (``apt-get install wrk``) posts the same one-record JSON body for a bounded
 time. Both servers are measured in the same run, for the diamonds linear and
-gradient-boosting bundles.
+gradient-boosting bundles. ``--metrics-overhead`` instead runs ``mlkiln
+serve`` with and without ``--no-metrics`` (GET /metrics and its counting),
+alternating for ``--rounds`` rounds so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -70,13 +73,79 @@ def load_test(command: list[str], env: dict, port: int, body: bytes, seconds: in
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def app_microseconds(bundle: str, body: bytes, metrics: bool, blocks: int = 20, calls: int = 2000) -> float:
+    """Median over blocks of the per-request time of the ASGI app alone (one /predict, no network), in us."""
+    import asyncio
+
+    import mlkiln
+    from mlkiln.serve import App
+
+    app = App(mlkiln.load(bundle), metrics=metrics)
+    scope = {"type": "http", "path": "/predict", "method": "POST",
+             "headers": [(b"content-length", str(len(body)).encode())]}
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive():
+        return message
+
+    async def send(_):
+        return None
+
+    async def block() -> float:
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            await app(scope, receive, send)
+        return (time.perf_counter_ns() - start) / calls / 1e3
+
+    return float(sorted(asyncio.run(block()) for _ in range(blocks))[blocks // 2])
+
+
+def metrics_overhead(body: bytes, seconds: int, connections: int, rounds: int) -> None:
+    """Requests per second of ``mlkiln serve`` with and without /metrics, alternated, per bundle.
+
+    On a loaded machine whole-service rates swing by more than the effect, so
+    the app's own per-request time with and without counting is measured too
+    (in-process, interleaved); its difference over the service's time per
+    request is the share of requests per second /metrics can cost.
+    """
+    for family in ("linear", "hgb"):
+        bundle = str(diamonds_bundle(family))
+        with_us, without_us = [], []
+        for i in range(3):
+            for metrics in ((True, False) if i % 2 == 0 else (False, True)):
+                (with_us if metrics else without_us).append(app_microseconds(bundle, body, metrics))
+        w, wo = sorted(with_us)[1], sorted(without_us)[1]
+        print(f"{family:8} app alone: {wo:.1f} us per /predict without metrics, {w:.1f} us with: +{w - wo:.2f} us")
+    print(f"{'bundle':8} {'round':>5} {'metrics req/s':>14} {'no-metrics req/s':>17} {'ratio':>6}")
+    for family in ("linear", "hgb"):
+        bundle = str(diamonds_bundle(family))
+        totals = {True: 0.0, False: 0.0}
+        for i in range(rounds):
+            rps = {}
+            for metrics in ((True, False) if i % 2 == 0 else (False, True)):
+                port = free_port()
+                command = [sys.executable, "-m", "mlkiln", "serve", bundle, "--port", str(port), "-q",
+                           *([] if metrics else ["--no-metrics"])]
+                rps[metrics] = load_test(command, {}, port, body, seconds, connections)["rps"]
+                totals[metrics] += rps[metrics]
+            print(f"{family:8} {i + 1:5d} {rps[True]:14.0f} {rps[False]:17.0f} {rps[True] / rps[False]:6.3f}")
+        print(f"{family:8} {'all':>5} {totals[True] / rounds:14.0f} {totals[False] / rounds:17.0f} "
+              f"{totals[True] / totals[False]:6.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--metrics-overhead", action="store_true", help="mlkiln serve with and without /metrics")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     record = load_example("diamonds").drop(columns="price").iloc[0].to_dict()
     body = json.dumps(record).encode()
+    if args.metrics_overhead:
+        print(f"wrk: {args.connections} connections, {args.seconds} s, 1 worker each, 127.0.0.1")
+        metrics_overhead(body, args.seconds, args.connections, args.rounds)
+        return
     print(f"wrk: {args.connections} connections, {args.seconds} s, 1 worker each, 127.0.0.1")
     print(f"{'bundle':8} {'server':16} {'req/s':>9} {'p99 ms':>9} {'non-2xx':>8}")
     for family in ("linear", "hgb"):

@@ -10,11 +10,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mlkiln"
 #: the layers of STRUCTURE.md: a module imports only modules of lower layers (and the package for __version__)
 LAYERS = {
     0: {"errors", "pipeline", "least_squares"},
-    1: {"jsonio", "atomic", "options"},
+    1: {"jsonio", "atomic", "options", "drift", "monitor"},
     2: {"card"},
     3: {"data", "schema", "metrics", "compiled", "summary", "examples"},
     4: {"tuning", "bundle", "train_script", "report", "understand"},
-    5: {"selection", "predict"},
+    5: {"selection", "predict", "drift_report"},
     6: {"workflow", "serve"},
     7: {"cli"},
     8: {"__main__"},

@@ -123,7 +123,8 @@ def cmd_predict(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle)
+    serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle,
+          metrics=not args.no_metrics)
     return 0
 
 
@@ -139,6 +140,27 @@ def cmd_evaluate(args) -> int:
     else:
         print(summary.evaluation_summary(model.card, result))
     log.info("evaluation report written to %s (its numbers in the .json beside it)", report)
+    return 0
+
+
+def cmd_drift(args) -> int:
+    from . import drift, drift_report
+    from .bundle import check_outside
+    from .data import read_table
+    from .predict import load
+
+    output = check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html"))
+    model = load(args.bundle, trust_pickle=args.trust_pickle)
+    drift.profile_of(model.card)  # an old bundle is refused before the data is read
+    doc = drift_report.document(drift.check(model, read_table(args.data)), model.card, Path(args.data).name)
+    drift_report.write(output, doc)
+    print(drift_report.terminal_table(doc))
+    log.info("drift report written to %s (its numbers in the .json beside it)", output)
+    if args.fail_above is not None:
+        above = [s["name"] for s in [*doc["columns"], *doc["predictions"]] if s["psi"] > args.fail_above]
+        if above:
+            print(f"mlkiln: drift: PSI above {args.fail_above:g} in {', '.join(map(repr, above))}", file=sys.stderr)
+            return 3
     return 0
 
 
@@ -190,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_serve(sub)
     _add_evaluate(sub)
+    _add_drift(sub)
     _add_report(sub)
     _add_inspect(sub)
     _add_example(sub)
@@ -247,12 +270,13 @@ def _add_predict(sub) -> None:
 
 def _add_serve(sub) -> None:
     s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
-                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json.")
+                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json, GET /metrics (Prometheus).")
     s.add_argument("bundle")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1; at most the number of cores)")
     s.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    s.add_argument("--no-metrics", action="store_true", help="no GET /metrics (Prometheus) and no counting")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_serve)
 
@@ -267,6 +291,22 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+
+def _add_drift(sub) -> None:
+    d = sub.add_parser("drift", help="compare new data (and its predictions) with the training data",
+                       description="Population stability index per column and for the predictions, shares of "
+                       "unseen categories, out-of-range and missing values; a table here, an HTML page and JSON.",
+                       epilog="Exit status 3 when --fail-above is given and exceeded (for scheduled jobs).")
+    d.add_argument("bundle")
+    d.add_argument("data", help="CSV or Parquet file with the model's input columns (the target is not needed)")
+    d.add_argument("-o", "--output", metavar="FILE", help="HTML page to write, with its .json beside it "
+                   "(default: DATA-drift.html next to DATA; never inside the bundle)")
+    d.add_argument("--fail-above", type=float, metavar="PSI",
+                   help="exit with status 3 when a column's or the predictions' PSI exceeds PSI (e.g. 0.25)")
+    d.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_drift)
 
 
 def _add_report(sub) -> None:

@@ -47,14 +47,17 @@ class Model:
         """The pipeline compiled for fast predictions, built on first use (or scikit-learn, saying why)."""
         return compile_pipeline(self.pipeline, self.card.columns)
 
-    def predict_record(self, record: dict) -> dict:
+    def predict_record(self, record: dict, watch=None) -> dict:
         """``{"prediction": ...}`` (plus ``"probabilities"`` by class) for one record, in microseconds.
 
         The record is checked by :func:`mlkiln.schema.conform_record`: a
         missing column, a wrong type or a field the model does not use is an
-        :class:`InputError` naming the field.
+        :class:`InputError` naming the field. ``watch``, when given, sees the
+        conformed record first (the service counts drift with it).
         """
         row = conform_record(record, self.card.columns, self.card.target)
+        if watch is not None:
+            watch(row)
         prediction, proba = self.predictor.score_row(row)
         if proba is None:
             return {"prediction": prediction}

@@ -1,7 +1,8 @@
 """Serve a bundle over HTTP: ``mlkiln serve BUNDLE`` (needs ``pip install mlkiln[serve]``).
 
 Endpoints: ``POST /predict`` (one record, or a list of records), ``GET /health``,
-``GET /schema`` (the bundle's input schema) and ``GET /openapi.json``.
+``GET /schema`` (the bundle's input schema), ``GET /openapi.json`` and
+``GET /metrics`` (Prometheus; see :mod:`mlkiln.monitor`).
 
 The stack is uvicorn (with httptools and uvloop when installed) running the
 small ASGI application below, with orjson for JSON. Why not FastAPI or
@@ -21,8 +22,10 @@ one request. Each worker process limits OpenMP and BLAS to one thread, so
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 
 from .errors import InputError
 from .predict import Model, load
@@ -33,6 +36,7 @@ log = logging.getLogger("mlkiln")
 MAX_BODY_BYTES = 1 << 20
 _ENV_BUNDLE = "MLKILN_SERVE_BUNDLE"
 _ENV_TRUST = "MLKILN_SERVE_TRUST_PICKLE"
+_ENV_METRICS = "MLKILN_SERVE_METRICS"
 
 
 def _json():
@@ -52,9 +56,11 @@ class App:
         A loaded bundle.
     max_body_bytes : int
         Requests with a larger body are refused with 413 before it is read.
+    metrics : bool
+        Count requests, latency, rows and drift for ``GET /metrics``.
     """
 
-    def __init__(self, model: Model, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, model: Model, max_body_bytes: int = MAX_BODY_BYTES, metrics: bool = True):
         self.model = model
         self.max_body_bytes = max_body_bytes
         self._orjson = _json()
@@ -66,10 +72,20 @@ class App:
             "/schema": self._orjson.dumps(model.card.to_dict()["schema"]),
             "/openapi.json": self._orjson.dumps(openapi(model)),
         }
+        self._monitor = _monitor(model, ["/predict", *self._static]) if metrics else None
+        self._watch = self._monitor.watch if metrics else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
+        if self._monitor is None:
+            await self._answer(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = await self._answer(scope, receive, send)
+        self._monitor.request(scope["path"], status, time.perf_counter() - start)
+
+    async def _answer(self, scope, receive, send) -> int:
         path, method = scope["path"], scope["method"]
         if path == "/predict":
             if method != "POST":
@@ -80,7 +96,9 @@ class App:
             if method != "GET":
                 return await _respond(send, 405, self._error(f"use GET for {path}"), [(b"allow", b"GET")])
             return await _respond(send, 200, self._static[path])
-        await _respond(send, 404, self._error(f"no endpoint {path}; try POST /predict or GET /openapi.json"))
+        if path == "/metrics" and self._monitor is not None:
+            return await self._metrics(send, method)
+        return await _respond(send, 404, self._error(f"no endpoint {path}; try POST /predict or GET /openapi.json"))
 
     async def _predict(self, scope, receive) -> tuple[int, bytes]:
         declared = dict(scope["headers"]).get(b"content-length", b"0")
@@ -105,9 +123,15 @@ class App:
             return 400, self._error(f"body is not valid JSON: {exc}")
         try:
             if isinstance(payload, dict):
-                return 200, self._orjson.dumps(self.model.predict_record(payload))
+                body = self._orjson.dumps(self.model.predict_record(payload, self._watch))
+                if self._monitor is not None:
+                    self._monitor.scored(1)
+                return 200, body
             if isinstance(payload, list):
-                return 200, self._orjson.dumps({"predictions": [self._record(i, r) for i, r in enumerate(payload)]})
+                body = self._orjson.dumps({"predictions": [self._record(i, r) for i, r in enumerate(payload)]})
+                if self._monitor is not None:
+                    self._monitor.scored(len(payload))
+                return 200, body
         except InputError as exc:
             return 422, self._error(str(exc))
         except Exception:  # a bug, never bad input: say so without leaking internals
@@ -117,21 +141,39 @@ class App:
 
     def _record(self, index: int, record) -> dict:
         try:
-            return self.model.predict_record(record)
+            return self.model.predict_record(record, self._watch)
         except InputError as exc:
             raise InputError(f"record {index}: {exc}") from exc
 
     def _error(self, message: str) -> bytes:
         return self._orjson.dumps({"error": message})
 
+    async def _metrics(self, send, method: str) -> int:
+        if method != "GET":
+            return await _respond(send, 405, self._error("use GET for /metrics"), [(b"allow", b"GET")])
+        body = self._monitor.exposition()
+        return await _respond(send, 200, body, content_type=self._monitor.content_type.encode())
 
-async def _respond(send, status: int, body: bytes, headers=()) -> None:
+
+def _monitor(model: Model, endpoints: list[str]):
+    """The service's Prometheus counters, drift ones relative to the bundle's training profile when it has one."""
+    from .monitor import Monitor
+
+    profile = model.card.profile
+    if profile is None:
+        log.warning("this bundle has no training profile: /metrics has no unseen-category or out-of-range "
+                    "counts (train it again to get them)")
+    return Monitor(profile, [*endpoints, "/metrics"])
+
+
+async def _respond(send, status: int, body: bytes, headers=(), content_type: bytes = b"application/json") -> int:
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers],
     })
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 def openapi(model: Model) -> dict:
@@ -187,7 +229,8 @@ def openapi(model: Model) -> dict:
 def app_from_environment() -> App:
     """The application for one worker process: the bundle named by the parent, thread pools limited."""
     limit_threads()
-    return App(load(os.environ[_ENV_BUNDLE], trust_pickle=os.environ.get(_ENV_TRUST) == "1"))
+    return App(load(os.environ[_ENV_BUNDLE], trust_pickle=os.environ.get(_ENV_TRUST) == "1"),
+               metrics=os.environ.get(_ENV_METRICS, "1") == "1")
 
 
 def limit_threads() -> None:
@@ -197,11 +240,13 @@ def limit_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, trust_pickle: bool = False) -> None:
+def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, trust_pickle: bool = False,
+          metrics: bool = True) -> None:
     """Run the service until interrupted.
 
     The bundle is loaded (and verified) here first, so a bad bundle fails
-    before any port is bound; with several workers each loads its own copy.
+    before any port is bound; with several workers each loads its own copy,
+    and their ``/metrics`` counts are shared (:func:`mlkiln.monitor.multiprocess_directory`).
     """
     try:
         import uvicorn
@@ -212,12 +257,16 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     limit_threads()
     model = load(bundle_path, trust_pickle=trust_pickle)
-    app = App(model)
+    app = App(model, metrics=metrics)
     path = "compiled" if model.predictor.compiled else f"scikit-learn ({model.predictor.reason})"
     log.info("serving %s on http://%s:%d with %d worker(s); predictions: %s", bundle_path, host, port, workers, path)
     options = dict(host=host, port=port, lifespan="off", access_log=False, log_level="warning", server_header=False)
     if workers == 1:
         uvicorn.run(app, **options)
         return
-    os.environ.update({_ENV_BUNDLE: os.fspath(bundle_path), _ENV_TRUST: "1" if trust_pickle else "0"})
-    uvicorn.run("mlkiln.serve:app_from_environment", factory=True, workers=workers, **options)
+    os.environ.update({_ENV_BUNDLE: os.fspath(bundle_path), _ENV_TRUST: "1" if trust_pickle else "0",
+                       _ENV_METRICS: "1" if metrics else "0"})
+    from .monitor import multiprocess_directory
+
+    with multiprocess_directory() if metrics else contextlib.nullcontext():
+        uvicorn.run("mlkiln.serve:app_from_environment", factory=True, workers=workers, **options)

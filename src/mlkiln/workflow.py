@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, bundle, metrics, report, train_script
+from . import __version__, bundle, drift, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, ModelInfo, Schema, Split, TuningInfo
 from .data import load_frame, split_train_test
 from .options import TrainOptions
@@ -161,7 +161,10 @@ def train(
         "validation": selection.validation,
         "test": metrics.evaluate(final, X_test, y_test, table.task, table.classes),
     }
-    card = make_card(table, selection, split_metrics, options, compute, final, data_info, len(y_trainval),
+    oof_pred, oof_proba, _ = selection.best.oof
+    profile = drift.training_profile(X_trainval, table.kinds, oof_proba if table.classes else oof_pred, table.task,
+                                     table.classes, selection.threshold, options.seed)
+    card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, len(y_trainval),
                      len(y_test), time.perf_counter() - started)
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y))
@@ -174,7 +177,7 @@ def _final_pipeline(table: Table, selection: Selection, seed: int):
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
-              final, data_info: dict, n_train: int, n_test: int, seconds: float) -> Card:
+              final, data_info: dict, profile: dict, n_train: int, n_test: int, seconds: float) -> Card:
     """The card of a finished run: what was decided, how it scored, and what it needs to load."""
     best = selection.best
     estimator = final[-1].estimator if hasattr(final[-1], "estimator") else final[-1]
@@ -196,6 +199,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         versions=bundle.package_versions(),
         train_seconds=round(seconds, 3),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        profile=profile,
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

@@ -21,13 +21,13 @@ from .plots import MAX_BARS, plot
 
 
 @functools.cache
-def _page() -> jinja2.Template:
+def page_template() -> jinja2.Template:
     text = (files(__package__) / "page.html").read_text(encoding="utf-8")
     return jinja2.Environment(autoescape=True).from_string(text)
 
 
 @functools.cache
-def _css() -> str:
+def stylesheet() -> str:
     return (files(__package__) / "report.css").read_text(encoding="utf-8")
 
 
@@ -47,8 +47,8 @@ def render_html(report: dict) -> str:
     body = "".join(f'<section id="{key}"><h2>{title}</h2>{content}</section>' for key, title, content in sections)
     title = (f"Evaluation of {summary['family']} on {report['on']['source']}" if report["kind"] == "evaluation"
              else f"{summary['family']} predicting {summary['target']}")
-    return _page().render(title=f"mlkiln report: {title}", heading=title, subtitle=_subtitle(report),
-                          cards=Markup(_cards(report)), nav=Markup(nav), body=Markup(body), style=Markup(_css()))
+    return page_template().render(title=f"mlkiln report: {title}", heading=title, subtitle=_subtitle(report),
+                          cards=Markup(_cards(report)), nav=Markup(nav), body=Markup(body), style=Markup(stylesheet()))
 
 
 def _subtitle(report: dict) -> str:
@@ -72,7 +72,7 @@ def _cards(report: dict) -> str:
                    f'<div class="s">{escape(sub)}</div></div>' for k, v, sub in cards)
 
 
-def _table(header: list[str], rows: list[list], numeric: tuple[int, ...] = (), marked: tuple[int, ...] = ()) -> str:
+def table_html(header: list[str], rows: list[list], numeric: tuple[int, ...] = (), marked: tuple[int, ...] = ()) -> str:
     """An HTML table; ``numeric`` columns are right-aligned, ``marked`` rows highlighted."""
     def cell(tag, i, value):
         return f'<{tag}{" class=num" if i in numeric else ""}>{escape(value)}</{tag}>'
@@ -101,10 +101,10 @@ def _data_section(report: dict) -> str:
         rows.append([c["name"], c["kind"], c["dtype"], f"{c['missing']:.1%}", values])
     excluded = [[e["column"], e["reason"]] for e in data["excluded"]]
     excluded += [[name, "dropped with --drop"] for name in data["dropped_by_user"]]
-    parts = [_facts(facts), f"<h3>{len(rows)} feature columns</h3>",
-             _table(["column", "kind", "dtype", "missing", "values"], rows, numeric=(3,))]
+    parts = [facts_html(facts), f"<h3>{len(rows)} feature columns</h3>",
+             table_html(["column", "kind", "dtype", "missing", "values"], rows, numeric=(3,))]
     if excluded:
-        parts += [f"<h3>{len(excluded)} columns left out</h3>", _table(["column", "why"], excluded)]
+        parts += [f"<h3>{len(excluded)} columns left out</h3>", table_html(["column", "why"], excluded)]
     on = report["on"]
     where = (f"the {on['rows']:,} rows of the evaluation data" if on["split"] == "evaluation"
              else f"all {data['rows_used']:,} rows used (training and test)")
@@ -115,7 +115,7 @@ def _data_section(report: dict) -> str:
     return "".join(parts)
 
 
-def _facts(pairs: list[tuple[str, str]]) -> str:
+def facts_html(pairs: list[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in pairs) + "</dl>"
 
 
@@ -133,7 +133,7 @@ def _leaderboard_section(report: dict) -> str:
     return (f'<p class="note">Every family tuned by {split["folds"]}-fold cross-validation on the training rows; '
             f"the best mean validation {escape(metric)} picks the hyperparameters, then the family. "
             "Fit time is one fit of the chosen candidate, in seconds.</p>"
-            + _table(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
+            + table_html(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
                      rows, numeric=(3, 4, 5), marked=tuple(marked)))
 
 
@@ -171,7 +171,7 @@ def _metrics_section(report: dict) -> str:
             "Train is the refitted model on its own training rows (optimistic); validation is out-of-fold.</p>"
             if task == "classification" else
             '<p class="note">Train is the refitted model on its own training rows (optimistic); validation is out-of-fold.</p>')
-    return note + _table(header, rows, numeric=tuple(range(1, len(header))))
+    return note + table_html(header, rows, numeric=tuple(range(1, len(header))))
 
 
 def _diagnostics_section(report: dict) -> str:
@@ -203,7 +203,7 @@ def _diagnostics_section(report: dict) -> str:
         parts += ["<h3>ROC and precision-recall curves</h3>", f'<p class="note">{"Class " + escape(curves[0]["class"]) + " is the positive class." if len(m["labels"]) == 2 else "One curve per class, one-vs-rest."}{op}</p>',
                   plot("ROC and precision-recall curves", (10, 4.2), lambda fig: plots.draw_roc_pr(fig, curves))]
     parts += ['<div class="grid2"><div><h3>Per-class precision, recall, F1</h3>',
-              _table(["class", "precision", "recall", "f1", "support"], per_class, numeric=(1, 2, 3, 4)),
+              table_html(["class", "precision", "recall", "f1", "support"], per_class, numeric=(1, 2, 3, 4)),
               plot("Per-class precision, recall and F1", (5, 3.2), lambda fig: plots.draw_per_class(fig, m["per_class"])),
               "</div><div><h3>Calibration</h3>"]
     if curves:
@@ -243,8 +243,8 @@ def _bundle_section(report: dict) -> str:
         rows = [[f["file"], _size(f["bytes"]), Markup(f'<code class="hash">{f["sha256"]}</code>')] for f in b["files"]]
         parts += ['<h3>Files</h3><p class="note">Checked against MANIFEST.sha256 by <code>mlkiln inspect</code> and '
                   "before every load. report.html and report.json are in the manifest too (a file cannot list its own hash).</p>",
-                  _table(["file", "size", "sha256"], rows, numeric=(1,))]
-    parts += ["<h3>Versions</h3>", _facts(list(b["versions"].items())),
+                  table_html(["file", "size", "sha256"], rows, numeric=(1,))]
+    parts += ["<h3>Versions</h3>", facts_html(list(b["versions"].items())),
               "<h3>Load it</h3>", f"<pre>{escape(b['load'])}</pre>",
               "<h3>Reproduce it</h3><p class=note>train.py needs only pandas and scikit-learn "
               "(<code>pip install -r requirements.txt</code>), not mlkiln.</p>", f"<pre>{escape(b['reproduce'])}</pre>"]

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 #: bars shown in the importance and coefficient charts
 MAX_BARS = 25
 
-_BLUE, _AMBER, _RED, _GREY = "#2563eb", "#d97706", "#dc2626", "#94a3b8"
-_PALETTE = [_BLUE, "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d"]
+BLUE, AMBER, RED, GREY = "#2563eb", "#d97706", "#dc2626", "#94a3b8"
+PALETTE = [BLUE, "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d"]
 _STYLE = {
     "font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelcolor": "#374151",
     "axes.edgecolor": "#9ca3af", "axes.spines.top": False, "axes.spines.right": False,
@@ -53,7 +53,7 @@ def draw_target(fig: Figure, target: dict) -> None:
     if "edges" not in dist:
         labels, counts = list(dist["counts"]), list(dist["counts"].values())
         total = sum(counts)
-        bars = ax.barh(labels, counts, color=_BLUE)
+        bars = ax.barh(labels, counts, color=BLUE)
         ax.bar_label(bars, labels=[f"{c:,} ({c / total:.1%})" for c in counts], padding=4, fontsize=9)
         ax.set_xlabel("rows")
         ax.set_ylabel(target["name"])
@@ -62,9 +62,9 @@ def draw_target(fig: Figure, target: dict) -> None:
         ax.grid(axis="y", visible=False)
         return
     edges = np.asarray(dist["edges"])
-    ax.bar(edges[:-1], dist["counts"], width=np.diff(edges), align="edge", color=_BLUE, edgecolor="white", linewidth=0.5)
-    ax.axvline(dist["mean"], color=_AMBER, linestyle="--", label=f"mean {number_text(dist['mean'])}")
-    ax.axvline(dist["median"], color=_RED, linestyle=":", label=f"median {number_text(dist['median'])}")
+    ax.bar(edges[:-1], dist["counts"], width=np.diff(edges), align="edge", color=BLUE, edgecolor="white", linewidth=0.5)
+    ax.axvline(dist["mean"], color=AMBER, linestyle="--", label=f"mean {number_text(dist['mean'])}")
+    ax.axvline(dist["median"], color=RED, linestyle=":", label=f"median {number_text(dist['median'])}")
     ax.set_xlabel(target["name"])
     ax.set_ylabel("rows")
     ax.legend()
@@ -76,7 +76,7 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
     groups: dict[str, list] = {}
     for p in scored:
         groups.setdefault(params_text(p["others"]) if p["others"] else "", []).append(p)
-    connect = len(groups) <= len(_PALETTE)
+    connect = len(groups) <= len(PALETTE)
     if not connect:  # a random search: too many settings of the other parameters for one line each
         groups = {"": scored}
     full = max((p.get("n_samples") or 0) for p in scored)
@@ -84,7 +84,7 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
     values = [p["value"] for p in scored]
     width = (np.log10(max(values) / min(values)) if log else max(values) - min(values)) or 1.0
     where = {}
-    for k, ((label, points), color) in enumerate(zip(groups.items(), _PALETTE)):
+    for k, ((label, points), color) in enumerate(zip(groups.items(), PALETTE)):
         # groups side by side, so their spreads at a shared value do not hide each other
         shift = (k - (len(groups) - 1) / 2) * 0.018 * width
         for p in points:
@@ -102,11 +102,11 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
         early = [p for p in points if (p.get("n_samples") or full) < full]
         ax.scatter([where[id(p)] for p in early], [p["mean"] for p in early], s=30, facecolors="white", edgecolors=color, zorder=4)
     if any((p.get("n_samples") or full) < full for p in scored):
-        ax.scatter([], [], s=30, facecolors="white", edgecolors=_GREY, label="scored on fewer rows (halving)")
+        ax.scatter([], [], s=30, facecolors="white", edgecolors=GREY, label="scored on fewer rows (halving)")
     best = next((p for p in scored if p["value"] == curve["chosen"] and p["others"] == curve["chosen_others"]), None)
     if best is not None:
-        ax.axvline(where[id(best)], color=_AMBER, linestyle="--", linewidth=1.2)
-        ax.plot([where[id(best)]], [best["mean"]], marker="*", markersize=14, color=_AMBER, markeredgecolor="white", zorder=5)
+        ax.axvline(where[id(best)], color=AMBER, linestyle="--", linewidth=1.2)
+        ax.plot([where[id(best)]], [best["mean"]], marker="*", markersize=14, color=AMBER, markeredgecolor="white", zorder=5)
         ax.annotate(f"chosen {curve['param']} = {number_text(curve['chosen'])}", (where[id(best)], best["mean"]), xytext=(8, -16),
                     textcoords="offset points", color="#92400e", fontsize=9,
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
@@ -143,7 +143,7 @@ def draw_confusion(fig: Figure, matrix: list, labels: list, target: str) -> None
 
 def draw_roc_pr(fig: Figure, curves: list[dict]) -> None:
     roc, pr = fig.subplots(1, 2)
-    for curve, color in zip(curves, _PALETTE * len(curves)):
+    for curve, color in zip(curves, PALETTE * len(curves)):
         name = f"class {curve['class']}"
         roc.plot(curve["roc"]["fpr"], curve["roc"]["tpr"], color=color, linewidth=1.8, label=f"{name}: AUC {curve['roc']['auc']:.3f}")
         pr.plot(curve["pr"]["recall"], curve["pr"]["precision"], color=color, linewidth=1.8, drawstyle="steps-post",
@@ -151,12 +151,12 @@ def draw_roc_pr(fig: Figure, curves: list[dict]) -> None:
         op = curve.get("operating_point") or {}
         mark = f"threshold {op['threshold']:.3f}" if op.get("threshold") is not None else "decisions"
         if op.get("fpr") is not None and op.get("tpr") is not None:
-            roc.plot(op["fpr"], op["tpr"], "o", color=_AMBER, markersize=8, markeredgecolor="white",
+            roc.plot(op["fpr"], op["tpr"], "o", color=AMBER, markersize=8, markeredgecolor="white",
                      label=mark if curve is curves[0] else None, zorder=5)
         if op.get("precision") is not None and op.get("tpr") is not None:
-            pr.plot(op["tpr"], op["precision"], "o", color=_AMBER, markersize=8, markeredgecolor="white",
+            pr.plot(op["tpr"], op["precision"], "o", color=AMBER, markersize=8, markeredgecolor="white",
                     label=mark if curve is curves[0] else None, zorder=5)
-    roc.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1)
+    roc.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1)
     roc.set(xlabel="false positive rate", ylabel="true positive rate (recall)", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
     pr.set(xlabel="recall", ylabel="precision", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
     roc.set_title("ROC", loc="left")
@@ -170,7 +170,7 @@ def draw_per_class(fig: Figure, per_class: dict) -> None:
     labels = list(per_class)
     x = np.arange(len(labels))
     width = 0.26
-    for k, (key, color) in enumerate(zip(("precision", "recall", "f1"), (_BLUE, "#059669", _AMBER))):
+    for k, (key, color) in enumerate(zip(("precision", "recall", "f1"), (BLUE, "#059669", AMBER))):
         ax.bar(x + (k - 1) * width, [per_class[c][key] for c in labels], width, color=color, label=key)
     ax.set_xticks(x, labels)
     ax.set_ylim(0, 1.05)
@@ -181,9 +181,9 @@ def draw_per_class(fig: Figure, per_class: dict) -> None:
 
 def draw_calibration(fig: Figure, curves: list[dict]) -> None:
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1, label="perfectly calibrated")
+    ax.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="perfectly calibrated")
     total = max(sum(c["calibration"]["count"]) for c in curves)
-    for curve, color in zip(curves, _PALETTE * len(curves)):
+    for curve, color in zip(curves, PALETTE * len(curves)):
         cal = curve["calibration"]
         ax.plot(cal["mean_predicted"], cal["fraction_positive"], "-", color=color, linewidth=1.5, label=f"class {curve['class']}")
         ax.scatter(cal["mean_predicted"], cal["fraction_positive"], s=[10 + 240 * math.sqrt(n / total) for n in cal["count"]],
@@ -196,19 +196,19 @@ def draw_regression(fig: Figure, reg: dict, target: str) -> None:
     scatter, residual, hist = fig.subplots(1, 3)
     actual, predicted = np.asarray(reg["sample"]["actual"]), np.asarray(reg["sample"]["predicted"])
     alpha = 0.35 if len(actual) > 500 else 0.7
-    scatter.scatter(actual, predicted, s=6, alpha=alpha, color=_BLUE, linewidths=0)
+    scatter.scatter(actual, predicted, s=6, alpha=alpha, color=BLUE, linewidths=0)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
-    scatter.plot([low, high], [low, high], color=_AMBER, linestyle="--", linewidth=1.2)
+    scatter.plot([low, high], [low, high], color=AMBER, linestyle="--", linewidth=1.2)
     scatter.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
     scatter.set_title("predicted against actual", loc="left")
-    residual.scatter(predicted, actual - predicted, s=6, alpha=alpha, color=_BLUE, linewidths=0)
-    residual.axhline(0, color=_AMBER, linestyle="--", linewidth=1.2)
+    residual.scatter(predicted, actual - predicted, s=6, alpha=alpha, color=BLUE, linewidths=0)
+    residual.axhline(0, color=AMBER, linestyle="--", linewidth=1.2)
     residual.set(xlabel=f"predicted {target}", ylabel="residual (actual − predicted)")
     residual.set_title("residuals against predicted", loc="left")
     res = reg["residuals"]
     edges = np.asarray(res["edges"])
-    hist.bar(edges[:-1], res["counts"], width=np.diff(edges), align="edge", color=_BLUE, edgecolor="white", linewidth=0.4)
-    hist.axvline(0, color=_AMBER, linestyle="--", linewidth=1.2)
+    hist.bar(edges[:-1], res["counts"], width=np.diff(edges), align="edge", color=BLUE, edgecolor="white", linewidth=0.4)
+    hist.axvline(0, color=AMBER, linestyle="--", linewidth=1.2)
     hist.set(xlabel=f"residual (mean {number_text(res['mean'])}, std {number_text(res['std'])})", ylabel="rows")
     hist.set_title("residual histogram", loc="left")
     if res["outside"]:
@@ -223,7 +223,7 @@ def draw_importance(fig: Figure, imp: dict) -> None:
     rows = imp["features"][:MAX_BARS][::-1]
     means = [r["mean"] or 0.0 for r in rows]
     ax.barh([r["feature"] for r in rows], means, xerr=[r["std"] or 0.0 for r in rows],
-            color=[_BLUE if m >= 0 else _GREY for m in means], error_kw={"ecolor": "#374151", "elinewidth": 1, "capsize": 2})
+            color=[BLUE if m >= 0 else GREY for m in means], error_kw={"ecolor": "#374151", "elinewidth": 1, "capsize": 2})
     ax.axvline(0, color="#6b7280", linewidth=0.8)
     ax.set_xlabel(f"drop in {imp['metric']} when the column is shuffled")
     ax.grid(axis="y", visible=False)
@@ -234,7 +234,7 @@ def draw_coefficients(fig: Figure, coef: dict) -> None:
     rows = coef["features"][:MAX_BARS]  # largest first
     if len(coef["outputs"]) == 1:
         values = [r["values"][0] for r in reversed(rows)]  # barh draws its first bar at the bottom
-        ax.barh([r["feature"] for r in reversed(rows)], values, color=[_BLUE if v >= 0 else _RED for v in values])
+        ax.barh([r["feature"] for r in reversed(rows)], values, color=[BLUE if v >= 0 else RED for v in values])
         ax.axvline(0, color="#6b7280", linewidth=0.8)
         ax.set_xlabel(f"coefficient ({coef['outputs'][0]}) per standard deviation / per category")
         ax.grid(axis="y", visible=False)

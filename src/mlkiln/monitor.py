@@ -1,0 +1,137 @@
+"""What a running service counts, for ``GET /metrics`` in Prometheus' text format.
+
+The counters are prometheus-client's own (``Counter``, ``Histogram``), so the
+exposition format, and the merging of worker processes, are the maintained
+library's. Series:
+
+``mlkiln_requests_total{endpoint, status}``
+    Requests answered; paths that are not endpoints count as ``other``.
+``mlkiln_request_duration_seconds{endpoint}``
+    Histogram of the time from the request's arrival to the response sent.
+``mlkiln_rows_scored_total``
+    Records predicted.
+``mlkiln_unseen_categories_total{column}``, ``mlkiln_out_of_range_values_total{column}``
+    Values of scored records that the training profile never saw: a category
+    outside the training categories, a number (or date) outside the training
+    minimum and maximum. The same rules as ``mlkiln drift``, one record at a time.
+
+The hot path is a few counter increments on children resolved once, here
+(``labels()`` costs more than the increment itself); see ``benchmarks/RESULTS.md``.
+
+Several workers (``mlkiln serve --workers N``) share counts through
+prometheus-client's multiprocess mode: :func:`multiprocess_directory` gives
+the workers a fresh ``PROMETHEUS_MULTIPROC_DIR`` (or uses the one set), and
+each worker's ``/metrics`` answers with the sum over all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+from .errors import InputError
+
+#: latency buckets in seconds: predictions take microseconds, a loaded service milliseconds
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _client():
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise InputError("GET /metrics needs the serve extra: pip install 'mlkiln[serve]'") from exc
+    return prometheus_client
+
+
+class Monitor:
+    """The service's counters, and their exposition.
+
+    Parameters
+    ----------
+    profile : dict or None
+        The bundle's training profile (:func:`mlkiln.drift.training_profile`);
+        without one (a bundle made before profiles) there are no per-column counters.
+    endpoints : iterable of str
+        The paths that are endpoints; others are counted as ``other``.
+    """
+
+    def __init__(self, profile: dict | None, endpoints):
+        client = _client()
+        from prometheus_client import multiprocess
+
+        registry = client.CollectorRegistry(auto_describe=False)
+        self._requests = client.Counter("mlkiln_requests", "HTTP requests answered, by endpoint and status",
+                                        ["endpoint", "status"], registry=registry)
+        latency = client.Histogram("mlkiln_request_duration_seconds", "Time to answer a request, by endpoint",
+                                   ["endpoint"], buckets=BUCKETS, registry=registry)
+        self._rows = client.Counter("mlkiln_rows_scored", "Records predicted", registry=registry)
+        unseen = client.Counter("mlkiln_unseen_categories", "Scored values in a category training never saw",
+                                ["column"], registry=registry)
+        outside = client.Counter("mlkiln_out_of_range_values", "Scored values outside the training minimum and maximum",
+                                 ["column"], registry=registry)
+        self._endpoints = {path: path for path in endpoints}
+        self._latency = {path: latency.labels(path) for path in [*self._endpoints, "other"]}
+        self._counts: dict = {}
+        self._categories, self._ranges = [], []
+        for name, spec in (profile or {}).get("columns", {}).items():
+            if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"]):
+                self._categories.append((name, frozenset(spec["categories"]), unseen.labels(name)))
+            elif spec["kind"] != "categorical" and spec["min"] is not None:
+                self._ranges.append((name, spec["min"], spec["max"], outside.labels(name)))
+        self.content_type = client.CONTENT_TYPE_LATEST
+        self._generate = client.generate_latest
+        if os.environ.get(_MULTIPROC):
+            self._exposed = client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed)
+        else:
+            self._exposed = registry
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        endpoint = self._endpoints.get(path, "other")
+        child = self._counts.get((endpoint, status))
+        if child is None:
+            child = self._counts[endpoint, status] = self._requests.labels(endpoint, str(status))
+        child.inc()
+        self._latency[endpoint].observe(seconds)
+
+    def watch(self, row: dict) -> None:
+        """Count the unseen categories and out-of-range values of one conformed record."""
+        for name, known, child in self._categories:
+            value = row[name]
+            if value.__class__ is str and value not in known:  # NaN (missing) is neither
+                child.inc()
+        for name, low, high, child in self._ranges:
+            value = row[name]
+            if value < low or value > high:  # False for NaN
+                child.inc()
+
+    def scored(self, rows: int) -> None:
+        self._rows.inc(rows)
+
+    def exposition(self) -> bytes:
+        """Every series in Prometheus' text format (summed over worker processes in multiprocess mode)."""
+        return self._generate(self._exposed)
+
+
+@contextlib.contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """A ``PROMETHEUS_MULTIPROC_DIR`` for the worker processes: the one set, or a fresh one removed at the end.
+
+    Set it before the workers start: prometheus-client decides at import
+    whether its values live in memory or in files shared by the processes.
+    """
+    if os.environ.get(_MULTIPROC):
+        yield os.environ[_MULTIPROC]
+        return
+    path = tempfile.mkdtemp(prefix="mlkiln-metrics-")
+    os.environ[_MULTIPROC] = path
+    try:
+        yield path
+    finally:
+        del os.environ[_MULTIPROC]
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""GET /metrics of a real server on 127.0.0.1: Prometheus text from prometheus-client, counts that add up."""
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import mlkiln
+
+uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from mlkiln.serve import App  # noqa: E402
+from common import free_port, wait_until_up  # noqa: E402
+
+
+def _call(port: int, method: str, path: str, body=None) -> tuple[int, str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body).encode(),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.getheader("content-type"), response.read()
+    finally:
+        connection.close()
+
+
+def _samples(port: int) -> dict:
+    """``{(sample name, sorted labels): value}`` parsed by prometheus-client's own parser."""
+    status, content_type, body = _call(port, "GET", "/metrics")
+    assert status == 200 and content_type.startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+@pytest.fixture(scope="module")
+def server(diamonds_bundle):
+    started = []
+
+    def start(**options):
+        port = free_port()
+        app = App(mlkiln.load(diamonds_bundle), **options)
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        started.append((srv, thread))
+        wait_until_up(port)
+        return port
+
+    yield start
+    for srv, thread in started:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def _record(diamonds, **changes) -> dict:
+    return {**diamonds.drop(columns="price").iloc[0].to_dict(), **changes}
+
+
+def test_counts_requests_rows_and_drift(server, diamonds, diamonds_run):
+    port = server()
+    profile = diamonds_run.card.profile["columns"]
+    for _ in range(3):
+        assert _call(port, "POST", "/predict", _record(diamonds))[0] == 200
+    assert _call(port, "POST", "/predict", [_record(diamonds, color="Z"), _record(diamonds, carat=profile["carat"]["max"] * 2)])[0] == 200
+    assert _call(port, "POST", "/predict", _record(diamonds, carat="heavy"))[0] == 422
+    assert _call(port, "GET", "/nowhere")[0] == 404
+    samples = _samples(port)
+    assert samples["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "200"))] == 4
+    assert samples["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "422"))] == 1
+    assert samples["mlkiln_requests_total", (("endpoint", "other"), ("status", "404"))] == 1
+    assert samples["mlkiln_request_duration_seconds_count", (("endpoint", "/predict"),)] == 5
+    assert samples["mlkiln_rows_scored_total", ()] == 5
+    assert samples["mlkiln_unseen_categories_total", (("column", "color"),)] == 1
+    assert samples["mlkiln_unseen_categories_total", (("column", "cut"),)] == 0
+    assert samples["mlkiln_out_of_range_values_total", (("column", "carat"),)] == 1
+    assert samples["mlkiln_out_of_range_values_total", (("column", "depth"),)] == 0
+    # the first scrape is counted once answered
+    assert _samples(port)["mlkiln_requests_total", (("endpoint", "/metrics"), ("status", "200"))] == 1
+
+
+def test_metrics_only_by_get_and_can_be_turned_off(server, diamonds):
+    port = server()
+    status, _, body = _call(port, "POST", "/metrics", {})
+    assert status == 405 and "GET" in json.loads(body)["error"]
+    quiet = server(metrics=False)
+    assert _call(quiet, "POST", "/predict", _record(diamonds))[0] == 200
+    assert _call(quiet, "GET", "/metrics")[0] == 404
+
+
+def test_workers_share_their_counts(diamonds_bundle, diamonds, tmp_path):
+    """Two worker processes: every scrape, whichever worker answers it, sums both (prometheus-client multiprocess)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlkiln", "serve", diamonds_bundle, "--port", str(port),
+                               "--workers", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(port, deadline=120)
+        requests = 40
+        for _ in range(requests):
+            assert _call(port, "POST", "/predict", _record(diamonds))[0] == 200
+        for _ in range(4):  # new connections: the scrapes land on either worker
+            assert _samples(port)["mlkiln_rows_scored_total", ()] == requests
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
