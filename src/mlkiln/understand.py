@@ -82,7 +82,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         if len(classes) < 2:
             raise InputError(f"target {target!r} has a single class ({classes[0]!r}); there is nothing to learn")
 
-    excluded = {name: why for name, why in screen_columns(X, y, task, kinds, options.seed).items() if name not in options.keep}
+    excluded = {name: why for name, why in screen_columns(X, y, task, kinds, options.seed, options.keep).items() if name not in options.keep}
     for name, why in excluded.items():
         log.warning("excluding column %r: %s (use --keep to override)", name, why)
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
