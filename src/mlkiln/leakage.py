@@ -36,6 +36,9 @@ MAX_MEMBERS = 3
 MAX_CANDIDATES = 200
 #: subsets of each size fitted exactly, best search score first
 VERIFIED_PER_SIZE = 3
+#: regression: subsets whose search R2 (missing values at the mean) is below this are not fitted exactly;
+#: an exact relation stays above it unless a member misses more than about a tenth of its values
+SEARCH_R2 = 0.9
 #: pairs grown into triples
 PAIRS_GROWN = 10
 #: relations found in one screening; each removes its columns before the next search
@@ -194,7 +197,10 @@ def _search(columns: pd.DataFrame, target: np.ndarray, y: pd.Series, task: str, 
         order = np.argsort(-strength.sum(axis=1))[:MAX_CANDIDATES]
         candidates = [candidates[i] for i in order]
         Z = Z[:, order]
-    for subset in _ranked_subsets(Z.T @ Z, Z.T @ T):
+    unexplained = float((T * T).sum())
+    for subset, explained in _ranked_subsets(Z.T @ Z, Z.T @ T):
+        if task == "regression" and 1 - (unexplained - explained) / total < SEARCH_R2:
+            continue  # one-hot R2 says little of how well classes separate, so classification fits them all
         leak = _verify(columns, y, target, task, [candidates[i] for i in subset], kept, scale, seed)
         if leak is not None:
             return leak
@@ -211,7 +217,7 @@ def _standardised(values: np.ndarray) -> np.ndarray:
 
 
 def _ranked_subsets(G: np.ndarray, C: np.ndarray):
-    """Subsets of column indices, smallest size first, best explained sum of squares first within a size.
+    """Subsets of column indices with the sum of squares they explain; smallest first, best first within a size.
 
     ``G`` is the Gram matrix of the standardised columns, ``C`` their products
     with the centred target: a subset S explains trace(C_S' G_SS^-1 C_S).
@@ -219,7 +225,7 @@ def _ranked_subsets(G: np.ndarray, C: np.ndarray):
     p = len(G)
     diag = np.diag(G)
     single = (C * C).sum(axis=1) / diag
-    yield from ([int(i)] for i in np.argsort(-single)[:VERIFIED_PER_SIZE])
+    yield from (([int(i)], single[i]) for i in np.argsort(-single)[:VERIFIED_PER_SIZE])
     if p < 2 or MAX_MEMBERS < 2:
         return
     det = np.outer(diag, diag) - G * G
@@ -233,7 +239,7 @@ def _ranked_subsets(G: np.ndarray, C: np.ndarray):
     pair[np.tril_indices(p)] = -np.inf
     best_pairs = np.argsort(-pair, axis=None)[:max(VERIFIED_PER_SIZE, PAIRS_GROWN)]
     best_pairs = [divmod(int(k), p) for k in best_pairs if np.isfinite(pair.flat[k])]
-    yield from (list(ij) for ij in best_pairs[:VERIFIED_PER_SIZE])
+    yield from ((list(ij), pair[ij]) for ij in best_pairs[:VERIFIED_PER_SIZE])
     if p < 3 or MAX_MEMBERS < 3:
         return
     triples = {}
@@ -250,7 +256,7 @@ def _ranked_subsets(G: np.ndarray, C: np.ndarray):
         k = int(np.argmax(gain))
         if np.isfinite(gain[k]):
             triples[tuple(sorted((i, j, k)))] = pair[i, j] + gain[k]
-    yield from (list(t) for t in sorted(triples, key=triples.get, reverse=True)[:VERIFIED_PER_SIZE])
+    yield from ((list(t), triples[t]) for t in sorted(triples, key=triples.get, reverse=True)[:VERIFIED_PER_SIZE])
 
 
 def _verify(columns: pd.DataFrame, y: pd.Series, target: np.ndarray, task: str, members: list[str],
