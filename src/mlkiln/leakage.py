@@ -25,6 +25,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 #: a least-squares fit of the target on a few columns this good is a relation, not a signal
 RELATION_R2 = 0.9999
@@ -134,12 +135,14 @@ def find_combination_leaks(
     candidates = [c for c in numeric if c not in kept]
     values = X[numeric].astype("float64")
     found: list[CombinationLeak] = []
-    for _ in range(MAX_RELATIONS):
-        leak = _first_leak(values, y, task, candidates, kept, seed)
-        if leak is None:
-            break
-        found.append(leak)
-        candidates = [c for c in candidates if c not in leak.columns]
+    # small matrices and many small fits: BLAS threads cost more than they give (10x for a logistic fit)
+    with threadpool_limits(1):
+        for _ in range(MAX_RELATIONS):
+            leak = _first_leak(values, y, task, candidates, kept, seed)
+            if leak is None:
+                break
+            found.append(leak)
+            candidates = [c for c in candidates if c not in leak.columns]
     return tuple(found)
 
 
