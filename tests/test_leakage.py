@@ -174,3 +174,11 @@ def test_no_ceiling_alarm_on_machine_failure(failure_run):
     counts = load_example("machine-failure")["Machine failure"].value_counts().to_dict()
     assert leakage.ceiling_alarm("classification", scores, failure_run.pipeline, pd.DataFrame(),
                                  pd.Series(dtype=float), class_counts=counts) is None
+
+
+def test_a_single_column_leak_names_its_rows(rng):
+    wage = rng.lognormal(3, 0.5, N)
+    frame = pd.DataFrame({"logwage": np.log(wage), "age": rng.integers(18, 65, N), "wage": wage})
+    reasons, leaks = _screen(frame, "wage")
+    assert list(reasons) == ["logwage"] and leaks == ()
+    assert reasons["logwage"].endswith(f"(screening sample of {N:,} rows)")

@@ -292,7 +292,8 @@ def _leak_reason(col: pd.Series, y: pd.Series, task: str, seed: int) -> str | No
     score = _single_column_score(col, y, task, seed)
     if score is not None and score >= LEAK_SCORE:
         what = "R2" if task == "regression" else "balanced accuracy"
-        return f"predicts the target on its own with {what} {score:.3f}"
+        rows = len(_screening_rows(len(col), seed))
+        return f"predicts the target on its own with {what} {score:.3f} (screening sample of {rows:,} rows)"
     return None
 
 
