@@ -136,7 +136,7 @@ def find_combination_leaks(
     values = X[numeric].astype("float64")
     found: list[CombinationLeak] = []
     # small matrices and many small fits: BLAS threads cost more than they give (10x for a logistic fit)
-    with threadpool_limits(1):
+    with threadpool_limits(1), np.errstate(all="ignore"):
         for _ in range(MAX_RELATIONS):
             leak = _first_leak(values, y, task, candidates, kept, seed)
             if leak is None:
@@ -278,7 +278,7 @@ def _verify(columns: pd.DataFrame, y: pd.Series, target: np.ndarray, task: str, 
         residual = (target - mean_t)[:, 0] - (values - mean_x) @ coef
         total = float(((target - mean_t) ** 2).sum())
         score = 1.0 - float(residual @ residual) / total
-        if score < RELATION_R2:
+        if not score >= RELATION_R2:  # NaN too, from values too large to square
             return None
         relation = _equation(str(y.name), names, coef, float(mean_t[0] - mean_x @ coef), scale,
                              float(np.sqrt(total / n)))
