@@ -4,9 +4,9 @@ Diamonds resampled with 1 % noise (``_common.grown_diamonds``), typed as
 ``train`` types it. Screening runs twice per repeat: ``schema.screen_columns_with_evidence``
 (the column-by-column checks plus the combination search), and the
 combination search alone as screening calls it (the sample drawn from the
-full table, then :func:`mlkiln.leakage.find_combination_leaks`). Once on the
-honest table, once with a planted leak (``price = cost + margin``, both
-columns added). Prints the best of ``--repeat`` runs and the search's share.
+full table, then :func:`mlkiln.leakage.find_combination_leaks`). On the
+honest table (target ``price``, and ``cut`` as a classification target), and
+with a planted leak (``price = cost + margin``, both columns added). Prints the best of ``--repeat`` runs and the search's share.
 
     python benchmarks/bench_leakage.py [--rows 5000000] [--repeat 3]
 """
@@ -32,15 +32,15 @@ def best_of(repeat: int, func) -> tuple[float, object]:
     return min(times), result
 
 
-def measure(frame, repeat: int, label: str) -> None:
-    y = frame.pop("price")
+def measure(frame, target: str, task: str, repeat: int, label: str) -> None:
+    y = frame.pop(target)
     kinds = {name: column_kind(frame[name]) for name in frame.columns}
     X = coerce_frame(frame, kinds)
     rows = _screening_rows(len(X), 0)
     numeric = [c for c, kind in kinds.items() if kind != "categorical"]
-    screen_s, (reasons, _) = best_of(repeat, lambda: screen_columns_with_evidence(X, y, "regression", kinds))
+    screen_s, (reasons, _) = best_of(repeat, lambda: screen_columns_with_evidence(X, y, task, kinds))
     search_s, leaks = best_of(repeat, lambda: leakage.find_combination_leaks(
-        X[numeric].iloc[rows], y.iloc[rows], "regression", {c: kinds[c] for c in numeric}))
+        X[numeric].iloc[rows], y.iloc[rows], task, {c: kinds[c] for c in numeric}))
     print(f"{label}: {len(X):,} rows x {len(kinds)} columns; screening {screen_s:.3f} s, of which the combination "
           f"search {search_s:.3f} s ({search_s / screen_s:.0%}); found: "
           f"{[leak.relation for leak in leaks] or 'nothing'}; excluded: {sorted(reasons) or 'nothing'}")
@@ -52,11 +52,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     frame = grown_diamonds(args.rows)
-    measure(frame.copy(), args.repeat, "honest diamonds")
+    measure(frame.copy(), "price", "regression", args.repeat, "honest diamonds")
+    measure(frame.copy(), "cut", "classification", args.repeat, "diamonds, target cut (5 classes)")
     rng = np.random.default_rng(1)
     margin = rng.normal(0, 2_000, len(frame)).round(2)  # neither part alone is close to the price
     frame["cost"], frame["margin"] = frame["price"] - margin, margin
-    measure(frame, args.repeat, "planted price = cost + margin")
+    measure(frame, "price", "regression", args.repeat, "planted price = cost + margin")
 
 
 if __name__ == "__main__":

@@ -97,13 +97,23 @@ def test_a_relation_among_features_alone_is_no_leak(rng):
     assert _screen(frame, "y") == ({}, ())
 
 
-def test_an_exact_class_boundary_over_two_columns(rng):
-    a, b = rng.normal(10, 3, N), rng.normal(8, 3, N)
-    frame = pd.DataFrame({"a": a, "b": b, "c": rng.normal(0, 1, N), "late": np.where(a > b, "yes", "no")})
-    reasons, (leak,) = _screen(frame, "late", "classification")
+@pytest.mark.parametrize("rule", ["sloping", "along the axes", "three classes"])
+def test_an_exact_class_boundary_over_two_columns(rng, rule):
+    """A learned boundary misplaces about one row in (columns / training rows): a full screening sample is needed."""
+    n = 20_000
+    a, b = rng.normal(10, 3, n), rng.normal(8, 3, n)
+    label = {"sloping": a > b, "along the axes": (a > 11) & (b < 9), "three classes": np.digitize(a + b, [15, 20])}[rule]
+    frame = pd.DataFrame({"a": a, "b": b, "c": rng.normal(0, 1, n), "label": label})
+    reasons, (leak,) = _screen(frame, "label", "classification")
     assert set(reasons) == set(leak.columns) == {"a", "b"}
     assert leak.metric == "balanced accuracy" and leak.score >= leakage.RELATION_BALANCED_ACCURACY
-    assert leak.rows == N // 2
+    assert leak.rows == n - leakage.TRAINING_ROWS and "held-out rows" in leak.relation
+
+
+def test_an_honest_classification_signal_is_no_leak(rng):
+    a, b = rng.normal(0, 1, 20_000), rng.normal(0, 1, 20_000)
+    frame = pd.DataFrame({"a": a, "b": b, "label": a + b + rng.normal(0, 0.3, 20_000) > 0})
+    assert _screen(frame, "label", "classification") == ({}, ())
 
 
 def test_no_false_alarm_on_the_bundled_examples():

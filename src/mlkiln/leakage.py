@@ -46,6 +46,10 @@ PAIRS_GROWN = 10
 MAX_RELATIONS = 3
 #: depth of the tree that tries the classification leak's columns
 TREE_DEPTH = 3
+#: the tree's held-out balanced accuracy from which a linear model is tried as well
+LINEAR_GATE = 0.95
+#: classification: rows the tree and the linear model are trained on, at most; the other rows score them
+TRAINING_ROWS = 5_000
 #: validation scores at the ceiling, per metric: higher is better for each
 CEILINGS = {"r2": 0.999, "roc_auc": 0.999, "accuracy": 1.0}
 #: accuracy at the ceiling is a surprise only when the smallest class has this many rows
@@ -119,7 +123,7 @@ def find_combination_leaks(
     The best few subsets of each size are then fitted on their complete
     rows, smallest size first: least squares reaching :data:`RELATION_R2`
     (regression), or a linear model or a depth-:data:`TREE_DEPTH` tree
-    reaching :data:`RELATION_BALANCED_ACCURACY` on the held-out half
+    reaching :data:`RELATION_BALANCED_ACCURACY` on held-out rows
     (classification), makes a relation. Its columns leave the search and it
     runs again, at most :data:`MAX_RELATIONS` times.
 
@@ -204,6 +208,8 @@ def _search(columns: pd.DataFrame, target: np.ndarray, y: pd.Series, task: str, 
     for subset, explained in _ranked_subsets(Z.T @ Z, Z.T @ T):
         if task == "regression" and 1 - (unexplained - explained) / total < SEARCH_R2:
             continue  # one-hot R2 says little of how well classes separate, so classification fits them all
+        if task == "classification" and len(subset) == 1 and not kept:
+            continue  # one column alone: screening's deeper single-column tree has judged it already
         leak = _verify(columns, y, target, task, [candidates[i] for i in subset], kept, scale, seed)
         if leak is not None:
             return leak
@@ -284,33 +290,51 @@ def _verify(columns: pd.DataFrame, y: pd.Series, target: np.ndarray, task: str, 
                              float(np.sqrt(total / n)))
         return CombinationLeak(tuple(members), tuple(kept), f"{relation} (R2 {score:.4f} on {n:,} rows)", "R2",
                                score, n, scale)
-    labels = y.to_numpy()[rows]
-    half = n // 2
-    score, how = _best_classifier(values, labels, half, seed)
+    labels = pd.factorize(y)[0][rows]  # integer codes: object labels make every fit sort strings
+    order = np.random.default_rng(seed).permutation(n)  # rows may come sorted; the split must not see that
+    values, labels = values[order], labels[order]
+    split = min(n // 2, TRAINING_ROWS)  # a few thousand rows place a shallow boundary; the rest judge it
+    score, how = _best_classifier(values, labels, split, seed)
     if score < RELATION_BALANCED_ACCURACY:
         return None
-    relation = (f"{y.name} is separated by {how} of {', '.join(names)} "
-                f"(balanced accuracy {score:.4f} on {n - half:,} held-out rows)")
-    return CombinationLeak(tuple(members), tuple(kept), relation, "balanced accuracy", score, n - half, scale)
+    relation = (f"{y.name} is separated by {how.format(', '.join(names))} "
+                f"(balanced accuracy {score:.4f} on {n - split:,} held-out rows)")
+    return CombinationLeak(tuple(members), tuple(kept), relation, "balanced accuracy", score, n - split, scale)
 
 
-def _best_classifier(values: np.ndarray, labels: np.ndarray, half: int, seed: int) -> tuple[float, str]:
-    """The better held-out balanced accuracy of a linear model and a shallow tree, trained on the first half."""
+def _best_classifier(values: np.ndarray, labels: np.ndarray, split: int, seed: int) -> tuple[float, str]:
+    """The best held-out balanced accuracy of two shallow trees and, when they come close, a linear model.
+
+    All are trained on the first ``split`` rows and scored on the rest. One
+    tree sees the columns, the other also their least-squares combinations
+    (one per class), so a sloping boundary costs it one split (the first
+    alone would miss it; the second, picking a combination first, can miss
+    a boundary along the axes). The logistic fit, some 10x dearer, runs only
+    when a tree reaches :data:`LINEAR_GATE`, which an honest table seldom
+    lets it. ``labels`` are class codes 0..k-1.
+    """
+    if len(np.unique(labels[:split])) < 2:
+        return 0.0, ""
     scaled = (values - values.mean(axis=0)) / np.where(values.std(axis=0) > 0, values.std(axis=0), 1.0)
-    models = {
-        "a linear function": (LogisticRegression(C=1e4, max_iter=500), scaled),
-        f"a depth-{TREE_DEPTH} tree": (DecisionTreeClassifier(max_depth=TREE_DEPTH, random_state=seed), values),
-    }
+    design = np.column_stack([np.ones(len(scaled)), scaled])
+    indicators = np.eye(labels.max() + 1)[labels[:split]]
+    combinations = design @ np.linalg.lstsq(design[:split], indicators, rcond=None)[0]
     best = (0.0, "")
-    for how, (model, data) in models.items():
-        if len(np.unique(labels[:half])) < 2:
-            break
+    for features, how in ((values, "a depth-{depth} tree on {{}}"),
+                          (np.column_stack([values, combinations]),
+                           "a depth-{depth} tree on {{}} and their least-squares combination")):
+        tree = DecisionTreeClassifier(max_depth=TREE_DEPTH, random_state=seed).fit(features[:split], labels[:split])
+        best = max(best, (_held_out(tree.predict(features), labels, split), how.format(depth=TREE_DEPTH)))
+    if best[0] >= LINEAR_GATE:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence on separable classes is the point, not a problem
-            model.fit(data[:half], labels[:half])
-            score = float(balanced_accuracy_score(labels[half:], model.predict(data[half:])))
-        best = max(best, (score, how))
+            warnings.simplefilter("ignore")  # no convergence on separable classes is the point, not a problem
+            linear = LogisticRegression(C=1e4, max_iter=500).fit(scaled[:split], labels[:split])
+        best = max(best, (_held_out(linear.predict(scaled), labels, split), "a linear function of {}"))
     return best
+
+
+def _held_out(predicted: np.ndarray, labels: np.ndarray, split: int) -> float:
+    return float(balanced_accuracy_score(labels[split:], predicted[split:]))
 
 
 def _equation(target: str, names: list[str], coef: np.ndarray, intercept: float, scale: str, spread: float) -> str:
