@@ -143,6 +143,7 @@ class Card:
     versions: dict[str, str]
     train_seconds: float
     created_at: str
+    leakage: tuple[dict, ...] = ()  # evidence of every combination leak and ceiling alarm (mlkiln.leakage)
     profile: dict | None = None  # the training rows' drift profile (mlkiln.drift); None in bundles made before it
     mlkiln_version: str = __version__
     card_version: int = CARD_VERSION

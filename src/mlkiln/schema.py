@@ -21,6 +21,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from .card import Column
 from .errors import InputError
 from .jsonio import scalar_text
+from .leakage import CombinationLeak, find_combination_leaks
 
 log = logging.getLogger("mlkiln")
 
@@ -220,14 +221,29 @@ def check_target(frame: pd.DataFrame, target: str) -> None:
 
 
 def screen_columns(
-    X: pd.DataFrame, y: pd.Series, task: str, kinds: dict[str, str], seed: int = 0
+    X: pd.DataFrame, y: pd.Series, task: str, kinds: dict[str, str], seed: int = 0, keep: Sequence[str] = ()
 ) -> dict[str, str]:
     """Name the columns that should not be features, each with the reason.
 
     Identifier-like and constant columns carry no signal that generalises;
     a column that alone predicts the target almost perfectly is nearly always
     recorded after the outcome (target leakage) and would make a model that
-    fails in production.
+    fails in production; so is a few columns that rebuild it (see
+    :func:`screen_columns_with_evidence`, which also returns the evidence).
+    """
+    return screen_columns_with_evidence(X, y, task, kinds, seed, keep)[0]
+
+
+def screen_columns_with_evidence(
+    X: pd.DataFrame, y: pd.Series, task: str, kinds: dict[str, str], seed: int = 0, keep: Sequence[str] = ()
+) -> tuple[dict[str, str], tuple[CombinationLeak, ...]]:
+    """:func:`screen_columns`'s reasons, and the evidence of every leak spread over several columns.
+
+    After the column-by-column checks, :func:`mlkiln.leakage.find_combination_leaks`
+    searches the screening sample for at most three columns that rebuild the
+    target. ``keep`` columns are never blamed there: they are given to every
+    fit, so the search names the other members. (The caller still filters the
+    column-by-column reasons by ``keep``.)
     """
     reasons: dict[str, str] = {}
     n = len(X)
@@ -247,7 +263,14 @@ def screen_columns(
         reason = _leak_reason(X[name], y, task, seed)
         if reason:
             reasons[name] = f"target leakage: {reason}"
-    return reasons
+    usable = [c for c in X.columns if c not in reasons or c in keep]
+    rows = _screening_rows(len(X), seed)
+    leaks = find_combination_leaks(X[usable].iloc[rows], y.iloc[rows], task, {c: kinds[c] for c in usable},
+                                   keep=[c for c in keep if c in usable], seed=seed)
+    for leak in leaks:
+        for name in leak.columns:
+            reasons[name] = f"target leakage with {', '.join(leak.columns)}: {leak.relation}"
+    return reasons, leaks
 
 
 def _is_integer_id(col: pd.Series) -> bool:
@@ -269,7 +292,8 @@ def _leak_reason(col: pd.Series, y: pd.Series, task: str, seed: int) -> str | No
     score = _single_column_score(col, y, task, seed)
     if score is not None and score >= LEAK_SCORE:
         what = "R2" if task == "regression" else "balanced accuracy"
-        return f"predicts the target on its own with {what} {score:.3f}"
+        rows = len(_screening_rows(len(col), seed))
+        return f"predicts the target on its own with {what} {score:.3f} (screening sample of {rows:,} rows)"
     return None
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from . import metrics
 from .card import Column, Metric, Target
 from .errors import ArgumentError, InputError
+from .leakage import CombinationLeak
 from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
 from .schema import (
     as_categories,
@@ -24,7 +25,7 @@ from .schema import (
     describe_columns,
     infer_task,
     is_missing_text,
-    screen_columns,
+    screen_columns_with_evidence,
 )
 
 log = logging.getLogger("mlkiln")
@@ -43,6 +44,7 @@ class Table:
     metric: Metric
     excluded: dict[str, str]
     rows_dropped: int
+    leaks: tuple[CombinationLeak, ...] = ()  # the evidence of leaks spread over several columns
 
     @property
     def classes(self) -> list | None:
@@ -82,9 +84,15 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         if len(classes) < 2:
             raise InputError(f"target {target!r} has a single class ({classes[0]!r}); there is nothing to learn")
 
-    excluded = {name: why for name, why in screen_columns(X, y, task, kinds, options.seed).items() if name not in options.keep}
+    reasons, leaks = screen_columns_with_evidence(X, y, task, kinds, options.seed, options.keep)
+    excluded = {name: why for name, why in reasons.items() if name not in options.keep}
+    in_relations = {name for leak in leaks for name in leak.columns}
     for name, why in excluded.items():
-        log.warning("excluding column %r: %s (use --keep to override)", name, why)
+        if name not in in_relations:
+            log.warning("excluding column %r: %s (use --keep to override)", name, why)
+    for leak in leaks:  # one line per relation, however many columns it blames
+        log.warning("excluding column(s) %s: target leakage: %s (use --keep to override)",
+                    ", ".join(map(repr, leak.columns)), leak.relation)
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
     if not kinds:
         raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
@@ -94,7 +102,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         X=as_categories(X[list(kinds)], kinds), y=y, task=task, kinds=kinds,
         columns=describe_columns(frame, kinds),
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
-        metric=metric, excluded=excluded, rows_dropped=rows_dropped,
+        metric=metric, excluded=excluded, rows_dropped=rows_dropped, leaks=leaks,
     )
 
 

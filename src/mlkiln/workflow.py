@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, bundle, drift, metrics, report, train_script
+from . import __version__, bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, ModelInfo, Schema, Split, TuningInfo
 from .data import load_frame, split_train_test
 from .options import TrainOptions
@@ -156,6 +156,12 @@ def train(
         best = selection.best
         log.info("refitting %s on all %d training rows", best.family, len(y_trainval))
         final = fit_final(_final_pipeline(table, selection, options.seed), X_trainval, y_trainval, compute)
+    alarm = leakage.ceiling_alarm(
+        table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
+        class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
+    if alarm:
+        log.warning("%s", alarm.message)
+    evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
     split_metrics = {
         "train": metrics.evaluate(final, X_trainval, y_trainval, table.task, table.classes),
         "validation": selection.validation,
@@ -164,8 +170,8 @@ def train(
     oof_pred, oof_proba, _ = selection.best.oof
     profile = drift.training_profile(X_trainval, table.kinds, oof_proba if table.classes else oof_pred, table.task,
                                      table.classes, selection.threshold, options.seed)
-    card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, len(y_trainval),
-                     len(y_test), time.perf_counter() - started)
+    card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
+                     len(y_trainval), len(y_test), time.perf_counter() - started)
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y))
 
@@ -177,7 +183,8 @@ def _final_pipeline(table: Table, selection: Selection, seed: int):
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
-              final, data_info: dict, profile: dict, n_train: int, n_test: int, seconds: float) -> Card:
+              final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: int, n_test: int,
+              seconds: float) -> Card:
     """The card of a finished run: what was decided, how it scored, and what it needs to load."""
     best = selection.best
     estimator = final[-1].estimator if hasattr(final[-1], "estimator") else final[-1]
@@ -200,6 +207,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         train_seconds=round(seconds, 3),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
+        leakage=evidence,
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

@@ -67,6 +67,7 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
                                                   "rows_dropped_missing_target")},
             "features": plain_card["schema"]["columns"],
             "excluded": [{"column": k, "reason": v} for k, v in card.excluded.items()],
+            "leakage": plain_card["leakage"],
             "dropped_by_user": list(card.dropped_by_user),
             "target": {**plain_card["schema"]["target"], "distribution": diag.pop("target")},
         },

@@ -97,11 +97,11 @@ def _data_section(report: dict) -> str:
             shown = ", ".join(c["categories"][:6])
             values = f"{c['n_categories']} categories: {shown}{' …' if c['n_categories'] > 6 else ''}"
         else:
-            values = f"{number_text(c['min'])} … {number_text(c['max'])}" if "min" in c else "-"
+            values = f"{number_text(c['min'])} … {number_text(c['max'])}" if c.get("min") is not None else "-"
         rows.append([c["name"], c["kind"], c["dtype"], f"{c['missing']:.1%}", values])
     excluded = [[e["column"], e["reason"]] for e in data["excluded"]]
     excluded += [[name, "dropped with --drop"] for name in data["dropped_by_user"]]
-    parts = [facts_html(facts), f"<h3>{len(rows)} feature columns</h3>",
+    parts = [_alarms(data.get("leakage", ())), facts_html(facts), f"<h3>{len(rows)} feature columns</h3>",
              table_html(["column", "kind", "dtype", "missing", "values"], rows, numeric=(3,))]
     if excluded:
         parts += [f"<h3>{len(excluded)} columns left out</h3>", table_html(["column", "why"], excluded)]
@@ -265,3 +265,17 @@ def _confusion_size(k: int) -> tuple[float, float]:
 
 def _bars_size(n: int) -> tuple[float, float]:
     return (10, 0.28 * min(n, MAX_BARS) + 1.1)
+
+
+def _alarms(evidence) -> Markup:
+    """Leakage alarms first: a near-perfect score, and columns that rebuild the target together."""
+    boxes = []
+    for item in evidence:
+        if item["kind"] == "ceiling":
+            boxes.append(Markup('<div class="alarm"><b>Too good to be true?</b> {}</div>').format(item["message"]))
+        else:
+            boxes.append(Markup('<div class="alarm"><b>Excluded as a leak over several columns:</b> {} '
+                                '({} {:.4f} on {:,} rows)</div>').format(
+                item["relation"], item["metric"], item["score"], item["rows"]))
+    return Markup("").join(boxes)
+

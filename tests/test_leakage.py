@@ -1,0 +1,203 @@
+"""Leaks spread over several columns, and scores too good to be true, on tables the tests build."""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlkiln
+from mlkiln import leakage
+from mlkiln.examples import load_example
+from mlkiln.schema import coerce_frame, column_kind, screen_columns, screen_columns_with_evidence
+
+N = 4_000
+
+
+def _screen(frame: pd.DataFrame, target: str, task: str = "regression", keep=()):
+    kinds = {c: column_kind(frame[c]) for c in frame.columns if c != target}
+    return screen_columns_with_evidence(coerce_frame(frame, kinds), frame[target], task, kinds, 0, keep)
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(3)
+
+
+@pytest.fixture(scope="module")
+def sum_table(rng) -> pd.DataFrame:
+    """``total`` is exactly ``a + b``; ``c`` is an honest but weak feature; neither member alone predicts it."""
+    a, b = rng.normal(10, 3, N), rng.exponential(3, N)
+    c = 0.2 * (a + b) + rng.normal(0, 3, N)
+    return pd.DataFrame({"a": a.round(3), "b": b.round(3), "c": c, "total": (a.round(3) + b.round(3))})
+
+
+def test_sum_of_two_columns_is_found_with_its_relation(sum_table):
+    reasons, leaks = _screen(sum_table, "total")
+    assert set(reasons) == {"a", "b"}
+    (leak,) = leaks
+    assert set(leak.columns) == {"a", "b"} and leak.kept == ()
+    assert leak.score >= leakage.RELATION_R2 and leak.rows == N and leak.scale == "raw"
+    assert leak.relation in {f"total = 1.00 * {x} + 1.00 * {z} (R2 1.0000 on {N:,} rows)" for x, z in ("ab", "ba")}
+    assert leak.relation in reasons["a"] and leak.to_dict()["kind"] == "combination"
+
+
+def test_the_old_return_shape_still_holds(sum_table):
+    kinds = {c: "numeric" for c in "abc"}
+    assert set(screen_columns(sum_table[list("abc")], sum_table["total"], "regression", kinds)) == {"a", "b"}
+
+
+def test_a_kept_column_is_never_blamed_the_other_member_is(sum_table):
+    reasons, (leak,) = _screen(sum_table, "total", keep=("a",))
+    assert set(reasons) == {"b"}
+    assert leak.columns == ("b",) and leak.kept == ("a",)
+    assert "1.00 * a" in leak.relation
+
+
+def test_keeping_every_member_leaves_nothing_to_blame(sum_table):
+    reasons, leaks = _screen(sum_table, "total", keep=("a", "b"))
+    assert reasons == {} and leaks == ()
+
+
+def test_missing_values_are_left_out_of_the_fit(sum_table, rng):
+    frame = sum_table.copy()
+    frame.loc[rng.random(N) < 0.1, "a"] = np.nan
+    _, (leak,) = _screen(frame, "total")
+    assert set(leak.columns) == {"a", "b"}
+    assert leak.rows == int(frame["a"].notna().sum()) < N
+
+
+def test_a_difference_of_two_timestamps(rng):
+    start = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.uniform(0, 3e7, N).round(), unit="s")
+    seconds = rng.gamma(2.0, 3600.0, N).round()
+    end = start + pd.to_timedelta(seconds, unit="s")
+    frame = pd.DataFrame({
+        "start": start.strftime("%Y-%m-%d %H:%M:%S"), "end": end.strftime("%Y-%m-%d %H:%M:%S"),
+        "distance": seconds / 100 + rng.normal(0, 20, N), "duration": seconds,
+    })
+    assert column_kind(frame["start"]) == "datetime"
+    reasons, (leak,) = _screen(frame, "duration")
+    assert set(reasons) == {"start", "end"}
+    assert "-1.00 * start" in leak.relation and "+ 1.00 * end" in leak.relation
+
+
+def test_a_ratio_hidden_in_three_columns_is_linear_in_logs(rng):
+    """``rate = p * q / r`` is not linear in the columns; its log is linear in their logs."""
+    p, q, r = rng.uniform(1, 10, N), rng.uniform(1, 10, N), rng.uniform(1, 10, N)
+    frame = pd.DataFrame({"p": p, "q": q, "r": r, "noise": rng.normal(0, 1, N), "rate": p * q / r})
+    reasons, (leak,) = _screen(frame, "rate")
+    assert set(reasons) == set(leak.columns) == {"p", "q", "r"}
+    assert leak.scale == "log"
+    assert leak.relation.startswith("log(rate) = 1.00 * log(p) + 1.00 * log(q) - 1.00 * log(r)")
+
+
+def test_a_relation_among_features_alone_is_no_leak(rng):
+    a, b = rng.normal(0, 1, N), rng.normal(0, 1, N)
+    frame = pd.DataFrame({"a": a, "b": b, "s": a + b, "d": a - b, "y": a + 0.5 * b + rng.normal(0, 0.3, N)})
+    assert _screen(frame, "y") == ({}, ())
+
+
+@pytest.mark.parametrize("rule", ["sloping", "along the axes", "three classes"])
+def test_an_exact_class_boundary_over_two_columns(rng, rule):
+    """A learned boundary misplaces about one row in (columns / training rows): a full screening sample is needed."""
+    n = 20_000
+    a, b = rng.normal(10, 3, n), rng.normal(8, 3, n)
+    label = {"sloping": a > b, "along the axes": (a > 11) & (b < 9), "three classes": np.digitize(a + b, [15, 20])}[rule]
+    frame = pd.DataFrame({"a": a, "b": b, "c": rng.normal(0, 1, n), "label": label})
+    reasons, (leak,) = _screen(frame, "label", "classification")
+    assert set(reasons) == set(leak.columns) == {"a", "b"}
+    assert leak.metric == "balanced accuracy" and leak.score >= leakage.RELATION_BALANCED_ACCURACY
+    assert leak.rows == n - leakage.TRAINING_ROWS and "held-out rows" in leak.relation
+
+
+def test_an_honest_classification_signal_is_no_leak(rng):
+    a, b = rng.normal(0, 1, 20_000), rng.normal(0, 1, 20_000)
+    frame = pd.DataFrame({"a": a, "b": b, "label": a + b + rng.normal(0, 0.3, 20_000) > 0})
+    assert _screen(frame, "label", "classification") == ({}, ())
+
+
+def test_no_false_alarm_on_the_bundled_examples():
+    diamonds = load_example("diamonds")
+    assert _screen(diamonds, "price")[1] == ()
+    failure = load_example("machine-failure")
+    reasons, leaks = _screen(failure, "Machine failure", "classification")
+    assert leaks == ()
+    assert not any("target leakage with" in why for why in reasons.values())
+
+
+def test_many_columns_stay_bounded(sum_table, rng):
+    noise = pd.DataFrame(rng.normal(0, 1, (N, 300)), columns=[f"n{i}" for i in range(300)])
+    frame = pd.concat([noise, sum_table], axis=1)
+    started = time.perf_counter()
+    leaks = leakage.find_combination_leaks(frame.drop(columns="total"), frame["total"], "regression")
+    assert time.perf_counter() - started < 5
+    assert [set(leak.columns) for leak in leaks] == [{"a", "b"}]
+
+
+@pytest.fixture(scope="module")
+def sum_csv(tmp_path_factory, sum_table) -> str:
+    path = tmp_path_factory.mktemp("leak") / "sum.csv"
+    sum_table.iloc[:1500].to_csv(path, index=False)
+    return str(path)
+
+
+def test_train_excludes_the_members_and_scores_honestly(sum_csv, tmp_path):
+    run = mlkiln.train(sum_csv, target="total", models=["linear"])
+    assert {"a", "b"} <= set(run.card.excluded)
+    assert "total = 1.00" in run.card.excluded["a"]
+    assert run.metrics["test"]["r2"] < 0.9
+    (evidence,) = run.card.leakage  # the card records the relation with its score and rows
+    assert evidence["kind"] == "combination" and set(evidence["columns"]) == {"a", "b"}
+    assert evidence["score"] >= 0.9999 and evidence["rows"] == 1500
+    path = run.save(tmp_path / "model")
+    assert json.loads((path / "report.json").read_text())["data"]["leakage"] == [evidence]
+    assert "Excluded as a leak over several columns" in (path / "report.html").read_text()
+
+
+def test_train_with_a_kept_member_excludes_the_other(sum_csv):
+    run = mlkiln.train(sum_csv, target="total", models=["linear"], keep=["a"])
+    assert "b" in run.card.excluded and "a" not in run.card.excluded
+    assert run.metrics["test"]["r2"] < 0.9
+
+
+def test_ceiling_alarm_names_the_columns_the_model_leans_on(sum_csv, sum_table):
+    run = mlkiln.train(sum_csv, target="total", models=["linear"], keep=["a", "b"])
+    scores = run.metrics["validation"]["mean"]
+    assert scores["r2"] > 0.9999
+    X = sum_table[["a", "b", "c"]].iloc[:1500]
+    alarm = leakage.ceiling_alarm("regression", scores, run.pipeline, X, sum_table["total"].iloc[:1500])
+    assert alarm is not None and alarm.metric == "r2"
+    assert set(alarm.columns[:2]) == {"a", "b"} and alarm.importances[0] > 0.1
+    assert alarm.rows == 1500 and "too good to be true" in alarm.message
+    assert alarm.to_dict()["kind"] == "ceiling"
+    (recorded,) = run.card.leakage  # train raised the same alarm and kept it in the card
+    assert recorded["kind"] == "ceiling" and set(recorded["columns"][:2]) == {"a", "b"}
+
+
+def test_no_ceiling_alarm_on_an_honest_strong_signal(diamonds_run, diamonds):
+    scores = diamonds_run.metrics["validation"]["mean"]
+    assert 0.9 < scores["r2"] < leakage.CEILINGS["r2"]
+    assert leakage.ceiling_alarm("regression", scores, diamonds_run.pipeline, diamonds.drop(columns="price"),
+                                  diamonds["price"]) is None
+
+
+def test_perfect_accuracy_on_a_small_class_is_no_alarm():
+    scores = {"accuracy": 1.0}
+    assert leakage.ceiling_alarm("classification", scores, None, pd.DataFrame(), pd.Series(dtype=float),
+                                 class_counts={0: 500, 1: 40}) is None
+
+
+def test_no_ceiling_alarm_on_machine_failure(failure_run):
+    scores = failure_run.metrics["validation"]["mean"]
+    counts = load_example("machine-failure")["Machine failure"].value_counts().to_dict()
+    assert leakage.ceiling_alarm("classification", scores, failure_run.pipeline, pd.DataFrame(),
+                                 pd.Series(dtype=float), class_counts=counts) is None
+
+
+def test_a_single_column_leak_names_its_rows(rng):
+    wage = rng.lognormal(3, 0.5, N)
+    frame = pd.DataFrame({"logwage": np.log(wage), "age": rng.integers(18, 65, N), "wage": wage})
+    reasons, leaks = _screen(frame, "wage")
+    assert list(reasons) == ["logwage"] and leaks == ()
+    assert reasons["logwage"].endswith(f"(screening sample of {N:,} rows)")
