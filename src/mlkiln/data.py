@@ -376,7 +376,7 @@ def check_memory(path: Path) -> None:
 def _check_size(size: int, path) -> None:
     free = available_memory()
     if size * MEMORY_FACTOR > free:
-        raise MlkilnError(
+        raise InputError(
             f"{path} ({size / 2**30:.2f} GiB) is too large for the available memory ({free / 2**30:.2f} GiB): "
             f"mlkiln needs about {MEMORY_FACTOR}x the file size; use a sample of the table or a larger machine "
             "(`mlkiln predict` streams and has no such limit)"
