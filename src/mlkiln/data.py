@@ -75,15 +75,15 @@ def dataset_files(path: str | os.PathLike) -> list[Path]:
     if not is_dataset(path):
         return [Path(path)]
     if Path(path).is_dir():
-        candidates, where = Path(path).rglob("*"), f"directory {path}"
+        candidates, nothing = Path(path).rglob("*"), f"{path} is a directory without CSV or Parquet files"
     else:
-        candidates, where = map(Path, glob.glob(str(path), recursive=True)), f"pattern {path}"
+        candidates, nothing = map(Path, glob.glob(str(path), recursive=True)), f"no CSV or Parquet files match {path}"
     files = sorted(
         p for p in candidates
         if p.is_file() and p.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES) and not p.name.startswith((".", "_"))
     )
     if not files:
-        raise InputError(f"no CSV or Parquet files match {where}")
+        raise InputError(nothing)
     return files
 
 
