@@ -9,9 +9,10 @@ generated once; the big input repeats it as Parquet row groups, so it is the
 same rows at ten times the count. Bundles are trained with the CLI on a
 50,000-row sample: ``--models linear`` and ``--models hgb``.
 
-"main" is the predict_file of the main branch (read the whole table, score,
-write), loaded from ``git show main:src/mlkiln/predict.py`` into this
-installation, so both sides share everything else. Big files are deleted at
+"main" is the predict_file of main where this branch started (read the whole
+table, score, write), loaded from ``git show $(git merge-base HEAD
+main):src/mlkiln/predict.py`` into this installation, so both sides share
+everything else. Big files are deleted at
 the end unless ``--keep``.
 """
 
@@ -35,7 +36,7 @@ from _common import grown_diamonds
 HERE = Path(__file__).resolve().parent
 MAIN_PREDICT = """
 import importlib.util, sys, subprocess
-source = subprocess.run(["git", "-C", {repo!r}, "show", "main:src/mlkiln/predict.py"], capture_output=True, text=True, check=True).stdout
+source = subprocess.run(["git", "-C", {repo!r}, "show", {ref!r} + ":src/mlkiln/predict.py"], capture_output=True, text=True, check=True).stdout
 path = {tmp!r} + "/main_predict.py"
 open(path, "w").write(source)
 import mlkiln
@@ -49,9 +50,9 @@ print(len(module.predict_file(sys.argv[1], sys.argv[2], sys.argv[3])))
 
 def timed(cmd: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one fresh process."""
-    result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    result = subprocess.run(["/usr/bin/time", "-v", *map(str, cmd)], capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{result.stderr[-2000:]}")
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{result.stderr[-2000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
     hours, minutes, seconds = (float(g or 0) for g in wall.groups())
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=20)
     parser.add_argument("--families", nargs="+", default=["linear", "hgb"])
     parser.add_argument("--big-families", nargs="+", default=["linear"])
+    parser.add_argument("--formats", nargs="+", default=["parquet", "csv"], help="inputs compared with main")
+    parser.add_argument("--no-dask", action="store_true", help="skip the 20-file dataset runs")
     parser.add_argument("--dir", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-scale"))
     parser.add_argument("--keep", action="store_true", help="keep the generated inputs")
     args = parser.parse_args()
@@ -108,11 +111,13 @@ def main() -> None:
     out = folder / "out"
     tmp = tempfile.mkdtemp()
     repo = str(HERE.parent)
+    ref = subprocess.run(["git", "-C", repo, "merge-base", "HEAD", "main"], capture_output=True, text=True,
+                         check=True).stdout.strip()
     print(f"{'run':44} {'rows':>12} {'wall s':>8} {'rows/s':>12} {'peak MB':>9} speed-up vs main")
     for family in args.families:
         bundle = folder / family
-        for fmt in ("parquet", "csv"):
-            main_s, main_rss = timed([sys.executable, "-c", MAIN_PREDICT.format(repo=repo, tmp=tmp), bundle,
+        for fmt in args.formats:
+            main_s, main_rss = timed([sys.executable, "-c", MAIN_PREDICT.format(repo=repo, ref=ref, tmp=tmp), bundle,
                                       files[fmt], out.with_suffix(".parquet")])
             row(f"{family} {fmt} -> parquet, main (whole file)", args.rows, main_s, main_rss)
             seconds, rss = timed(mlkiln("predict", bundle, files[fmt], "-o", out.with_suffix(".parquet")))
@@ -120,6 +125,8 @@ def main() -> None:
         if args.big_rows and family in args.big_families:
             seconds, rss = timed(mlkiln("predict", bundle, files["big"], "-o", out.with_suffix(".parquet")))
             row(f"{family} parquet -> parquet, streaming", args.big_rows, seconds, rss)
+        if args.no_dask:
+            continue
         local_s, local_rss = timed(mlkiln("predict", bundle, files["parts"], "-o", folder / "local-parts", "--force"))
         row(f"{family} {args.parts} files, streaming, one process", args.rows, local_s, local_rss)
         dask_s, dask_rss = timed(mlkiln("predict", bundle, files["parts"], "-o", folder / "dask-parts", "--force",
