@@ -38,7 +38,7 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 #: files at least this large get a progress line before and after reading
 LARGE_FILE_BYTES = 10 << 20
-#: rows per record batch when streaming: per-batch overhead is amortised, memory stays small
+#: rows per Parquet record batch when streaming: per-batch overhead is amortised, memory stays small
 BATCH_ROWS = 1 << 17
 #: bytes of CSV text pyarrow parses (and infers types from) per block when streaming
 CSV_BLOCK_BYTES = 16 << 20
@@ -262,7 +262,7 @@ _WIDENING = (pa.null(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("s"),
 
 
 def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream a CSV or Parquet file as record batches of at most :data:`BATCH_ROWS` rows.
+    """Stream a CSV or Parquet file as record batches: :data:`BATCH_ROWS` rows, or CSV blocks of :data:`CSV_BLOCK_BYTES`.
 
     Each column gets the type :func:`read_table` would give it: CSV files are
     sniffed as there, read with pandas' missing-value markers, parsed as text
