@@ -143,3 +143,12 @@ def test_train_reads_a_glob_as_one_table(diamonds, parts, tmp_path):
     data.write_table(diamonds.rename(columns={"x": "length"}).head(5), parts / "p5.parquet")
     with pytest.raises(InputError, match=r"p5\.parquet does not have the columns of .*p0\.parquet"):
         read_table(parts)
+
+
+def test_output_may_not_replace_the_input(diamonds_bundle, parts):
+    before = sorted(p.name for p in parts.iterdir())
+    with pytest.raises(InputError, match="must not be, or hold, one of the input files"):
+        predict_file(diamonds_bundle, parts, parts, force=True)
+    with pytest.raises(InputError, match="must not be, or hold"):
+        predict_file(diamonds_bundle, parts / "p3.csv", parts / "p3.csv")
+    assert sorted(p.name for p in parts.iterdir()) == before

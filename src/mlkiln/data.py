@@ -285,7 +285,12 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
         if table_format(path) == "parquet":
             source = pq.ParquetFile(path)
             schema = source.schema_arrow
-            batches = source.iter_batches(batch_size=BATCH_ROWS)
+            # one row group at a time: a reader over the whole file keeps what it decoded,
+            # and its memory grows with the file (measured: +100 MB per 5M rows)
+            batches = (
+                batch for group in range(source.num_row_groups)
+                for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[group])
+            )
         else:
             options = sniff_csv(path)
             with _open_csv(path, options, {}) as first_block:

@@ -64,8 +64,8 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     """
     files = dataset_files(data)
     output = Path(output)
-    if any(output.resolve() == file.resolve() for file in files):
-        raise InputError("the output file must not be one of the input files")
+    if any(output.resolve() == file.resolve() or output.resolve() in file.resolve().parents for file in files):
+        raise InputError(f"the output {output} must not be, or hold, one of the input files")
     address = scheduler_address(cluster)
     as_parts = bool(address) or (is_dataset(data) and not _is_table_name(output))
     if len(files) > 1:
