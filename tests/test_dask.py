@@ -5,7 +5,7 @@ import sys
 import pytest
 
 import mlkiln
-from mlkiln import tuning
+from mlkiln import cluster as dask_cluster
 from mlkiln.errors import MlkilnError
 
 distributed = pytest.importorskip("distributed")
@@ -30,7 +30,7 @@ def test_dask_run_finds_the_local_model(diamonds, cluster, monkeypatch):
 
 
 def test_unreachable_scheduler_is_one_clear_error(diamonds, monkeypatch):
-    monkeypatch.setattr(tuning, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT", 1)
     with pytest.raises(MlkilnError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         mlkiln.train(diamonds.head(300), target="price", models=["linear"], cluster="tcp://127.0.0.1:9")
 

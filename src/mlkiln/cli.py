@@ -115,8 +115,9 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import predict_file
 
-    scored = predict_file(args.bundle, args.data, args.output, trust_pickle=args.trust_pickle)
-    log.info("wrote %d scored rows to %s", len(scored), args.output)
+    rows = predict_file(args.bundle, args.data, args.output, trust_pickle=args.trust_pickle, cluster=args.cluster,
+                        force=args.force)
+    log.info("wrote %d scored rows to %s", rows, args.output)
     return 0
 
 
@@ -229,7 +230,7 @@ def _add_train(sub) -> None:
         epilog=C_NOTE + " Regression families: " + ", ".join(FAMILIES["regression"])
         + ". Classification families: " + ", ".join(FAMILIES["classification"]) + ".",
     )
-    t.add_argument("data", nargs="?", help="CSV or Parquet file")
+    t.add_argument("data", nargs="?", help="CSV or Parquet file, or a directory or quoted glob of them (same columns)")
     t.add_argument("--example", choices=sorted(EXAMPLES), help="use a bundled example table instead of DATA")
     t.add_argument("--target", help="the column to predict (default for --example: its usual target)")
     t.add_argument("-o", "--output", help="bundle directory to write (default: mlkiln-<data name>)")
@@ -259,10 +260,17 @@ def _add_train(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="score a table with a bundle")
+    p = sub.add_parser("predict", help="score a table with a bundle",
+                       description="Score a table in batches: memory does not grow with its size.")
     p.add_argument("bundle")
-    p.add_argument("data", help="CSV or Parquet file to score")
-    p.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
+    p.add_argument("data", help="CSV or Parquet file to score, or a directory or quoted glob ('data/*.parquet') of them")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (.csv or .parquet); for a directory/glob input, or with --cluster, "
+                   "a directory that receives one Parquet part per input file")
+    p.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="score the files on Dask: tcp://HOST:8786, or 'local' (default: $MLKILN_DASK_SCHEDULER; "
+                   "needs pip install 'mlkiln[dask]'); workers must see the input and output paths")
     p.add_argument("--trust-pickle", action="store_true", help="load model.joblib (runs code) instead of model.skops")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_predict)
@@ -337,8 +345,14 @@ def _add_example(sub) -> None:
 
 
 def _data_name(path: str) -> str:
-    """A data file's name without any of its suffixes (``sales.csv.gz`` -> ``sales``), for default outputs."""
-    return Path(path).name.split(".")[0]
+    """A data file's name without any of its suffixes (``sales.csv.gz`` -> ``sales``), for default outputs.
+
+    A glob (``sales/*.parquet``) is named after its directory.
+    """
+    path = Path(path)
+    while any(c in path.name for c in "*?[") and path.parent != path:
+        path = path.parent
+    return path.name.split(".")[0] or "data"
 
 
 def _split_list(values: list[str] | None) -> list[str] | None:

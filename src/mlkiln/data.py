@@ -1,24 +1,33 @@
 """Load a table from CSV or Parquet and split it into train and test rows.
 
 Reading goes through pyarrow: it is several times faster than pandas' own CSV
-parser and infers column types in one pass. Every failure a user can cause
-(missing file, wrong format, empty table) becomes an :class:`InputError`.
+parser and infers column types in one pass. A table is one file, or a
+partitioned dataset (a directory or a glob of files with the same columns).
+:func:`read_batches` streams a file in record batches typed as the whole-file
+read would type them, so scoring needs memory for one batch, not the table.
+Every failure a user can cause (missing file, wrong format, empty table)
+becomes an :class:`InputError`.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import glob
 import hashlib
 import io
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from .errors import InputError
@@ -29,6 +38,11 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 #: files at least this large get a progress line before and after reading
 LARGE_FILE_BYTES = 10 << 20
+#: rows per Parquet record batch when streaming: per-batch overhead is amortised, memory stays small
+BATCH_ROWS = 1 << 17
+#: bytes of CSV text pyarrow parses (and infers types from) per block when streaming
+CSV_BLOCK_BYTES = 16 << 20
+_GLOB_CHARS = "*?["
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -42,28 +56,111 @@ def table_format(path: str | os.PathLike) -> str:
         return "parquet" if fh.read(4) == b"PAR1" else "csv"
 
 
-def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame.
+def is_dataset(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a partitioned dataset (a directory or a glob) rather than one file."""
+    return Path(path).is_dir() or (not Path(path).exists() and any(c in str(path) for c in _GLOB_CHARS))
 
-    CSV files are sniffed first: the delimiter (``,`` ``;`` tab ``|``) and the
-    encoding (UTF-8, else Latin-1 with a warning) are detected, and the
-    choice is kept in ``frame.attrs["read_options"]`` so that ``train.py``
-    reads the file the same way.
+
+def dataset_files(path: str | os.PathLike) -> list[Path]:
+    """The files of a table: ``[path]`` for a file, else a directory's or a glob's CSV/Parquet files by name.
+
+    Hidden files and ones starting with ``_`` (``_SUCCESS``, ``_metadata``) are
+    skipped, as Spark and Dask write them beside their parts.
 
     Raises
     ------
     InputError
-        When the file is missing, a directory, empty, binary, too large for
-        memory, has duplicate column names, or cannot be parsed.
+        When a glob matches no file or a directory holds no table file.
     """
-    path = Path(path)
+    if not is_dataset(path):
+        return [Path(path)]
+    if Path(path).is_dir():
+        candidates, nothing = Path(path).rglob("*"), f"{path} is a directory without CSV or Parquet files"
+    else:
+        candidates, nothing = map(Path, glob.glob(str(path), recursive=True)), f"no CSV or Parquet files match {path}"
+    files = sorted(
+        p for p in candidates
+        if p.is_file() and p.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES) and not p.name.startswith((".", "_"))
+    )
+    if not files:
+        raise InputError(nothing)
+    return files
+
+
+def check_same_columns(files: list[Path]) -> list[str]:
+    """The column names shared by every file; an :class:`InputError` naming the first file that differs."""
+    expected = table_columns(files[0])
+    for file in files[1:]:
+        names = table_columns(file)
+        if names != expected:
+            missing, extra = [n for n in expected if n not in names], [n for n in names if n not in expected]
+            detail = f"lacks {missing}" if missing else f"has extra {extra}" if extra else "has them in another order"
+            raise InputError(f"{file} does not have the columns of {files[0]}: it {detail}; a dataset's files must share their columns")
+    return expected
+
+
+def table_columns(path: Path) -> list[str]:
+    """A file's column names, from its header or Parquet schema, without reading its rows."""
+    _check_file(path)
+    try:
+        if table_format(path) == "parquet":
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        with _open_csv(path, sniff_csv(path), {}) as reader:
+            return list(reader.schema.names)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise _unreadable_file(path, exc) from exc
+
+
+def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or a partitioned dataset of them, into a DataFrame.
+
+    CSV files are sniffed first: the delimiter (``,`` ``;`` tab ``|``) and the
+    encoding (UTF-8, else Latin-1 with a warning) are detected, and the
+    choice is kept in ``frame.attrs["read_options"]`` so that ``train.py``
+    reads the file the same way. A directory or glob is read file by file
+    and the files' rows are concatenated in name order.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, empty, binary, too large for memory, has
+        duplicate column names, or cannot be parsed; when a dataset's files
+        do not share their columns.
+    """
+    files = dataset_files(path)
+    if not is_dataset(path):
+        return _read_file(files[0], allow_empty)
+    check_same_columns(files)
+    _check_size(sum(f.stat().st_size for f in files), path)
+    frames = [_read_file(file, allow_empty=True, check=False) for file in files]
+    frame = pd.concat(frames, ignore_index=True)
+    if len(frame) == 0 and not allow_empty:
+        raise InputError(f"the files of {path} have no data rows")
+    log.info("read %d rows from %d files of %s", len(frame), len(files), path)
+    frame.attrs["read_options"] = frames[0].attrs["read_options"]
+    return frame
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"data file not found: {path}")
     if path.is_dir():
         raise InputError(f"{path} is a directory; give the path of a CSV or Parquet file")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
-    check_memory(path)
+
+
+def _unreadable_file(path: Path, exc: Exception) -> InputError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(f"cannot read {path} as {table_format(path).upper()}: {reason}")
+
+
+def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFrame:
+    _check_file(path)
+    if check:
+        check_memory(path)
     fmt = table_format(path)
     options: dict = {}
     size = path.stat().st_size
@@ -81,8 +178,7 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
     except MemoryError as exc:
         raise InputError(f"{path} does not fit in memory; use a sample of it or a machine with more memory") from exc
     except Exception as exc:  # pyarrow raises many types; the user needs one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read {path} as {fmt.upper()}: {reason}") from exc
+        raise _unreadable_file(path, exc) from exc
     if frame.shape[1] == 0:
         raise InputError(f"{path} has no columns")
     if len(frame) == 0 and not allow_empty:
@@ -148,6 +244,115 @@ def _best_delimiter(sample: str) -> str:
     return best
 
 
+class TypeDrift(Exception):
+    """A streamed column holds values, past its first block, that the type it was given cannot hold.
+
+    ``dtype`` is the wider type to read the column as; the reader's caller
+    starts again with it, as pyarrow's whole-file read widens a column's
+    type when a later block needs it.
+    """
+
+    def __init__(self, column: str, dtype: pa.DataType):
+        super().__init__(f"column {column!r} needs {dtype}")
+        self.column, self.dtype = column, dtype
+
+
+#: pyarrow's inference order for CSV columns, which a column whose values outgrow its type moves along
+_WIDENING = (pa.null(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("s"), pa.timestamp("ns"), pa.string())
+
+
+def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a CSV or Parquet file as record batches: :data:`BATCH_ROWS` rows, or CSV blocks of :data:`CSV_BLOCK_BYTES`.
+
+    Each column gets the type :func:`read_table` would give it: CSV files are
+    sniffed as there, read with pandas' missing-value markers, parsed as text
+    and cast batch by batch to ``types[column]``, else to the type pyarrow
+    infers from the first block. At least one (possibly empty) batch is yielded,
+    so the caller always learns the columns.
+
+    Raises
+    ------
+    TypeDrift
+        When a later batch does not fit a column's type; read again with
+        ``types[drift.column] = drift.dtype``.
+    InputError
+        When the file is missing, binary or cannot be parsed.
+    """
+    path = Path(path)
+    _check_file(path)
+    types = types or {}
+    try:
+        if table_format(path) == "parquet":
+            source = pq.ParquetFile(path)
+            schema = source.schema_arrow
+            # one row group at a time: a reader over the whole file keeps what it decoded,
+            # and its memory grows with the file (measured: +100 MB per 5M rows)
+            batches = (
+                batch for group in range(source.num_row_groups)
+                for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[group])
+            )
+        else:
+            options = sniff_csv(path)
+            with _open_csv(path, options, {}) as first_block:
+                schema = first_block.schema
+            # every column as text: a value the first block's type cannot hold must not stop the reader
+            batches = _open_csv(path, options, dict.fromkeys(schema.names, pa.string()))
+        wanted = pa.schema([pa.field(f.name, types.get(f.name, _as_read(f.type))) for f in schema])
+        empty = True
+        for batch in batches:
+            empty = False
+            yield _cast(batch, wanted)
+        if empty:
+            yield pa.RecordBatch.from_pylist([], schema=wanted)
+    except (InputError, TypeDrift):
+        raise
+    except Exception as exc:  # pyarrow raises many types; the user needs one line
+        raise _unreadable_file(path, exc) from exc
+
+
+def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreamingReader:
+    """pyarrow's streaming CSV reader with the options of :func:`read_csv` (pandas' pyarrow engine)."""
+    from pandas._libs.parsers import STR_NA_VALUES  # pandas' missing-value markers, which read_csv uses
+
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES),
+        parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
+        convert_options=pacsv.ConvertOptions(
+            null_values=sorted(STR_NA_VALUES), strings_can_be_null=True, column_types=column_types
+        ),
+    )
+
+
+def _as_read(dtype: pa.DataType) -> pa.DataType:
+    """The type pandas' reader ends with: an all-missing column becomes float64."""
+    return pa.float64() if pa.types.is_null(dtype) else dtype
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for field, column in zip(schema, batch.columns):
+        try:
+            columns.append(column if column.type == field.type else pc.cast(column, field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise TypeDrift(field.name, _wider(field.type, column)) from None
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _wider(dtype: pa.DataType, column: pa.Array) -> pa.DataType:
+    """The first type after ``dtype`` in pyarrow's inference order that holds ``column``."""
+    later = _WIDENING[_WIDENING.index(dtype) + 1:] if dtype in _WIDENING else (pa.string(),)
+    for candidate in later:
+        try:
+            pc.cast(column, candidate)
+            return candidate
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return pa.string()
+
+
 def available_memory() -> int:
     """Bytes of memory this process may use: ``MLKILN_MAX_MEMORY`` (e.g. ``2G``) or what the OS has free."""
     limit = os.environ.get("MLKILN_MAX_MEMORY")
@@ -170,12 +375,16 @@ MEMORY_FACTOR = 4
 
 def check_memory(path: Path) -> None:
     """Refuse up front a file that cannot fit, instead of failing deep inside pyarrow."""
-    size = path.stat().st_size
+    _check_size(path.stat().st_size, path)
+
+
+def _check_size(size: int, path) -> None:
     free = available_memory()
     if size * MEMORY_FACTOR > free:
         raise InputError(
             f"{path} ({size / 2**30:.2f} GiB) is too large for the available memory ({free / 2**30:.2f} GiB): "
-            f"mlkiln needs about {MEMORY_FACTOR}x the file size; use a sample of the table or a larger machine"
+            f"mlkiln needs about {MEMORY_FACTOR}x the file size; use a sample of the table or a larger machine "
+            "(`mlkiln predict` streams and has no such limit)"
         )
 
 
@@ -193,11 +402,12 @@ def output_format(path: str | os.PathLike) -> str:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in chunks so large files stay cheap."""
+    """Hex sha256 of a file's bytes (a dataset's files' bytes in name order), read in chunks so large files stay cheap."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    for file in dataset_files(path):
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 

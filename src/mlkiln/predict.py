@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from . import bundle, metrics
 from .atomic import atomic_path, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
-from .data import output_format, read_table, write_table
+from .data import read_table
 from .errors import BundleError, InputError
 from .schema import coerce_target, conform, conform_record
 
@@ -87,17 +86,24 @@ class Model:
     def predict_frame(self, data) -> pd.DataFrame:
         """The input columns plus ``prediction`` and, for classification, ``proba_<class>`` columns."""
         frame = _as_frame(data)
-        X = self.prepare(frame)
-        out = frame.copy()
-        name = _free_name(out.columns, "prediction")
+        return frame.assign(**self.score_columns(frame))
+
+    def score_columns(self, frame: pd.DataFrame, first_row: int = 1) -> dict[str, np.ndarray]:
+        """The columns :meth:`predict_frame` adds to ``frame``, by name; errors count rows from ``first_row``.
+
+        Streaming scoring (:mod:`mlkiln.scoring`) appends them to each batch
+        of a file, whose first row is ``first_row`` of the file.
+        """
+        X = conform(frame, self.card.columns, self.card.target, first_row=first_row)
+        name = _free_name(frame.columns, "prediction")
         if len(X) == 0:
-            out[name] = pd.Series(dtype="float64")
-            return out
-        out[name], proba = self.predictor.score(X)
+            return {name: np.empty(0, dtype="float64")}
+        prediction, proba = self.predictor.score(X)
+        scores = {name: prediction}
         if self.task == "classification":
             for i, cls in enumerate(self.classes):
-                out[_free_name(out.columns, f"proba_{cls}")] = proba[:, i]
-        return out
+                scores[_free_name([*frame.columns, *scores], f"proba_{cls}")] = proba[:, i]
+        return scores
 
     def evaluate(self, data, report: str | os.PathLike | None = None) -> dict:
         """The training-time metrics on new labelled data (rows with a missing target are skipped).
@@ -171,23 +177,18 @@ def rebuild_report(bundle_path: str | os.PathLike, output: str | os.PathLike | N
     return output
 
 
-def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False) -> pd.DataFrame:
-    """Score a file and write the result; nothing is written when scoring fails."""
+def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False, *, cluster: str | None = None,
+                 force: bool = False) -> int:
+    """Score a file or a partitioned dataset and write the result; return the number of rows scored.
+
+    The input is streamed in batches (memory does not grow with its size) and
+    nothing is written when scoring fails; see :func:`mlkiln.scoring.predict_path`
+    for datasets, ``cluster`` and ``force``.
+    """
+    from .scoring import predict_path
+
     model = load(bundle_path, trust_pickle=trust_pickle)
-    frame = read_table(data_path, allow_empty=True)
-    start = time.perf_counter()
-    scored = model.predict_frame(frame)
-    seconds = time.perf_counter() - start
-    log.info(
-        "scored %d rows in %.2f s (%.0f rows/s, %s)", len(scored), seconds, len(scored) / max(seconds, 1e-9),
-        "compiled" if model.predictor.compiled else f"scikit-learn: {model.predictor.reason}",
-    )
-    output_path = Path(output_path)
-    if output_path.resolve() == Path(data_path).resolve():
-        raise InputError("the output file must not be the input file")
-    with atomic_path(output_path) as tmp:
-        write_table(scored, tmp, output_format(output_path))
-    return scored
+    return predict_path(model, data_path, output_path, cluster=cluster, force=force)
 
 
 def _as_frame(data) -> pd.DataFrame:

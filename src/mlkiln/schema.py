@@ -363,13 +363,14 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> tuple[Column
     return tuple(described)
 
 
-def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None, first_row: int = 1) -> pd.DataFrame:
     """Check new data against the schema and return it ready for the pipeline.
 
     Missing columns and values that cannot be read as the column's kind are
-    errors naming the column (and the first bad row); extra columns are ignored
-    with a warning (the ``target`` column silently); order does not matter;
-    unseen categories are counted.
+    errors naming the column (and the first bad row, counting ``frame``'s first
+    row as ``first_row``, so a batch of a larger file names the file's row);
+    extra columns are ignored with a warning (the ``target`` column silently);
+    order does not matter; unseen categories are counted.
     """
     kinds = {c.name: c.kind for c in columns}
     frame = frame.rename(columns=str)
@@ -381,7 +382,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
         bad = coerced[spec.name].isna() & ~is_missing_text(frame[spec.name])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _unreadable(spec.name, spec.kind, frame[spec.name].iloc[row], f" in row {row + 1}")
+            raise _unreadable(spec.name, spec.kind, frame[spec.name].iloc[row], f" in row {row + first_row}")
     for spec in columns:
         if spec.kind == "categorical" and (spec.n_categories or 0) <= len(spec.categories or ()):
             unseen = coerced[spec.name].dropna()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -40,9 +39,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from . import least_squares
-from .metrics import Scorer
+from .cluster import dask_client, scheduler_address
 from .errors import InputError
 from .jsonio import plain, scalar_text
+from .metrics import Scorer
 from .options import SEARCHES
 from .pipeline import MAX_CATEGORIES, build_pipeline
 
@@ -88,8 +88,6 @@ RANDOM_TRIALS = 10
 RF_MAX_ROWS = 100_000
 #: no halving round uses fewer rows (smaller tables get the full grid): small subsamples favour small models
 HALVING_MIN_ROWS = 20_000
-#: seconds to wait for a Dask scheduler before giving up
-CONNECT_TIMEOUT = 10
 #: seconds between two progress lines of a family's search; a search shorter than this prints none
 PROGRESS_SECONDS = 10.0
 
@@ -107,12 +105,12 @@ class Compute:
 
     def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
         self.cores = n_jobs or joblib.cpu_count()
-        self.cluster = cluster or os.environ.get("MLKILN_DASK_SCHEDULER") or None
+        self.cluster = scheduler_address(cluster)
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Compute:
         if self.cluster:
-            self._stack.enter_context(_dask_client(self.cluster, self.cores))
+            self._stack.enter_context(dask_client(self.cluster, self.cores))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -134,27 +132,6 @@ class Compute:
         stack.enter_context(threadpool_limits(limits=self.cores))
         stack.enter_context(joblib.parallel_config(n_jobs=self.cores))
         return stack
-
-
-@contextlib.contextmanager
-def _dask_client(address: str, cores: int):
-    """A distributed.Client on ``address``, or on a new LocalCluster of ``cores`` one-thread workers."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise InputError("--cluster needs Dask: pip install 'mlkiln[dask]'") from exc
-    if address == "local":
-        with LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
-            log.info("dask: started a local cluster of %d workers (%s)", cores, cluster.scheduler_address)
-            yield client
-        return
-    try:
-        client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT}s; is it running?") from exc
-    with client:
-        log.info("dask: CV fits run on %s (%d workers)", address, len(client.scheduler_info().get("workers", {})))
-        yield client
 
 
 def _dask_backend():

@@ -1,0 +1,233 @@
+"""Score tables of any size: a file in record batches, a partitioned dataset file by file or on Dask.
+
+Memory is bounded by one batch, not by the table: each batch is read
+(:func:`mlkiln.data.read_batches`), checked and scored by the same
+:meth:`mlkiln.predict.Model.score_columns` that scores a DataFrame, and
+written at once. Output goes to a temporary file or directory renamed into
+place at the end, so a failure leaves nothing behind. On a Dask cluster each
+file of a dataset is one task running that same per-file code on a worker,
+with the model shipped once from the client (workers never read the bundle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .cluster import dask_client, scheduler_address
+from .data import (
+    CSV_SUFFIXES, LARGE_FILE_BYTES, PARQUET_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
+    output_format, read_batches,
+)
+from .errors import InputError, MlkilnError
+
+log = logging.getLogger("mlkiln")
+
+#: seconds between two progress lines while a large table is scored
+PROGRESS_SECONDS = 10.0
+
+
+def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, cluster: str | None = None,
+                 force: bool = False) -> int:
+    """Score a file or a partitioned dataset with ``model`` and write the result; return the number of rows.
+
+    Parameters
+    ----------
+    model : mlkiln.Model
+        A loaded (verified) bundle.
+    data : path
+        A CSV or Parquet file, a directory of them, or a glob such as ``'data/*.parquet'``.
+    output : path
+        A ``.csv`` or ``.parquet`` file (every row in one file), or, for a
+        dataset, a directory that receives one Parquet part per input file.
+    cluster : str, optional
+        Score the files on Dask: ``tcp://HOST:8786`` or ``"local"``
+        (default ``$MLKILN_DASK_SCHEDULER``); the output is then a directory.
+    force : bool
+        Replace an existing output directory.
+
+    Raises
+    ------
+    InputError
+        For a glob that matches nothing, files with different columns, a
+        value a column cannot hold (naming the file and row), an output that
+        is an input or an existing directory without ``force``.
+    """
+    files = dataset_files(data)
+    output = Path(output)
+    if any(output.resolve() == file.resolve() or output.resolve() in file.resolve().parents for file in files):
+        raise InputError(f"the output {output} must not be, or hold, one of the input files")
+    address = scheduler_address(cluster)
+    as_parts = bool(address) or (is_dataset(data) and not _is_table_name(output))
+    if len(files) > 1:
+        check_same_columns(files)
+    if as_parts:
+        if _is_table_name(output):
+            raise InputError(f"--cluster writes one Parquet part per input file; give -o a directory, not {output}")
+        if output.exists() and not force:
+            raise InputError(f"{output} already exists; pass --force to replace it")
+    model.predictor  # compiled once here, so every batch, file and worker reuses it
+    started, size = time.perf_counter(), sum(f.stat().st_size for f in files)
+    if size >= LARGE_FILE_BYTES:
+        log.info("scoring %s (%d file(s), %.0f MB) in batches ...", data, len(files), size / 2**20)
+    with _warn_once():
+        if address:
+            rows = _score_on_dask(model, files, output, address)
+        elif as_parts:
+            rows = _write_parts(output, files, lambda parts: [score_file(model, src, dest) for src, dest in parts])
+        else:
+            rows = _write_file(model, files, output)
+    seconds = time.perf_counter() - started
+    log.info(
+        "scored %d rows in %.2f s (%.0f rows/s, %s)", rows, seconds, rows / max(seconds, 1e-9),
+        "compiled" if model.predictor.compiled else f"scikit-learn: {model.predictor.reason}",
+    )
+    return rows
+
+
+def score_file(model, source: Path, dest: Path) -> int:
+    """Score one input file into ``dest`` (Parquet), batch by batch; the task each Dask worker runs."""
+    return _retrying_drift(lambda types: _stream(model, [source], dest, "parquet", types))
+
+
+def _write_file(model, files: list[Path], output: Path) -> int:
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        rows = _retrying_drift(lambda types: _stream(model, files, tmp, output_format(output), types))
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _write_parts(output: Path, files: list[Path], run: Callable[[list[tuple[Path, Path]]], Iterable[int]]) -> int:
+    """Score ``files`` into parts ``part-00000.parquet``, ... of a temporary directory, then rename it to ``output``."""
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        rows = sum(run([(src, tmp / f"part-{i:05d}.parquet") for i, src in enumerate(files)]))
+        if output.exists():
+            old = output.with_name(f".{output.name}.old-{os.getpid()}")
+            os.replace(output, old)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _score_on_dask(model, files: list[Path], output: Path, address: str) -> int:
+    with dask_client(address, os.cpu_count() or 1, purpose="scoring tasks") as client:
+        # the verified model travels once to every worker, as an object: workers never open the bundle
+        shipped = client.scatter(model, broadcast=True)
+
+        def run(parts):
+            futures = client.map(score_file, [shipped] * len(parts), *zip(*parts), pure=False)
+            try:
+                return client.gather(futures)
+            finally:
+                client.cancel(futures)
+
+        return _write_parts(output, files, run)
+
+
+def _retrying_drift(stream: Callable[[dict], int]) -> int:
+    """Run ``stream`` until no column outgrows its type, widening the types it reads with each time."""
+    widened: dict[str, pa.DataType] = {}
+    while True:
+        try:
+            return stream(dict(widened))
+        except TypeDrift as drift:
+            log.info("column %r holds values past its first block that need %s; reading the input again",
+                     drift.column, drift.dtype)
+            widened[drift.column] = drift.dtype
+
+
+def _stream(model, files: list[Path], dest: Path, fmt: str, types: dict) -> int:
+    """Read, score and write every batch of ``files`` into one ``dest``; all files are read with the first one's types."""
+    progress = _Progress()
+    with contextlib.ExitStack() as stack:
+        writer = empty = None
+        for file in files:
+            first_row = 1
+            for batch in read_batches(file, types):
+                types.update(zip(batch.schema.names, batch.schema.types))
+                scored = _score_batch(model, batch, file, first_row)
+                if len(scored) == 0:  # scores of no rows lack the class probabilities: kept only for an empty table
+                    empty = scored
+                    continue
+                if writer is None:
+                    writer = stack.enter_context(_writer(dest, fmt, scored.schema))
+                writer.write_batch(scored)
+                first_row += len(batch)
+                progress.add(len(batch))
+        if writer is None:
+            stack.enter_context(_writer(dest, fmt, empty.schema)).write_batch(empty)
+    return progress.rows
+
+
+def _score_batch(model, batch: pa.RecordBatch, file: Path, first_row: int) -> pa.RecordBatch:
+    """The batch with the model's columns appended; an error names the file and its row."""
+    try:
+        scores = model.score_columns(batch.to_pandas(), first_row=first_row)
+    except MlkilnError as exc:
+        raise InputError(f"{file}: {exc}") from exc
+    for name, values in scores.items():
+        batch = batch.append_column(name, pa.array(values))
+    return batch
+
+
+def _writer(dest: Path, fmt: str, schema: pa.Schema):
+    if fmt == "parquet":
+        return pq.ParquetWriter(dest, schema)
+    return pacsv.CSVWriter(dest, schema)
+
+
+def _is_table_name(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
+
+
+class _Progress:
+    """Rows done, with a line every :data:`PROGRESS_SECONDS` for inputs that take that long."""
+
+    def __init__(self):
+        self.rows, self.started = 0, time.perf_counter()
+        self.next_line = self.started + PROGRESS_SECONDS
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if now >= self.next_line:
+            self.next_line = now + PROGRESS_SECONDS
+            log.info("scored %d rows so far (%.0f s)", self.rows, now - self.started)
+
+
+@contextlib.contextmanager
+def _warn_once():
+    """Let each warning (per message and column) through once, not once per batch."""
+    seen = set()
+
+    def first_time(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.msg, record.args[0] if record.args else None)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    log.addFilter(first_time)
+    try:
+        yield
+    finally:
+        log.removeFilter(first_time)
