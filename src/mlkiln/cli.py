@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
 
     if args.example:
         data, source = load_example(args.example, seed=args.seed), f"example:{args.example}"
-        target = args.target or EXAMPLES[args.example]
+        target = args.target or EXAMPLES[args.example].target
+        settings["drop"] = _example_drops(args.example, target, settings["drop"], settings["keep"])
         default_out = f"mlkiln-{args.example}"
     else:
         data, source, target = args.data, None, args.target
@@ -110,6 +111,21 @@ def cmd_train(args) -> int:
     path = run.save(output, force=args.force)
     print(summary.train_summary(run.card, path))
     return 0
+
+
+def _example_drops(name: str, target: str, drop, keep) -> list[str]:
+    """``drop`` plus the columns the example's own definition drops, each announced with its reason.
+
+    A column named in ``--keep`` (or chosen as the target) stays: the user overrides the example.
+    """
+    from .examples import EXAMPLES
+
+    drop = list(drop)
+    for column, why in EXAMPLES[name].drop.items():
+        if column not in drop and column not in keep and column != target:
+            log.info("dropping %s: %s (as --drop %s would)", column, why, column)
+            drop.append(column)
+    return drop
 
 
 def cmd_predict(args) -> int:
@@ -173,7 +189,7 @@ def cmd_example(args) -> int:
     from .data import write_table
     from .examples import load_example
 
-    write_table(load_example(args.name, seed=args.seed), args.output)
+    write_table(load_example(args.name, seed=args.seed, rows=args.rows), args.output)
     log.info("wrote example %r to %s", args.name, args.output)
     return 0
 
@@ -291,7 +307,9 @@ def _add_example(sub) -> None:
     x = sub.add_parser("example", help="write a bundled example table to a file")
     x.add_argument("name", choices=sorted(EXAMPLES))
     x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
-    x.add_argument("--seed", type=int, default=0, help="seed of the machine-failure generator")
+    x.add_argument("--seed", type=int, default=0, help="seed of the generated example (machine-failure-synthetic)")
+    x.add_argument("--rows", type=int, metavar="N",
+                   help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
 
