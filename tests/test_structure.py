@@ -15,7 +15,7 @@ LAYERS = {
     3: {"data", "schema", "metrics", "compiled", "summary", "examples"},
     4: {"tuning", "bundle", "train_script", "report", "understand"},
     5: {"selection", "predict"},
-    6: {"workflow", "serve"},
+    6: {"workflow", "serve", "export"},
     7: {"cli"},
     8: {"__main__"},
 }

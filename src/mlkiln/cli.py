@@ -185,6 +185,14 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_mlflow
+
+    log.info("wrote MLflow model %s (from the verified bundle %s)", export_mlflow(args.bundle, args.output, args.force),
+             args.bundle)
+    return 0
+
+
 def cmd_example(args) -> int:
     from .data import write_table
     from .examples import load_example
@@ -209,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_inspect(sub)
     _add_example(sub)
+    _add_export(sub)
     return parser
 
 
@@ -312,6 +321,23 @@ def _add_example(sub) -> None:
                    help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
+
+
+def _add_export(sub) -> None:
+    from .export import FORMATS
+
+    x = sub.add_parser(
+        "export", help="write a bundle in another tool's model format (needs mlkiln[mlflow])",
+        description="Verify a bundle and write it as an MLflow Model directory: the sklearn flavour (the bare "
+        "pipeline, conformed columns in) and a python_function flavour that applies mlkiln's input rules without "
+        "mlkiln; signature, input example and the bundle's pinned requirements included.",
+    )
+    x.add_argument("bundle")
+    x.add_argument("--format", required=True, choices=FORMATS, help="the model format to write")
+    x.add_argument("-o", "--output", required=True, help="directory to write")
+    x.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    x.add_argument("-q", "--quiet", action="store_true")
+    x.set_defaults(func=cmd_export)
 
 
 def _data_name(path: str) -> str:
