@@ -83,27 +83,40 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
-        data = work / "mlkiln"
-        data.mkdir()
-        (data / bundle.MODEL_SKOPS).write_bytes(files[bundle.MODEL_SKOPS])
-        (data / _KINDS_FILE).write_text(json.dumps({c.name: c.kind for c in card.columns}, indent=2))
-        loader = work / f"{LOADER_MODULE}.py"
-        loader.write_text(loader_source())
-        model = mlflow.models.Model(metadata=_metadata(card, bundle_path, hashes))
-        model.add_flavor(  # the same file, for mlflow.sklearn.load_model
-            "sklearn", pickled_model=f"data/mlkiln/{bundle.MODEL_SKOPS}", serialization_format="skops",
-            sklearn_version=card.versions.get("scikit-learn"), skops_trusted_types=sorted(bundle.TRUSTED_TYPES), code=None,
-        )
-        staged = work / "model"
-        mlflow.pyfunc.save_model(
-            staged, loader_module=LOADER_MODULE, data_path=data, code_paths=[str(loader)], mlflow_model=model,
-            signature=signature(card), input_example=input_example(card.columns),
-            pip_requirements=_requirements(files["requirements.txt"]),
-        )
+        staged = _save(mlflow, work, card, files, _metadata(card, bundle_path, hashes))
         _replace_dir(staged, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return output
+
+
+def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dict) -> Path:
+    """Write the MLflow model into ``work/model`` with MLflow's own API; return that path."""
+    data = work / "mlkiln"
+    data.mkdir()
+    (data / bundle.MODEL_SKOPS).write_bytes(files[bundle.MODEL_SKOPS])
+    (data / _KINDS_FILE).write_text(json.dumps({c.name: c.kind for c in card.columns}, indent=2))
+    loader = work / f"{LOADER_MODULE}.py"
+    loader.write_text(loader_source())
+    model = mlflow.models.Model(metadata=metadata)
+    model.add_flavor(  # the same file, for mlflow.sklearn.load_model
+        "sklearn", pickled_model=f"data/mlkiln/{bundle.MODEL_SKOPS}", serialization_format="skops",
+        sklearn_version=card.versions.get("scikit-learn"), skops_trusted_types=sorted(bundle.TRUSTED_TYPES), code=None,
+    )
+    # MLflow loads the model through the loader to check the input example against the
+    # signature; its INFO line about that is not news to our user
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    mlflow_log.setLevel(logging.WARNING)
+    try:
+        mlflow.pyfunc.save_model(
+            work / "model", loader_module=LOADER_MODULE, data_path=data, code_paths=[str(loader)], mlflow_model=model,
+            signature=signature(card), input_example=input_example(card.columns),
+            pip_requirements=_requirements(files["requirements.txt"]),
+        )
+    finally:
+        mlflow_log.setLevel(level)
+    return work / "model"
 
 
 def _mlflow():
@@ -112,7 +125,6 @@ def _mlflow():
         import mlflow.pyfunc
     except ImportError as exc:
         raise InputError("exporting to MLflow needs the mlflow extra: pip install 'mlkiln[mlflow]'") from exc
-    logging.getLogger("mlflow").setLevel(logging.ERROR)  # its notes on environments are not the user's concern here
     return mlflow
 
 
