@@ -272,7 +272,8 @@ def _add_predict(sub) -> None:
 
 def _add_serve(sub) -> None:
     s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
-                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json.")
+                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json, "
+                       "and POST /invocations (MLflow's scoring protocol).")
     s.add_argument("bundle")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
