@@ -83,19 +83,19 @@ def _scores(task, y, pred) -> dict:
 
 def bench(example: str) -> dict:
     frame = load_example(example)
-    target = EXAMPLES[example]
+    target, drop = EXAMPLES[example].target, list(EXAMPLES[example].drop)
     start = time.perf_counter()
-    run = mlkiln.train(frame, target)
+    run = mlkiln.train(frame, target, drop=drop)
     t_mlkiln = time.perf_counter() - start
-    task = run.card["task"]
+    task = run.card.task
     test = run.metrics["test"]
     ours = {k: test[k] for k in _scores(task, [0, 1], [0, 1])}
     start = time.perf_counter()
-    theirs = plain_sklearn(frame, target, task, list(run.card["excluded"]))
+    theirs = plain_sklearn(frame, target, task, [*run.card.excluded, *drop])
     t_plain = time.perf_counter() - start
     return {"example": example, "task": task, "mlkiln_s": t_mlkiln, "sklearn_s": t_plain,
             "time_ratio": t_mlkiln / t_plain, "mlkiln": ours, "sklearn": theirs,
-            "model": run.card["model"]["family"], "params": run.card["model"]["params"]}
+            "model": run.card.model.family, "params": run.card.model.params}
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import mlkiln
-from mlkiln.examples import load_example
+from mlkiln.examples import EXAMPLES, load_example
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,9 @@ def linear_bundle(tmp_path_factory, diamonds_csv) -> str:
 
 @pytest.fixture(scope="session")
 def failure_run(failure_csv):
-    return mlkiln.train(failure_csv, target="Machine failure", models=["logistic_l1", "hgb"])
+    """The real AI4I table as its example defines it: RNF dropped (a failure-mode label)."""
+    example = EXAMPLES["machine-failure"]
+    return mlkiln.train(failure_csv, target=example.target, drop=list(example.drop), models=["logistic_l1", "hgb"])
 
 
 @pytest.fixture(scope="session")

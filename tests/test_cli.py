@@ -48,7 +48,21 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
 def test_example_export_and_train(tmp_path):
     csv = tmp_path / "mf.csv"
     assert cli("example", "machine-failure", "-o", csv).returncode == 0
-    assert len(pd.read_csv(csv)) == 10_000
+    frame = pd.read_csv(csv)
+    assert len(frame) == 10_000 and frame["Machine failure"].sum() == 339
+
+
+@pytest.mark.parametrize("extra, dropped", [([], ["RNF"]), (["--keep", "RNF"], [])])
+def test_train_example_drops_rnf_by_its_definition_and_says_why(tmp_path, extra, dropped):
+    out = tmp_path / "mf"
+    result = cli("train", "--example", "machine-failure", "--models", "logistic_l2", "-o", out, *extra)
+    assert result.returncode == 0, result.stderr
+    said = "dropping RNF: a failure-mode label, known only after the outcome (as --drop RNF would)"
+    assert (said in result.stderr) == bool(dropped)
+    card = json.loads((out / "card.json").read_text())
+    assert card["dropped_by_user"] == dropped
+    assert set(card["excluded"]) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF"}  # screening: no name rules
+    assert ("RNF" in [c["name"] for c in card["schema"]["columns"]]) == (not dropped)
 
 
 def test_inspect_reports_tampering(diamonds_bundle, tmp_path):

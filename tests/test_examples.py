@@ -1,17 +1,23 @@
-"""Tests of the bundled examples: the diamonds table and the AI4I 2020-style generator.
+"""Tests of the bundled examples: the diamonds table, the real AI4I 2020 table and its generator.
 
 The generator is checked against the published construction of AI4I 2020 and
-its published statistics only, never against its own past output.
+its published statistics only, never against its own past output; the real
+table against the facts in its attribution file.
 """
 
 import math
+from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlkiln.errors import MlkilnError
-from mlkiln.examples import EXAMPLES, load_example, make_machine_failure
+from mlkiln.examples import EXAMPLES, load_example
+from mlkiln.synthetic import make_machine_failure
+
+from common import cli
 
 COLUMNS = [
     "UDI",
@@ -41,14 +47,58 @@ def table() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_every_example_loads_with_its_target(name):
+def test_every_example_loads_with_its_target_and_drops(name):
     frame = load_example(name)
-    assert EXAMPLES[name] in frame.columns
+    assert EXAMPLES[name].target in frame.columns
+    assert set(EXAMPLES[name].drop) <= set(frame.columns)
     assert len(frame) > 1000
 
 
-def test_examples_targets():
-    assert EXAMPLES == {"diamonds": "price", "machine-failure": "Machine failure"}
+def test_examples_targets_and_drops():
+    assert {name: e.target for name, e in EXAMPLES.items()} == {
+        "diamonds": "price", "machine-failure": "Machine failure", "machine-failure-synthetic": "Machine failure"}
+    assert EXAMPLES["diamonds"].drop == {}
+    for name in ("machine-failure", "machine-failure-synthetic"):
+        assert list(EXAMPLES[name].drop) == ["RNF"]
+        assert "known only after the outcome" in EXAMPLES[name].drop["RNF"]
+
+
+def test_machine_failure_is_the_real_ai4i_table():
+    frame = load_example("machine-failure")
+    assert frame.shape == (10_000, 14)
+    assert list(frame.columns) == COLUMNS
+    assert (frame["UDI"].to_numpy() == np.arange(1, 10_001)).all()
+    assert frame.loc[0, "Product ID"] == "M14860" and frame.loc[1, "Product ID"] == "L47181"
+    assert frame["Machine failure"].sum() == 339
+    assert frame[FLAGS].sum().to_dict() == {"TWF": 46, "HDF": 115, "PWF": 95, "OSF": 98, "RNF": 19}
+    assert frame["Type"].value_counts().to_dict() == {"L": 6000, "M": 2997, "H": 1003}
+    assert frame["Rotational speed [rpm]"].agg(["min", "max"]).tolist() == [1168, 2886]
+    assert frame["Tool wear [min]"].agg(["min", "max"]).tolist() == [0, 253]
+    # the published table's two known inconsistencies
+    assert ((frame["RNF"] == 1) & (frame["Machine failure"] == 0)).sum() == 18
+    assert ((frame[FLAGS].max(axis=1) == 0) & (frame["Machine failure"] == 1)).sum() == 9
+
+
+def test_ai4i_attribution_ships_beside_the_data_and_in_the_readme():
+    data = files("mlkiln") / "data"
+    assert (data / "ai4i2020.csv.gz").is_file()
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for text in ((data / "AI4I.md").read_text(), readme):
+        for fact in ("AI4I 2020 Predictive Maintenance Dataset", "Matzka", "10.24432/C5HS5C", "CC BY 4.0"):
+            assert fact in text, fact
+
+
+def test_rows_only_for_the_generated_example():
+    with pytest.raises(MlkilnError, match="'machine-failure' is a fixed table; only machine-failure-synthetic"):
+        load_example("machine-failure", rows=100)
+    assert len(load_example("machine-failure-synthetic", rows=123)) == 123
+
+
+def test_cli_writes_the_generated_example_with_rows(tmp_path):
+    out = tmp_path / "big.csv"
+    result = cli("example", "machine-failure-synthetic", "--rows", "20000", "--seed", "4", "-o", out)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out), make_machine_failure(n_rows=20_000, seed=4), check_dtype=False)
 
 
 def test_diamonds_is_the_full_table_with_string_categories():
@@ -63,18 +113,21 @@ def test_diamonds_is_the_full_table_with_string_categories():
 
 
 def test_unknown_example_raises_listing_valid_names():
-    with pytest.raises(MlkilnError, match="diamonds.*machine-failure"):
+    with pytest.raises(MlkilnError, match="diamonds, machine-failure, machine-failure-synthetic"):
         load_example("iris")
 
 
-def test_load_example_passes_the_seed_to_the_generator():
-    pd.testing.assert_frame_equal(load_example("machine-failure", seed=3), make_machine_failure(seed=3))
+def test_load_example_passes_seed_and_rows_to_the_generator():
+    pd.testing.assert_frame_equal(load_example("machine-failure-synthetic", seed=3), make_machine_failure(seed=3))
+    pd.testing.assert_frame_equal(load_example("machine-failure-synthetic", seed=3, rows=500),
+                                  make_machine_failure(n_rows=500, seed=3))
+    assert load_example("machine-failure", seed=3).equals(load_example("machine-failure"))
 
 
 @pytest.mark.parametrize("n_rows", [1, 10**6])
 def test_out_of_range_row_count_raises(n_rows):
-    with pytest.raises(MlkilnError, match="n_rows"):
-        make_machine_failure(n_rows=n_rows)
+    with pytest.raises(MlkilnError, match="rows must be between 2 and 52820"):
+        load_example("machine-failure-synthetic", rows=n_rows)
 
 
 def test_small_tables_keep_the_layout():

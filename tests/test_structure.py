@@ -10,12 +10,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mlkiln"
 #: the layers of STRUCTURE.md: a module imports only modules of lower layers (and the package for __version__)
 LAYERS = {
     0: {"errors", "pipeline", "least_squares"},
-    1: {"jsonio", "atomic", "options", "drift", "monitor", "leakage", "cluster"},
+    1: {"jsonio", "atomic", "options", "drift", "monitor", "leakage", "cluster", "synthetic"},
     2: {"card"},
     3: {"data", "schema", "metrics", "compiled", "summary", "examples"},
     4: {"tuning", "bundle", "train_script", "report", "understand", "scoring"},
     5: {"selection", "predict", "drift_report"},
-    6: {"workflow", "serve"},
+    6: {"workflow", "serve", "export"},
     7: {"cli"},
     8: {"__main__"},
 }

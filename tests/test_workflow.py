@@ -42,7 +42,10 @@ def test_l1_logistic_picks_c_with_best_mean_cv_score(failure_run):
 def test_machine_failure_default_is_not_always_no_failure(failure_run):
     card = failure_run.card
     assert card.metric.name == "f1_macro"
-    assert set(card.excluded) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF", "RNF"}
+    assert set(card.excluded) == {"UDI", "Product ID", "TWF", "HDF", "PWF", "OSF"}
+    assert card.dropped_by_user == ("RNF",)
+    assert card.data.rows == 10_000 and card.split.n_test == 2_000
+    assert [sum(row) for row in card.metrics["test"]["confusion_matrix"]] == [1_932, 68]  # stratified: 339 * 0.2
     test = card.metrics["test"]
     assert test["per_class"]["1"]["recall"] > 0.5
     assert test["f1_macro"] > 0.75

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import C_NOTE, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
+from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
 
 log = logging.getLogger("mlkiln")
 
@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
 
     if args.example:
         data, source = load_example(args.example, seed=args.seed), f"example:{args.example}"
-        target = args.target or EXAMPLES[args.example]
+        target = args.target or EXAMPLES[args.example].target
+        settings["drop"] = _example_drops(args.example, target, settings["drop"], settings["keep"])
         default_out = f"mlkiln-{args.example}"
     else:
         data, source, target = args.data, None, args.target
@@ -110,6 +111,21 @@ def cmd_train(args) -> int:
     path = run.save(output, force=args.force)
     print(summary.train_summary(run.card, path))
     return 0
+
+
+def _example_drops(name: str, target: str, drop, keep) -> list[str]:
+    """``drop`` plus the columns the example's own definition drops, each announced with its reason.
+
+    A column named in ``--keep`` (or chosen as the target) stays: the user overrides the example.
+    """
+    from .examples import EXAMPLES
+
+    drop = list(drop)
+    for column, why in EXAMPLES[name].drop.items():
+        if column not in drop and column not in keep and column != target:
+            log.info("dropping %s: %s (as --drop %s would)", column, why, column)
+            drop.append(column)
+    return drop
 
 
 def cmd_predict(args) -> int:
@@ -192,11 +208,19 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_mlflow
+
+    log.info("wrote MLflow model %s (from the verified bundle %s)", export_mlflow(args.bundle, args.output, args.force),
+             args.bundle)
+    return 0
+
+
 def cmd_example(args) -> int:
     from .data import write_table
     from .examples import load_example
 
-    write_table(load_example(args.name, seed=args.seed), args.output)
+    write_table(load_example(args.name, seed=args.seed, rows=args.rows), args.output)
     log.info("wrote example %r to %s", args.name, args.output)
     return 0
 
@@ -217,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_inspect(sub)
     _add_example(sub)
+    _add_export(sub)
     return parser
 
 
@@ -278,7 +303,8 @@ def _add_predict(sub) -> None:
 
 def _add_serve(sub) -> None:
     s = sub.add_parser("serve", help="serve a bundle's predictions over HTTP (needs mlkiln[serve])",
-                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json, GET /metrics (Prometheus).")
+                       description="HTTP JSON service: POST /predict, GET /health, GET /schema, GET /openapi.json, "
+                       "GET /metrics (Prometheus), and POST /invocations (MLflow's scoring protocol).")
     s.add_argument("bundle")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -339,9 +365,26 @@ def _add_example(sub) -> None:
     x = sub.add_parser("example", help="write a bundled example table to a file")
     x.add_argument("name", choices=sorted(EXAMPLES))
     x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
-    x.add_argument("--seed", type=int, default=0, help="seed of the machine-failure generator")
+    x.add_argument("--seed", type=int, default=0, help="seed of the generated example (machine-failure-synthetic)")
+    x.add_argument("--rows", type=int, metavar="N",
+                   help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
+
+
+def _add_export(sub) -> None:
+    x = sub.add_parser(
+        "export", help="write a bundle in another tool's model format (needs mlkiln[mlflow])",
+        description="Verify a bundle and write it as an MLflow Model directory: the sklearn flavour (the bare "
+        "pipeline, conformed columns in) and a python_function flavour that applies mlkiln's input rules without "
+        "mlkiln; signature, input example and the bundle's pinned requirements included.",
+    )
+    x.add_argument("bundle")
+    x.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the model format to write")
+    x.add_argument("-o", "--output", required=True, help="directory to write")
+    x.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    x.add_argument("-q", "--quiet", action="store_true")
+    x.set_defaults(func=cmd_export)
 
 
 def _data_name(path: str) -> str:

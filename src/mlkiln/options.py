@@ -45,6 +45,9 @@ SELECTION_METRICS = {
 #: metrics defined for two classes only
 BINARY_METRICS = ("f1", "roc_auc", "average_precision")
 
+#: model formats ``mlkiln export`` writes
+EXPORT_FORMATS = ("mlflow",)
+
 #: search strategies; ``auto`` is halving for the expensive families, the full grid for the others
 SEARCHES = ("auto", "grid", "random", "halving")
 

@@ -1,8 +1,9 @@
 """Serve a bundle over HTTP: ``mlkiln serve BUNDLE`` (needs ``pip install mlkiln[serve]``).
 
 Endpoints: ``POST /predict`` (one record, or a list of records), ``GET /health``,
-``GET /schema`` (the bundle's input schema), ``GET /openapi.json`` and
-``GET /metrics`` (Prometheus; see :mod:`mlkiln.monitor`).
+``GET /schema`` (the bundle's input schema), ``GET /openapi.json``,
+``GET /metrics`` (Prometheus; see :mod:`mlkiln.monitor`) and ``POST /invocations``,
+MLflow's scoring protocol, so clients written for an MLflow model server work unchanged.
 
 The stack is uvicorn (with httptools and uvloop when installed) running the
 small ASGI application below, with orjson for JSON. Why not FastAPI or
@@ -26,6 +27,8 @@ import contextlib
 import logging
 import os
 import time
+
+import pandas as pd
 
 from .errors import InputError
 from .predict import Model, load
@@ -72,7 +75,7 @@ class App:
             "/schema": self._orjson.dumps(model.card.to_dict()["schema"]),
             "/openapi.json": self._orjson.dumps(openapi(model)),
         }
-        self._monitor = _monitor(model, ["/predict", *self._static]) if metrics else None
+        self._monitor = _monitor(model, ["/predict", "/invocations", *self._static]) if metrics else None
         self._watch = self._monitor.watch if metrics else None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -87,10 +90,11 @@ class App:
 
     async def _answer(self, scope, receive, send) -> int:
         path, method = scope["path"], scope["method"]
-        if path == "/predict":
+        if path in ("/predict", "/invocations"):
             if method != "POST":
-                return await _respond(send, 405, self._error("use POST for /predict"), [(b"allow", b"POST")])
-            status, body = await self._predict(scope, receive)
+                return await _respond(send, 405, self._error(f"use POST for {path}"), [(b"allow", b"POST")])
+            handler = self._predict if path == "/predict" else self._invocations
+            status, body = await handler(scope, receive)
             return await _respond(send, status, body)
         if path in self._static:
             if method != "GET":
@@ -100,7 +104,8 @@ class App:
             return await self._metrics(send, method)
         return await _respond(send, 404, self._error(f"no endpoint {path}; try POST /predict or GET /openapi.json"))
 
-    async def _predict(self, scope, receive) -> tuple[int, bytes]:
+    async def _read_json(self, scope, receive) -> tuple[int, object]:
+        """``(200, parsed body)``, or ``(status, error body)`` for a body too large, cut off or not JSON."""
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit():
             return 400, self._error("malformed Content-Length header")
@@ -118,9 +123,14 @@ class App:
             if not message.get("more_body", False):
                 break
         try:
-            payload = self._orjson.loads(b"".join(chunks))
+            return 200, self._orjson.loads(b"".join(chunks))
         except self._orjson.JSONDecodeError as exc:
             return 400, self._error(f"body is not valid JSON: {exc}")
+
+    async def _predict(self, scope, receive) -> tuple[int, bytes]:
+        status, payload = await self._read_json(scope, receive)
+        if status != 200:
+            return status, payload
         try:
             if isinstance(payload, dict):
                 body = self._orjson.dumps(self.model.predict_record(payload, self._watch))
@@ -138,6 +148,36 @@ class App:
             log.exception("prediction failed")
             return 500, self._error("internal error while predicting")
         return 400, self._error("body must be a JSON object (one record) or an array of objects")
+
+    async def _invocations(self, scope, receive) -> tuple[int, bytes]:
+        """MLflow's scoring protocol: ``{"predictions": [...]}`` for a JSON body in one of its formats.
+
+        The rows go through :func:`mlkiln.schema.conform` like a batch from
+        ``mlkiln predict`` (columns the model does not use are ignored with a
+        warning, as MLflow's server does). A body that is not one of the formats
+        is a 400 naming them; rows that do not fit the schema are a 422.
+        """
+        content_type = dict(scope["headers"]).get(b"content-type", b"application/json")
+        if not content_type.startswith(b"application/json"):
+            return 415, self._error("POST /invocations takes application/json (dataframe_split, dataframe_records "
+                                    f"or instances), not {content_type.decode('latin-1')}")
+        status, payload = await self._read_json(scope, receive)
+        if status != 200:
+            return status, payload
+        try:
+            frame = mlflow_frame(payload)
+        except ValueError as exc:
+            return 400, self._error(str(exc))
+        try:
+            body = self._orjson.dumps({"predictions": self.model.predict(frame).tolist()})
+            if self._monitor is not None:
+                self._monitor.scored(len(frame))
+            return 200, body
+        except InputError as exc:
+            return 422, self._error(str(exc))
+        except Exception:  # a bug, never bad input: say so without leaking internals
+            log.exception("prediction failed")
+            return 500, self._error("internal error while predicting")
 
     def _record(self, index: int, record) -> dict:
         try:
@@ -174,6 +214,43 @@ async def _respond(send, status: int, body: bytes, headers=(), content_type: byt
     })
     await send({"type": "http.response.body", "body": body})
     return status
+
+
+#: the JSON bodies of MLflow's scoring protocol that name their columns
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances")
+
+
+def mlflow_frame(payload) -> pd.DataFrame:
+    """The rows of an MLflow scoring request as a DataFrame; ValueError naming what is wrong.
+
+    ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``,
+    ``{"dataframe_records": [{...}, ...]}`` or ``{"instances": [{...}, ...]}``.
+    Cells must be JSON scalars: a nested value is no column's value.
+    """
+    keys = [k for k in MLFLOW_FORMATS if isinstance(payload, dict) and k in payload]
+    if len(keys) != 1 or len(payload) != 1:
+        raise ValueError(f"body must be a JSON object with exactly one of {', '.join(MLFLOW_FORMATS)}")
+    (key,) = keys
+    body = payload[key]
+    if key == "dataframe_split":
+        if not isinstance(body, dict) or not isinstance(body.get("columns"), list) or not isinstance(body.get("data"), list):
+            raise ValueError('dataframe_split must be an object with "columns" (a list of names) and "data" (a list of rows)')
+        columns, rows = body["columns"], body["data"]
+        if not all(isinstance(c, str) for c in columns):
+            raise ValueError("dataframe_split: every column name must be a string")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise ValueError(f"dataframe_split: row {i} must be a list of {len(columns)} values, one per column")
+        records = [dict(zip(columns, row)) for row in rows]
+    else:
+        if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
+            raise ValueError(f"{key} must be a list of objects (one per row, column: value)")
+        records, columns = body, None
+    for i, record in enumerate(records):
+        for name, value in record.items():
+            if isinstance(value, (list, dict)):
+                raise ValueError(f"{key}: row {i}, column {name!r}: expected a single value, got a nested {type(value).__name__}")
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def openapi(model: Model) -> dict:
@@ -218,12 +295,33 @@ def openapi(model: Model) -> dict:
                     {"type": "object", "properties": {"predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
                 ]}, "the prediction(s), in the order of the records"), **errors},
             }},
+            "/invocations": _invocations_openapi(record, errors, ok),
             "/health": {"get": {"summary": "liveness, and whether the compiled path is used", "responses": ok({"type": "object"}, "ok")}},
             "/schema": {"get": {"summary": "the bundle's input schema", "responses": ok({"type": "object"}, "the schema")}},
             "/openapi.json": {"get": {"summary": "this document", "responses": ok({"type": "object"}, "OpenAPI 3.1")}},
         },
         "components": {"schemas": {"Record": record, "Prediction": prediction, "Error": error}},
     }
+
+
+def _invocations_openapi(record: dict, errors: dict, ok) -> dict:
+    """``POST /invocations`` in the OpenAPI document: MLflow's three JSON bodies, ``{"predictions": [...]}`` back."""
+    rows = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}
+    split = {"type": "object", "required": ["columns", "data"], "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "data": {"type": "array", "items": {"type": "array"}},
+        "index": {"type": "array"},
+    }}
+    bodies = [{"type": "object", "required": [key], "additionalProperties": False, "properties": {key: schema}}
+              for key, schema in (("dataframe_split", split), ("dataframe_records", rows), ("instances", rows))]
+    return {"post": {
+        "summary": "MLflow's scoring protocol: clients of an MLflow model server work unchanged",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": bodies}}}},
+        "responses": {**ok({"type": "object", "required": ["predictions"], "properties": {
+            "predictions": {"type": "array", "description": "one prediction per row, in order (labels for classification)"},
+        }}, "the predictions"), **errors, "415": {"description": "not application/json",
+                                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+    }}
 
 
 def app_from_environment() -> App:

@@ -1,0 +1,258 @@
+"""Export a bundle to other tools' model formats: ``mlkiln export BUNDLE --format mlflow -o DIR``.
+
+The MLflow Model has two flavours over one file, the bundle's hash-checked
+``model.skops``:
+
+- ``sklearn``: the bare fitted Pipeline (``mlflow.sklearn.load_model``). Like
+  the bundle's ``model.joblib``, it expects the *conformed* columns: numbers
+  as floats, text as ``str``, date/time columns as seconds since 1970 UTC.
+  For a table without date columns that is the raw table.
+- ``python_function`` (``mlflow.pyfunc.load_model``, ``mlflow models serve``):
+  applies mlkiln's input rules first, so raw rows work, date text included.
+  Its loader is a small module written into the model directory with those
+  rules copied from :mod:`mlkiln.schema`; loading needs pandas, NumPy,
+  scikit-learn and skops (the bundle's pinned requirements), never mlkiln.
+
+The signature comes from the bundle's input schema, with the types the raw
+columns had in training (integer columns are ``long``, because MLflow refuses
+to turn int64 into double; text, dates and numbers written as text are
+``string``), the input example from its categories and ranges, and MLmodel's
+metadata records the bundle's manifest hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__, bundle, schema
+from .card import Card, Column
+from .errors import BundleError, InputError
+from .options import EXPORT_FORMATS
+from .predict import load
+
+log = logging.getLogger("mlkiln")
+
+#: the loader module written into the MLflow model (its name must not shadow an installed package)
+LOADER_MODULE = "mlkiln_mlflow_loader"
+_KINDS_FILE = "kinds.json"
+
+
+def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, force: bool = False) -> Path:
+    """Write a verified bundle as an MLflow Model directory.
+
+    Parameters
+    ----------
+    bundle_path : path
+        A bundle written by ``mlkiln train``; it is verified (hashes, types,
+        versions) and loaded before anything is written.
+    output : path
+        The MLflow model directory; written beside it, then renamed into place.
+    force : bool
+        Replace an existing `output`.
+
+    Returns
+    -------
+    Path
+        `output`.
+
+    Raises
+    ------
+    InputError
+        If `output` exists without `force`, or mlflow is not installed.
+    BundleError
+        If the bundle does not verify.
+    """
+    output = bundle.check_destination(output, force)
+    mlflow = _mlflow()
+    bundle_path = Path(bundle_path)
+    card = load(bundle_path).card  # hashes, card, versions and the audit of model.skops' types
+    hashes = bundle.verify(bundle_path)
+    files = {name: (bundle_path / name).read_bytes() for name in (bundle.MODEL_SKOPS, "requirements.txt")}
+    for name, content in files.items():
+        if hashlib.sha256(content).hexdigest() != hashes.get(name):
+            raise BundleError(f"bundle file {name} changed while exporting {bundle_path}; export again")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    try:
+        staged = _save(mlflow, work, card, files, _metadata(card, bundle_path, hashes))
+        _replace_dir(staged, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return output
+
+
+def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dict) -> Path:
+    """Write the MLflow model into ``work/model`` with MLflow's own API; return that path."""
+    data = work / "mlkiln"
+    data.mkdir()
+    (data / bundle.MODEL_SKOPS).write_bytes(files[bundle.MODEL_SKOPS])
+    (data / _KINDS_FILE).write_text(json.dumps({c.name: c.kind for c in card.columns}, indent=2))
+    loader = work / f"{LOADER_MODULE}.py"
+    loader.write_text(loader_source())
+    model = mlflow.models.Model(metadata=metadata)
+    model.add_flavor(  # the same file, for mlflow.sklearn.load_model
+        "sklearn", pickled_model=f"data/mlkiln/{bundle.MODEL_SKOPS}", serialization_format="skops",
+        sklearn_version=card.versions.get("scikit-learn"), skops_trusted_types=sorted(bundle.TRUSTED_TYPES), code=None,
+    )
+    # MLflow loads the model through the loader to check the input example against the
+    # signature; its INFO line about that is not news to our user
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    mlflow_log.setLevel(logging.WARNING)
+    try:
+        mlflow.pyfunc.save_model(
+            work / "model", loader_module=LOADER_MODULE, data_path=data, code_paths=[str(loader)], mlflow_model=model,
+            signature=signature(card), input_example=input_example(card.columns),
+            pip_requirements=_requirements(files["requirements.txt"]),
+        )
+    finally:
+        mlflow_log.setLevel(level)
+    return work / "model"
+
+
+def _mlflow():
+    try:
+        import mlflow.models
+        import mlflow.pyfunc
+    except ImportError as exc:
+        raise InputError("exporting to MLflow needs the mlflow extra: pip install 'mlkiln[mlflow]'") from exc
+    return mlflow
+
+
+def signature(card: Card):
+    """The MLflow signature of a bundle: its input schema in, predictions out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec(_mlflow_type(c), c.name, required=True) for c in card.columns])
+    if card.task == "regression":
+        out = "double"
+    else:
+        out = "long" if all(isinstance(c, int) and not isinstance(c, bool) for c in card.classes) else "string"
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(out)]))
+
+
+def _mlflow_type(column: Column) -> str:
+    """The type MLflow checks a column against: the raw one training saw, since the loader conforms it."""
+    if column.kind == "numeric" and column.dtype.startswith(("int", "uint", "Int", "UInt")):
+        return "long"
+    if column.kind == "numeric" and column.dtype.startswith(("float", "Float")):
+        return "double"
+    if column.kind == "numeric" and column.dtype in ("bool", "boolean"):
+        return "boolean"
+    return "string"  # categories, date/time text, numbers written as text ("1,234.5")
+
+
+def input_example(columns) -> pd.DataFrame:
+    """One plausible row from the schema: the most frequent category, the middle of each range."""
+    row = {}
+    for c in columns:
+        if c.kind == "categorical":
+            row[c.name] = (c.categories or (None,))[0]
+        elif c.min is None:
+            row[c.name] = None
+        elif c.kind == "datetime":
+            row[c.name] = pd.Timestamp((c.min + c.max) / 2, unit="s").isoformat()
+        else:
+            middle = (c.min + c.max) / 2
+            row[c.name] = {"long": round, "boolean": lambda v: bool(round(v)), "double": float, "string": str}[
+                _mlflow_type(c)](middle)
+    return pd.DataFrame([row])
+
+
+def _metadata(card: Card, bundle_path: Path, hashes: dict[str, str]) -> dict:
+    manifest = hashlib.sha256((bundle_path / bundle.MANIFEST).read_bytes()).hexdigest()
+    return {
+        "mlkiln_bundle_manifest_sha256": manifest,
+        "mlkiln_model_skops_sha256": hashes[bundle.MODEL_SKOPS],
+        "mlkiln_version": card.mlkiln_version,
+        "mlkiln_export_version": __version__,
+        "task": card.task,
+        "target": card.target,
+        "model_family": card.model.family,
+        "sklearn_flavor_input": "conformed columns: numbers as float, text as str, date/time as seconds since 1970 UTC",
+    }
+
+
+def _requirements(text: bytes) -> list[str]:
+    """The bundle's exact pins (MLflow adds its own)."""
+    return [line.strip() for line in text.decode().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def loader_source() -> str:
+    """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
+    rules = "\n\n\n".join(
+        inspect.getsource(f).rstrip() for f in (schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame)
+    )
+    return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
+                          skops_file=bundle.MODEL_SKOPS, rules=rules)
+
+
+_LOADER = '''"""Loader of an mlkiln model exported to MLflow (mlkiln {version}, ``mlkiln export --format mlflow``).
+
+``mlflow.pyfunc.load_model(DIR)`` calls :func:`_load_pyfunc`. New rows are read
+by mlkiln's own rules (``mlkiln.schema``, copied below), so the pipeline sees
+what ``mlkiln predict`` gives it. Needs pandas, NumPy, scikit-learn and skops;
+not mlkiln.
+"""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import skops.io
+
+#: the types model.skops may create beyond skops' safe defaults, as mlkiln.bundle allows
+TRUSTED_TYPES = {trusted!r}
+
+
+{rules}
+
+
+class MlkilnModel:
+    """The fitted Pipeline behind mlkiln's input rules."""
+
+    def __init__(self, pipeline, kinds):
+        self.pipeline = pipeline
+        self.kinds = kinds
+
+    def predict(self, model_input, params=None):
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.pipeline.predict(coerce_frame(frame, self.kinds))
+
+
+def _load_pyfunc(path):
+    with open(os.path.join(path, "{kinds_file}")) as f:
+        kinds = json.load(f)
+    file = os.path.join(path, "{skops_file}")
+    untrusted = skops.io.get_untrusted_types(file=file)
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
+    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds)
+'''
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    """Rename ``new`` to ``path``, replacing an existing directory only at the last moment."""
+    old = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
+    if old is not None:
+        os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,222 @@
+"""MLflow interoperability: ``mlkiln export --format mlflow`` and ``POST /invocations`` on ``mlkiln serve``.
+
+The exported model is loaded by MLflow in a child interpreter where ``import
+mlkiln`` fails; the service is a real server on 127.0.0.1.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+import mlkiln
+from common import cli, copy_bundle, free_port, one_line_error, request, wait_until_up
+from test_bundle import NO_MLKILN
+
+pytest.importorskip("mlflow")
+uvicorn = pytest.importorskip("uvicorn")
+from mlkiln.serve import App  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dated_bundle(tmp_path_factory) -> str:
+    """A small table with a date column and numbers as text: the rules a bare pipeline does not know."""
+    rng = np.random.default_rng(3)
+    n = 300
+    days = rng.integers(0, 1000, n)
+    size = rng.normal(50, 10, n)
+    frame = pd.DataFrame({
+        "when": (pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d"),
+        "size": [f"{v:,.1f}" for v in size * 100],  # "5,012.3": text that mlkiln reads as a number
+        "shop": rng.choice(["north", "south", "east"], n),
+        "sales": days * 0.5 + size * 3 + rng.normal(0, 5, n),
+    })
+    path = tmp_path_factory.mktemp("data") / "sales.csv"
+    frame.to_csv(path, index=False)
+    return str(mlkiln.train(str(path), target="sales", models=["ridge"]).save(tmp_path_factory.mktemp("bundles") / "dated"))
+
+
+def _export(bundle, tmp_path) -> Path:
+    out = tmp_path / "mlflow-model"
+    result = cli("export", bundle, "--format", "mlflow", "-o", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _mlflow_predict(model_dir: Path, frame: pd.DataFrame, tmp_path, flavor: str = "pyfunc") -> np.ndarray:
+    """Predictions of the exported model, loaded by MLflow in a child interpreter without mlkiln."""
+    data, out = tmp_path / f"{flavor}-in.json", tmp_path / f"{flavor}-out.npy"
+    frame.to_json(data, orient="split", index=False)
+    load = {"pyfunc": "mlflow.pyfunc.load_model(path).predict(frame)",
+            "sklearn": "mlflow.sklearn.load_model(path).predict(frame)"}[flavor]
+    code = NO_MLKILN + f"""
+import json, mlflow.pyfunc, mlflow.sklearn, numpy as np, pandas as pd
+try:
+    import mlkiln
+    raise SystemExit("mlkiln should not be importable here")
+except ImportError:
+    pass
+path = {str(model_dir)!r}
+split = json.load(open({str(data)!r}))
+frame = pd.DataFrame(split["data"], columns=split["columns"])
+np.save({str(out)!r}, np.asarray({load}), allow_pickle=False)
+"""
+    env = {**__import__("os").environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(out, allow_pickle=False)
+
+
+def test_export_writes_an_mlflow_model_with_signature_example_requirements_and_manifest(failure_bundle, tmp_path):
+    out = _export(failure_bundle, tmp_path)
+    spec = yaml.safe_load((out / "MLmodel").read_text())
+    assert spec["flavors"]["python_function"]["loader_module"] == "mlkiln_mlflow_loader"
+    assert spec["flavors"]["sklearn"]["serialization_format"] == "skops"
+    skops_file = out / spec["flavors"]["sklearn"]["pickled_model"]
+    assert skops_file.read_bytes() == (Path(failure_bundle) / "model.skops").read_bytes()
+    import hashlib
+
+    manifest = hashlib.sha256((Path(failure_bundle) / "MANIFEST.sha256").read_bytes()).hexdigest()
+    assert spec["metadata"]["mlkiln_bundle_manifest_sha256"] == manifest
+    assert spec["metadata"]["target"] == "Machine failure" and spec["metadata"]["task"] == "classification"
+    inputs = {c["name"]: c["type"] for c in json.loads(spec["signature"]["inputs"])}
+    assert inputs == {"Type": "string", "Air temperature [K]": "double", "Process temperature [K]": "double",
+                      "Rotational speed [rpm]": "long", "Torque [Nm]": "double", "Tool wear [min]": "long"}
+    assert json.loads(spec["signature"]["outputs"]) == [{"type": "long", "required": True}]
+    example = json.loads((out / "input_example.json").read_text())
+    assert example["columns"] == list(inputs) and example["data"][0][0] == "L"
+    pins = set((out / "requirements.txt").read_text().split())
+    bundle_pins = {line for line in (Path(failure_bundle) / "requirements.txt").read_text().splitlines()
+                   if line and not line.startswith("#")}
+    assert bundle_pins <= pins and any(p.startswith("mlflow==") for p in pins)
+
+
+def test_exported_classifier_predicts_like_the_bundle_without_mlkiln(failure_bundle, failure_csv, tmp_path):
+    out = _export(failure_bundle, tmp_path)
+    frame = pd.read_csv(failure_csv).sample(400, random_state=2)
+    model = mlkiln.load(failure_bundle)
+    features = frame[[c.name for c in model.card.columns]]
+    with threadpool_limits(1):
+        expected = model.predict(frame)
+    got = _mlflow_predict(out, features, tmp_path)
+    np.testing.assert_array_equal(got, expected)
+    assert got.sum() > 0  # the rows include failures the model finds
+    # the sklearn flavour is the bare pipeline: these columns are already conformed
+    np.testing.assert_array_equal(_mlflow_predict(out, features, tmp_path, flavor="sklearn"), expected)
+
+
+def test_pyfunc_applies_mlkilns_rules_to_dates_and_number_text(dated_bundle, tmp_path):
+    out = _export(dated_bundle, tmp_path)
+    model = mlkiln.load(dated_bundle)
+    frame = pd.DataFrame({"when": ["2021-03-04", "2022-12-31", None], "size": ["4,990.5", "6,100.0", "5,000"],
+                          "shop": ["north", "west", "south"]})
+    got = _mlflow_predict(out, frame, tmp_path)
+    np.testing.assert_allclose(got, model.predict(frame), rtol=1e-9)
+    spec = yaml.safe_load((out / "MLmodel").read_text())
+    # numbers that arrived as text stay text for MLflow's type check; the loader reads them
+    assert {c["name"]: c["type"] for c in json.loads(spec["signature"]["inputs"])} == {
+        "when": "string", "size": "string", "shop": "string"}
+
+
+def test_export_refuses_existing_directory_tampered_bundle_and_leaves_nothing(diamonds_bundle, tmp_path):
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    one_line_error(cli("export", diamonds_bundle, "--format", "mlflow", "-o", out), "already exists")
+    assert (out / "keep.txt").read_text() == "mine"
+    assert cli("export", diamonds_bundle, "--format", "mlflow", "-o", out, "--force").returncode == 0
+    assert (out / "MLmodel").is_file() and not (out / "keep.txt").exists()
+
+    bad = copy_bundle(diamonds_bundle, tmp_path)
+    with open(bad / "model.skops", "ab") as f:
+        f.write(b"x")
+    target = tmp_path / "from-bad"
+    one_line_error(cli("export", bad, "--format", "mlflow", "-o", target), "model.skops does not match")
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.fixture(scope="module")
+def server(failure_bundle):
+    model = mlkiln.load(failure_bundle)
+    port = free_port()
+    instance = uvicorn.Server(uvicorn.Config(App(model), host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    wait_until_up(port)
+    yield port, model
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def rows(failure_csv) -> pd.DataFrame:
+    return pd.read_csv(failure_csv).sample(25, random_state=5).reset_index(drop=True)
+
+
+def _bodies(rows: pd.DataFrame) -> dict:
+    records = json.loads(rows.to_json(orient="records"))
+    split = json.loads(rows.to_json(orient="split", index=False))
+    return {"dataframe_split": {"dataframe_split": split}, "dataframe_records": {"dataframe_records": records},
+            "instances": {"instances": records}}
+
+
+@pytest.mark.parametrize("form", ["dataframe_split", "dataframe_records", "instances"])
+def test_invocations_answers_each_mlflow_body_like_predict(server, rows, form):
+    port, model = server
+    status, body = request(port, "POST", "/invocations", _bodies(rows)[form])
+    assert status == 200, body
+    with threadpool_limits(1):
+        expected = model.predict(rows).tolist()
+    assert body == {"predictions": expected}
+
+
+def test_invocations_empty_rows_give_no_predictions(server, rows):
+    port, _ = server
+    split = {"columns": list(rows.columns), "data": []}
+    assert request(port, "POST", "/invocations", {"dataframe_split": split}) == (200, {"predictions": []})
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"inputs": [[1, 2]]}, 400, "exactly one of dataframe_split, dataframe_records, instances"),
+    ([{"Type": "L"}], 400, "exactly one of"),
+    ({"dataframe_records": [], "instances": []}, 400, "exactly one of"),
+    ({"dataframe_split": {"columns": ["Type"]}}, 400, 'dataframe_split must be an object with "columns"'),
+    ({"dataframe_split": {"columns": ["Type", "Torque [Nm]"], "data": [["L"]]}}, 400, "row 0 must be a list of 2 values"),
+    ({"dataframe_split": {"columns": [1], "data": [[1]]}}, 400, "column name must be a string"),
+    ({"dataframe_records": {"Type": "L"}}, 400, "dataframe_records must be a list of objects"),
+    ({"instances": [{"Type": ["L"]}]}, 400, "row 0, column 'Type': expected a single value, got a nested list"),
+    ({"dataframe_records": [{"Type": "L"}]}, 422, "missing column(s) the model needs"),
+    ("not json", 400, "not valid JSON"),
+])
+def test_invocations_bad_bodies_are_named_never_5xx(server, rows, body, status, message):
+    port, _ = server
+    raw = b"{not json" if body == "not json" else body
+    got, answer = request(port, "POST", "/invocations", raw)
+    assert got == status and message in answer["error"], answer
+
+
+def test_invocations_wrong_value_is_422_naming_column_and_row(server, rows):
+    port, _ = server
+    records = json.loads(rows.head(3).to_json(orient="records"))
+    records[2]["Torque [Nm]"] = "lots"
+    status, answer = request(port, "POST", "/invocations", {"dataframe_records": records})
+    assert status == 422 and "'Torque [Nm]'" in answer["error"] and "row 3" in answer["error"]
+
+
+def test_invocations_csv_and_get_are_refused_and_documented(server):
+    port, _ = server
+    status, answer = request(port, "POST", "/invocations", b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})
+    assert status == 415 and "application/json" in answer["error"]
+    assert request(port, "GET", "/invocations")[0] == 405
+    doc = request(port, "GET", "/openapi.json")[1]
+    assert "/invocations" in doc["paths"]
+    forms = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert [next(iter(f["properties"])) for f in forms] == ["dataframe_split", "dataframe_records", "instances"]
