@@ -5,7 +5,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import copy_bundle
+from common import copy_bundle
 
 import mlkiln
 from mlkiln import cluster as dask_cluster

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from common import cli
 
 import mlkiln
 from mlkiln import data, scoring
@@ -118,19 +118,19 @@ def test_dataset_to_one_file_and_to_parts(diamonds_bundle, diamonds, parts, tmp_
 
 def test_dataset_errors_are_one_line_exit_2(diamonds_bundle, diamonds, parts, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("predict", diamonds_bundle, str(tmp_path / "nothing" / "*.parquet"), "-o", out)
+    result = cli("predict", diamonds_bundle, str(tmp_path / "nothing" / "*.parquet"), "-o", out)
     assert result.returncode == 2 and "no CSV or Parquet files match" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     data.write_table(diamonds.drop(columns="depth").head(10), parts / "p9.parquet")
-    result = run_cli("predict", diamonds_bundle, parts, "-o", out)
+    result = cli("predict", diamonds_bundle, parts, "-o", out)
     assert result.returncode == 2 and "p9.parquet does not have the columns of" in result.stderr
     assert "lacks ['depth']" in result.stderr
     (parts / "p9.parquet").unlink()
     out.mkdir()
-    result = run_cli("predict", diamonds_bundle, parts, "-o", out)
+    result = cli("predict", diamonds_bundle, parts, "-o", out)
     assert result.returncode == 2 and "already exists; pass --force" in result.stderr
     assert list(out.iterdir()) == []
-    assert run_cli("predict", diamonds_bundle, parts, "-o", out, "--force").returncode == 0
+    assert cli("predict", diamonds_bundle, parts, "-o", out, "--force").returncode == 0
     assert len(list(out.iterdir())) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "parts"]
 
@@ -138,7 +138,7 @@ def test_dataset_errors_are_one_line_exit_2(diamonds_bundle, diamonds, parts, tm
 def test_train_reads_a_glob_as_one_table(diamonds, parts, tmp_path):
     frame = read_table(parts / "*")
     pd.testing.assert_frame_equal(frame, diamonds, check_dtype=False)
-    result = run_cli("train", str(parts / "p*"), "--target", "price", "--models", "linear", "-o", tmp_path / "m", "-q")
+    result = cli("train", str(parts / "p*"), "--target", "price", "--models", "linear", "-o", tmp_path / "m", "-q")
     assert result.returncode == 0, result.stderr
     data.write_table(diamonds.rename(columns={"x": "length"}).head(5), parts / "p5.parquet")
     with pytest.raises(InputError, match=r"p5\.parquet does not have the columns of .*p0\.parquet"):

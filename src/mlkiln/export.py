@@ -36,7 +36,6 @@ import pandas as pd
 from . import __version__, bundle, schema
 from .card import Card, Column
 from .errors import BundleError, InputError
-from .options import EXPORT_FORMATS
 from .predict import load
 
 log = logging.getLogger("mlkiln")
