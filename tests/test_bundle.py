@@ -71,7 +71,6 @@ np.save({str(out)!r}, model.predict(frame.drop(columns="price").astype({{c: floa
 def test_train_script_reproduces_predictions(request, bundle_fixture, data_fixture, target, tmp_path):
     bundle, data = request.getfixturevalue(bundle_fixture), request.getfixturevalue(data_fixture)
     out = tmp_path / "repro.joblib"
-    pred_file = tmp_path / "pred.npy"
     subprocess.run([sys.executable, "-c", NO_MLKILN + f"""
 import runpy, sys
 sys.argv = ["train.py", {data!r}, "-o", {str(out)!r}]

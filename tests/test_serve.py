@@ -1,12 +1,8 @@
 """The HTTP service, started for real on a free loopback port and spoken to over HTTP."""
 
-import http.client
-import json
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from common import free_port, request, wait_until_up

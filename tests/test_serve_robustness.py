@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from common import free_port, request, wait_until_up
+from common import free_port
 from hypothesis import HealthCheck, given, settings
 
 schemathesis = pytest.importorskip("schemathesis")

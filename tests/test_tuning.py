@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_info
 
 import mlkiln
 from mlkiln import tuning
-from mlkiln.errors import ArgumentError, InputError, MlkilnError
+from mlkiln.errors import ArgumentError
 from mlkiln.options import FAMILIES
 from mlkiln.tuning import DISTRIBUTIONS, SEARCH_SPACES, Compute, halving_start, search_strategy
 

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 
-from .errors import InputError
+from .errors import InputError, require
 
 log = logging.getLogger("mlkiln")
 
@@ -35,10 +35,8 @@ def dask_client(address: str, cores: int, purpose: str = "CV fits"):
         When Dask is not installed or the scheduler does not answer within
         :data:`CONNECT_TIMEOUT` seconds.
     """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise InputError("--cluster needs Dask: pip install 'mlkiln[dask]'") from exc
+    distributed = require("distributed", "dask", "a Dask cluster")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if address == "local":
         with LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
             log.info("dask: started a local cluster of %d workers (%s)", cores, cluster.scheduler_address)

@@ -4,6 +4,8 @@ Every message is one line that says what is wrong and what to do; the CLI
 prints it as is and exits with status 2.
 """
 
+import importlib
+
 
 class MlkilnError(Exception):
     """Base class: a problem with the user's input, data or bundle."""
@@ -26,3 +28,11 @@ class ArgumentError(InputError):
     def __init__(self, param: str, value, why: str):
         self.param, self.value, self.why = param, value, why
         super().__init__(f"{param}={value!r}: {why}")
+
+
+def require(module: str, extra: str, what: str):
+    """Import an optional dependency, or say which extra installs it: ``"<what> needs ... pip install 'mlkiln[extra]'"``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"{what} needs the {extra} extra: pip install 'mlkiln[{extra}]'") from exc

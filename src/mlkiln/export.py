@@ -35,7 +35,7 @@ import pandas as pd
 
 from . import __version__, bundle, schema
 from .card import Card, Column
-from .errors import BundleError, InputError
+from .errors import BundleError, require
 from .predict import load
 
 log = logging.getLogger("mlkiln")
@@ -119,11 +119,10 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
 
 
 def _mlflow():
-    try:
-        import mlflow.models
-        import mlflow.pyfunc
-    except ImportError as exc:
-        raise InputError("exporting to MLflow needs the mlflow extra: pip install 'mlkiln[mlflow]'") from exc
+    for module in ("mlflow.models", "mlflow.pyfunc"):  # the parts export uses; importing them imports mlflow
+        require(module, "mlflow", "exporting to MLflow")
+    import mlflow
+
     return mlflow
 
 

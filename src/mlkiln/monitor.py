@@ -32,7 +32,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from .errors import InputError
+from .errors import require
 
 #: latency buckets in seconds: predictions take microseconds, a loaded service milliseconds
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -40,11 +40,7 @@ _MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _client():
-    try:
-        import prometheus_client
-    except ImportError as exc:
-        raise InputError("GET /metrics needs the serve extra: pip install 'mlkiln[serve]'") from exc
-    return prometheus_client
+    return require("prometheus_client", "serve", "GET /metrics")
 
 
 class Monitor:

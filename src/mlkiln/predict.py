@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import atomic_path, write_atomic
+from .atomic import write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import read_table

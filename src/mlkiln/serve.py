@@ -30,7 +30,7 @@ import time
 
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, require
 from .predict import Model, load
 
 log = logging.getLogger("mlkiln")
@@ -40,14 +40,6 @@ MAX_BODY_BYTES = 1 << 20
 _ENV_BUNDLE = "MLKILN_SERVE_BUNDLE"
 _ENV_TRUST = "MLKILN_SERVE_TRUST_PICKLE"
 _ENV_METRICS = "MLKILN_SERVE_METRICS"
-
-
-def _json():
-    try:
-        import orjson
-    except ImportError as exc:
-        raise InputError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
-    return orjson
 
 
 class App:
@@ -66,7 +58,7 @@ class App:
     def __init__(self, model: Model, max_body_bytes: int = MAX_BODY_BYTES, metrics: bool = True):
         self.model = model
         self.max_body_bytes = max_body_bytes
-        self._orjson = _json()
+        self._orjson = require("orjson", "serve", "serving")
         predictor = model.predictor
         health = {"status": "ok", "task": model.task, "model": model.card.model.family,
                   "compiled": predictor.compiled, "fallback_reason": predictor.reason}
@@ -131,23 +123,25 @@ class App:
         status, payload = await self._read_json(scope, receive)
         if status != 200:
             return status, payload
+        if isinstance(payload, dict):
+            return self._scored(lambda: self.model.predict_record(payload, self._watch), 1)
+        if isinstance(payload, list):
+            return self._scored(lambda: {"predictions": [self._record(i, r) for i, r in enumerate(payload)]},
+                                len(payload))
+        return 400, self._error("body must be a JSON object (one record) or an array of objects")
+
+    def _scored(self, answer, rows: int) -> tuple[int, bytes]:
+        """``(200, answer() as JSON)``, counting ``rows``; 422 for input that does not fit, 500 for a bug."""
         try:
-            if isinstance(payload, dict):
-                body = self._orjson.dumps(self.model.predict_record(payload, self._watch))
-                if self._monitor is not None:
-                    self._monitor.scored(1)
-                return 200, body
-            if isinstance(payload, list):
-                body = self._orjson.dumps({"predictions": [self._record(i, r) for i, r in enumerate(payload)]})
-                if self._monitor is not None:
-                    self._monitor.scored(len(payload))
-                return 200, body
+            body = self._orjson.dumps(answer())
         except InputError as exc:
             return 422, self._error(str(exc))
         except Exception:  # a bug, never bad input: say so without leaking internals
             log.exception("prediction failed")
             return 500, self._error("internal error while predicting")
-        return 400, self._error("body must be a JSON object (one record) or an array of objects")
+        if self._monitor is not None:
+            self._monitor.scored(rows)
+        return 200, body
 
     async def _invocations(self, scope, receive) -> tuple[int, bytes]:
         """MLflow's scoring protocol: ``{"predictions": [...]}`` for a JSON body in one of its formats.
@@ -168,16 +162,7 @@ class App:
             frame = mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
-        try:
-            body = self._orjson.dumps({"predictions": self.model.predict(frame).tolist()})
-            if self._monitor is not None:
-                self._monitor.scored(len(frame))
-            return 200, body
-        except InputError as exc:
-            return 422, self._error(str(exc))
-        except Exception:  # a bug, never bad input: say so without leaking internals
-            log.exception("prediction failed")
-            return 500, self._error("internal error while predicting")
+        return self._scored(lambda: {"predictions": self.model.predict(frame).tolist()}, len(frame))
 
     def _record(self, index: int, record) -> dict:
         try:
@@ -346,10 +331,7 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     before any port is bound; with several workers each loads its own copy,
     and their ``/metrics`` counts are shared (:func:`mlkiln.monitor.multiprocess_directory`).
     """
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise InputError("serving needs the serve extra: pip install 'mlkiln[serve]'") from exc
+    uvicorn = require("uvicorn", "serve", "serving")
     if workers < 1:
         raise InputError("--workers must be at least 1")
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})

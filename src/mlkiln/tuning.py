@@ -43,7 +43,6 @@ from .cluster import dask_client, scheduler_address
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
-from .options import SEARCHES
 from .pipeline import MAX_CATEGORIES, build_pipeline
 
 log = logging.getLogger("mlkiln")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, bundle, drift, leakage, metrics, report, train_script
+from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, ModelInfo, Schema, Split, TuningInfo
 from .data import load_frame, split_train_test
 from .options import TrainOptions
