@@ -6,7 +6,7 @@ import pytest
 
 import mlkiln
 from mlkiln.errors import ArgumentError, InputError, MlkilnError
-from mlkiln.tuning import SEARCH_SPACES
+from mlkiln.pipeline import REGISTRY
 
 
 def test_regression_run(diamonds_run):
@@ -32,7 +32,7 @@ def test_linear_regression_alone_is_the_course_method(diamonds):
 def test_l1_logistic_picks_c_with_best_mean_cv_score(failure_run):
     card = failure_run.card
     candidates = card.cv_results["logistic_l1"]
-    assert [c["params"]["C"] for c in candidates] == SEARCH_SPACES[("classification", "logistic_l1")]["C"]
+    assert [c["params"]["C"] for c in candidates] == REGISTRY["logistic_l1"].grid["C"]
     best = max(candidates, key=lambda c: c["mean"])
     row = next(r.__dict__ for r in card.leaderboard if r.family == "logistic_l1")
     assert row["params"]["C"] == best["params"]["C"]
