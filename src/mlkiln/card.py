@@ -68,7 +68,7 @@ class Member:
     name: str
     family: str
     params: dict[str, Any]
-    weight: float
+    weight: int  # times ensemble selection picked it: its weight in the vote (the vote divides by their sum)
     trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
 
 

@@ -50,7 +50,7 @@ ENSEMBLE = "ensemble"
 class Ensemble:
     """The weighted members Caruana's selection found, and their averaged out-of-fold predictions."""
 
-    members: list[tuple[str, Predictions, float]]  # (name, candidate, weight), heaviest first
+    members: list[tuple[str, Predictions, int]]  # (name, candidate, times picked: its weight in the vote), heaviest first
     oof: Predictions
     result: FamilyResult  # its leaderboard entry
 
@@ -152,14 +152,14 @@ def _ensemble(y: pd.Series, ranked: list[FamilyResult], scorer: metrics.Scorer, 
         log.info("ensemble: selection kept one model only (%s); no ensemble", pool[chosen[0]].family)
         return None
     names = _member_names([pool[i] for i in chosen])
-    members = [(name, pool[i], counts[i] / counts.sum()) for name, i in zip(names, chosen)]
+    members = [(name, pool[i], int(counts[i])) for name, i in zip(names, chosen)]
     oof = _average([p for _, p, _ in members], [w for *_, w in members], classes)
     fold_scores = [scorer.from_predictions(y.iloc[rows], oof.pred[rows], None if oof.proba is None else oof.proba[rows])
                    for rows in (folds == k for k in np.unique(folds))]
     seconds = time.perf_counter() - started
     sign = scorer.sign
     result = FamilyResult(
-        family=ENSEMBLE, params={name: round(weight, 4) for name, _, weight in members},
+        family=ENSEMBLE, params=_shares(members),
         cv_mean=float(sign * np.mean(fold_scores)), cv_std=float(np.std(fold_scores)), fit_time=float("nan"),
         search_time=seconds, n_candidates=len(pool), search="caruana",
     )
@@ -210,6 +210,12 @@ def _average(members: list[Predictions], weights: list[float], classes) -> Predi
     return Predictions(ENSEMBLE, {}, np.nan, np.asarray(classes)[np.argmax(proba, axis=1)], proba)
 
 
+def _shares(members) -> dict[str, float]:
+    """Each member's share of the vote, for the leaderboard."""
+    total = sum(picks for *_, picks in members)
+    return {name: round(picks / total, 4) for name, _, picks in members}
+
+
 def _member_names(members: list[Predictions]) -> list[str]:
     """The family's name, numbered (``hgb_2``) when several candidates of one family are members."""
     seen: dict[str, int] = {}
@@ -245,10 +251,8 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
             raise
         for name in failed:
             log.warning("ensemble: member %s failed to fit on all training rows; left out", name)
-        kept = [m for m in selection.ensemble.members if m[0] not in failed]
-        total = sum(weight for *_, weight in kept)
-        selection.ensemble.members = [(name, p, weight / total) for name, p, weight in kept]
-        selection.ensemble.result.params = {name: round(weight, 4) for name, _, weight in selection.ensemble.members}
+        selection.ensemble.members = [m for m in selection.ensemble.members if m[0] not in failed]
+        selection.ensemble.result.params = _shares(selection.ensemble.members)
         fitted = fit_final(final_model(table, selection, seed), X, y, compute)
     vote = _vote(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
@@ -279,7 +283,7 @@ def model_info(selection: Selection, final) -> ModelInfo:
     estimator = getattr(estimator, "estimator", estimator)  # a FixedThresholdClassifier's wrapped model
     members = ()
     if selection.chose_ensemble:
-        members = tuple(Member(name, p.family, p.params, round(weight, 6), selection.trees.get(name))
+        members = tuple(Member(name, p.family, p.params, weight, selection.trees.get(name))
                         for name, p, weight in selection.ensemble.members)
     return ModelInfo(best.family, type(estimator).__name__, best.params, selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"))
