@@ -13,13 +13,14 @@ def test_regression_run(diamonds_run):
     run = diamonds_run
     assert run.card.task == "regression"
     board = run.leaderboard
-    assert set(board["family"]) == {"linear", "hgb"}
+    assert set(board["family"]) == {"linear", "hgb", "ensemble"}
     assert board["cv_mean"].is_monotonic_decreasing
     assert run.card.model.family == board["family"].iloc[0]
     test = run.metrics["test"]
     assert test["r2"] > 0.95 and test["n"] == 600
     val = run.metrics["validation"]
-    assert val["folds"] == 3 and val["mean"]["r2"] == pytest.approx(board["cv_mean"].iloc[0], abs=1e-9)
+    # from the kept float32 out-of-fold predictions: the leaderboard's score to float32's precision
+    assert val["folds"] == 3 and val["mean"]["r2"] == pytest.approx(board["cv_mean"].iloc[0], rel=1e-6)
     assert run.metrics["train"]["n"] == 2400
 
 
