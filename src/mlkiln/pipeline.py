@@ -54,6 +54,8 @@ class Family:
     ones on large tables). ``plotted`` is the hyperparameter the report draws
     the validation score against. ``bounded(n_rows)`` gives parameters that
     keep one fit bounded on a large table; they are recorded like tuned ones.
+    ``grows_with_rows``: the fitted model stores about one leaf per row
+    (fully grown trees), so ensembles leave it out on large tables.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Family:
     cost: str = "cheap"
     plotted: str | None = None
     bounded: Callable | None = None
+    grows_with_rows: bool = False
 
     def space(self, random: bool = False) -> dict:
         """The grid, or with ``random`` what random search draws from."""
@@ -147,12 +150,12 @@ register(Family("rf", ("regression", "classification"),
                 _one({"regression": RandomForestRegressor, "classification": RandomForestClassifier},
                      n_estimators=100, n_jobs=1),
                 grid=_FOREST_GRID, distributions=_FOREST_DIST, cost="expensive", plotted="min_samples_leaf",
-                bounded=_forest_rows))
+                bounded=_forest_rows, grows_with_rows=True))
 register(Family("extra_trees", ("regression", "classification"),
                 _one({"regression": ExtraTreesRegressor, "classification": ExtraTreesClassifier},
                      n_estimators=100, n_jobs=1),
                 grid=_FOREST_GRID, distributions=_FOREST_DIST, cost="expensive", plotted="min_samples_leaf",
-                bounded=_forest_rows))
+                bounded=_forest_rows, grows_with_rows=True))
 
 
 def make_estimator(task, family, seed, n_classes=2):
