@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 import mlkiln
 from mlkiln import metrics
 from mlkiln.pipeline import REGISTRY, Family, build_pipeline, register
-from mlkiln.selection import ENSEMBLE, ensemble_selection
+from mlkiln.selection import ENSEMBLE, MAX_MEMBERS, ensemble_selection
 from mlkiln.tuning import Predictions
 
 
@@ -24,7 +24,7 @@ def test_the_ensemble_is_chosen_and_described(ensemble_run):
     assert card.model.family == ENSEMBLE and board.loc[ENSEMBLE, "rank"] == 1
     assert board.loc[ENSEMBLE, "cv_mean"] > board.drop(ENSEMBLE)["cv_mean"].max()
     members = card.model.members
-    assert 2 <= len(members) <= 5 and len({m.name for m in members}) == len(members)
+    assert 2 <= len(members) <= MAX_MEMBERS and len({m.name for m in members}) == len(members)
     assert [m.weight for m in members] == sorted((m.weight for m in members), reverse=True)
     assert card.model.params == {m.name: round(m.weight / sum(x.weight for x in members), 4) for m in members}
     assert all(m.trees and m.trees < 1000 for m in members if m.family == "hgb")  # early stopping chose them

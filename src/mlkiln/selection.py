@@ -38,8 +38,9 @@ log = logging.getLogger("mlkiln")
 
 #: rounds of greedy ensemble selection: the weights are multiples of 1/ENSEMBLE_ROUNDS
 ENSEMBLE_ROUNDS = 25
-#: distinct members at most: each is refitted on all rows, stored, and run for every prediction
-MAX_MEMBERS = 5
+#: distinct members at most: each is refitted on all rows, stored, and run for every prediction; on diamonds
+#: 5 members cost 72.9 s against main's 55.9 s, 3 members 66.0 s, with the same CV and test R2
+MAX_MEMBERS = 3
 #: fewer training rows than this give the single best model: weights fitted to a few folds' rows overfit them
 ENSEMBLE_MIN_ROWS = 500
 #: above this many training rows, families whose model grows with the rows (fully grown forests) are left out of
@@ -175,16 +176,18 @@ def _ensemble(y: pd.Series, ranked: list[FamilyResult], scorer: metrics.Scorer, 
 
 
 def ensemble_selection(pool: list[Predictions], y: pd.Series, scorer: metrics.Scorer, classes,
-                       rounds: int = ENSEMBLE_ROUNDS, max_members: int = MAX_MEMBERS) -> np.ndarray:
+                       rounds: int = ENSEMBLE_ROUNDS, max_members: int | None = None) -> np.ndarray:
     """How often each candidate of ``pool`` is picked: greedy forward selection with replacement.
 
     Each round adds the candidate whose addition gives the best score of the
     (equally weighted) average of the picks so far, on the pooled out-of-fold
     predictions (with a tuned threshold, at its best cut-off); once
-    ``max_members`` distinct candidates are in, only they may be picked again.
+    ``max_members`` (default :data:`MAX_MEMBERS`) distinct candidates are in,
+    only they may be picked again.
     The counts of the best-scoring round are returned. Ties go to the earlier
     candidate, so the same pool always gives the same ensemble.
     """
+    max_members = MAX_MEMBERS if max_members is None else max_members
     arrays = [p.pred.astype("float64") if p.proba is None else p.proba.astype("float64") for p in pool]
     total = np.zeros_like(arrays[0])
     counts = np.zeros(len(pool), dtype="int64")
