@@ -1,7 +1,7 @@
 """Issue 6: grid vs successive halving vs random search at the same candidate count.
 
-The HistGradientBoosting family (9 candidates: its grid in
-``mlkiln.tuning.SEARCH_SPACES``; random search draws 9 from ``DISTRIBUTIONS``),
+The HistGradientBoosting family (its grid in
+``mlkiln.pipeline.REGISTRY["hgb"]``; random search draws as many from its distributions),
 3-fold CV, on diamonds and on diamonds grown to 300k rows. ``grid`` is plain
 scikit-learn's GridSearchCV; ``halving`` is mlkiln's default (first round at
 least 20,000 rows); ``halving-exhaust`` is scikit-learn's own default start.

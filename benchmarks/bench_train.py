@@ -1,7 +1,7 @@
 """Issue 6: ``mlkiln train`` (defaults) vs a hand-written scikit-learn GridSearchCV over the same families.
 
 Both see the same rows, the same test split (20 %, seed 0) and the same
-hyperparameter grids (``mlkiln.tuning.SEARCH_SPACES``); the hand-written way
+hyperparameter grids (``mlkiln.pipeline.REGISTRY``); the hand-written way
 drops the columns mlkiln excluded (a careful user would drop them too), runs
 ``GridSearchCV(n_jobs=-1)`` per family, keeps the best mean CV score and
 scores that family's refitted model on the test split once.
@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 import mlkiln
 from mlkiln.examples import EXAMPLES, load_example
-from mlkiln.tuning import SEARCH_SPACES
+from mlkiln.pipeline import REGISTRY
 
 ESTIMATORS = {
     "regression": {
@@ -64,7 +64,7 @@ def plain_sklearn(frame, target, task, excluded):
             ("cat", OneHotEncoder(handle_unknown="ignore") if linear
              else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), categorical),
         ])
-        grid = {f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}
+        grid = {f"model__{k}": v for k, v in REGISTRY[family].space().items()}
         search = GridSearchCV(Pipeline([("prep", prep), ("model", estimator)]), grid, cv=3, scoring=scoring, n_jobs=-1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -54,3 +54,21 @@ def failure_run(failure_csv):
 @pytest.fixture(scope="session")
 def failure_bundle(tmp_path_factory, failure_run) -> str:
     return str(failure_run.save(tmp_path_factory.mktemp("bundles") / "failure"))
+
+
+@pytest.fixture(scope="session")
+def ensemble_run(diamonds):
+    """Three families, two candidates each: ensemble selection weighs them, and the ensemble wins."""
+    return mlkiln.train(diamonds.head(1500), target="price", models=["ridge", "hgb", "extra_trees"], trials=2)
+
+
+@pytest.fixture(scope="session")
+def ensemble_csv(tmp_path_factory, diamonds) -> str:
+    path = tmp_path_factory.mktemp("data") / "ensemble.csv"
+    diamonds.head(1500).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def ensemble_bundle(tmp_path_factory, ensemble_run) -> str:
+    return str(ensemble_run.save(tmp_path_factory.mktemp("bundles") / "ensemble"))

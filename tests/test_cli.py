@@ -11,7 +11,7 @@ from common import cli, copy_bundle, one_line_error, run_cli
 
 def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
     out = tmp_path / "model"
-    result = run_cli("train", diamonds_csv, "--target", "price", "--models", "linear", "ridge", "-o", out)
+    result = run_cli("train", diamonds_csv, "--target", "price", "--models", "linear", "ridge", "--no-ensemble", "-o", out)
     assert result.returncode == 0, result.stderr
     assert "Best model:" in result.stdout and "ridge" in result.stdout and "r2" in result.stdout
     assert "task: regression" in result.stderr  # the decision is printed

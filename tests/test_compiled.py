@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 import mlkiln
 from mlkiln.compiled import compile_pipeline
 from mlkiln.examples import load_example
-from mlkiln.pipeline import build_pipeline
+from mlkiln.pipeline import build_ensemble, build_pipeline
 from mlkiln.schema import coerce_frame, column_kind, conform, conform_record, describe_columns
 
 RTOL = 1e-9
@@ -33,6 +33,15 @@ CASES = [
     ("multiclass", "logistic_l2", {}, None),
     ("multiclass", "hgb", {"max_iter": 15}, None),
     ("multiclass", "rf", {"n_estimators": 10}, None),
+    ("regression", "extra_trees", {"n_estimators": 15, "min_samples_leaf": 3}, None),
+    ("binary", "extra_trees", {"n_estimators": 15}, None),
+    # ensembles: (name, family, params, weight) per member, as selection weighs them
+    ("regression", "ensemble", [("hgb", "hgb", {"max_iter": 20}, 0.5), ("ridge", "ridge", {"alpha": 1.0}, 0.3),
+                                ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.2)], None),
+    ("binary", "ensemble", [("hgb", "hgb", {"max_iter": 15}, 0.6), ("logistic_l2", "logistic_l2", {}, 0.2),
+                            ("rf", "rf", {"n_estimators": 8}, 0.2)], 0.35),
+    ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.4), ("logistic_l2", "logistic_l2", {}, 0.2),
+                                ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.4)], None),
 ]
 
 
@@ -81,10 +90,16 @@ def fitted(request, tables):
     columns = describe_columns(train, kinds)
     y = _target(train, task)
     kind = "regression" if task == "regression" else "classification"
-    pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0)
-    # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too
-    encoder = pipeline.named_steps["prep"].transformers[1][1]
-    (encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder).set_params(max_categories=6)
+    if family == "ensemble":
+        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0)
+        members = [member for _, member in getattr(pipeline, "estimator", pipeline).estimators]
+    else:
+        pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0)
+        members = [pipeline]
+    for member in members:
+        # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too
+        encoder = member.named_steps["prep"].transformers[1][1]
+        (encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder).set_params(max_categories=6)
     pipeline.fit(coerce_frame(train, kinds), y)
     return pipeline, columns, test[features]
 
@@ -175,8 +190,8 @@ def test_unknown_family_falls_back_and_says_so(tables, caplog):
     _assert_close([predictor.score_row(row)[0]], pipeline.predict(X.iloc[5:6]))
 
 
-def test_model_uses_compiled_path(diamonds_bundle, failure_bundle, diamonds):
-    for path in (diamonds_bundle, failure_bundle):
+def test_model_uses_compiled_path(diamonds_bundle, failure_bundle, ensemble_bundle, diamonds):
+    for path in (diamonds_bundle, failure_bundle, ensemble_bundle):
         model = mlkiln.load(path)
         assert model.predictor.compiled
     model = mlkiln.load(diamonds_bundle)

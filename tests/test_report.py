@@ -14,7 +14,7 @@ from PIL import Image
 
 import mlkiln
 from mlkiln import report
-from mlkiln.tuning import SEARCH_SPACES
+from mlkiln.pipeline import REGISTRY
 
 SECTIONS = ("data", "leaderboard", "tuning", "metrics", "diagnostics", "drivers", "bundle")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,7 +60,7 @@ def test_training_report_has_the_cards_numbers(diamonds_run, diamonds_bundle):
 
 def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bundle):
     curve = saved(failure_bundle)["tuning"]["logistic_l1"]
-    grid = SEARCH_SPACES[("classification", "logistic_l1")]["C"]
+    grid = REGISTRY["logistic_l1"].grid["C"]
     assert curve["param"] == "C" and curve["log_scale"]
     assert sorted(p["value"] for p in curve["points"]) == sorted(grid)
     chosen = next(r.__dict__ for r in failure_run.card.leaderboard if r.family == "logistic_l1")

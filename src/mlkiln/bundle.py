@@ -45,6 +45,7 @@ TRUSTED_TYPES = frozenset({
     "numpy.median",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
+    "sklearn.utils._bunch.Bunch",  # an ensemble's named_estimators_: a dict of its fitted members
     "sklearn.utils.validation.check_array",
 })
 

@@ -62,13 +62,26 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class Member:
+    """One member of an ensemble: a family's pipeline with its settings and its weight in the vote."""
+
+    name: str
     family: str
+    params: dict[str, Any]
+    weight: int  # times ensemble selection picked it: its weight in the vote (the vote divides by their sum)
+    trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    family: str  # a registered family, or "ensemble" (then ``members`` says which and ``params`` their weights)
     estimator: str
     params: dict[str, Any]
     threshold: float | None = None  # tuned decision threshold on P(positive class), binary only
     max_categories: int | None = None  # the encoders' category cap, when a text column needed it
     c_meaning: str = C_NOTE
+    members: tuple[Member, ...] = ()
+    trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,8 @@ class TuningInfo:
     trials: int | None
     cores: int
     dask: bool
+    ensemble: bool = True  # whether an ensemble of the families was weighed
+    plotted: dict[str, str] = field(default_factory=dict)  # family -> the hyperparameter the report plots
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ log = logging.getLogger("mlkiln")
 FLAGS = {
     "task": "--task", "metric": "--metric", "models": "--models", "folds": "--folds", "test_size": "--test-size",
     "seed": "--seed", "drop": "--drop", "keep": "--keep", "n_jobs": "--jobs", "search": "--search",
-    "budget": "--budget", "trials": "--trials", "cluster": "--cluster",
+    "budget": "--budget", "trials": "--trials", "cluster": "--cluster", "ensemble": "--no-ensemble",
 }
 
 
@@ -88,6 +88,7 @@ def cmd_train(args) -> int:
         task=args.task, metric=args.metric, models=_split_list(args.models), folds=args.folds,
         test_size=args.test_size, seed=args.seed, drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (),
         n_jobs=args.jobs, search=args.search, budget=args.budget, trials=args.trials, cluster=args.cluster,
+        ensemble=args.ensemble,
     )
     TrainOptions(**{**settings, "models": settings["models"] and tuple(settings["models"])})
     if (args.data is None) == (args.example is None):
@@ -280,6 +281,8 @@ def _add_train(sub) -> None:
     t.add_argument("--cluster", metavar="ADDRESS",
                    help="run the CV fits on Dask: tcp://HOST:8786, or 'local' (default: $MLKILN_DASK_SCHEDULER; "
                    "needs pip install 'mlkiln[dask]')")
+    t.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                   help="do not weigh an ensemble of the families (default: weigh one; chosen only if it scores better)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     t.set_defaults(func=cmd_train)
 

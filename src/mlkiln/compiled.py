@@ -13,7 +13,9 @@ fitted steps once and folds them into NumPy arrays and Python tables:
   bitvector method of QuickScorer (Lucchese et al., SIGIR 2015), whose cost
   does not grow with depth; deeper trees (random forests) level by level.
   Batches of tree models reuse the compiled encoding and hand the matrix to
-  the estimator's own compiled tree code, which no NumPy walk beats on many rows.
+  the estimator's own compiled tree code, which no NumPy walk beats on many rows;
+* ensembles: each member pipeline compiled as above, their outputs averaged
+  with the vote's weights.
 
 Inputs are the values :func:`mlkiln.schema.conform_record` (one row, a dict)
 or :func:`mlkiln.schema.conform` (a batch: a DataFrame or any mapping of
@@ -31,10 +33,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
+    VotingClassifier,
+    VotingRegressor,
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
@@ -54,7 +60,9 @@ _UNSEEN = "\x00mlkiln-unseen\x00"
 
 _LINEAR = (LinearRegression, Ridge, Lasso, LogisticRegression)
 _HGB = (HistGradientBoostingRegressor, HistGradientBoostingClassifier)
-_FOREST = (RandomForestRegressor, RandomForestClassifier)
+#: forests of scikit-learn decision trees (random forests and extra trees share the tree structure)
+_FOREST = (RandomForestRegressor, RandomForestClassifier, ExtraTreesRegressor, ExtraTreesClassifier)
+_VOTE = (VotingRegressor, VotingClassifier)
 
 
 class _NotCompilable(Exception):
@@ -101,12 +109,13 @@ class Predictor:
 
 
 def compile_pipeline(pipeline, columns: Sequence[Column]) -> Predictor:
-    """Fold a fitted mlkiln Pipeline into arrays; fall back to scikit-learn when it cannot.
+    """Fold a fitted mlkiln Pipeline (or ensemble of them) into arrays; fall back to scikit-learn when it cannot.
 
     Parameters
     ----------
-    pipeline : Pipeline
-        A fitted pipeline as :func:`mlkiln.pipeline.build_pipeline` makes it.
+    pipeline : Pipeline or voting ensemble
+        A fitted pipeline as :func:`mlkiln.pipeline.build_pipeline` makes it,
+        or an ensemble as :func:`mlkiln.pipeline.build_ensemble` makes it.
     columns : sequence of Column
         The input schema of the bundle's card (``card.columns``).
     """
@@ -118,15 +127,14 @@ def compile_pipeline(pipeline, columns: Sequence[Column]) -> Predictor:
     return Predictor(pipeline, columns, body)
 
 
-def _compile(pipeline, columns):
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-        raise _NotCompilable("not a two-step (preprocessing, model) Pipeline")
-    prep, final = pipeline.steps[0][1], pipeline.steps[1][1]
-    estimator, threshold = final, None
-    if isinstance(final, FixedThresholdClassifier):
-        if final.pos_label is not None:
-            raise _NotCompilable("a decision threshold with an explicit pos_label")
-        estimator, threshold = final.estimator_, final.threshold
+def _compile(model, columns):
+    estimator, threshold = _unwrap(model)
+    if isinstance(estimator, _VOTE):
+        return _Ensemble(estimator, threshold, columns)
+    if not isinstance(model, Pipeline) or len(model.steps) != 2:
+        raise _NotCompilable("not a two-step (preprocessing, model) Pipeline nor an ensemble of them")
+    prep, final = model.steps[0][1], model.steps[1][1]
+    estimator, threshold = _unwrap(final)
     blocks = _blocks(prep, columns)
     head = _Head(estimator, threshold)
     if isinstance(estimator, _LINEAR):
@@ -134,6 +142,45 @@ def _compile(pipeline, columns):
     if isinstance(estimator, (*_HGB, *_FOREST)):
         return _Trees(blocks, estimator, final, head)
     raise _NotCompilable(f"no compiled form for {type(estimator).__name__}")
+
+
+def _unwrap(final) -> tuple:
+    """``(estimator, threshold)``: the model inside a FixedThresholdClassifier and its cut-off, else ``(final, None)``."""
+    if not isinstance(final, FixedThresholdClassifier):
+        return final, None
+    if final.pos_label is not None:
+        raise _NotCompilable("a decision threshold with an explicit pos_label")
+    return final.estimator_, final.threshold
+
+
+class _Ensemble:
+    """The weighted vote of compiled member pipelines, averaged as scikit-learn's voting estimators average.
+
+    Regression averages the members' predictions; classification their
+    probabilities (soft voting), then the head picks the class, or cuts at
+    the threshold. Members of a VotingClassifier were fitted on the class
+    indices, so only their probabilities are read.
+    """
+
+    def __init__(self, vote, threshold, columns):
+        if isinstance(vote, VotingClassifier) and vote.voting != "soft":
+            raise _NotCompilable("a hard-voting ensemble")
+        self.members = [_compile(member, columns) for member in vote.estimators_]
+        self.weights = None if vote.weights is None else np.asarray(vote.weights, dtype=np.float64)
+        self.head = _Head(vote, threshold, kind="proba")
+
+    def raw_row(self, row: dict):
+        if self.head.task == "regression":
+            values = [np.ravel(member.raw_row(row))[0] for member in self.members]
+            return float(np.average(values, weights=self.weights))
+        probas = [member.head.finish(np.reshape(member.raw_row(row), (1, -1)))[1][0] for member in self.members]
+        return np.average(probas, axis=0, weights=self.weights)
+
+    def score(self, X):
+        outputs = [member.score(X) for member in self.members]
+        if self.head.task == "regression":
+            return np.average(np.column_stack([pred for pred, _ in outputs]), axis=1, weights=self.weights), None
+        return self.head.finish(np.average(np.stack([proba for _, proba in outputs]), axis=0, weights=self.weights))
 
 
 def _blocks(prep, columns) -> dict:
@@ -191,11 +238,13 @@ def _probe(transformer, categories: list[_Categories]) -> list[np.ndarray]:
 class _Head:
     """From raw model outputs to predictions and probabilities, as the estimator does it."""
 
-    def __init__(self, estimator, threshold):
+    def __init__(self, estimator, threshold, kind: str | None = None):
         self.task = "classification" if hasattr(estimator, "classes_") else "regression"
         self.threshold = threshold
         self.classes = getattr(estimator, "classes_", None)
-        if isinstance(estimator, _FOREST):
+        if kind is not None:
+            self.kind = kind
+        elif isinstance(estimator, _FOREST):
             self.kind = "proba"
         elif isinstance(estimator, _HGB):
             expected = "log_loss" if self.task == "classification" else "squared_error"

@@ -21,10 +21,11 @@ C_NOTE = (
 
 TASKS = ("auto", "regression", "classification")
 
-#: model families per task, in the order they are tried and listed
+#: model families per task, in the order they are tried and listed: the names of
+#: :data:`mlkiln.pipeline.REGISTRY` (a test keeps the two equal), here without importing scikit-learn
 FAMILIES = {
-    "regression": ("linear", "ridge", "lasso", "hgb", "rf"),
-    "classification": ("logistic_l1", "logistic_l2", "hgb", "rf"),
+    "regression": ("linear", "ridge", "lasso", "hgb", "rf", "extra_trees"),
+    "classification": ("logistic_l1", "logistic_l2", "hgb", "rf", "extra_trees"),
 }
 
 #: what each selectable metric is called and whether larger is better
@@ -74,6 +75,7 @@ class TrainOptions:
     budget: float | None = None
     trials: int | None = None
     cluster: str | None = field(default=None)
+    ensemble: bool = True
 
     def __post_init__(self) -> None:
         _choice("task", self.task, TASKS)
@@ -95,8 +97,13 @@ class TrainOptions:
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                     raise ArgumentError(name, value, "must be a list of names")
                 object.__setattr__(self, name, tuple(dict.fromkeys(value)))
+        if not isinstance(self.ensemble, bool):
+            raise ArgumentError("ensemble", self.ensemble, "must be True or False")
         tasks = FAMILIES if self.task == "auto" else {self.task: FAMILIES[self.task]}
         known = {f for names in tasks.values() for f in names}
+        if any(m not in known for m in self.models or ()):  # perhaps a family registered at run time
+            tasks = {task: _registered(task) for task in tasks}
+            known = {f for names in tasks.values() for f in names}
         unknown = [m for m in self.models or () if m not in known]
         if unknown:
             raise ArgumentError("models", list(self.models), f"unknown: {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
@@ -108,13 +115,21 @@ class TrainOptions:
 
     def families(self, task: str) -> list[str]:
         """The families to try for ``task``, in the order they are tried."""
+        names = _registered(task)
         if not self.models:
-            return list(FAMILIES[task])
-        unknown = [m for m in self.models if m not in FAMILIES[task]]
+            return list(names)
+        unknown = [m for m in self.models if m not in names]
         if unknown:
             raise ArgumentError("models", list(self.models),
-                                f"not {task} families: {', '.join(unknown)}; choose from {', '.join(FAMILIES[task])}")
+                                f"not {task} families: {', '.join(unknown)}; choose from {', '.join(names)}")
         return list(self.models)
+
+
+def _registered(task: str) -> tuple[str, ...]:
+    """The families of :data:`mlkiln.pipeline.REGISTRY` for ``task``, those registered at run time included."""
+    from .pipeline import family_names  # scikit-learn: only once a family outside FAMILIES is named, or at training
+
+    return family_names(task)
 
 
 def _choice(param: str, value, allowed) -> None:

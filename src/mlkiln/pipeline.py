@@ -1,8 +1,10 @@
-"""Build the model: preprocessing and estimator as one scikit-learn Pipeline.
+"""Build the model: the table of model families, and preprocessing + estimator as one scikit-learn Pipeline.
 
-This module imports only scikit-learn: the bundle's ``train.py`` embeds its
-source verbatim, so the reproduction script builds the very same Pipeline
-without mlkiln installed.
+:data:`REGISTRY` is the one table of families (estimator, encoding, search
+spaces, cost, the hyperparameter the report plots): every other module reads
+it. This module imports only scikit-learn, SciPy and NumPy: the bundle's
+``train.py`` embeds its source verbatim, so the reproduction script builds the
+very same model without mlkiln installed.
 
 About ``C`` in the logistic families: scikit-learn's ``C`` is the *inverse* of
 the regularisation strength. The course writes the L1 objective with a weight
@@ -10,13 +12,21 @@ that multiplies the penalty term; that weight equals ``1 / C`` here. A small
 ``C`` means a strong penalty and more coefficients at exactly zero.
 """
 
+from dataclasses import dataclass, field
+from typing import Callable
+
 import numpy as np
+from scipy.stats import loguniform, randint, uniform
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
+    VotingClassifier,
+    VotingRegressor,
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
@@ -24,44 +34,136 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-#: families that see one-hot encoded, scaled inputs; the others see ordinal codes
-LINEAR_FAMILIES = ("linear", "ridge", "lasso", "logistic_l1", "logistic_l2")
-
-#: gradient boosting: a fixed number of trees, as cross-validation tunes the learning rate and tree size
-#: (scikit-learn's automatic early stopping would hold out 10 % of the rows of every table over 10,000
-#: rows), and XGBoost's default L2 penalty on leaf values
-HGB_DEFAULTS = {"max_iter": 200, "early_stopping": False, "l2_regularization": 1.0}
-
 #: categories kept per column by the encoders; rarer ones share one "infrequent" slot
 MAX_CATEGORIES = 100
+
+#: a forest's trees each see at most this many (bootstrap) rows: bounded time and memory on large tables
+FOREST_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: everything mlkiln knows about it, in one entry of :data:`REGISTRY`.
+
+    ``make(task, seed, n_classes)`` returns the unfitted estimator with
+    mlkiln's defaults. ``encoding`` is ``"onehot"`` (imputed, scaled, one-hot:
+    linear models) or ``"ordinal"`` (raw numbers, category codes, missing
+    values left to the trees). ``grid`` is the grid search's space and
+    ``distributions`` random search's (default: the grid). ``cost`` is
+    ``"cheap"`` or ``"expensive"`` (``search="auto"`` halves the expensive
+    ones on large tables). ``plotted`` is the hyperparameter the report draws
+    the validation score against. ``bounded(n_rows)`` gives parameters that
+    keep one fit bounded on a large table; they are recorded like tuned ones.
+    ``grows_with_rows``: the fitted model stores about one leaf per row
+    (fully grown trees), so ensembles leave it out on large tables.
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    make: Callable
+    encoding: str = "ordinal"
+    grid: dict = field(default_factory=dict)
+    distributions: dict | None = None
+    cost: str = "cheap"
+    plotted: str | None = None
+    bounded: Callable | None = None
+    grows_with_rows: bool = False
+
+    def space(self, random: bool = False) -> dict:
+        """The grid, or with ``random`` what random search draws from."""
+        return dict(self.distributions if random and self.distributions is not None else self.grid)
+
+    def scale_params(self, n_rows: int) -> dict:
+        return self.bounded(n_rows) if self.bounded is not None else {}
+
+
+#: every model family by name, in the order they are tried and listed; :func:`register` adds one
+REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add (or replace) a family; training, tuning, the report and the bundle read it from here."""
+    REGISTRY[family.name] = family
+    return family
+
+
+def family_names(task: str) -> tuple[str, ...]:
+    """The registered families of ``task``, in the order they are tried."""
+    return tuple(name for name, family in REGISTRY.items() if task in family.tasks)
+
+
+def _one(estimators: dict, **defaults) -> Callable:
+    """A ``make`` for a family whose estimator per task takes fixed defaults (plus ``random_state``)."""
+    def make(task, seed, n_classes=2):
+        estimator = estimators[task](**defaults)
+        if "random_state" in estimator.get_params():
+            estimator.set_params(random_state=seed)
+        return estimator
+    return make
+
+
+def _l1_logistic(task, seed, n_classes=2):
+    # liblinear is the fast exact L1 solver for two classes; saga handles more
+    solver = "liblinear" if n_classes == 2 else "saga"
+    return LogisticRegression(l1_ratio=1.0, solver=solver, max_iter=2000, random_state=seed)
+
+
+def _forest_rows(n_rows: int) -> dict:
+    """A fully grown forest has about one leaf per row: on millions of rows each tree draws a bounded sample."""
+    return {"bootstrap": True, "max_samples": FOREST_MAX_ROWS / n_rows} if n_rows > FOREST_MAX_ROWS else {}
+
+
+_C_GRID = [float(c) for c in np.logspace(-3, 2, 11)]
+_FOREST_GRID = {"min_samples_leaf": [1, 5]}
+_FOREST_DIST = {"min_samples_leaf": randint(1, 11)}
+
+#: gradient boosting grows up to ``max_iter`` trees and stops when the loss on its own validation part (10 % of
+#: the rows it is fitted on, never the test split) has not improved for ``n_iter_no_change`` trees; the search
+#: tunes the size and regularisation of the trees, early stopping their number
+HGB_DEFAULTS = {"max_iter": 1000, "early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 20,
+                "l2_regularization": 1.0}
+
+register(Family("linear", ("regression",),
+                # the pipeline hands it a fresh matrix: centring it in place saves a copy of the design matrix
+                _one({"regression": LinearRegression}, copy_X=False), encoding="onehot"))
+register(Family("ridge", ("regression",), _one({"regression": Ridge}), encoding="onehot",
+                grid={"alpha": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
+                distributions={"alpha": loguniform(1e-3, 1e3)}, plotted="alpha"))
+register(Family("lasso", ("regression",), _one({"regression": Lasso}, max_iter=5000), encoding="onehot",
+                grid={"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
+                distributions={"alpha": loguniform(1e-2, 1e2)}, plotted="alpha"))
+register(Family("logistic_l1", ("classification",), _l1_logistic, encoding="onehot",
+                grid={"C": _C_GRID}, distributions={"C": loguniform(1e-3, 1e2)}, plotted="C"))
+register(Family("logistic_l2", ("classification",),
+                lambda task, seed, n_classes=2: LogisticRegression(l1_ratio=0.0, max_iter=2000), encoding="onehot",
+                grid={"C": _C_GRID[::2]}, distributions={"C": loguniform(1e-3, 1e2)}, plotted="C"))
+register(Family("hgb", ("regression", "classification"),
+                _one({"regression": HistGradientBoostingRegressor, "classification": HistGradientBoostingClassifier},
+                     **HGB_DEFAULTS),
+                grid={"learning_rate": [0.1], "max_leaf_nodes": [15, 31, 63], "min_samples_leaf": [20],
+                      "l2_regularization": [1.0], "max_features": [0.5, 1.0]},
+                distributions={"learning_rate": loguniform(0.02, 0.3), "max_leaf_nodes": randint(8, 128),
+                               "min_samples_leaf": randint(5, 100), "l2_regularization": loguniform(1e-3, 10.0),
+                               "max_features": uniform(0.3, 0.7)},
+                cost="expensive", plotted="max_leaf_nodes"))
+register(Family("rf", ("regression", "classification"),
+                _one({"regression": RandomForestRegressor, "classification": RandomForestClassifier},
+                     n_estimators=100, n_jobs=1),
+                grid=_FOREST_GRID, distributions=_FOREST_DIST, cost="expensive", plotted="min_samples_leaf",
+                bounded=_forest_rows, grows_with_rows=True))
+register(Family("extra_trees", ("regression", "classification"),
+                _one({"regression": ExtraTreesRegressor, "classification": ExtraTreesClassifier},
+                     n_estimators=100, n_jobs=1),
+                grid=_FOREST_GRID, distributions=_FOREST_DIST, cost="expensive", plotted="min_samples_leaf",
+                bounded=_forest_rows, grows_with_rows=True))
 
 
 def make_estimator(task, family, seed, n_classes=2):
     """Return the unfitted estimator of ``family`` with mlkiln's defaults."""
-    if task == "regression":
-        if family == "linear":
-            # the pipeline hands it a fresh matrix: centring it in place saves a copy of the design matrix
-            return LinearRegression(copy_X=False)
-        if family == "ridge":
-            return Ridge()
-        if family == "lasso":
-            return Lasso(max_iter=5000, random_state=seed)
-        if family == "hgb":
-            return HistGradientBoostingRegressor(**HGB_DEFAULTS, random_state=seed)
-        if family == "rf":
-            return RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=seed)
-    else:
-        if family == "logistic_l1":
-            # liblinear is the fast exact L1 solver for two classes; saga handles more
-            solver = "liblinear" if n_classes == 2 else "saga"
-            return LogisticRegression(l1_ratio=1.0, solver=solver, max_iter=2000, random_state=seed)
-        if family == "logistic_l2":
-            return LogisticRegression(l1_ratio=0.0, max_iter=2000)
-        if family == "hgb":
-            return HistGradientBoostingClassifier(**HGB_DEFAULTS, random_state=seed)
-        if family == "rf":
-            return RandomForestClassifier(n_estimators=100, n_jobs=1, random_state=seed)
-    raise ValueError(f"unknown {task} family {family!r}")
+    entry = REGISTRY.get(family)
+    if entry is None or task not in entry.tasks:
+        raise ValueError(f"unknown {task} family {family!r}")
+    return entry.make(task, seed, n_classes)
 
 
 def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):
@@ -74,7 +176,7 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
     categorical = [name for name, kind in kinds.items() if kind == "categorical"]
-    if family in LINEAR_FAMILIES:
+    if REGISTRY[family].encoding == "onehot":
         # a callable median: numpy's O(n) selection per column, not a masked-array sort of the whole table
         num = make_pipeline(SimpleImputer(strategy=np.median, add_indicator=True), StandardScaler())
         cat = make_pipeline(
@@ -105,7 +207,7 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     ``predict`` uses the tuned probability cut-off instead of 0.5.
     """
     estimator = make_estimator(task, family, seed, n_classes)
-    if family == "hgb":
+    if "categorical_features" in estimator.get_params():  # gradient boosting splits on categories natively
         n_numeric = sum(kind != "categorical" for kind in kinds.values())
         mask = [False] * n_numeric + [True] * (len(kinds) - n_numeric)
         estimator.set_params(categorical_features=mask if any(mask) else None)
@@ -113,3 +215,22 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
     return Pipeline([("prep", make_preprocessor(kinds, family, max_categories)), ("model", estimator)])
+
+
+
+def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES):
+    """The weighted vote of member pipelines: ``members`` are ``(name, family, params, weight)``.
+
+    Regression averages the members' predictions, classification their
+    probabilities (soft voting), each weighted; ``threshold`` (binary only)
+    cuts the averaged probability of the positive class.
+    """
+    estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories))
+                  for name, family, params, _ in members]
+    weights = [weight for *_, weight in members]
+    if task == "regression":
+        return VotingRegressor(estimators, weights=weights)
+    vote = VotingClassifier(estimators, voting="soft", weights=weights)
+    if threshold is None:
+        return vote
+    return FixedThresholdClassifier(vote, threshold=threshold, response_method="predict_proba")

@@ -41,6 +41,8 @@ TARGET = {target!r}
 TASK = {task!r}
 FAMILY = {family!r}
 PARAMS = {params}
+# an ensemble's members: (name, family, hyperparameters, weight in the vote)
+MEMBERS = {members}
 THRESHOLD = {threshold!r}
 # categories kept per text column (None: no column has more, so the encoders need not count them)
 MAX_CATEGORIES_KEPT = {max_categories!r}
@@ -90,7 +92,10 @@ def main():
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y if TASK == "classification" else None
     )
-    model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
+    if MEMBERS:
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
+    else:
+        model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
     fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
     print(f"test score ({{'R2' if TASK == 'regression' else 'accuracy'}}): {{model.score(X_test, y_test):.6f}}")
     joblib.dump(model, args.output)
@@ -118,6 +123,7 @@ def render(card: Card) -> str:
         task=card.task,
         family=model.family,
         params=pprint.pformat(model.params, sort_dicts=True),
+        members=pprint.pformat([(m.name, m.family, m.params, m.weight) for m in model.members], sort_dicts=True),
         threshold=model.threshold,
         max_categories=model.max_categories,
         seed=card.split.seed,

@@ -2,8 +2,9 @@
 
 The mean validation-fold score picks the hyperparameters within a family and
 then the family, exactly as the course does for ``C``; the test split is never
-seen here. All search spaces live in :data:`SEARCH_SPACES` (grids) and
-:data:`DISTRIBUTIONS` (what random search draws from).
+seen here. The search spaces are the families' own, in
+:data:`mlkiln.pipeline.REGISTRY` (``grid`` and, for random search,
+``distributions``).
 
 Every fit runs with an explicit thread budget (:class:`Compute`): the CV fits
 run on ``cores`` one-thread workers (or on a Dask cluster), single fits on all
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 import joblib
 import numpy as np
 import pandas as pd
-from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
@@ -43,48 +43,14 @@ from .cluster import dask_client, scheduler_address
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
-from .pipeline import MAX_CATEGORIES, build_pipeline
+from .pipeline import MAX_CATEGORIES, REGISTRY, build_pipeline
 
 log = logging.getLogger("mlkiln")
 
-_C_GRID = [float(c) for c in np.logspace(-3, 2, 11)]
-_HGB_GRID = {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31, 63]}
-_RF_GRID = {"min_samples_leaf": [1, 5]}
-
-#: grid of hyperparameters per (task, family); ``C`` is scikit-learn's inverse penalty weight
-SEARCH_SPACES: dict[tuple[str, str], dict[str, list]] = {
-    ("regression", "linear"): {},
-    ("regression", "ridge"): {"alpha": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
-    ("regression", "lasso"): {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
-    ("regression", "hgb"): _HGB_GRID,
-    ("regression", "rf"): _RF_GRID,
-    ("classification", "logistic_l1"): {"C": _C_GRID},
-    ("classification", "logistic_l2"): {"C": _C_GRID[::2]},
-    ("classification", "hgb"): _HGB_GRID,
-    ("classification", "rf"): _RF_GRID,
-}
-
-_HGB_DIST = {"learning_rate": loguniform(0.02, 0.3), "max_leaf_nodes": randint(8, 128)}
-_RF_DIST = {"min_samples_leaf": randint(1, 11)}
-
-#: what random search (and halving with ``trials``) draws from, over the same ranges as the grids;
-#: families not listed draw from their grid
-DISTRIBUTIONS: dict[tuple[str, str], dict] = {
-    ("regression", "ridge"): {"alpha": loguniform(1e-3, 1e3)},
-    ("regression", "lasso"): {"alpha": loguniform(1e-2, 1e2)},
-    ("regression", "hgb"): _HGB_DIST,
-    ("regression", "rf"): _RF_DIST,
-    ("classification", "logistic_l1"): {"C": loguniform(1e-3, 1e2)},
-    ("classification", "logistic_l2"): {"C": loguniform(1e-3, 1e2)},
-    ("classification", "hgb"): _HGB_DIST,
-    ("classification", "rf"): _RF_DIST,
-}
-
-EXPENSIVE_FAMILIES = ("hgb", "rf")
 #: candidates per family drawn by random search when ``trials`` is not given
 RANDOM_TRIALS = 10
-#: a forest's trees each see at most this many (bootstrap) rows: bounded time and memory on large tables
-RF_MAX_ROWS = 100_000
+#: out-of-fold predictions kept per family (its best candidates), for the winner's metrics and the ensemble
+KEEP_PER_FAMILY = 5
 #: no halving round uses fewer rows (smaller tables get the full grid): small subsamples favour small models
 HALVING_MIN_ROWS = 20_000
 #: seconds between two progress lines of a family's search; a search shorter than this prints none
@@ -151,6 +117,22 @@ def _dask_backend():
 
 
 @dataclass
+class Predictions:
+    """One candidate's out-of-fold predictions over all training rows, as float32.
+
+    ``pred`` holds the predictions (class labels for classification),
+    ``proba`` the class probabilities (``None`` for regression), ``score``
+    the mean fold score (greater is better).
+    """
+
+    family: str
+    params: dict  # the estimator's, without the pipeline's ``model__`` prefix
+    score: float
+    pred: np.ndarray
+    proba: np.ndarray | None
+
+
+@dataclass
 class FamilyResult:
     """What tuning one family found: best parameters, CV scores (in the metric's own units) and timings.
 
@@ -169,8 +151,9 @@ class FamilyResult:
     error: str | None = None
     search: str = "grid"
     not_reached: int = 0
-    #: the best candidate's out-of-fold ``(predictions, probabilities, fold of each row)``, when the search kept them
-    oof: tuple | None = field(default=None, repr=False)
+    #: the out-of-fold predictions of the best candidates (at most KEEP_PER_FAMILY), best first; with
+    #: halving, only the winner's, fitted again on the full folds
+    oofs: list[Predictions] = field(default_factory=list, repr=False)
 
     @property
     def status(self) -> str:
@@ -205,8 +188,16 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
 def search_strategy(family: str, search: str = "auto") -> str:
     """The strategy ``search`` means for ``family``: ``auto`` halves the expensive families, grids the rest."""
     if search == "auto":
-        return "halving" if family in EXPENSIVE_FAMILIES else "grid"
+        return "halving" if REGISTRY[family].cost == "expensive" else "grid"
     return search
+
+
+def fold_of(cv, X, y) -> np.ndarray:
+    """The validation fold of each row: the same for every candidate, as the splits are seeded."""
+    folds = np.empty(len(y), dtype="int64")
+    for k, (_, val_idx) in enumerate(cv.split(X, y)):
+        folds[val_idx] = k
+    return folds
 
 
 class _Progress:
@@ -309,10 +300,11 @@ def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int
 
 
 def _spaces(task: str, family: str, n_rows: int) -> tuple[dict, dict]:
-    """One family's grid and random-search space as pipeline parameters, its :func:`scale_params` fixed."""
-    fixed = {f"model__{k}": [v] for k, v in scale_params(family, n_rows).items()}
-    grid = {**{f"model__{k}": v for k, v in SEARCH_SPACES[(task, family)].items()}, **fixed}
-    dist = {**{f"model__{k}": v for k, v in DISTRIBUTIONS.get((task, family), SEARCH_SPACES[(task, family)]).items()}, **fixed}
+    """One family's grid and random-search space as pipeline parameters, its bounding parameters fixed."""
+    entry = REGISTRY[family]
+    fixed = {f"model__{k}": [v] for k, v in entry.scale_params(n_rows).items()}
+    grid = {**{f"model__{k}": v for k, v in entry.space().items()}, **fixed}
+    dist = {**{f"model__{k}": v for k, v in entry.space(random=True).items()}, **fixed}
     return grid, dist
 
 
@@ -328,12 +320,14 @@ def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: in
 
 
 def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,
-                              deadline: float | None = None, label: str = "search") -> tuple[dict, int, tuple | None]:
-    """Fit every candidate on every fold; return ``(cv_results, candidates reached, best's out-of-fold predictions)``.
+                              deadline: float | None = None, label: str = "search",
+                              keep: int = KEEP_PER_FAMILY) -> tuple[dict, int, list[Predictions]]:
+    """Fit every candidate on every fold; return ``(cv_results, candidates reached, out-of-fold predictions)``.
 
     As scikit-learn's GridSearchCV with ``refit=False``, except that the
-    folds' predictions of the best candidate so far are kept, so the winner
-    needs no second round of fits for its validation metrics and threshold.
+    folds' predictions are kept: those of the ``keep`` best candidates, best
+    first, as float32, so the winner needs no second round of fits for its
+    validation metrics and threshold, and the ensemble is selected from them.
     Candidates run ``compute.cores`` at a time when a ``deadline`` is set;
     once it has passed, the search ends with what it has (at least one batch).
     A search longer than PROGRESS_SECONDS logs its progress under ``label``.
@@ -342,7 +336,8 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     step = len(candidates) if deadline is None else compute.cores
     scores = np.full((len(candidates), len(splits)), np.nan)
     fit_times = np.zeros((len(candidates), len(splits)))
-    best, best_oof, reached = None, None, 0
+    kept: list[tuple[float, int, tuple]] = []  # (mean score, candidate, pooled predictions), best first
+    reached = 0
     progress = _Progress(label, len(candidates) * len(splits))
     with compute.parallel():
         for start in range(0, len(candidates), step):
@@ -362,8 +357,9 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
                     if pred is not None:
                         scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
                 mean = scores[i].mean()
-                if np.isfinite(mean) and (best is None or mean > scores[best].mean()):
-                    best, best_oof = i, _pool(splits, folds, len(y))
+                if np.isfinite(mean) and (len(kept) < keep or mean > kept[-1][0]):
+                    # a stable sort: of equal scores the earlier candidate stays ahead, as np.nanargmax picks it
+                    kept = sorted([*kept, (mean, i, _pool(splits, folds, len(y)))], key=lambda t: -t[0])[:keep]
             reached = batch.stop
     results = {
         "params": candidates[:reached],
@@ -372,31 +368,25 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
         "mean_fit_time": fit_times[:reached].mean(axis=1),
         **{f"split{k}_test_score": scores[:reached, k] for k in range(len(splits))},
     }
-    return results, reached, best_oof
+    oofs = [Predictions(label, _estimator_params(candidates[i]), float(mean), pred, proba)
+            for mean, i, (pred, proba) in kept]
+    return results, reached, oofs
+
+
+def _estimator_params(params: dict) -> dict:
+    return plain({k.removeprefix("model__"): v for k, v in params.items()})
 
 
 def _pool(splits, folds, n_rows: int) -> tuple:
-    """One candidate's fold predictions as full-length out-of-fold arrays, plus the fold of each row."""
-    fold_of = np.empty(n_rows, dtype="int64")
-    pred = np.empty(n_rows, dtype=folds[0][0].dtype)
-    proba = None if folds[0][1] is None else np.zeros((n_rows, folds[0][1].shape[1]))
-    for k, ((_, val_idx), (fold_pred, fold_proba, _)) in enumerate(zip(splits, folds)):
-        fold_of[val_idx] = k
+    """One candidate's fold predictions as full-length out-of-fold arrays (float32 numbers, labels as they are)."""
+    first_pred, first_proba = folds[0][0], folds[0][1]
+    pred = np.empty(n_rows, dtype="float32" if first_pred.dtype.kind == "f" else first_pred.dtype)
+    proba = None if first_proba is None else np.zeros((n_rows, first_proba.shape[1]), dtype="float32")
+    for (_, val_idx), (fold_pred, fold_proba, _) in zip(splits, folds):
         pred[val_idx] = fold_pred
         if proba is not None:
             proba[val_idx] = fold_proba
-    return pred, proba, fold_of
-
-
-def scale_params(family: str, n_rows: int) -> dict:
-    """Parameters that keep a family's fits bounded on ``n_rows`` rows; they are recorded like tuned ones.
-
-    A fully grown forest has about one leaf per row: on millions of rows it
-    takes hours and tens of GB. Each tree then draws :data:`RF_MAX_ROWS` rows.
-    """
-    if family == "rf" and n_rows > RF_MAX_ROWS:
-        return {"max_samples": RF_MAX_ROWS / n_rows}
-    return {}
+    return pred, proba
 
 
 def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
@@ -419,11 +409,17 @@ def tune_family(
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
-    With halving, each candidate is reported at the largest share of rows it
-    was evaluated on (``n_samples``); the best is the best of the last round.
+    Halving runs only where it has more than one round (see
+    :func:`halving_start`); elsewhere its candidates go through
+    :func:`cross_validate_candidates`, which keeps their out-of-fold
+    predictions. With halving, each candidate is reported at the largest
+    share of rows it was evaluated on (``n_samples``); the best is the best of
+    the last round, and only its out-of-fold predictions are kept (fitted again).
     """
     sign = scorer.sign
     strategy = search_strategy(family, search)
+    if strategy == "halving" and _one_round(task, family, len(y), trials):
+        strategy = "random" if trials else "grid"
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
     start = time.perf_counter()
     if strategy == "halving":
@@ -432,10 +428,10 @@ def tune_family(
         with warnings.catch_warnings(), compute.parallel():
             warnings.simplefilter("ignore")
             searcher.fit(X, y)
-        res, n_planned, n_reached, oof = searcher.cv_results_, searcher.n_planned_, searcher.n_reached_, None
+        res, n_planned, n_reached, oofs = searcher.cv_results_, searcher.n_planned_, searcher.n_reached_, []
     else:
         planned = candidates_for(task, family, strategy, seed, len(y), trials)
-        res, n_reached, oof = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline, family)
+        res, n_reached, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline, family)
         n_planned = len(planned)
     elapsed = time.perf_counter() - start
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
@@ -443,7 +439,7 @@ def tune_family(
     rows = sorted(last.values())
     candidates = [
         {
-            "params": plain({k.removeprefix("model__"): v for k, v in res["params"][i].items()}),
+            "params": _estimator_params(res["params"][i]),
             "mean": plain(float(sign * means[i])),
             "std": plain(float(res["std_test_score"][i])),
             "folds": plain([float(sign * res[f"split{j}_test_score"][i]) for j in range(cv.get_n_splits())]),
@@ -470,19 +466,25 @@ def tune_family(
         candidates=candidates,
         search=strategy,
         not_reached=not_reached,
-        oof=oof,
+        oofs=oofs,
     )
+
+
+def _one_round(task: str, family: str, n_rows: int, trials: int | None) -> bool:
+    """True when halving would be a single round on all rows: the plain search, which keeps its predictions."""
+    grid, _ = _spaces(task, family, n_rows)
+    return halving_start(n_rows, len(ParameterGrid(grid)) if trials is None else trials) >= n_rows
 
 
 def unreached(task: str, family: str) -> FamilyResult:
     """The leaderboard entry of a family the time budget never reached."""
-    n = len(ParameterGrid(SEARCH_SPACES[(task, family)]))
+    n = len(ParameterGrid(REGISTRY[family].space()))
     return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
                         "not reached within --budget", "none", n)
 
 
-def out_of_fold(X, y, pipe, cv, task, compute: Compute):
-    """Out-of-fold predictions (and probabilities) of ``pipe``, plus the fold index of each row.
+def out_of_fold(X, y, pipe, cv, task, compute: Compute) -> tuple:
+    """Out-of-fold ``(predictions, probabilities)`` of ``pipe``, float32 as :class:`Predictions` holds them.
 
     The folds are fitted in parallel, like the search's fits.
     """
@@ -509,13 +511,15 @@ def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
 
 
 def fit_final(pipe, X, y, compute: Compute):
-    """Fit one pipeline in this process on all ``compute.cores`` threads.
+    """Fit one pipeline (or an ensemble of them) in this process on all ``compute.cores`` threads.
 
     A forest grows its trees on ``cores`` threads, then gets its ``n_jobs``
     back, so that the saved model predicts exactly like ``train.py``'s.
     """
-    # only estimators whose n_jobs mlkiln set (forests); LogisticRegression's is deprecated and unset
-    jobs = {k: v for k, v in pipe.get_params().items() if k.startswith("model") and k.endswith("__n_jobs") and v is not None}
+    # only the estimators whose n_jobs mlkiln set (forests, in a pipeline's "model" step, perhaps an ensemble's
+    # member); LogisticRegression's is deprecated and unset, the encoders' stays 1
+    jobs = {k: v for k, v in pipe.get_params().items()
+            if k.split("__")[-1] == "n_jobs" and "model" in k.split("__")[:-1] and v is not None}
     pipe.set_params(**dict.fromkeys(jobs, compute.cores))
     with compute.single():
         least_squares.fit(pipe, X, y)

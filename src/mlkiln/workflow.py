@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
-from .card import Card, DataInfo, LeaderboardRow, ModelInfo, Schema, Split, TuningInfo
+from .card import Card, DataInfo, LeaderboardRow, Schema, Split, TuningInfo
 from .data import load_frame, split_train_test
 from .options import TrainOptions
-from .pipeline import build_pipeline
+from .pipeline import REGISTRY
 from .predict import Model
-from .selection import Selection, select
-from .tuning import Compute, FamilyResult, check_folds, fit_final
+from .selection import Selection, fit_model, model_info, select
+from .tuning import Compute, FamilyResult, check_folds
 from .understand import Table, understand
 
 log = logging.getLogger("mlkiln")
@@ -95,6 +95,7 @@ def train(
     budget: float | None = None,
     trials: int | None = None,
     cluster: str | None = None,
+    ensemble: bool = True,
     source: str | None = None,
 ) -> Run:
     """Train, tune and evaluate models for ``target`` in ``data``; return the best as a :class:`Run`.
@@ -125,7 +126,8 @@ def train(
         refit on that many threads (no oversubscription); default all cores.
     search : {"auto", "grid", "random", "halving"}
         Search strategy per family; ``auto`` uses successive halving for the
-        expensive families (hgb, rf) and the full grid for the others.
+        expensive families (hgb, rf, extra_trees) on tables large enough for
+        two rounds, and the full grid otherwise.
     budget : float, optional
         Wall-clock seconds for tuning; when spent, tuning stops between
         candidates and keeps the best so far (unreached ones are listed).
@@ -135,13 +137,17 @@ def train(
     cluster : str, optional
         Run the CV fits on a Dask cluster: ``tcp://HOST:8786`` or ``"local"``;
         default ``$MLKILN_DASK_SCHEDULER``, else this machine.
+    ensemble : bool
+        Also weigh an ensemble of the best candidates of all families
+        (Caruana's ensemble selection on their out-of-fold predictions); it is
+        chosen only when its cross-validated score beats the best single model.
     source : str, optional
         How the card names in-memory data (default ``"DataFrame"``).
     """
     started = time.perf_counter()
     options = TrainOptions(task=task, metric=metric, models=None if models is None else tuple(models), folds=folds,
                            test_size=test_size, seed=seed, drop=tuple(drop), keep=tuple(keep), n_jobs=n_jobs,
-                           search=search, budget=budget, trials=trials, cluster=cluster)
+                           search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble)
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
     del frame
@@ -153,9 +159,8 @@ def train(
              len(y_test))
     with Compute(options.n_jobs, options.cluster) as compute:
         selection = select(X_trainval, y_trainval, table, options, compute)
-        best = selection.best
-        log.info("refitting %s on all %d training rows", best.family, len(y_trainval))
-        final = fit_final(_final_pipeline(table, selection, options.seed), X_trainval, y_trainval, compute)
+        log.info("refitting %s on all %d training rows", selection.best.family, len(y_trainval))
+        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute)
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
@@ -167,8 +172,8 @@ def train(
         "validation": selection.validation,
         "test": metrics.evaluate(final, X_test, y_test, table.task, table.classes),
     }
-    oof_pred, oof_proba, _ = selection.best.oof
-    profile = drift.training_profile(X_trainval, table.kinds, oof_proba if table.classes else oof_pred, table.task,
+    oof = selection.oof
+    profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
                                      table.classes, selection.threshold, options.seed)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
                      len(y_trainval), len(y_test), time.perf_counter() - started)
@@ -176,24 +181,15 @@ def train(
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y))
 
 
-def _final_pipeline(table: Table, selection: Selection, seed: int):
-    best, classes = selection.best, table.classes
-    return build_pipeline(table.task, best.family, table.kinds, best.params, seed, len(classes) if classes else 2,
-                          selection.threshold, selection.max_categories)
-
-
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
               final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: int, n_test: int,
               seconds: float) -> Card:
     """The card of a finished run: what was decided, how it scored, and what it needs to load."""
-    best = selection.best
-    estimator = final[-1].estimator if hasattr(final[-1], "estimator") else final[-1]
     card = Card(
         task=table.task,
         target=table.target.name,
         metric=table.metric,
-        model=ModelInfo(best.family, type(estimator).__name__, best.params, selection.threshold,
-                        selection.max_categories),
+        model=model_info(selection, final),
         leaderboard=_leaderboard_rows(selection),
         cv_results={r.family: r.candidates for r in selection.results},
         metrics=split_metrics,
@@ -202,7 +198,9 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         dropped_by_user=options.drop,
         data=DataInfo(**data_info, rows_used=int(len(table.y)), rows_dropped_missing_target=int(table.rows_dropped)),
         split=Split(options.test_size, options.seed, options.folds, n_train, n_test, table.task == "classification"),
-        tuning=TuningInfo(options.search, options.budget, options.trials, compute.cores, bool(compute.cluster)),
+        tuning=TuningInfo(options.search, options.budget, options.trials, compute.cores, bool(compute.cluster),
+                          options.ensemble, {r.family: REGISTRY[r.family].plotted for r in selection.results
+                                             if r.family in REGISTRY and REGISTRY[r.family].plotted}),
         versions=bundle.package_versions(),
         train_seconds=round(seconds, 3),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

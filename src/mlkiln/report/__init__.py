@@ -31,7 +31,10 @@ forbids it to.
     When and by which mlkiln the report was built.
 ``summary``
     ``task``, ``target``, ``family``, ``estimator``, ``params``, ``threshold``,
-    ``metric`` (selection metric), ``metric_why``, and ``headline``:
+    ``metric`` (selection metric), ``metric_why``, ``trees`` (gradient
+    boosting: the trees early stopping kept, else ``null``), ``members``
+    (an ensemble's: ``[{"name", "family", "params", "weight", "share",
+    "trees"}]``, heaviest first; ``[]`` for one model), and ``headline``:
     ``{"split", "metric", "value"}``, the selection metric on ``on``.
 ``on``
     ``{"split": "test" | "evaluation", "source", "rows"}``: the data the
@@ -49,7 +52,7 @@ forbids it to.
 ``leaderboard``
     The card's leaderboard rows; ``rank`` 1 is the chosen model.
 ``tuning``
-    Per tuned family: ``param`` (its main hyperparameter), ``log_scale``,
+    Per tuned family: ``param`` (the hyperparameter its registry entry plots), ``log_scale``,
     ``chosen`` (that family's best value), ``winner``, and ``points``: one per
     candidate, ``{"value", "others", "mean", "std", "folds", "n_samples"}`` in
     the selection metric's units (``n_samples``: the rows successive halving

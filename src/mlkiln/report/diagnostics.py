@@ -136,7 +136,9 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng) -> dic
 
 
 def _coefficients(pipeline, card: Card) -> dict | None:
-    """Signed coefficients of a linear model on its scaled, one-hot features, largest first."""
+    """Signed coefficients of a linear model on its scaled, one-hot features, largest first (none for an ensemble)."""
+    if not hasattr(pipeline, "steps"):
+        return None
     estimator = pipeline[-1]
     estimator = getattr(estimator, "estimator_", estimator)  # FixedThresholdClassifier wraps the fitted model
     if not hasattr(estimator, "coef_"):

@@ -21,10 +21,6 @@ SCHEMA_VERSION = 1
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 
-#: hyperparameters that tuning curves are drawn against, in order of preference
-MAIN_PARAMS = ("C", "alpha", "learning_rate", "min_samples_leaf", "max_leaf_nodes")
-
-
 def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: dict | None = None,
           bundle_name: str = "model") -> dict:
     """The report document (``report.json``) from the card and :func:`diagnostics`.
@@ -57,7 +53,8 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
         "mlkiln_version": __version__,
         "summary": {
             "task": card.task, "target": card.target, "family": model.family, "estimator": model.estimator,
-            "params": model.params, "threshold": model.threshold, "metric": metric,
+            "params": model.params, "threshold": model.threshold, "metric": metric, "trees": model.trees,
+            "members": _members(model),
             "metric_why": card.metric.why,
             "headline": {"split": split, "metric": metric, "value": split_metrics[split].get(metric)},
         },
@@ -85,16 +82,25 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
     }
 
 
+def _members(model) -> list[dict]:
+    """An ensemble's members, heaviest first, with their share of the vote."""
+    total = sum(m.weight for m in model.members)
+    return [{"name": m.name, "family": m.family, "params": m.params, "weight": m.weight, "share": m.weight / total,
+             "trees": m.trees} for m in model.members]
+
+
 def tuning_curves(card: Card) -> dict:
-    """Validation score against each tuned family's main hyperparameter, from the card's CV results."""
+    """Validation score against each tuned family's plotted hyperparameter (the card's), from its CV results."""
     best = {row.family: row for row in card.leaderboard}
+    plotted = card.tuning.plotted
     curves = {}
     for family, candidates in card.cv_results.items():
         numeric = [name for name in dict.fromkeys(k for c in candidates for k in c["params"])
                    if all(_is_number(c["params"].get(name)) for c in candidates)]
         if len(candidates) < 2 or not numeric or all(c["mean"] is None for c in candidates):
             continue
-        param = next((p for p in MAIN_PARAMS if p in numeric), numeric[0])
+        # a card older than the plotted field names none: the first numeric hyperparameter then
+        param = plotted[family] if plotted.get(family) in numeric else numeric[0]
         values = [c["params"][param] for c in candidates]
         points = sorted(
             ({"value": c["params"][param], "others": {k: v for k, v in c["params"].items() if k != param},

@@ -130,11 +130,30 @@ def _leaderboard_section(report: dict) -> str:
         rows.append([rank, r["family"], score, _seconds(r["fit_time_s"]), _seconds(r["search_time_s"]),
                      f"{r['candidates']} ({r['search']})" if r.get("search") else r["candidates"], params_text(r["params"])])
     split = report["split"]
+    ensemble = any(r["family"] == "ensemble" for r in report["leaderboard"])
     return (f'<p class="note">Every family tuned by {split["folds"]}-fold cross-validation on the training rows; '
             f"the best mean validation {escape(metric)} picks the hyperparameters, then the family. "
-            "Fit time is one fit of the chosen candidate, in seconds.</p>"
+            "Fit time is one fit of the chosen candidate, in seconds."
+            + (" The ensemble weighs the best candidates of every family by ensemble selection (Caruana et al., "
+               "2004) on their out-of-fold predictions; its hyperparameters are each member's share of the vote. "
+               "Its score is slightly optimistic: the weights were chosen on the same folds." if ensemble else "")
+            + "</p>"
             + table_html(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
-                     rows, numeric=(3, 4, 5), marked=tuple(marked)))
+                     rows, numeric=(3, 4, 5), marked=tuple(marked))
+            + _memberstable_html(report["summary"]))
+
+
+def _memberstable_html(summary: dict) -> str:
+    """The chosen ensemble's members and their weights, heaviest first."""
+    members = summary.get("members") or []
+    if not members:
+        return ""
+    rows = [[m["name"], m["family"], f"{m['share']:.1%}", m["weight"], "-" if m["trees"] is None else m["trees"],
+             params_text(m["params"])] for m in members]
+    return ("<h3>Members of the chosen ensemble</h3>"
+            '<p class="note">A weighted vote: predictions (probabilities, for classification) averaged with these '
+            "weights, each member refitted on all training rows.</p>"
+            + table_html(["member", "family", "share", "picks", "trees", "hyperparameters"], rows, numeric=(2, 3, 4)))
 
 
 def _tuning_section(report: dict) -> str:
