@@ -140,6 +140,9 @@ def test_export_refuses_existing_directory_tampered_bundle_and_leaves_nothing(di
     target = tmp_path / "from-bad"
     one_line_error(cli("export", bad, "--format", "mlflow", "-o", target), "model.skops does not match")
     assert not target.exists()
+    inside = Path(diamonds_bundle) / "mlflow-model"  # a directory inside a bundle: its manifest would not vouch for it
+    one_line_error(cli("export", diamonds_bundle, "--format", "mlflow", "-o", inside), "is inside a bundle")
+    assert not inside.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -66,11 +66,11 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     Raises
     ------
     InputError
-        If `output` exists without `force`, or mlflow is not installed.
+        If `output` exists without `force`, lies inside a bundle, or mlflow is not installed.
     BundleError
         If the bundle does not verify.
     """
-    output = bundle.check_destination(output, force)
+    output = bundle.check_destination(bundle.check_outside(output), force)
     mlflow = _mlflow()
     bundle_path = Path(bundle_path)
     card = load(bundle_path).card  # hashes, card, versions and the audit of model.skops' types
