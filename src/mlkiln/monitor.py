@@ -1,8 +1,10 @@
 """What a running service counts, for ``GET /metrics`` in Prometheus' text format.
 
-The counters are prometheus-client's own (``Counter``, ``Histogram``), so the
-exposition format, and the merging of worker processes, are the maintained
-library's. Series:
+One service process counts in plain numbers (no lock: it counts on its one
+event-loop thread) and hands them to prometheus-client as metric families when
+``/metrics`` is scraped; several worker processes use prometheus-client's own
+``Counter`` and ``Histogram``, whose values live in files the workers share.
+Either way the exposition format is the maintained library's. Series:
 
 ``mlkiln_requests_total{endpoint, status}``
     Requests answered; paths that are not endpoints count as ``other``.
@@ -26,7 +28,9 @@ each worker's ``/metrics`` answers with the sum over all of them.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -60,15 +64,31 @@ class Monitor:
         from prometheus_client import multiprocess
 
         registry = client.CollectorRegistry(auto_describe=False)
-        self._requests = client.Counter("mlkiln_requests", "HTTP requests answered, by endpoint and status",
-                                        ["endpoint", "status"], registry=registry)
-        latency = client.Histogram("mlkiln_request_duration_seconds", "Time to answer a request, by endpoint",
-                                   ["endpoint"], buckets=BUCKETS, registry=registry)
-        self._rows = client.Counter("mlkiln_rows_scored", "Records predicted", registry=registry)
-        unseen = client.Counter("mlkiln_unseen_categories", "Scored values in a category training never saw",
-                                ["column"], registry=registry)
-        outside = client.Counter("mlkiln_out_of_range_values", "Scored values outside the training minimum and maximum",
-                                 ["column"], registry=registry)
+        shared = bool(os.environ.get(_MULTIPROC))
+        if shared:  # prometheus-client's own values: they live in files the worker processes share
+            def counter(name, doc, labels=()):
+                return client.Counter(name, doc, list(labels), registry=registry)
+
+            def histogram(name, doc, labels):
+                return client.Histogram(name, doc, list(labels), buckets=BUCKETS, registry=registry)
+        else:  # one process: plain numbers, turned into prometheus-client's metric families when scraped
+            plain: list[_Plain] = []
+            registry.register(_Collector(plain))
+
+            def counter(name, doc, labels=()):
+                plain.append(_Plain("counter", name, doc, labels))
+                return plain[-1]
+
+            def histogram(name, doc, labels):
+                plain.append(_Plain("histogram", name, doc, labels))
+                return plain[-1]
+        self._requests = counter("mlkiln_requests", "HTTP requests answered, by endpoint and status",
+                                 ["endpoint", "status"])
+        latency = histogram("mlkiln_request_duration_seconds", "Time to answer a request, by endpoint", ["endpoint"])
+        self._rows = counter("mlkiln_rows_scored", "Records predicted")
+        unseen = counter("mlkiln_unseen_categories", "Scored values in a category training never saw", ["column"])
+        outside = counter("mlkiln_out_of_range_values", "Scored values outside the training minimum and maximum",
+                          ["column"])
         self._endpoints = {path: path for path in endpoints}
         self._latency = {path: latency.labels(path) for path in [*self._endpoints, "other"]}
         self._counts: dict = {}
@@ -80,7 +100,7 @@ class Monitor:
                 self._ranges.append((name, spec["min"], spec["max"], outside.labels(name)))
         self.content_type = client.CONTENT_TYPE_LATEST
         self._generate = client.generate_latest
-        if os.environ.get(_MULTIPROC):
+        if shared:
             self._exposed = client.CollectorRegistry()
             multiprocess.MultiProcessCollector(self._exposed)
         else:
@@ -112,6 +132,77 @@ class Monitor:
     def exposition(self) -> bytes:
         """Every series in Prometheus' text format (summed over worker processes in multiprocess mode)."""
         return self._generate(self._exposed)
+
+
+class _Tally:
+    """A counter in a plain int: the service counts on its one event-loop thread, so it needs no lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class _Buckets:
+    """A latency histogram in plain numbers: a count per bucket of :data:`BUCKETS` (and +Inf), and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self):
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
+        self.sum += seconds
+
+
+class _Plain:
+    """A metric family counted in plain numbers, with prometheus-client's ``labels()`` / ``inc()`` interface."""
+
+    def __init__(self, kind: str, name: str, doc: str, labels=()):
+        self.kind, self.name, self.doc, self.labelnames = kind, name, doc, list(labels)
+        self.children: dict[tuple, _Tally | _Buckets] = {}
+
+    def labels(self, *values: str):
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = _Buckets() if self.kind == "histogram" else _Tally()
+        return child
+
+    def inc(self, amount: float = 1) -> None:
+        self.labels().inc(amount)
+
+    def family(self, core):
+        """This family in prometheus-client's exposition types."""
+        from prometheus_client.utils import floatToGoString  # bounds written as Prometheus writes them
+
+        if self.kind == "counter":
+            family = core.CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
+            for values, child in self.children.items():
+                family.add_metric(list(values), child.value)
+            return family
+        family = core.HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+        bounds = [*map(floatToGoString, BUCKETS), "+Inf"]
+        for values, child in self.children.items():
+            family.add_metric(list(values), list(zip(bounds, itertools.accumulate(child.counts))), child.sum)
+        return family
+
+
+class _Collector:
+    """Hands the plain families to prometheus-client's registry, which writes the text format."""
+
+    def __init__(self, families: list[_Plain]):
+        self.families = families
+
+    def collect(self):
+        from prometheus_client import metrics_core
+
+        for family in self.families:
+            yield family.family(metrics_core)
 
 
 @contextlib.contextmanager
