@@ -1,13 +1,15 @@
 """Write a file all at once or not at all: a temporary sibling, renamed into place at the end.
 
 A failed or interrupted write leaves the old file (or none), never half of a new one.
-(Bundles are directories and have their own, signal-safe variant: :func:`mlkiln.bundle.write_bundle`.)
+:func:`replace_path` is the last step for directories (bundles, exports, scored datasets).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_path(new: Path, path: Path) -> None:
+    """Rename ``new`` (a file or directory) to ``path``, replacing what is there only at the last moment.
+
+    SIGINT and SIGTERM wait between the two renames, so an interrupt leaves
+    the old one or the new one, never neither; a failed rename puts the old
+    one back. The old one is removed afterwards.
+    """
+    old = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        if old is not None:
+            os.replace(path, old)
+        try:
+            os.replace(new, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, content: bytes) -> None:

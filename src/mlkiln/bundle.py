@@ -13,7 +13,6 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import zipfile
@@ -23,6 +22,7 @@ import joblib
 import skops.io as sio
 
 from .data import file_sha256
+from .atomic import replace_path
 from .card import Card
 from .errors import BundleError, InputError
 
@@ -104,17 +104,7 @@ def write_bundle(path: str | os.PathLike, files: dict[str, bytes], force: bool =
             (tmp / name).write_bytes(content)
         manifest = "".join(f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in sorted(files.items()))
         (tmp / MANIFEST).write_text(manifest)
-        old = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
-        # no SIGINT/SIGTERM between the two renames: the old bundle or the new one, never neither
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            if old is not None:
-                os.replace(path, old)
-            os.replace(tmp, path)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_path(tmp, path)  # the old bundle or the new one, never neither
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__, bundle, schema
+from .atomic import replace_path
 from .card import Card, Column
 from .errors import BundleError, require
 from .predict import load
@@ -83,7 +84,7 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         staged = _save(mlflow, work, card, files, _metadata(card, bundle_path, hashes))
-        _replace_dir(staged, output)
+        replace_path(staged, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return output
@@ -239,18 +240,3 @@ def _load_pyfunc(path):
         raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
     return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds)
 '''
-
-
-def _replace_dir(new: Path, path: Path) -> None:
-    """Rename ``new`` to ``path``, replacing an existing directory only at the last moment."""
-    old = path.with_name(f".{path.name}.old-{os.getpid()}") if path.exists() else None
-    if old is not None:
-        os.replace(path, old)
-    try:
-        os.replace(new, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     CSV_SUFFIXES, LARGE_FILE_BYTES, PARQUET_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
@@ -100,13 +101,8 @@ def score_file(model, source: Path, dest: Path) -> int:
 
 
 def _write_file(model, files: list[Path], output: Path) -> int:
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        rows = _retrying_drift(lambda types: _stream(model, files, tmp, output_format(output), types))
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return rows
+    with atomic_path(output) as tmp:
+        return _retrying_drift(lambda types: _stream(model, files, tmp, output_format(output), types))
 
 
 def _write_parts(output: Path, files: list[Path], run: Callable[[list[tuple[Path, Path]]], Iterable[int]]) -> int:
@@ -116,11 +112,7 @@ def _write_parts(output: Path, files: list[Path], run: Callable[[list[tuple[Path
     tmp.mkdir(parents=True)
     try:
         rows = sum(run([(src, tmp / f"part-{i:05d}.parquet") for i, src in enumerate(files)]))
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.replace(output, old)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        os.replace(tmp, output)
+        replace_path(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows

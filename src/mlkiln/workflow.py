@@ -7,6 +7,7 @@ named after it, and this module records what they found in the model card.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -29,8 +30,7 @@ from .understand import Table, understand
 
 log = logging.getLogger("mlkiln")
 
-LEADERBOARD_COLUMNS = ["rank", "family", "cv_mean", "cv_std", "fit_time_s", "search_time_s", "candidates", "params",
-                       "error", "search", "status", "not_reached"]
+LEADERBOARD_COLUMNS = [f.name for f in dataclasses.fields(LeaderboardRow)]
 
 
 @dataclass
