@@ -1,5 +1,7 @@
 """Search strategies, budgets and the thread budget of the tuning step."""
 
+import logging
+
 import numpy as np
 import pytest
 from common import cli
@@ -38,16 +40,36 @@ def test_auto_halves_the_expensive_families_only():
     assert search_strategy("hgb", "grid") == "grid"
 
 
-def test_halving_keeps_the_candidate_shape_and_picks_from_the_last_round(small, monkeypatch):
-    monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
-    card = mlkiln.train(small, target="price", models=["hgb"]).card
+@pytest.fixture(scope="module")
+def halving_run(small):
+    """ridge and a halving hgb search from 50 rows, every fit counted as long: the run and its log lines."""
+    records = []
+    handler = logging.Handler(level=logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("mlkiln")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tuning, "PROGRESS_SECONDS", 0.0)
+            patch.setattr(tuning, "HALVING_MIN_ROWS", 50)
+            run = mlkiln.train(small, target="price", models=["ridge", "hgb"])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return run, [r.getMessage() for r in records]
+
+
+def test_halving_keeps_the_candidate_shape_and_picks_from_the_last_round(halving_run):
+    card = halving_run[0].card
     candidates = card.cv_results["hgb"]
     assert len(candidates) == grid_size("hgb")
     assert all({"params", "mean", "std", "folds", "n_samples"} <= set(c) for c in candidates)
     last = max(c["n_samples"] for c in candidates)
     assert last > min(c["n_samples"] for c in candidates)
     best = max((c for c in candidates if c["n_samples"] == last), key=lambda c: c["mean"])
-    row = card.leaderboard[0].__dict__
+    row = next(r for r in card.leaderboard if r.family == "hgb").__dict__
     assert row["params"] == best["params"] and row["search"] == "halving" and row["status"] == "ok"
     assert row["cv_mean"] == pytest.approx(np.mean(best["folds"]))
 
@@ -59,7 +81,8 @@ def test_halving_is_the_full_grid_on_small_tables():
 
 @pytest.mark.parametrize("search", ["random", "halving", "grid"])
 def test_trials_give_the_same_model_whatever_the_cores(small, search):
-    runs = [mlkiln.train(small, target="price", models=["ridge", "hgb"], search=search, trials=3, seed=1, n_jobs=jobs)
+    runs = [mlkiln.train(small.head(600), target="price", models=["ridge", "hgb"], search=search, trials=3, seed=1,
+                         n_jobs=jobs)
             for jobs in (1, 2)]
     assert runs[0].card.model == runs[1].card.model
     assert runs[0].card.cv_results == runs[1].card.cv_results
@@ -153,7 +176,7 @@ def test_encoders_count_categories_only_when_a_text_column_has_too_many(diamonds
     assert capped.card.model.max_categories == MAX_CATEGORIES
     assert "code_infrequent_sklearn" in capped.pipeline[:-1].get_feature_names_out()
     # uncapped encoders give the capped ones' output when no column has too many values
-    X, y = diamonds.head(2000).drop(columns="price"), diamonds.head(2000)["price"]
+    X, y = diamonds.head(1000).drop(columns="price"), diamonds.head(1000)["price"]
     kinds = {c: column_kind(X[c]) for c in X.columns}
     for family in ("ridge", "hgb"):
         outputs = [build_pipeline("regression", family, kinds, max_categories=cap).fit(X, y).predict(X)
@@ -161,12 +184,8 @@ def test_encoders_count_categories_only_when_a_text_column_has_too_many(diamonds
         np.testing.assert_array_equal(*outputs)
 
 
-def test_long_searches_log_their_progress(small, monkeypatch, caplog):
-    monkeypatch.setattr(tuning, "PROGRESS_SECONDS", 0.0)  # every fit counts as "long"
-    monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
-    with caplog.at_level("INFO", logger="mlkiln"):
-        mlkiln.train(small, target="price", models=["ridge", "hgb"])
-    lines = [r.getMessage() for r in caplog.records]
+def test_long_searches_log_their_progress(halving_run):
+    lines = halving_run[1]
     n_ridge = grid_size("ridge") * 3
     assert f"ridge: 1/{n_ridge} fits done" in "\n".join(lines)
     assert any(line.startswith(f"ridge: {n_ridge - 1}/{n_ridge} fits done") and "left" in line for line in lines)
