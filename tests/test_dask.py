@@ -19,7 +19,7 @@ def cluster():
 
 
 def test_dask_run_finds_the_local_model(diamonds, cluster, monkeypatch):
-    data = diamonds.head(1200)
+    data = diamonds.head(600)
     local = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)
     monkeypatch.setenv("MLKILN_DASK_SCHEDULER", cluster.scheduler_address)
     remote = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)

@@ -102,7 +102,7 @@ def test_coefficients_of_a_linear_model_are_signed_on_scaled_features(diamonds_c
 
 
 def test_several_classes_get_a_curve_and_coefficients_each(diamonds):
-    run = mlkiln.train(diamonds, target="cut", models=["logistic_l2"])
+    run = mlkiln.train(diamonds.head(1500), target="cut", models=["logistic_l2"])
     classes = [str(c) for c in run.card.classes]
     diag = run.diagnostics
     assert [c["class"] for c in diag["classification"]["curves"]] == classes == diag["coefficients"]["outputs"]

@@ -35,7 +35,8 @@ def _same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_streamed_scores_equal_whole_file_scores(request, small_batches, tmp_path, bundle_name, in_suffix, out_suffix):
     bundle = request.getfixturevalue(bundle_name)
     source = request.getfixturevalue("diamonds" if bundle_name == "diamonds_bundle" else "failure_csv")
-    frame = source if isinstance(source, pd.DataFrame) else pd.read_csv(source)
+    # a part of the table is enough: 500-row batches span it either way
+    frame = source if isinstance(source, pd.DataFrame) else pd.read_csv(source).head(4000)
     path = tmp_path / f"in{in_suffix}"
     data.write_table(frame, path)
     out = tmp_path / f"scored{out_suffix}"
