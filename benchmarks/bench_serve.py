@@ -1,7 +1,7 @@
 """Service throughput: a plain FastAPI app calling the scikit-learn Pipeline vs ``mlkiln serve``.
 
     python benchmarks/bench_serve.py [--seconds 15] [--connections 10]
-    python benchmarks/bench_serve.py --metrics-overhead [--rounds 3]
+    python benchmarks/bench_serve.py --metrics-overhead [--rounds 3] [--pin]
 
 Each server runs alone, one worker process, on 127.0.0.1; Debian's ``wrk``
 (``apt-get install wrk``) posts the same one-record JSON body for a bounded
@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from mlkiln.examples import load_example
 from _common import diamonds_bundle
 
 HERE = Path(__file__).resolve().parent
+#: set by --pin: the server on core 0, wrk on core 1, so neither takes the other's core
+PIN = False
 
 
 def free_port() -> int:
@@ -50,16 +53,23 @@ def wait_until_up(port: int, body: bytes, deadline: float = 120.0) -> None:
     raise RuntimeError(f"server on port {port} did not come up")
 
 
+def pinned(command: list[str], core: int) -> list[str]:
+    """``command`` on one CPU core (taskset) when there are two or more: server and load generator apart."""
+    if PIN and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(core), *command]
+    return command
+
+
 def load_test(command: list[str], env: dict, port: int, body: bytes, seconds: int, connections: int) -> dict:
-    server = subprocess.Popen(command, env={**os.environ, **env}, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(pinned(command, 0), env={**os.environ, **env}, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(port, body)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
                          'wrk.headers["Content-Type"] = "application/json"\n')
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
-             f"http://127.0.0.1:{port}/predict"],
+            pinned(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+                    f"http://127.0.0.1:{port}/predict"], 1),
             capture_output=True, text=True, timeout=seconds + 60, check=True,
         ).stdout
         os.unlink(script.name)
@@ -139,7 +149,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--metrics-overhead", action="store_true", help="mlkiln serve with and without /metrics")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pin", action="store_true", help="server on CPU core 0, wrk on core 1 (taskset)")
     args = parser.parse_args()
+    global PIN
+    PIN = args.pin
     record = load_example("diamonds").drop(columns="price").iloc[0].to_dict()
     body = json.dumps(record).encode()
     if args.metrics_overhead:

@@ -1,10 +1,59 @@
-"""Shared fixtures: real example tables written to real files, and bundles trained once per session."""
+"""Shared fixtures: real example tables written to real files, and bundles trained once per session.
 
+The suite runs on pytest-xdist's workers (``-n``, see pyproject.toml), and each worker has its own session
+fixtures; :func:`shared` makes every table, run and bundle below once per test session all the same, under a
+file lock, so no model is trained twice because two workers need it.
+"""
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Callable
+
+# Each of pytest-xdist's workers gets its share of the cores (joblib's cpu_count, which mlkiln's Compute
+# uses, reads LOKY_MAX_CPU_COUNT; OpenMP and BLAS read theirs when first loaded, so before any import of
+# them): two workers each fitting on every core made OpenMP's threads wait on each other, and one small
+# gradient-boosting fit took seconds. The tests that run fits on several cores ask for them (n_jobs=2).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _name in ("LOKY_MAX_CPU_COUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import joblib
 import pandas as pd
 import pytest
 
 import mlkiln
 from mlkiln.examples import EXAMPLES, load_example
+
+
+def shared(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """The path ``name`` in a directory of this test session, made by ``make(path)`` if no worker made it yet."""
+    base = tmp_path_factory.getbasetemp()
+    # xdist's workers each have a base directory inside the session's one; alone, the base is the session's
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    root.mkdir(exist_ok=True)
+    path = root / name
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            make(path)
+    return path
+
+
+def _dump(path: Path, value) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    joblib.dump(value, partial)
+    partial.rename(path)
+
+
+def shared_run(tmp_path_factory, name: str, train: Callable[[], object]):
+    """A run trained once per session (pickled for the other workers)."""
+    return joblib.load(shared(tmp_path_factory, f"{name}.joblib", lambda path: _dump(path, train())))
+
+
+def shared_table(tmp_path_factory, name: str, frame: Callable[[], pd.DataFrame]) -> str:
+    return str(shared(tmp_path_factory, name, lambda path: frame().to_csv(path, index=False)))
 
 
 @pytest.fixture(scope="session")
@@ -15,60 +64,59 @@ def diamonds() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def diamonds_csv(tmp_path_factory, diamonds) -> str:
-    path = tmp_path_factory.mktemp("data") / "diamonds.csv"
-    diamonds.to_csv(path, index=False)
-    return str(path)
+    return shared_table(tmp_path_factory, "diamonds.csv", lambda: diamonds)
 
 
 @pytest.fixture(scope="session")
 def failure_csv(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("data") / "machine.csv"
-    load_example("machine-failure").to_csv(path, index=False)
-    return str(path)
+    return shared_table(tmp_path_factory, "machine.csv", lambda: load_example("machine-failure"))
 
 
 @pytest.fixture(scope="session")
-def diamonds_run(diamonds_csv):
-    return mlkiln.train(diamonds_csv, target="price", models=["linear", "hgb"])
+def diamonds_run(tmp_path_factory, diamonds_csv):
+    return shared_run(tmp_path_factory, "diamonds_run",
+                      lambda: mlkiln.train(diamonds_csv, target="price", models=["linear", "hgb"]))
 
 
 @pytest.fixture(scope="session")
 def diamonds_bundle(tmp_path_factory, diamonds_run) -> str:
-    return str(diamonds_run.save(tmp_path_factory.mktemp("bundles") / "diamonds"))
+    return str(shared(tmp_path_factory, "diamonds", diamonds_run.save))
 
 
 @pytest.fixture(scope="session")
 def linear_bundle(tmp_path_factory, diamonds_csv) -> str:
     """The course's least-squares model alone: fitted by mlkiln.least_squares' streaming fit."""
-    run = mlkiln.train(diamonds_csv, target="price", models=["linear"])
-    return str(run.save(tmp_path_factory.mktemp("bundles") / "linear"))
+    return str(shared(tmp_path_factory, "linear",
+                      lambda path: mlkiln.train(diamonds_csv, target="price", models=["linear"]).save(path)))
 
 
 @pytest.fixture(scope="session")
-def failure_run(failure_csv):
+def failure_run(tmp_path_factory, failure_csv):
     """The real AI4I table as its example defines it: RNF dropped (a failure-mode label)."""
     example = EXAMPLES["machine-failure"]
-    return mlkiln.train(failure_csv, target=example.target, drop=list(example.drop), models=["logistic_l1", "hgb"])
+    return shared_run(tmp_path_factory, "failure_run",
+                      lambda: mlkiln.train(failure_csv, target=example.target, drop=list(example.drop),
+                                           models=["logistic_l1", "hgb"]))
 
 
 @pytest.fixture(scope="session")
 def failure_bundle(tmp_path_factory, failure_run) -> str:
-    return str(failure_run.save(tmp_path_factory.mktemp("bundles") / "failure"))
-
-
-@pytest.fixture(scope="session")
-def ensemble_run(diamonds):
-    """Three families, two candidates each: ensemble selection weighs them, and the ensemble wins."""
-    return mlkiln.train(diamonds.head(1500), target="price", models=["ridge", "hgb", "extra_trees"], trials=2)
+    return str(shared(tmp_path_factory, "failure", failure_run.save))
 
 
 @pytest.fixture(scope="session")
 def ensemble_csv(tmp_path_factory, diamonds) -> str:
-    path = tmp_path_factory.mktemp("data") / "ensemble.csv"
-    diamonds.head(1500).to_csv(path, index=False)
-    return str(path)
+    return shared_table(tmp_path_factory, "ensemble.csv", lambda: diamonds.head(1500))
+
+
+@pytest.fixture(scope="session")
+def ensemble_run(tmp_path_factory, diamonds):
+    """Three families, two candidates each: ensemble selection weighs them, and the ensemble wins."""
+    return shared_run(tmp_path_factory, "ensemble_run",
+                      lambda: mlkiln.train(diamonds.head(1500), target="price", models=["ridge", "hgb", "extra_trees"],
+                                           trials=2))
 
 
 @pytest.fixture(scope="session")
 def ensemble_bundle(tmp_path_factory, ensemble_run) -> str:
-    return str(ensemble_run.save(tmp_path_factory.mktemp("bundles") / "ensemble"))
+    return str(shared(tmp_path_factory, "ensemble", ensemble_run.save))
