@@ -91,7 +91,10 @@ def probability_metrics(y_true, proba, classes) -> dict:
     present = set(y_true)
     if len(present) < 2:
         return out
-    out["log_loss"] = float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes))
+    # rows summing to 1 in float64: an ensemble's float32 out-of-fold average is off by about 1e-7, which
+    # scikit-learn warns about (it would renormalise them the same way)
+    clipped = np.clip(np.asarray(proba, dtype=np.float64), 1e-15, 1)
+    out["log_loss"] = float(skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=classes))
     if len(classes) == 2:
         positive = y_true == classes[1]
         out["roc_auc"] = float(skm.roc_auc_score(positive, proba[:, 1]))
