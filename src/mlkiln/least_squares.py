@@ -145,6 +145,11 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
     return True
 
 
+def streams(pipe: Pipeline, X: pd.DataFrame, y) -> bool:
+    """Whether ``pipe`` on ``X``, ``y`` is the linear-regression pipeline this module fits in blocks (before the data's checks)."""
+    return _layout(pipe, X, y) is not None
+
+
 def out_of_fold(pipe: Pipeline, X: pd.DataFrame, y, folds: np.ndarray) -> np.ndarray | None:
     """Out-of-fold predictions of the linear-regression pipeline for the validation folds ``folds`` (0..k-1 per row).
 

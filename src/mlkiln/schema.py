@@ -251,11 +251,13 @@ def screen_columns_with_evidence(
     for name in X.columns:
         col = X[name]
         missing = col.isna()
+        # text is hashed once, for both of its checks; numbers are compared, not hashed
+        n_unique = col.nunique() if kinds[name] == "categorical" else None
         if missing.all():
             reasons[name] = "empty: no values at all"
-        elif not missing.any() and bool((col == col.iloc[0]).all()):  # no hashing of millions of values
+        elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"
-        elif kinds[name] == "categorical" and n >= 20 and col.nunique() >= ID_UNIQUE_RATIO * (n - missing.sum()):
+        elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):
             reasons[name] = "identifier-like: a distinct text value in (almost) every row"
         elif kinds[name] == "numeric" and _is_integer_id(col):
             reasons[name] = "identifier-like: distinct consecutive integers, one per row"

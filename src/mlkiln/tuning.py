@@ -384,12 +384,13 @@ def _least_squares_one_pass(pipe, candidates: list[dict], X, y, cv, scorer: Scor
     on 4M rows the folds took 15 s of shipping the frame to workers and
     fitting there, one pass takes a few seconds. None for any other search.
     """
-    if len(candidates) != 1:
+    pipe = clone(pipe).set_params(**candidates[0]) if len(candidates) == 1 else None
+    if pipe is None or not least_squares.streams(pipe, X, y):
         return None
     start = time.perf_counter()
     folds = fold_of(cv, X, y)
     try:
-        pred = least_squares.out_of_fold(clone(pipe).set_params(**candidates[0]), X, y, folds)
+        pred = least_squares.out_of_fold(pipe, X, y, folds)
     except Exception as error:  # noqa: BLE001 - an input this path never met: the per-fold fits are always right
         log.debug("one-pass least squares fell back to per-fold fits: %r", error)
         pred = None
