@@ -12,6 +12,9 @@ fits the very same plain scikit-learn Pipeline from two streaming passes:
    the minimum-norm least-squares solution, rank and singular values equal
    ``LinearRegression``'s to rounding, singular designs included.
 
+:func:`out_of_fold` gives k-fold cross-validation's out-of-fold predictions
+from the same passes: one R factor per fold, combined into each fold's model.
+
 The fitted objects are scikit-learn's own: ``model.joblib`` loads without
 mlkiln. This module imports no mlkiln code: ``train.py`` embeds its source and
 fits as mlkiln did, to the last bit. Before returning, the design
