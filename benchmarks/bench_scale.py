@@ -1,6 +1,16 @@
-"""`mlkiln predict` at scale: streaming vs main's whole-file predict, 5M and 50M rows, and on Dask.
+"""mlkiln at scale: `train --models linear` vs the plain scikit-learn way, and `predict` streaming, 5M / 50M rows, Dask.
 
-    python benchmarks/bench_scale.py [--rows 5000000] [--big-rows 50000000] [--parts 20] [--keep]
+    python benchmarks/bench_scale.py [--train-rows 1000000 5000000] [--train-only] [--repeats 1]
+                                     [--rows 5000000] [--big-rows 50000000] [--parts 20] [--keep]
+
+Train: for each of ``--train-rows``, one CSV of the grown table; in fresh
+processes, ``mlkiln train CSV --target price --models linear`` and the plain
+scikit-learn way (``pd.read_csv``, the 80/20 split, a OneHotEncoder +
+StandardScaler + LinearRegression pipeline, 3-fold ``cross_val_score``, the
+final ``fit`` and the test score, one process as a user writes it), printing
+the ratios mlkiln / plain of time and peak RSS, the table's in-memory size
+(``memory_usage(deep=True)`` of mlkiln's read) and, from one more run inside
+an instrumented process, the time and peak RSS of each step of the workflow.
 
 Every run is a fresh process, timed end to end with ``/usr/bin/time -v``
 (wall seconds, peak RSS of the process) as a user runs it. Inputs are the
@@ -19,6 +29,7 @@ the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -59,6 +70,61 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return hours * 3600 + minutes * 60 + seconds, rss / 1024
 
 
+PLAIN_TRAIN = """
+import sys
+import pandas as pd
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+frame = pd.read_csv(sys.argv[1])
+X, y = frame.drop(columns="price"), frame["price"]
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+model = make_pipeline(
+    make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["cut", "color", "clarity"]),
+                            remainder=StandardScaler()),
+    LinearRegression(),
+)
+scores = cross_val_score(model, X_train, y_train, cv=3)
+model.fit(X_train, y_train)
+print(f"cv r2 {scores.mean():.4f} test r2 {model.score(X_test, y_test):.4f}")
+"""
+
+#: the workflow's steps, as names in mlkiln.workflow (and the Run's save), timed and measured one by one
+STEPS = ("load_frame", "understand", "split_train_test", "select", "fit_model", "compile_pipeline",
+         "metrics.evaluate", "drift.training_profile", "report.diagnostics", "Run.save")
+STEP_PEAKS = """
+import functools, json, sys, time
+sys.path.insert(0, {here!r})
+from _common import peak_rss_mb, reset_peak_rss, rss_mb
+import mlkiln.cli
+from mlkiln import workflow
+steps = []
+
+def measured(owner, name, label):
+    inner = getattr(owner, name)
+    @functools.wraps(inner)
+    def step(*args, **kwargs):
+        before, start = rss_mb(), time.perf_counter()
+        reset_peak_rss()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            steps.append((label, time.perf_counter() - start, before, peak_rss_mb()))
+    setattr(owner, name, step)
+
+for step in {steps!r}:
+    owner, _, name = step.rpartition(".")
+    measured({{"": workflow, "metrics": workflow.metrics, "drift": workflow.drift, "report": workflow.report,
+              "Run": workflow.Run}}[owner], name, step)
+code = mlkiln.cli.main(sys.argv[1:])
+print(json.dumps(steps))
+sys.exit(code)
+"""
+
+
 def mlkiln(*args) -> list[str]:
     return [sys.executable, "-m", "mlkiln", *map(str, args), "-q"]
 
@@ -93,8 +159,49 @@ def row(label: str, rows: int, seconds: float, rss: float, base: float | None = 
     print(f"{label:44} {rows:>12,} {seconds:8.1f} {rows / seconds:12,.0f} {rss:9,.0f} {ratio}", flush=True)
 
 
+def train_part(folder: Path, rows: int, repeats: int = 1) -> None:
+    """``train --models linear`` against the plain way on one generated CSV, fresh processes; then per step.
+
+    With ``repeats``, the two sides alternate that many times and the medians are compared (a shared machine's
+    load moves single runs by a third).
+    """
+    csv = folder / f"train{rows}.csv"
+    if not csv.exists():
+        grown_diamonds(rows).to_csv(csv, index=False)
+    size = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); from _common import "
+                           "rss_mb; from mlkiln.data import read_table; frame = read_table(sys.argv[1]); "
+                           "print(frame.memory_usage(deep=True).sum() / 2**20, rss_mb())", csv],
+                          capture_output=True, text=True, check=True)
+    frame_mb, table_mb = map(float, size.stdout.split())
+    plain, ours = [], []
+    for _ in range(repeats):
+        plain.append(timed([sys.executable, "-c", PLAIN_TRAIN, csv]))
+        ours.append(timed(mlkiln("train", csv, "--target", "price", "--models", "linear", "-o",
+                                 folder / "linear-train", "--force")))
+    (plain_s, plain_rss), (ours_s, ours_rss) = np.median(plain, axis=0), np.median(ours, axis=0)
+    if repeats > 1:
+        print(f"  runs (s): plain {[round(t, 1) for t, _ in plain]}, mlkiln {[round(t, 1) for t, _ in ours]}")
+    print(f"train --models linear, {rows:,} rows ({csv.stat().st_size / 2**20:,.0f} MB CSV; the table in memory: "
+          f"RSS {table_mb:,.0f} MB once mlkiln has read it, a {frame_mb:,.0f} MB DataFrame)", flush=True)
+    print(f"  plain scikit-learn   {plain_s:7.1f} s  peak {plain_rss:7,.0f} MB", flush=True)
+    print(f"  mlkiln               {ours_s:7.1f} s  peak {ours_rss:7,.0f} MB   time ratio {ours_s / plain_s:.2f}x "
+          f"(goal <= 0.5x), peak RSS ratio {ours_rss / plain_rss:.2f}x, peak above the read table "
+          f"{ours_rss - table_mb:,.0f} MB (goal <= 1,024)", flush=True)
+    result = subprocess.run([sys.executable, "-c", STEP_PEAKS.format(here=str(HERE), steps=STEPS), "train", csv,
+                             "--target", "price", "--models", "linear", "-o", folder / "linear-train", "--force", "-q"],
+                            capture_output=True, text=True, check=True)
+    print(f"  {'step':28} {'s':>6} {'RSS before MB':>14} {'peak MB':>8}")
+    for name, seconds, before, peak in json.loads(result.stdout.strip().splitlines()[-1]):
+        print(f"  {name:28} {seconds:6.1f} {before:14,.0f} {peak:8,.0f}", flush=True)
+    csv.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-rows", type=int, nargs="*", default=[1_000_000, 5_000_000],
+                        help="table sizes of the train comparison (none: skip it)")
+    parser.add_argument("--train-only", action="store_true", help="skip the predict parts, which take long")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each side of the train comparison (median)")
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--big-rows", type=int, default=50_000_000, help="0 to skip")
     parser.add_argument("--parts", type=int, default=20)
@@ -107,6 +214,10 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
+    for rows in args.train_rows:
+        train_part(folder, rows, args.repeats)
+    if args.train_only:
+        return
     files = prepare(folder, args.rows, args.big_rows, args.parts)
     out = folder / "out"
     tmp = tempfile.mkdtemp()

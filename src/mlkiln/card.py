@@ -133,6 +133,15 @@ class TuningInfo:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """Which rows the metrics and the report's numbers saw, and how, so a large table's card says so."""
+
+    metrics: str  # how the train and test metrics and the report's curves were computed
+    rows: dict[str, int]  # rows seen: "train", "test" (every row), "importance", "scatter" (seeded samples)
+    seed: int  # the samples' seed
+
+
+@dataclass(frozen=True)
 class Card:
     """Everything ``mlkiln inspect`` shows and ``card.json`` stores.
 
@@ -160,6 +169,7 @@ class Card:
     created_at: str
     leakage: tuple[dict, ...] = ()  # evidence of every combination leak and ceiling alarm (mlkiln.leakage)
     profile: dict | None = None  # the training rows' drift profile (mlkiln.drift); None in bundles made before it
+    evaluation: Evaluation | None = None  # how the metrics were computed; None in bundles made before it
     mlkiln_version: str = __version__
     card_version: int = CARD_VERSION
 

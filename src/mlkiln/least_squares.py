@@ -12,6 +12,9 @@ fits the very same plain scikit-learn Pipeline from two streaming passes:
    the minimum-norm least-squares solution, rank and singular values equal
    ``LinearRegression``'s to rounding, singular designs included.
 
+:func:`out_of_fold` gives k-fold cross-validation's out-of-fold predictions
+from the same passes: one R factor per fold, combined into each fold's model.
+
 The fitted objects are scikit-learn's own: ``model.joblib`` loads without
 mlkiln. This module imports no mlkiln code: ``train.py`` embeds its source and
 fits as mlkiln did, to the last bit. Before returning, the design
@@ -135,8 +138,66 @@ def _blocks(n: int, width: int, values: int | None = None):
 
 def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layout) -> bool:
     """Fit ``pipe`` in place; False when this path cannot reproduce ``Pipeline.fit`` (which then refits all of it)."""
-    # Why one long function: the passes share the per-column state (medians, gaps, scaler moments, the R
-    # factor) and each may give up with False; split into pieces, that state would travel in a bag of arguments.
+    design = _prepare(pipe, X, y, layout)
+    if design is None:
+        return False
+    r, sums = _r_factor(design)
+    model = pipe.steps[1][1]
+    model.coef_, model.rank_, model.singular_, model.intercept_ = _solve(model, r, sums, len(X), float(y.mean()))
+    model.n_features_in_ = design.width
+    return True
+
+
+def streams(pipe: Pipeline, X: pd.DataFrame, y) -> bool:
+    """Whether ``pipe`` on ``X``, ``y`` is the linear-regression pipeline this module fits in blocks (before the data's checks)."""
+    return _layout(pipe, X, y) is not None
+
+
+def out_of_fold(pipe: Pipeline, X: pd.DataFrame, y, folds: np.ndarray) -> np.ndarray | None:
+    """Out-of-fold predictions of the linear-regression pipeline for the validation folds ``folds`` (0..k-1 per row).
+
+    Least squares needs no pass per fold: one R factor per fold's rows, all
+    from one pass over a design fitted on every row, combine into each fold's
+    model (the R factor of the other folds' rows). The model on a fold's
+    training rows with its own scaling and medians is the same model in
+    another basis (the intercept, and the missing-value indicators, absorb
+    the shifts; a category absent from those rows gets weight 0 either way),
+    so the predictions equal separate per-fold fits' to rounding. ``pipe`` is
+    left fitted on all rows' preprocessing. None for any other pipeline or input.
+    """
+    layout = _layout(pipe, X, y)
+    if layout is None:
+        return None
+    y = np.asarray(y, dtype="float64")
+    design = _prepare(pipe, X, y, layout)
+    if design is None:
+        return None
+    rows = [np.flatnonzero(folds == k) for k in range(int(folds.max()) + 1)]
+    parts = [_r_factor(design, index) for index in rows]
+    sums_y = [y[index].sum() for index in rows]
+    model = pipe.steps[1][1]
+    pred = np.empty(len(y))
+    for k, index in enumerate(rows):
+        others = [j for j in range(len(rows)) if j != k]
+        with threadpool_limits(1, user_api="blas"):
+            r = np.linalg.qr(np.vstack([parts[j][0] for j in others]), mode="r")
+        n_fit = sum(len(rows[j]) for j in others)
+        coef, _, _, intercept = _solve(model, r, sum(parts[j][1] for j in others), n_fit,
+                                       sum(sums_y[j] for j in others) / n_fit)
+        for block in _blocks(len(index), design.width + 2):
+            pred[index[block]] = design(index[block])[:, 1:-1] @ coef + intercept
+    return pred
+
+
+def _prepare(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layout):
+    """Fit ``pipe``'s preprocessing by streaming; return the builder of design rows, or None where it cannot.
+
+    The builder maps rows (a slice or an index array) to ``[1, design, y]``
+    as the fitted preprocessing transforms them; ``builder.width`` is the
+    design's width.
+    """
+    # Why one long function: the passes share the per-column state (medians, gaps, scaler moments) and each
+    # may give up with None; split into pieces, that state would travel in a bag of arguments.
     n = len(X)
     # pass 1a: the statistics that need no scaling
     medians, has_nan = [], []
@@ -145,7 +206,7 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
             missing = np.isnan(values)
             nan = bool(missing.any())
             if np.isinf(values).any() or missing.all():
-                return False  # plain fit rejects infinity; an all-missing column is dropped
+                return None  # plain fit rejects infinity; an all-missing column is dropped
             has_nan.append(nan)
             medians.append(np.median(values[~missing] if nan else values))
         else:
@@ -157,11 +218,11 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
     for count, levels in zip(counts, layout.levels):
         present = list(levels[count[1:] > 0])
         if not all(isinstance(value, str) for value in present):
-            return False  # the encoder would sort mixed types differently, or refuse them
+            return None  # the encoder would sort mixed types differently, or refuse them
         # missing values become the fill value, which merges with a real category of that name
         categories.append(sorted(set(present) | ({fill} if count[0] else set())))
     if layout.max_categories is not None and any(len(c) > layout.max_categories for c in categories):
-        return False  # rare categories would be grouped by frequency
+        return None  # rare categories would be grouped by frequency
 
     # the pipeline's structure, fitted by scikit-learn on a few real rows that hold every category and gap
     rows = {0, 1}
@@ -177,13 +238,13 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
     try:
         prep.fit(X.iloc[skeleton_rows], y[skeleton_rows])
     except Exception:  # noqa: BLE001 - the plain fit will report it
-        return False
+        return None
     num_pipe = prep.named_transformers_["numeric"] if layout.numeric else None
     cat_pipe = prep.named_transformers_["categorical"] if layout.categorical else None
     if cat_pipe is not None:
         got = cat_pipe.steps[1][1].categories_
         if [list(c) for c in got] != categories:
-            return False
+            return None
     levels_index = []
     for levels, cats in zip(layout.levels, categories):
         position = {value: i for i, value in enumerate(cats)}
@@ -196,7 +257,7 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
     if num_pipe is not None:
         imputer = num_pipe.steps[0][1]
         if (list(imputer.indicator_.features_) if imputer.indicator_ is not None else []) != indicator:
-            return False
+            return None
         imputer.statistics_ = medians.copy()
 
     def numeric_block(rows) -> np.ndarray:
@@ -242,26 +303,37 @@ def _fit_streaming(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layo
     check = np.unique(np.concatenate([np.arange(min(n, CHECK_ROWS)), skeleton_rows]))
     expected = prep.transform(X.iloc[check])
     if expected.shape != (len(check), width) or not np.allclose(design(check)[:, 1:-1], expected, rtol=1e-12, atol=1e-12):
-        return False
+        return None
 
-    # pass 2: TSQR of [1, design, y]; R[1:, 1:] is the R factor of the centred [design, y]
+    design.width, design.n = width, n
+    return design
+
+
+def _r_factor(design, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """TSQR of ``[1, design, y]`` over all rows (or those of ``index``) in blocks, and the design's column sums.
+
+    ``R[1:, 1:]`` is the R factor of the centred ``[design, y]``.
+    """
+    width = design.width
     r = np.zeros((0, width + 2))
     sums = np.zeros(width)
     with threadpool_limits(1, user_api="blas"):  # small QRs: threads cost more than they give
-        for rows in _blocks(n, width + 2):
-            block = design(rows)
+        for rows in _blocks(design.n if index is None else len(index), width + 2):
+            block = design(rows if index is None else index[rows])
             sums += block[:, 1:-1].sum(axis=0)
             parts = [np.linalg.qr(block[part], mode="r") for part in _blocks(len(block), width + 2, QR_VALUES)]
             r = np.linalg.qr(np.vstack([r, *parts]), mode="r")
+    return r, sums
+
+
+def _solve(model: LinearRegression, r: np.ndarray, sums: np.ndarray, n: int, y_mean: float) -> tuple:
+    """``(coef, rank, singular values, intercept)`` of least squares from the R factor of ``[1, design, y]``."""
+    width = len(sums)
     r = r[1:, 1:]
-    model = pipe.steps[1][1]
     # LinearRegression's own cut-off for small singular values: its tol (scikit-learn >= 1.7), else LAPACK's default
     cond = getattr(model, "tol", None)
     coef, _, rank, singular = linalg.lstsq(r[:width, :width], r[:width, width], cond=cond, check_finite=False)
-    model.coef_, model.rank_, model.singular_ = coef, int(rank), singular
-    model.intercept_ = float(y.mean()) - (sums / n) @ coef
-    model.n_features_in_ = width
-    return True
+    return coef, int(rank), singular, y_mean - (sums / n) @ coef
 
 
 def _first_rows(codes: np.ndarray, n_distinct: int) -> list[int]:

@@ -190,12 +190,43 @@ def _uses_proba(metric: str) -> bool:
     return metric in ("roc_auc", "average_precision", "log_loss")
 
 
-def evaluate(pipe, X: pd.DataFrame, y: pd.Series, task: str, classes) -> dict:
-    """Every metric of a fitted ``pipe`` on one labelled table."""
-    pred = pipe.predict(X)
+#: rows predicted at a time for the metrics and the report's curves: a linear model's design matrix for them is
+#: about 14 MB, where that of 4M training rows at once was 0.8 GB and the run's memory peak
+BLOCK_ROWS = 1 << 16
+
+
+def predict_in_blocks(pipe, X: pd.DataFrame, task: str, predictor=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(predictions, class probabilities or None)`` of a fitted ``pipe`` for every row of ``X``, in row blocks.
+
+    Each row's prediction depends on that row alone, so the values are
+    ``pipe.predict(X)``'s (and ``predict_proba``'s); only the memory is
+    bounded, by :data:`BLOCK_ROWS`. With ``predictor`` (the pipeline compiled,
+    :class:`mlkiln.compiled.Predictor`), its ``score`` makes them: the same
+    values to rounding, without scikit-learn's per-value encoding of text
+    (2.8 s against 6.8 s for 4M diamonds rows).
+    """
+    preds, probas = [], []
+    for start in range(0, max(len(X), 1), BLOCK_ROWS):
+        block = X.iloc[start:start + BLOCK_ROWS]
+        if predictor is not None:
+            pred, proba = predictor.score(block)
+        else:
+            pred, proba = pipe.predict(block), pipe.predict_proba(block) if task == "classification" else None
+        preds.append(pred)
+        if task == "classification":
+            probas.append(proba)
+    return np.concatenate(preds), np.concatenate(probas) if probas else None
+
+
+def evaluate(pipe, X: pd.DataFrame, y: pd.Series, task: str, classes, predictor=None) -> dict:
+    """Every metric of a fitted ``pipe`` on one labelled table, from predictions made in row blocks.
+
+    ``predictor``, the pipeline compiled, makes them faster (see :func:`predict_in_blocks`).
+    """
+    pred, proba = predict_in_blocks(pipe, X, task, predictor)
     if task == "regression":
         return regression_metrics(y, pred)
-    return classification_metrics(y, pred, pipe.predict_proba(X), classes)
+    return classification_metrics(y, pred, proba, classes)
 
 
 def fold_metrics(task: str, y: np.ndarray, pred: np.ndarray, proba, fold_of: np.ndarray, classes) -> dict:

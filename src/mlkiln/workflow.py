@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, Schema, Split, TuningInfo
+from .compiled import compile_pipeline
 from .data import load_frame, split_train_test
 from .options import TrainOptions
 from .pipeline import REGISTRY
@@ -167,10 +168,11 @@ def train(
     if alarm:
         log.warning("%s", alarm.message)
     evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
+    predictor = compile_pipeline(final, table.columns)  # predicts the metrics' rows in blocks, fast
     split_metrics = {
-        "train": metrics.evaluate(final, X_trainval, y_trainval, table.task, table.classes),
+        "train": metrics.evaluate(final, X_trainval, y_trainval, table.task, table.classes, predictor),
         "validation": selection.validation,
-        "test": metrics.evaluate(final, X_test, y_test, table.task, table.classes),
+        "test": metrics.evaluate(final, X_test, y_test, table.task, table.classes, predictor),
     }
     oof = selection.oof
     profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
@@ -178,7 +180,7 @@ def train(
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
                      len(y_trainval), len(y_test), time.perf_counter() - started)
     # the report's curves need the test predictions, which exist only here
-    return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y))
+    return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor))
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
@@ -206,6 +208,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,
+        evaluation=report.evaluation_info(n_train, n_test, options.seed),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

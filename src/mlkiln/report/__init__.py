@@ -60,6 +60,11 @@ forbids it to.
 ``metrics``
     ``train``, ``validation`` (``mean``/``std`` over the folds), ``test`` and,
     for an evaluation, ``evaluation``: exactly the card's / evaluate's dicts.
+``evaluation``
+    The card's: ``metrics`` (how the train and test metrics and the curves were
+    computed: every row, predicted in row blocks), ``rows`` (``train``,
+    ``test``, and the seeded samples ``importance`` and ``scatter``) and
+    ``seed``; ``null`` for bundles made before it.
 ``diagnostics``
     On ``on``'s rows. ``rows``, ``seconds``; for classification
     ``classification.curves``: per class shown (the positive class for two
@@ -83,9 +88,9 @@ forbids it to.
 """
 
 
-from .diagnostics import CURVE_POINTS, IMPORTANCE_REPEATS, IMPORTANCE_ROWS, SCATTER_POINTS, diagnostics
+from .diagnostics import CURVE_POINTS, IMPORTANCE_REPEATS, IMPORTANCE_ROWS, SCATTER_POINTS, diagnostics, evaluation_info
 from .document import REPORT_HTML, REPORT_JSON, SCHEMA_VERSION, build, bundle_files, tuning_curves, write_evaluation
 from .html import render_html
 
-__all__ = ["CURVE_POINTS", "IMPORTANCE_REPEATS", "IMPORTANCE_ROWS", "SCATTER_POINTS", "REPORT_HTML", "REPORT_JSON", "SCHEMA_VERSION", "build", "bundle_files", "diagnostics", "render_html",
+__all__ = ["CURVE_POINTS", "IMPORTANCE_REPEATS", "IMPORTANCE_ROWS", "SCATTER_POINTS", "REPORT_HTML", "REPORT_JSON", "SCHEMA_VERSION", "build", "bundle_files", "diagnostics", "evaluation_info", "render_html",
            "tuning_curves", "write_evaluation"]

@@ -10,9 +10,9 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits
 
-from ..card import Card
+from ..card import Card, Evaluation
 from ..jsonio import plain
-from ..metrics import Scorer
+from ..metrics import BLOCK_ROWS, Scorer, predict_in_blocks
 
 #: points drawn in the regression scatter plots (a seeded sample of the rows)
 SCATTER_POINTS = 2000
@@ -23,7 +23,8 @@ IMPORTANCE_REPEATS = 5
 CURVE_POINTS = 400
 
 
-def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.Series | None = None) -> dict:
+def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.Series | None = None,
+                predictor=None) -> dict:
     """Curves, a prediction sample, importances and coefficients of ``pipeline`` on ``X``, ``y``.
 
     Parameters
@@ -37,6 +38,9 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     target : Series, optional
         The target of every usable row, for the distribution in the data
         section; default ``y``.
+    predictor : compiled.Predictor, optional
+        The pipeline compiled: it makes the predictions for the curves, in
+        row blocks (see :func:`mlkiln.metrics.predict_in_blocks`).
 
     Returns
     -------
@@ -50,14 +54,25 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     out: dict = {"rows": int(len(y)), "target": _distribution(task, y if target is None else target)}
     # these predictions are small: one thread is ten times faster than OpenMP teams spinning on busy cores
     with threadpool_limits(1):
+        pred, proba = predict_in_blocks(pipeline, X, task, predictor)
         if task == "regression":
-            out["regression"] = _regression_numbers(y.to_numpy("float64"), pipeline.predict(X), rng)
+            out["regression"] = _regression_numbers(y.to_numpy("float64"), pred, rng)
         else:
-            out["classification"] = {"curves": _class_curves(y.to_numpy(), pipeline.predict_proba(X), classes)}
+            out["classification"] = {"curves": _class_curves(y.to_numpy(), proba, classes)}
         out["permutation_importance"] = _importance(pipeline, X, y, card, rng)
     out["coefficients"] = _coefficients(pipeline, card)
     out["seconds"] = round(time.perf_counter() - started, 3)
     return plain(out)
+
+
+def evaluation_info(n_train: int, n_test: int, seed: int) -> Evaluation:
+    """What the card says about the rows behind the metrics and the report: all of them, and the seeded samples."""
+    return Evaluation(
+        metrics=f"every row, predicted in blocks of {BLOCK_ROWS:,} rows",
+        rows={"train": n_train, "test": n_test, "importance": min(n_test, IMPORTANCE_ROWS),
+              "scatter": min(n_test, SCATTER_POINTS)},
+        seed=seed,
+    )
 
 
 def _distribution(task: str, target: pd.Series) -> dict:

@@ -72,6 +72,7 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
         "leaderboard": plain_card["leaderboard"],
         "tuning": tuning_curves(card),
         "metrics": split_metrics,
+        "evaluation": plain_card.get("evaluation"),
         "diagnostics": diag,
         "bundle": {
             "files": files or [],

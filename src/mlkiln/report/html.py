@@ -190,7 +190,17 @@ def _metrics_section(report: dict) -> str:
             "Train is the refitted model on its own training rows (optimistic); validation is out-of-fold.</p>"
             if task == "classification" else
             '<p class="note">Train is the refitted model on its own training rows (optimistic); validation is out-of-fold.</p>')
-    return note + table_html(header, rows, numeric=tuple(range(1, len(header))))
+    return note + _evaluation_note(report.get("evaluation")) + table_html(header, rows, numeric=tuple(range(1, len(header))))
+
+
+def _evaluation_note(evaluation: dict | None) -> str:
+    """Which rows the metrics and the samples saw (cards before it say nothing)."""
+    if not evaluation:
+        return ""
+    rows = evaluation["rows"]
+    return (f'<p class="note">Train and test metrics and the curves: {escape(evaluation["metrics"])} '
+            f'({rows["train"]:,} and {rows["test"]:,} rows). Permutation importance on a seeded sample of '
+            f'{rows["importance"]:,} test rows, scatter plots on {rows["scatter"]:,} (seed {evaluation["seed"]}).</p>')
 
 
 def _diagnostics_section(report: dict) -> str:
