@@ -126,13 +126,13 @@ class Model:
             unknown = sorted(set(y.unique().tolist()) - set(self.classes), key=str)
             if unknown:
                 raise InputError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
-        result = metrics.evaluate(self.pipeline, X, y, self.task, self.classes or None)
+        result = metrics.evaluate(self.pipeline, X, y, self.task, self.classes or None, predictor=self.predictor)
         if report is not None:
             from . import report as reporting
 
             bundle.check_outside(report)
             source = Path(data).name if isinstance(data, (str, os.PathLike)) else "DataFrame"
-            diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card)
+            diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card, predictor=self.predictor)
             reporting.write_evaluation(report, self.card, diagnostics, result, source)
         return result
 
