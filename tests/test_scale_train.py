@@ -1,7 +1,10 @@
 """Training at scale, on small real data: one-pass folds, metrics in row blocks, a partitioned dataset as one table."""
 
+import subprocess
+import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,3 +149,17 @@ def test_glob_errors_are_one_line_exit_2(parts, diamonds, tmp_path):
     assert "part-0.csv" in result.stderr and "lacks ['depth']" in result.stderr
     assert not (tmp_path / "m").exists()
     pd.testing.assert_frame_equal(data.read_table(parts / "part-[0-2].csv"), diamonds, check_dtype=False)
+
+
+def test_train_script_reads_the_same_glob(parts, tmp_path):
+    """The bundle's train.py, in a process where mlkiln cannot be imported, rebuilds a model trained on a glob."""
+    source = str(parts / "part-*.csv")
+    bundle = mlkiln.train(source, target="price", models=["linear"]).save(tmp_path / "m")
+    out = tmp_path / "repro.joblib"
+    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None; "
+                    f"sys.argv = ['train.py', {source!r}, '-o', {str(out)!r}]; "
+                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
+                   check=True, timeout=120, capture_output=True)
+    model = mlkiln.load(bundle)
+    X = model.prepare(data.read_table(tmp_path / "whole.csv"))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), model.pipeline.predict(X))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import pprint
 
-from . import least_squares, pipeline, schema
+from . import data, least_squares, pipeline, schema
 from .card import Card
 
 _TEMPLATE = '''\
@@ -31,6 +31,8 @@ saves the fitted pipeline with joblib. Its predictions equal the bundle's.
 """
 
 import argparse
+import glob
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -77,15 +79,31 @@ KINDS = {kinds}
 
 # ---- the run ----
 
+def table_files(path):
+    """The file itself, or a directory's or a glob's CSV and Parquet files in name order, as mlkiln read them."""
+    if Path(path).is_file():
+        return [Path(path)]
+    found = Path(path).rglob("*") if Path(path).is_dir() else map(Path, glob.glob(path, recursive=True))
+    files = sorted(p for p in found if p.is_file() and p.name.lower().endswith({suffixes!r})
+                   and not p.name.startswith((".", "_")))
+    if not files:
+        raise SystemExit(f"no CSV or Parquet files in {{path}}")
+    return files
+
+
+def read_file(path):
+    if path.name.lower().endswith({parquet_suffixes!r}):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, engine="pyarrow", **CSV_OPTIONS)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", help="the training table (CSV or Parquet)")
+    parser.add_argument("data", help="the training table: a CSV or Parquet file, or a directory or glob of them")
     parser.add_argument("-o", "--output", default="model.joblib", help="where to save the fitted pipeline")
     args = parser.parse_args()
-    if args.data.lower().endswith((".parquet", ".pq", ".parq")):
-        frame = pd.read_parquet(args.data)
-    else:
-        frame = pd.read_csv(args.data, engine="pyarrow", **CSV_OPTIONS)
+    files = table_files(args.data)
+    frame = read_file(files[0]) if len(files) == 1 else pd.concat(map(read_file, files), ignore_index=True)
     y = coerce_target(frame[TARGET], TASK)
     frame = frame.loc[y.index]
     X = as_categories(coerce_frame(frame, KINDS), KINDS)
@@ -132,6 +150,8 @@ def render(card: Card) -> str:
         n_classes=len(card.classes) or 2,
         kinds=pprint.pformat(kinds, sort_dicts=False),
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
+        suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
+        parquet_suffixes=data.PARQUET_SUFFIXES,
         number_source=inspect.getsource(schema.to_number).rstrip(),
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
