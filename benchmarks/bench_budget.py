@@ -54,7 +54,7 @@ def run_train(args: list[str], out: Path) -> dict:
     """``mlkiln train ARGS -o OUT`` in a fresh process: wall seconds, peak RSS (MB), the card."""
     command = [sys.executable, "-m", "mlkiln", "train", *args, "-o", str(out), "--force", "-q"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     stderr = process.stderr.read()

@@ -1,7 +1,10 @@
 """The anytime search under --budget, and the sampled search of large tables (issue 12 item 7, issue 13 item 2)."""
 
+import subprocess
+import sys
 import time
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +14,8 @@ from sklearn.metrics import f1_score
 import mlkiln
 from mlkiln import tuning
 from mlkiln.examples import EXAMPLES, load_example
-from mlkiln.tuning import CostModel, nested_sample, rung_sizes
+from mlkiln.data import nested_sample
+from mlkiln.tuning import CostModel, rung_sizes
 
 #: what a budgeted run may take beyond its budget on this shared 2-core machine: starting the CV workers (about
 #: 3 s), the steps after the final fit (about 3 s here), and a loaded machine's slack; a full search of these
@@ -113,3 +117,20 @@ def test_trials_give_identical_bundles_on_two_runs(sampled_runs, tmp_path, diamo
     a, b = first.save(tmp_path / "a"), second.save(tmp_path / "b")
     assert (a / "model.joblib").read_bytes() == (b / "model.joblib").read_bytes()
     assert (a / "train.py").read_text().split('"""', 2)[2] == (b / "train.py").read_text().split('"""', 2)[2]
+
+
+def test_a_final_fit_on_the_budget_s_sample_is_rebuilt_by_train_py(monkeypatch, diamonds_csv, tmp_path):
+    # rungs of 266, 800 and 2,400 rows: no time for more than the first, nor for a final fit on all rows
+    monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 300)
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)
+    run = mlkiln.train(diamonds_csv, target="price", models=["hgb", "ridge"], budget=1e-6)
+    steps = {s.step: s.rows for s in run.card.tuning.steps}
+    assert steps == {"rung 1": 266, "final fit": 266} and run.card.split.n_train == 2400
+    bundle = run.save(tmp_path / "b")
+    out = tmp_path / "repro.joblib"
+    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
+                    f"sys.argv = ['train.py', {diamonds_csv!r}, '-o', {str(out)!r}]\n"
+                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
+                   check=True, timeout=300, capture_output=True)
+    X = run.model.prepare(pd.read_csv(diamonds_csv))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))

@@ -26,6 +26,7 @@ from sklearn.base import clone
 
 from . import metrics
 from .card import Member, ModelInfo
+from .data import nested_sample
 from .errors import InputError
 from .jsonio import params_text
 from .options import TrainOptions
@@ -48,6 +49,9 @@ ENSEMBLE_MIN_ROWS = 500
 LARGE_MEMBER_ROWS = 20_000
 #: the leaderboard name of the ensemble
 ENSEMBLE = "ensemble"
+#: the most of a --budget the search keeps back for the final fit; when what is left then cannot fit all training
+#: rows, the final fit takes the first rows of the nested sample (train.py draws the same)
+FINAL_SHARE = 0.25
 #: the final fit's estimate from the CV fits' rate is doubled: on 320k rows gradient boosting's per-row time was
 #: twice its rate on the folds' 22k rows (early stopping grows more trees on more rows)
 FINAL_FIT_SAFETY = 2.0
@@ -63,10 +67,13 @@ class Plan:
     """The clock of a search under a budget: when training must end and what the steps after the search need.
 
     ``end`` is ``None`` without a budget. The search keeps back the estimated
-    final fit of its best family on all training rows (always all of them:
-    ``train.py`` rebuilds the model from the same rows) and the steps after it.
+    final fit of its best family on all training rows (at most
+    :data:`FINAL_SHARE` of the budget) and the steps after it; the final fit
+    takes as many rows as the time then left allows, never fewer than the
+    search's last rung.
     """
 
+    start: float
     end: float | None
     n_rows: int  # the training rows
     n_table: int  # every row of the table, test rows included: the steps after the fit predict them all
@@ -77,13 +84,16 @@ class Plan:
 
     def reserve(self, family: str, cost: CostModel) -> float:
         """Seconds the search leaves for the final fit of ``family`` on all rows and the steps after it."""
-        return FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows) + self.post_fit()
+        fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows)
+        return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
 
-    def affords(self, families: list[str]) -> bool:
-        """Whether the final fit of these families' models (an ensemble's members) ends in the time left."""
+    def final_rows(self, families: list[str]) -> int:
+        """The training rows the final fit of these families' models (an ensemble's members) can take in time."""
         if self.end is None or self.found is None:
-            return True
-        return time.perf_counter() + sum(self.reserve(f, self.found.cost) for f in families) <= self.end
+            return self.n_rows
+        seconds = self.end - time.perf_counter() - self.post_fit()
+        rows = int(seconds / sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, 1) for f in families))
+        return min(self.n_rows, max(rows, len(self.found.rows)))
 
 
 @dataclass
@@ -144,13 +154,14 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     scorer = metrics.Scorer(task, metric, classes, tune_threshold)
     cv = make_cv(task, options.folds, options.seed)
     n_classes = len(classes) if classes else 2
-    end = None if options.budget is None else (started or time.perf_counter()) + options.budget
-    plan = Plan(end, len(y), len(table.y))
+    started = started or time.perf_counter()
+    plan = Plan(started, None if options.budget is None else started + options.budget, len(y), len(table.y))
     if options.budget is None and not sampled(len(y)):
         results = _tune_in_turn(X, y, table, options, compute, scorer, cv, n_classes, max_categories)
     else:
         plan.found = _search_on_rungs(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
         results = plan.found.results
+    if plan.found is not None:
         X, y = X.iloc[plan.found.rows], y.iloc[plan.found.rows]
     ranked = sorted((r for r in results if not r.error), key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     if not ranked:
@@ -165,8 +176,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     ensemble = None
     if options.ensemble:
         ensemble = _ensemble(y, ranked, scorer, folds, classes)  # only the last rung kept predictions
-        if ensemble is not None and not plan.affords([p.family for _, p, _ in ensemble.members]):
-            log.info("ensemble: its members' final fits would not end within the --budget; not used")
+        if ensemble is not None and plan.final_rows([p.family for _, p, _ in ensemble.members]) < plan.n_rows:
+            log.info("ensemble: its members' final fits on all rows would not end within the --budget; not used")
             ensemble = None
         if ensemble is not None:
             ensemble.result.rows = best.rows
@@ -333,13 +344,26 @@ def final_model(table: Table, selection: Selection, seed: int):
                           selection.max_categories)
 
 
-def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute):
-    """Fit the final model on all non-test rows; an ensemble member that fails to fit is left out, with a warning."""
-    members = len(selection.ensemble.members) if selection.chose_ensemble else 1
-    log.info("refitting %s on all %s training rows", selection.best.family, f"{len(y):,}")
+def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
+              folds: int = 3):
+    """Fit the final model on the non-test rows; an ensemble member that fails to fit is left out, with a warning.
+
+    All of them, unless a --budget's time left cannot fit them (see
+    :class:`Plan`): then the first rows of :func:`~mlkiln.data.nested_sample`
+    (``folds`` as the search's), the rows ``train.py`` draws too. The rows it
+    saw are the last of :attr:`Selection.steps`.
+    """
+    members = [p.family for _, p, _ in selection.ensemble.members] if selection.chose_ensemble else [None]
+    rows = len(y) if selection.plan is None else selection.plan.final_rows(
+        [f or selection.best.family for f in members])
+    if rows < len(y):
+        log.warning("final fit on %s of the %s training rows: what the --budget has left", f"{rows:,}", f"{len(y):,}")
+        keep = np.sort(nested_sample(y, table.task, seed, folds)[:rows])
+        X, y = X.iloc[keep], y.iloc[keep]
+    log.info("refitting %s on %s training rows", selection.best.family, f"{len(y):,}")
     started = time.perf_counter()
     fitted = _fit_or_drop_members(X, y, table, selection, seed, compute)
-    selection.steps.append(Step("final fit", len(y), members, round(time.perf_counter() - started, 3)))
+    selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
     vote = _vote(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
     for name, pipe in pipes.items():

@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from . import least_squares
 from .cluster import dask_client, scheduler_address
+from .data import nested_sample
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
@@ -538,7 +539,8 @@ RUNG_MIN_ROWS = 10_000
 #: rungs grow by this factor, and each keeps this share (1 / factor) of the candidates for the next
 RUNG_FACTOR = 3
 #: before a family's first fit its cost is guessed from its cost class, in seconds per fitted row per fold fit
-#: (one thread); measured here on diamonds samples: ridge about 1e-5, hgb 1e-4 to 3e-4, a 100-tree forest 3e-4
+#: (one thread), on the safe side of what was measured on this machine: linear, ridge and lasso 7e-6 to 9e-6 (5M
+#: diamonds' rungs), hgb 3.5e-5 on 67k rows and 1.1e-4 on 2.5k rows (fixed costs weigh more on few rows)
 PRIOR_SECONDS_PER_ROW = {"cheap": 3e-5, "expensive": 3e-4}
 
 
@@ -553,29 +555,12 @@ def left_out(task: str, family: str, n_rows: int) -> FamilyResult:
     A fully grown forest's trees are compared on at most SAMPLE_ROWS rows but
     refitted on all of them, bootstrapped to another size (FOREST_MAX_ROWS per
     tree), so its sample score is not the final model's; and on 4M diamonds
-    rows its refit, evaluation and bundle took over 5 minutes and 3.4 GB.
+    rows its refit and evaluation had not ended after 5 minutes, at 3.9 GB peak RSS.
     ``--models`` naming it searches it anyway.
     """
     return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
                         f"left out of the sampled search of {n_rows:,} rows: its model grows with the rows",
                         "left out", len(candidates_for(task, family, "grid", 0, SAMPLE_ROWS)))
-
-
-def nested_sample(y: pd.Series, task: str, seed: int, folds: int) -> np.ndarray:
-    """Row positions in a seeded order whose every prefix is a (stratified) random sample of the rows.
-
-    A rung of ``n`` rows is the first ``n`` of them, so each rung holds the
-    smaller ones. For classification the rows are ordered by their rank
-    within their class, so a prefix holds each class in proportion, and the
-    first ``folds`` rows of every class come first: every rung can be split.
-    """
-    order = np.random.default_rng(seed).permutation(len(y))
-    if task == "classification":
-        codes = pd.factorize(y.to_numpy()[order])[0]
-        within = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-        share = np.where(within < folds, 0.0, within / np.bincount(codes)[codes])
-        order = order[np.argsort(share, kind="stable")]
-    return order
 
 
 def rung_sizes(n_rows: int, budget: bool = False) -> list[int]:

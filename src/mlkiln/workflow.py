@@ -162,7 +162,7 @@ def train(
              len(y_test))
     with Compute(options.n_jobs, options.cluster) as compute:
         selection = select(X_trainval, y_trainval, table, options, compute, started)
-        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute)
+        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute, options.folds)
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
