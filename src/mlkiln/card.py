@@ -122,6 +122,27 @@ class DataInfo:
 
 
 @dataclass(frozen=True)
+class SearchStep:
+    """One step of a sampled search (a rung) or the final fit: the rows its fits saw."""
+
+    step: str  # "rung 1", "rung 2", ..., "final fit"
+    rows: int  # rows each candidate was cross-validated on (a rung), or fitted on (the final fit)
+    candidates: int  # candidates scored (a rung), models fitted (the final fit: ensemble members)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    """A candidate the budget never started: its estimated time did not fit in what was left."""
+
+    family: str
+    params: dict[str, Any]
+    rows: int
+    estimated_s: float
+    left_s: float
+
+
+@dataclass(frozen=True)
 class TuningInfo:
     search: str
     budget_s: float | None
@@ -130,6 +151,9 @@ class TuningInfo:
     dask: bool
     ensemble: bool = True  # whether an ensemble of the families was weighed
     plotted: dict[str, str] = field(default_factory=dict)  # family -> the hyperparameter the report plots
+    #: the rows each step saw: the sampled search's rungs and the final fit (only the final fit without sampling)
+    steps: tuple[SearchStep, ...] = ()
+    not_started: tuple[NotStarted, ...] = ()  # candidates a --budget did not start
 
 
 @dataclass(frozen=True)

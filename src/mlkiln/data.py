@@ -464,3 +464,22 @@ def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
         raise InputError("the table has no rows")
     info.update(rows=int(len(frame)), columns=int(frame.shape[1]))
     return frame, info
+
+
+def nested_sample(y: pd.Series, task: str, seed: int, folds: int) -> np.ndarray:
+    """Row positions in a seeded order whose every prefix is a (stratified) random sample of the rows.
+
+    The sampled search's rungs are prefixes of it (each holds the smaller
+    ones), and so is a --budget's final fit on fewer rows; ``train.py``
+    embeds this function to draw the same rows. For classification the rows
+    are ordered by their rank within their class, so a prefix holds each
+    class in proportion, and the first ``folds`` rows of every class come
+    first: every prefix can be split into folds.
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    if task == "classification":
+        codes = pd.factorize(y.to_numpy()[order])[0]
+        within = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+        share = np.where(within < folds, 0.0, within / np.bincount(codes)[codes])
+        order = order[np.argsort(share, kind="stable")]
+    return order

@@ -26,12 +26,13 @@ from sklearn.base import clone
 
 from . import metrics
 from .card import Member, ModelInfo
+from .data import nested_sample
 from .errors import InputError
 from .jsonio import params_text
 from .options import TrainOptions
 from .pipeline import MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
-from .tuning import (Compute, FamilyResult, Predictions, fit_final, fold_of, make_cv, out_of_fold, tune_family,
-                     unreached)
+from .tuning import (Compute, CostModel, FamilyResult, Predictions, RungSearch, Step, fit_final, fold_of,
+                     left_out, make_cv, out_of_fold, sampled, search_rungs, tune_family)
 from .understand import Table
 
 log = logging.getLogger("mlkiln")
@@ -48,6 +49,51 @@ ENSEMBLE_MIN_ROWS = 500
 LARGE_MEMBER_ROWS = 20_000
 #: the leaderboard name of the ensemble
 ENSEMBLE = "ensemble"
+#: the most of a --budget the search keeps back for the final fit; when what is left then cannot fit all training
+#: rows, the final fit takes the first rows of the nested sample (train.py draws the same)
+FINAL_SHARE = 0.25
+#: the final fit's estimate from the CV fits' rate is doubled: on 320k rows gradient boosting's per-row time was
+#: twice its rate on the folds' 22k rows (early stopping grows more trees on more rows)
+FINAL_FIT_SAFETY = 2.0
+#: seconds the steps after the final fit take (metrics over every row, drift profile, report with permutation
+#: importances, bundle): a fixed part and a part per row of the table, measured on this 2-core machine, 400k rows:
+#: 16.7 s (predicting every row for the metrics 9.4 s, report 4.8 s, bundle 2.4 s)
+POST_FIT_SECONDS = 3.0
+POST_FIT_SECONDS_PER_ROW = 4e-5
+
+
+@dataclass
+class Plan:
+    """The clock of a search under a budget: when training must end and what the steps after the search need.
+
+    ``end`` is ``None`` without a budget. The search keeps back the estimated
+    final fit of its best family on all training rows (at most
+    :data:`FINAL_SHARE` of the budget) and the steps after it; the final fit
+    takes as many rows as the time then left allows, never fewer than the
+    search's last rung.
+    """
+
+    start: float
+    end: float | None
+    n_rows: int  # the training rows
+    n_table: int  # every row of the table, test rows included: the steps after the fit predict them all
+    found: RungSearch | None = None
+
+    def post_fit(self) -> float:
+        return POST_FIT_SECONDS + POST_FIT_SECONDS_PER_ROW * self.n_table
+
+    def reserve(self, family: str, cost: CostModel) -> float:
+        """Seconds the search leaves for the final fit of ``family`` on all rows and the steps after it."""
+        fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows)
+        return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
+
+    def final_rows(self, families: list[str]) -> int:
+        """The training rows the final fit of these families' models (an ensemble's members) can take in time."""
+        if self.end is None or self.found is None:
+            return self.n_rows
+        seconds = self.end - time.perf_counter() - self.post_fit()
+        rows = int(seconds / sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, 1) for f in families))
+        return min(self.n_rows, max(rows, len(self.found.rows)))
 
 
 @dataclass
@@ -75,6 +121,9 @@ class Selection:
     oof: Predictions  # the winner's out-of-fold predictions (before the threshold)
     ensemble: Ensemble | None = None  # the one selected, whether it won or not
     trees: dict = field(default_factory=dict)  # filled by fit_model: trees grown per member (gradient boosting)
+    plan: Plan | None = None  # the budget's clock and, for a sampled search, what it found
+    steps: list[Step] = field(default_factory=list)  # the rows each step saw: the rungs (if any), the final fit
+    not_started: list[dict] = field(default_factory=list)  # candidates estimated not to finish in the time left
 
     @property
     def best(self) -> FamilyResult:
@@ -85,8 +134,17 @@ class Selection:
         return self.best.family == ENSEMBLE
 
 
-def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, compute: Compute) -> Selection:
-    """Tune each family in turn within ``options.budget``, then the ensemble; the best mean validation score wins."""
+def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, compute: Compute,
+           started: float | None = None) -> Selection:
+    """Tune the families, then weigh the ensemble; the best mean validation score wins.
+
+    Without ``options.budget``, on at most :data:`~mlkiln.tuning.SAMPLE_ROWS`
+    training rows, each family is tuned in turn on all of them. With a budget
+    (seconds from ``started``, default now: the whole of training) or on more
+    rows, :func:`~mlkiln.tuning.search_rungs` searches best-first across
+    families on growing samples, and the ranking, the ensemble, the threshold
+    and the validation metrics come from its last rung's rows.
+    """
     task, metric, classes = table.task, table.metric.name, table.classes
     text = [name for name, kind in table.kinds.items() if kind == "categorical"]
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
@@ -96,25 +154,16 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     scorer = metrics.Scorer(task, metric, classes, tune_threshold)
     cv = make_cv(task, options.folds, options.seed)
     n_classes = len(classes) if classes else 2
-    families = options.families(task)
-    results: list[FamilyResult] = []
-    deadline = None if options.budget is None else time.perf_counter() + options.budget
-    for i, family in enumerate(families, 1):
-        if deadline is not None and time.perf_counter() > deadline and any(not r.error for r in results):
-            results.append(unreached(task, family))
-            log.warning("%-12s not reached within the time budget of %gs", family, options.budget)
-            continue
-        log.info("[%d/%d] tuning %s", i, len(families), family)
-        result = tune_family(X, y, task, family, table.kinds, scorer, cv, options.seed, n_classes, compute,
-                             search=options.search, trials=options.trials, deadline=deadline,
-                             max_categories=max_categories)
-        results.append(result)
-        if result.error:
-            log.warning("%-12s failed: %s", family, result.error)
-        else:
-            log.info("%-12s CV %s %.4f ± %.4f  (%d candidates, %s, %.1fs)  %s", family, metric, result.cv_mean,
-                     result.cv_std, result.n_candidates, result.search, result.search_time, params_text(result.params))
-    ranked = sorted((r for r in results if not r.error), key=lambda r: -scorer.sign * r.cv_mean)
+    started = started or time.perf_counter()
+    plan = Plan(started, None if options.budget is None else started + options.budget, len(y), len(table.y))
+    if options.budget is None and not sampled(len(y)):
+        results = _tune_in_turn(X, y, table, options, compute, scorer, cv, n_classes, max_categories)
+    else:
+        plan.found = _search_on_rungs(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
+        results = plan.found.results
+    if plan.found is not None:
+        X, y = X.iloc[plan.found.rows], y.iloc[plan.found.rows]
+    ranked = sorted((r for r in results if not r.error), key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     if not ranked:
         raise InputError("every model family failed to fit; check the data (see warnings above)")
     best = ranked[0]
@@ -126,10 +175,14 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     folds = fold_of(cv, X, y)
     ensemble = None
     if options.ensemble:
-        ensemble = _ensemble(y, ranked, scorer, folds, classes)
+        ensemble = _ensemble(y, ranked, scorer, folds, classes)  # only the last rung kept predictions
+        if ensemble is not None and plan.final_rows([p.family for _, p, _ in ensemble.members]) < plan.n_rows:
+            log.info("ensemble: its members' final fits on all rows would not end within the --budget; not used")
+            ensemble = None
         if ensemble is not None:
+            ensemble.result.rows = best.rows
             results.append(ensemble.result)
-            ranked = sorted([*ranked, ensemble.result], key=lambda r: -scorer.sign * r.cv_mean)
+            ranked = sorted([*ranked, ensemble.result], key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     chosen = ensemble.oof if ranked[0].family == ENSEMBLE else best.oofs[0]
     oof_pred, oof_proba = chosen.pred, chosen.proba
     threshold = None
@@ -138,7 +191,51 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
         oof_pred = np.where(oof_proba[:, 1] >= threshold, classes[1], classes[0])
         log.info("decision threshold: %.4f on P(%s=%r)", threshold, table.target.name, classes[1])
     validation = metrics.fold_metrics(task, y.to_numpy(), oof_pred, oof_proba, folds, classes)
-    return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble)
+    found = plan.found
+    return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
+                     steps=[] if found is None else list(found.steps),
+                     not_started=[] if found is None else found.not_started)
+
+
+def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
+                     max_categories, plan: Plan) -> RungSearch:
+    """The best-first search across families on growing samples, within the plan's time."""
+    task, families = table.task, options.families(table.task)
+    # unless asked for by name, the families whose model grows with the rows are not searched on samples
+    skipped = [f for f in families if options.models is None and sampled(len(y)) and REGISTRY[f].grows_with_rows]
+    found = search_rungs(X, y, task, [f for f in families if f not in skipped], table.kinds, scorer, cv,
+                         options.seed, n_classes, compute, search=options.search, trials=options.trials,
+                         deadline=plan.end, reserve=plan.reserve, max_categories=max_categories)
+    found.results += [left_out(task, f, len(y)) for f in skipped]
+    for result in found.results:
+        _log_result(result, table.metric.name)
+    return found
+
+
+def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
+                  max_categories) -> list[FamilyResult]:
+    """Each family's own search on all the rows, one family after the other."""
+    families = options.families(table.task)
+    results: list[FamilyResult] = []
+    for i, family in enumerate(families, 1):
+        log.info("[%d/%d] tuning %s", i, len(families), family)
+        result = tune_family(X, y, table.task, family, table.kinds, scorer, cv, options.seed, n_classes, compute,
+                             search=options.search, trials=options.trials, max_categories=max_categories)
+        results.append(result)
+        _log_result(result, table.metric.name)
+    return results
+
+
+def _log_result(result: FamilyResult, metric: str) -> None:
+    if result.search in ("none", "left out"):
+        log.warning("%-12s %s", result.family, result.error)
+    elif result.error:
+        log.warning("%-12s failed: %s", result.family, result.error)
+    else:
+        rows = f", {result.rows:,} rows" if result.rows else ""
+        log.info("%-12s CV %s %.4f ± %.4f  (%d candidates, %s%s, %.1fs)  %s", result.family, metric, result.cv_mean,
+                 result.cv_std, result.n_candidates, result.search, rows, result.search_time,
+                 params_text(result.params))
 
 
 def _ensemble(y: pd.Series, ranked: list[FamilyResult], scorer: metrics.Scorer, folds: np.ndarray,
@@ -247,11 +344,39 @@ def final_model(table: Table, selection: Selection, seed: int):
                           selection.max_categories)
 
 
-def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute):
-    """Fit the final model on all non-test rows; an ensemble member that fails to fit is left out, with a warning."""
+def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
+              folds: int = 3):
+    """Fit the final model on the non-test rows; an ensemble member that fails to fit is left out, with a warning.
+
+    All of them, unless a --budget's time left cannot fit them (see
+    :class:`Plan`): then the first rows of :func:`~mlkiln.data.nested_sample`
+    (``folds`` as the search's), the rows ``train.py`` draws too. The rows it
+    saw are the last of :attr:`Selection.steps`.
+    """
+    members = [p.family for _, p, _ in selection.ensemble.members] if selection.chose_ensemble else [None]
+    rows = len(y) if selection.plan is None else selection.plan.final_rows(
+        [f or selection.best.family for f in members])
+    if rows < len(y):
+        log.warning("final fit on %s of the %s training rows: what the --budget has left", f"{rows:,}", f"{len(y):,}")
+        keep = np.sort(nested_sample(y, table.task, seed, folds)[:rows])
+        X, y = X.iloc[keep], y.iloc[keep]
+    log.info("refitting %s on %s training rows", selection.best.family, f"{len(y):,}")
+    started = time.perf_counter()
+    fitted = _fit_or_drop_members(X, y, table, selection, seed, compute)
+    selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
+    vote = _vote(fitted)
+    pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
+    for name, pipe in pipes.items():
+        estimator = getattr(pipe[-1], "estimator_", pipe[-1])
+        if hasattr(estimator, "n_trees_per_iteration_"):  # gradient boosting: the trees early stopping kept
+            selection.trees[name] = int(estimator.n_iter_)
+    return fitted
+
+
+def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, compute: Compute):
     model = final_model(table, selection, seed)
     try:
-        fitted = fit_final(model, X, y, compute)
+        return fit_final(model, X, y, compute)
     except Exception:
         if not selection.chose_ensemble:
             raise
@@ -262,14 +387,7 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
             log.warning("ensemble: member %s failed to fit on all training rows; left out", name)
         selection.ensemble.members = [m for m in selection.ensemble.members if m[0] not in failed]
         selection.ensemble.result.params = _shares(selection.ensemble.members)
-        fitted = fit_final(final_model(table, selection, seed), X, y, compute)
-    vote = _vote(fitted)
-    pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
-    for name, pipe in pipes.items():
-        estimator = getattr(pipe[-1], "estimator_", pipe[-1])
-        if hasattr(estimator, "n_trees_per_iteration_"):  # gradient boosting: the trees early stopping kept
-            selection.trees[name] = int(estimator.n_iter_)
-    return fitted
+        return fit_final(final_model(table, selection, seed), X, y, compute)
 
 
 def _vote(model):

@@ -55,6 +55,9 @@ N_CLASSES = {n_classes!r}
 CSV_OPTIONS = {csv_options!r}
 # feature columns and how each is read (numeric, categorical or datetime)
 KINDS = {kinds}
+# the rows of the final fit: None for every non-test row, else the first FIT_ROWS of nested_sample (a --budget's)
+FIT_ROWS = {fit_rows!r}
+FOLDS = {folds!r}
 
 
 # ---- data coercion, as in mlkiln.schema ----
@@ -68,6 +71,10 @@ KINDS = {kinds}
 {target_source}
 
 {categories_source}
+
+# ---- the rows of a budget's final fit, as in mlkiln.data ----
+
+{sample_source}
 
 # ---- the pipeline, as in mlkiln.pipeline ----
 
@@ -110,6 +117,9 @@ def main():
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y if TASK == "classification" else None
     )
+    if FIT_ROWS is not None:
+        keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
+        X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
         model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
     else:
@@ -149,6 +159,8 @@ def render(card: Card) -> str:
         folds=card.split.folds,
         n_classes=len(card.classes) or 2,
         kinds=pprint.pformat(kinds, sort_dicts=False),
+        fit_rows=_fit_rows(card),
+        sample_source=inspect.getsource(data.nested_sample).rstrip(),
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
         parquet_suffixes=data.PARQUET_SUFFIXES,
@@ -160,3 +172,9 @@ def render(card: Card) -> str:
         fit_source=inspect.getsource(least_squares).rstrip(),
         pipeline_source=inspect.getsource(pipeline).rstrip(),
     )
+
+
+def _fit_rows(card: Card) -> int | None:
+    """The final fit's rows when a --budget gave it fewer than every training row, else ``None``."""
+    fits = [step.rows for step in card.tuning.steps if step.step == "final fit"]
+    return fits[-1] if fits and fits[-1] < card.split.n_train else None

@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from . import least_squares
 from .cluster import dask_client, scheduler_address
+from .data import nested_sample
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
@@ -137,7 +138,8 @@ class FamilyResult:
     """What tuning one family found: best parameters, CV scores (in the metric's own units) and timings.
 
     ``not_reached`` counts the candidates the time budget left unevaluated;
-    ``status`` is ``"ok"``, ``"partial"``, ``"not reached"`` or ``"failed"``.
+    ``status`` is ``"ok"``, ``"partial"``, ``"not reached"``, ``"left out"``
+    (by the sampled search, see :func:`left_out`) or ``"failed"``.
     """
 
     family: str
@@ -154,11 +156,13 @@ class FamilyResult:
     #: the out-of-fold predictions of the best candidates (at most KEEP_PER_FAMILY), best first; with
     #: halving, only the winner's, fitted again on the full folds
     oofs: list[Predictions] = field(default_factory=list, repr=False)
+    #: the rows the best candidate's CV saw in a sampled search (its rung); 0: all the training rows
+    rows: int = 0
 
     @property
     def status(self) -> str:
         if self.error:
-            return "not reached" if self.search == "none" else "failed"
+            return {"none": "not reached", "left out": "left out"}.get(self.search, "failed")
         return "partial" if self.not_reached else "ok"
 
 
@@ -561,3 +565,274 @@ def fit_final(pipe, X, y, compute: Compute):
     with compute.single():
         least_squares.fit(pipe, X, y)
     return pipe.set_params(**jobs)
+
+
+#: above this many training rows the search compares candidates on seeded, stratified samples (rungs) of them,
+#: and only the chosen model is fitted on all rows: today's search is linear in the rows (diamonds' 43k training
+#: rows take about 60 s), so 100k rows is about two and a half minutes of it and 4M rows was over 25 minutes
+SAMPLE_ROWS = 100_000
+#: the smallest rung of the sampled search: every family's every candidate is scored there, at a few seconds each
+RUNG_MIN_ROWS = 10_000
+#: rungs grow by this factor, and each keeps this share (1 / factor) of the candidates for the next
+RUNG_FACTOR = 3
+#: before a family's first fit its cost is guessed from its cost class, in seconds per fitted row per fold fit
+#: (one thread), on the safe side of what was measured on this machine: linear, ridge and lasso 7e-6 to 9e-6 (5M
+#: diamonds' rungs), hgb 3.5e-5 on 67k rows and 1.1e-4 on 2.5k rows (fixed costs weigh more on few rows)
+PRIOR_SECONDS_PER_ROW = {"cheap": 3e-5, "expensive": 3e-4}
+
+
+def sampled(n_rows: int) -> bool:
+    """Whether a search on ``n_rows`` training rows compares its candidates on samples of them (rungs)."""
+    return n_rows > SAMPLE_ROWS
+
+
+def left_out(task: str, family: str, n_rows: int) -> FamilyResult:
+    """The leaderboard entry of a family whose model grows with the rows, left out of a sampled search.
+
+    A fully grown forest's trees are compared on at most SAMPLE_ROWS rows but
+    refitted on all of them, bootstrapped to another size (FOREST_MAX_ROWS per
+    tree), so its sample score is not the final model's; and on 4M diamonds
+    rows its refit and evaluation had not ended after 5 minutes, at 3.9 GB peak RSS.
+    ``--models`` naming it searches it anyway.
+    """
+    return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
+                        f"left out of the sampled search of {n_rows:,} rows: its model grows with the rows",
+                        "left out", len(candidates_for(task, family, "grid", 0, SAMPLE_ROWS)))
+
+
+def rung_sizes(n_rows: int, budget: bool = False) -> list[int]:
+    """The rows of each rung, smallest first: up to :data:`SAMPLE_ROWS`, divided by 3 down to :data:`RUNG_MIN_ROWS`.
+
+    With a ``budget`` the first rung is smaller (a third of RUNG_MIN_ROWS), so
+    that a strong model is found in seconds whatever the table.
+    """
+    smallest = RUNG_MIN_ROWS // RUNG_FACTOR if budget else RUNG_MIN_ROWS
+    sizes = [min(n_rows, SAMPLE_ROWS)]
+    while sizes[0] // RUNG_FACTOR >= smallest:
+        sizes.insert(0, sizes[0] // RUNG_FACTOR)
+    return sizes
+
+
+class CostModel:
+    """Seconds a candidate's k-fold CV (or one fit) will take, estimated from the fits so far.
+
+    The time of a fit is taken as proportional to the rows it is fitted on
+    (true of the linear models and, at fixed tree counts, of histogram
+    boosting and bounded forests). A family's rate, in seconds per fitted
+    row, is the slowest of its fold fits on the most rows it has been fitted
+    on so far: small fits, where fixed costs weigh most, stop counting once
+    larger ones are measured. A family not fitted yet gets its cost class's
+    prior (:data:`PRIOR_SECONDS_PER_ROW`). The k fold fits of a candidate run
+    ``cores`` at a time.
+    """
+
+    def __init__(self, folds: int, cores: int):
+        self.folds, self.cores = folds, cores
+        self.rate: dict[str, float] = {}
+        self._rows: dict[str, int] = {}
+
+    def observe(self, family: str, fit_seconds, rows_fitted: int) -> None:
+        rate = float(np.max(fit_seconds)) / max(rows_fitted, 1)
+        if rows_fitted > self._rows.get(family, 0):
+            self.rate[family], self._rows[family] = rate, rows_fitted
+        elif rows_fitted == self._rows[family]:
+            self.rate[family] = max(self.rate[family], rate)
+
+    def _rate(self, family: str) -> float:
+        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[REGISTRY[family].cost])
+
+    def cv_seconds(self, family: str, n_rows: int, candidates: int = 1) -> float:
+        """Wall seconds of ``candidates`` candidates' k-fold CV on ``n_rows`` rows (their fits and predictions)."""
+        fit = self._rate(family) * n_rows * (self.folds - 1) / self.folds
+        return 1.2 * fit * math.ceil(candidates * self.folds / self.cores)
+
+    def fit_seconds(self, family: str, n_rows: int) -> float:
+        """Seconds of one fit on ``n_rows`` rows (at the one-thread rate: threads only make it shorter)."""
+        return self._rate(family) * n_rows
+
+    def rows_within(self, family: str, seconds: float) -> int:
+        """The rows one fit of ``family`` can take in ``seconds``."""
+        return int(seconds / self._rate(family))
+
+
+#: a family never scored is first in the best-first order when it is this strong and cheap; the others follow by
+#: expected value per second
+OPENER = "hgb"
+
+
+@dataclass
+class Step:
+    """One step of a sampled search, or the final fit: the rows each of its fits' data held."""
+
+    name: str
+    rows: int
+    candidates: int
+    seconds: float
+
+
+@dataclass
+class RungSearch:
+    """What :func:`search_rungs` found: each family's result, the last rung's rows, what it saw and skipped."""
+
+    results: list[FamilyResult]
+    rows: np.ndarray  # positions in the training rows of the last rung: the rows of the kept predictions
+    steps: list[Step]
+    not_started: list[dict]  # candidates estimated not to finish in the time left: family, params, rows, seconds
+    cost: CostModel
+
+
+def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int,
+                 compute: Compute, *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
+                 reserve=None, max_categories: int | None = MAX_CATEGORIES) -> RungSearch:
+    """Best-first successive halving across families, on nested, seeded, stratified samples of the rows.
+
+    Rung 1 scores the candidates of every family on :func:`rung_sizes`'s
+    first sample; each next rung, on three times the rows, scores the best
+    third of the last (across families). Within a rung, families take turns
+    best-first: :data:`OPENER` first, then the family with the most expected
+    value per estimated second (:class:`CostModel`), ``cores`` candidates at a
+    time. With a ``deadline``, a candidate is started only when its estimate
+    fits in what is left before it, less ``reserve(best family, cost model)`` seconds
+    (the final fit's), and each rung gets an equal share of that time; the
+    first candidate always runs. Families are compared at the largest rung
+    they reached; only the last rung's out-of-fold predictions are kept.
+    """
+    return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
+                  reserve, max_categories).run()
+
+
+class _Rungs:
+    """The state of one :func:`search_rungs`: the plan, the scores per rung, the cost model, the clock."""
+
+    def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
+                 reserve, max_categories):
+        self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
+        self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family: 0.0)
+        self.strategy = {f: "random" if search == "random" else "grid" for f in families}
+        # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
+        self.plan = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials)
+                     for f in families}
+        self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
+                      for f in families}
+        self.cost = CostModel(cv.get_n_splits(), compute.cores)
+        self.scores: dict[tuple[str, int], dict] = {}  # (family, candidate) -> its CV at the largest rung it reached
+        self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
+        self.seconds = dict.fromkeys(families, 0.0)
+        self.steps: list[Step] = []
+        self.not_started: list[dict] = []
+        self.order = nested_sample(y, task, seed, cv.get_n_splits())
+
+    def run(self) -> RungSearch:
+        sizes = rung_sizes(len(self.y), budget=self.deadline is not None)
+        alive = [(f, i) for f in self.families for i in range(len(self.plan[f]))]
+        last, last_rows = 0, np.sort(self.order[:sizes[0]])
+        for r, n in enumerate(sizes):
+            rows = np.sort(self.order[:n])
+            started = time.perf_counter()
+            scored = self.rung(r, rows, alive, len(sizes) - r)
+            if not scored:
+                break
+            self.steps.append(Step(f"rung {r + 1}", n, len(scored), round(time.perf_counter() - started, 3)))
+            log.info("rung %d: %d candidates on %s rows (%.1fs)", r + 1, len(scored), f"{n:,}",
+                     self.steps[-1].seconds)
+            last, last_rows = r, rows
+            ranked = sorted((k for k in scored if np.isfinite(self.scores[k]["mean"])),  # ties: the plan's order
+                            key=lambda k: (-self.scores[k]["mean"], self.families.index(k[0]), k[1]))
+            alive = ranked[:max(1, math.ceil(len(ranked) / RUNG_FACTOR))]
+        return RungSearch([self.result(f, last) for f in self.families], last_rows, self.steps, self.not_started,
+                          self.cost)
+
+    def left(self) -> float:
+        """Seconds before the deadline, less what the final fit of the best family so far needs."""
+        if self.deadline is None:
+            return math.inf
+        finite = [k for k, s in self.scores.items() if np.isfinite(s["mean"])]
+        best = max(finite, key=lambda k: (self.scores[k]["rows"], self.scores[k]["mean"]), default=(self.families[0],))
+        return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost)
+
+    def rung(self, r: int, rows: np.ndarray, alive: list, rungs_left: int) -> list:
+        """Score the ``alive`` candidates on ``rows``, best-first, as far as the time allows; return those scored."""
+        X, y, n = self.X.iloc[rows], self.y.iloc[rows], len(rows)
+        queue = {f: [i for g, i in alive if g == f] for f in self.families}
+        share = self.left() / rungs_left  # this rung's time, when there is a deadline
+        rung_start, scored = time.perf_counter(), []
+        while any(queue.values()):
+            family = self.next_family(queue, n)
+            batch = queue[family][:self.compute.cores]
+            allowed = min(self.left(), share - (time.perf_counter() - rung_start))
+            while len(batch) > 1 and self.cost.cv_seconds(family, n, len(batch)) > allowed:
+                batch = batch[:-1]
+            estimate = self.cost.cv_seconds(family, n, len(batch))
+            if estimate > allowed and self.scores:
+                for i in queue[family]:
+                    self.not_started.append({"family": family, "params": _estimator_params(self.plan[family][i]),
+                                             "rows": n, "estimated_s": round(estimate, 3),
+                                             "left_s": round(max(allowed, 0.0), 3)})
+                log.info("%s: %d candidate(s) not started on %s rows: estimated %.1fs, %.1fs left", family,
+                         len(queue[family]), f"{n:,}", estimate, max(allowed, 0.0))
+                queue[family] = []
+                continue
+            scored += self.score(r, family, batch, X, y)
+            queue[family] = queue[family][len(batch):]
+        return scored
+
+    def next_family(self, queue: dict, n_rows: int) -> str:
+        """The family with the most expected value per second: OPENER first, then by rank and estimated cost.
+
+        A family's value is 1 / (1 + its rank by best score so far), or before
+        it is scored 1 (expensive: the strong families) or 1/2 (cheap); each
+        candidate of it already scored on this rung halves it again.
+        """
+        waiting = [f for f in self.families if queue[f]]
+        if not self.scores and OPENER in waiting:
+            return OPENER
+        best = {}
+        for (f, _), s in self.scores.items():
+            best[f] = max(best.get(f, -math.inf), s["mean"] if np.isfinite(s["mean"]) else -math.inf)
+        rank = {f: k for k, f in enumerate(sorted(best, key=lambda f: -best[f]))}
+        done = {f: sum(1 for (g, _), s in self.scores.items() if g == f and s["rows"] == n_rows) for f in waiting}
+
+        def value_per_second(f):
+            prior = 1.0 / (1 + rank[f]) if f in rank else (1.0 if REGISTRY[f].cost == "expensive" else 0.5)
+            return prior * 0.5 ** done[f] / self.cost.cv_seconds(f, n_rows)
+
+        return max(waiting, key=value_per_second)  # ties: the first family listed
+
+    def score(self, r: int, family: str, batch: list[int], X, y) -> list:
+        """Cross-validate ``batch`` of ``family``'s candidates on this rung's rows; record scores, costs, predictions."""
+        started = time.perf_counter()
+        planned = [self.plan[family][i] for i in batch]
+        res, _, oofs = cross_validate_candidates(self.pipes[family], planned, X, y, self.cv, self.scorer, self.task,
+                                                 self.compute, label=family)
+        self.seconds[family] += time.perf_counter() - started
+        self.cost.observe(family, res["mean_fit_time"], len(y) * (self.cost.folds - 1) // self.cost.folds)
+        for j, i in enumerate(batch):
+            self.scores[(family, i)] = {
+                "rows": len(y), "mean": float(res["mean_test_score"][j]), "std": float(res["std_test_score"][j]),
+                "folds": [float(res[f"split{k}_test_score"][j]) for k in range(self.cost.folds)],
+                "fit_time": float(res["mean_fit_time"][j])}
+        kept = self.oofs.setdefault(r, {}).setdefault(family, [])
+        kept[:] = sorted([*kept, *oofs], key=lambda p: -p.score)[:KEEP_PER_FAMILY]
+        return [(family, i) for i in batch]
+
+    def result(self, family: str, last: int) -> FamilyResult:
+        """The family's leaderboard entry: its best candidate at the largest rung it reached."""
+        mine = {i: s for (f, i), s in self.scores.items() if f == family}
+        sign, n_planned = self.scorer.sign, len(self.plan[family])
+        if not mine:
+            return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
+                                "not reached within --budget", "none", n_planned)
+        candidates = [{"params": _estimator_params(self.plan[family][i]), "mean": plain(sign * s["mean"]),
+                       "std": plain(s["std"]), "folds": plain([sign * v for v in s["folds"]]), "n_samples": s["rows"]}
+                      for i, s in sorted(mine.items())]
+        finite = [i for i, s in sorted(mine.items()) if np.isfinite(s["mean"])]
+        if not finite:
+            return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), self.seconds[family], len(mine),
+                                candidates, "every candidate failed to fit", self.strategy[family],
+                                n_planned - len(mine))
+        best = max(finite, key=lambda i: (mine[i]["rows"], mine[i]["mean"]))  # ties: the first planned
+        s = mine[best]
+        params = {**_estimator_params(self.plan[family][best]), **REGISTRY[family].scale_params(len(self.y))}
+        return FamilyResult(family, params, sign * s["mean"], s["std"], s["fit_time"], self.seconds[family],
+                            len(mine), candidates, search=self.strategy[family], not_reached=n_planned - len(mine),
+                            oofs=self.oofs.get(last, {}).get(family, []), rows=s["rows"])

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
-from .card import Card, DataInfo, LeaderboardRow, Schema, Split, TuningInfo
+from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
 from .compiled import compile_pipeline
 from .data import load_frame, split_train_test
 from .options import TrainOptions
@@ -130,8 +130,11 @@ def train(
         expensive families (hgb, rf, extra_trees) on tables large enough for
         two rounds, and the full grid otherwise.
     budget : float, optional
-        Wall-clock seconds for tuning; when spent, tuning stops between
-        candidates and keeps the best so far (unreached ones are listed).
+        Wall-clock seconds for the whole of training, from reading the data
+        to the card: the search runs best-first across families on samples of
+        the rows, starts no candidate it estimates cannot finish in time, and
+        keeps time for the final fit (on fewer rows if all cannot fit); see
+        :func:`mlkiln.selection.select`. Candidates not started are listed.
     trials : int, optional
         At most this many candidates per family: a budget that, unlike
         ``budget``, gives the same model on any machine.
@@ -159,9 +162,8 @@ def train(
     log.info("split: %d rows for training and validation (%d-fold CV), %d for test", len(y_trainval), options.folds,
              len(y_test))
     with Compute(options.n_jobs, options.cluster) as compute:
-        selection = select(X_trainval, y_trainval, table, options, compute)
-        log.info("refitting %s on all %d training rows", selection.best.family, len(y_trainval))
-        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute)
+        selection = select(X_trainval, y_trainval, table, options, compute, started)
+        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute, options.folds)
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
@@ -202,7 +204,8 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         split=Split(options.test_size, options.seed, options.folds, n_train, n_test, table.task == "classification"),
         tuning=TuningInfo(options.search, options.budget, options.trials, compute.cores, bool(compute.cluster),
                           options.ensemble, {r.family: REGISTRY[r.family].plotted for r in selection.results
-                                             if r.family in REGISTRY and REGISTRY[r.family].plotted}),
+                                             if r.family in REGISTRY and REGISTRY[r.family].plotted},
+                          *_search_record(selection)),
         versions=bundle.package_versions(),
         train_seconds=round(seconds, 3),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -211,6 +214,12 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         evaluation=report.evaluation_info(n_train, n_test, options.seed),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
+
+
+def _search_record(selection: Selection) -> tuple[tuple[SearchStep, ...], tuple[NotStarted, ...]]:
+    """The rows each search step saw and the candidates the budget did not start, for the card."""
+    steps = tuple(SearchStep(s.name, s.rows, s.candidates, s.seconds) for s in selection.steps)
+    return steps, tuple(NotStarted(**skipped) for skipped in selection.not_started)
 
 
 def _leaderboard_rows(selection: Selection) -> tuple[LeaderboardRow, ...]:

@@ -1,0 +1,136 @@
+"""The anytime search under --budget, and the sampled search of large tables (issue 12 item 7, issue 13 item 2)."""
+
+import subprocess
+import sys
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.metrics import f1_score
+
+import mlkiln
+from mlkiln import tuning
+from mlkiln.examples import EXAMPLES, load_example
+from mlkiln.data import nested_sample
+from mlkiln.tuning import CostModel, rung_sizes
+
+#: what a budgeted run may take beyond its budget on this shared 2-core machine: starting the CV workers (about
+#: 3 s), the steps after the final fit (about 3 s here), and a loaded machine's slack; a full search of these
+#: families on these rows takes over a minute, so the bound still tells a budget kept from one ignored
+SLACK_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def failure():
+    example = EXAMPLES["machine-failure"]
+    return load_example("machine-failure").drop(columns=list(example.drop)), example.target
+
+
+@pytest.fixture(scope="module")
+def budget_run(failure):
+    frame, target = failure
+    started = time.perf_counter()
+    run = mlkiln.train(frame, target=target, budget=2.0, seed=0)
+    return run, time.perf_counter() - started
+
+
+def test_a_tiny_budget_still_beats_the_majority_class_and_ends_in_time(budget_run, failure):
+    run, seconds = budget_run
+    assert seconds <= 2.0 * 1.1 + SLACK_S
+    frame, target = failure
+    y = frame[target]  # the test split is stratified: the majority class's macro-F1 there is the same to 1e-3
+    majority = f1_score(y, DummyClassifier().fit(frame, y).predict(frame), average="macro")
+    assert run.metrics["test"]["f1_macro"] > majority + 0.2
+    assert run.metrics["test"]["roc_auc"] > 0.8
+    assert run.card.model.family == "hgb"  # the strong, cheap opener: what a tiny budget gets
+
+
+def test_a_candidate_estimated_not_to_finish_is_not_started(budget_run):
+    run, _ = budget_run
+    skipped = run.card.tuning.not_started
+    assert skipped and all(s.estimated_s > s.left_s for s in skipped)
+    scored = {(family, repr(sorted(c["params"].items())), c["n_samples"])
+              for family, candidates in run.card.cv_results.items() for c in candidates}
+    assert not any((s.family, repr(sorted(s.params.items())), s.rows) in scored for s in skipped)
+    board = run.leaderboard.set_index("family")
+    for family in {s.family for s in skipped}:
+        assert board.loc[family, "not_reached"] > 0 and board.loc[family, "status"] in ("partial", "not reached")
+
+
+def test_the_cost_model_scales_with_rows_and_prefers_the_largest_fits():
+    cost = CostModel(folds=3, cores=2)
+    cost.observe("hgb", [0.5, 0.4, 0.45], 1000)  # small fits: fixed costs weigh most
+    assert cost.fit_seconds("hgb", 4000) == pytest.approx(2.0)
+    cost.observe("hgb", [1.0, 1.2, 0.9], 6000)
+    assert cost.fit_seconds("hgb", 4000) == pytest.approx(0.8)
+    # 3 folds of 2/3 of the rows, two at a time: two rounds of fits
+    assert cost.cv_seconds("hgb", 6000) == pytest.approx(1.2 * 0.8 * 2)
+    assert cost.cv_seconds("ridge", 1000) > 0  # never fitted: its cost class's prior
+
+
+def test_nested_samples_are_stratified_and_every_class_splits():
+    y = pd.Series(["a"] * 900 + ["b"] * 90 + ["c"] * 10)
+    order = nested_sample(y, "classification", seed=3, folds=3)
+    assert sorted(order) == list(range(1000))
+    assert set(y.iloc[order[:9]]) == {"a", "b", "c"}  # every class's first rows come first
+    counts = y.iloc[order[:500]].value_counts()
+    assert abs(counts["a"] - 450) <= 3 and abs(counts["b"] - 45) <= 3 and counts["c"] >= 3
+    np.testing.assert_array_equal(order, nested_sample(y, "classification", seed=3, folds=3))
+    assert rung_sizes(5_000_000) == [11_111, 33_333, 100_000] and rung_sizes(8000) == [8000]
+
+
+@pytest.fixture(scope="module")
+def small_rungs():
+    """Thresholds small enough that 1,200 training rows are searched on rungs of 100, 300 and 900 rows."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tuning, "SAMPLE_ROWS", 900)
+    patch.setattr(tuning, "RUNG_MIN_ROWS", 100)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def sampled_runs(small_rungs, diamonds):
+    return [mlkiln.train(diamonds.head(1500), target="price", models=["ridge", "hgb", "extra_trees"], trials=2)
+            for _ in range(2)]
+
+
+def test_the_sampled_search_records_the_rows_each_step_saw(sampled_runs):
+    card = sampled_runs[0].card
+    steps = [(s.step, s.rows, s.candidates) for s in card.tuning.steps]
+    assert steps == [("rung 1", 100, 6), ("rung 2", 300, 2), ("rung 3", 900, 1),
+                     ("final fit", 1200, len(card.model.members) or 1)]
+    seen = sorted(c["n_samples"] for candidates in card.cv_results.values() for c in candidates)
+    assert seen == [100] * 4 + [300] + [900]  # each candidate at the largest rung it reached
+    best = max((c for c in card.cv_results[card.model.family] if c["n_samples"] == 900), key=lambda c: c["mean"])
+    assert card.model.params == best["params"] and card.leaderboard[0].family == card.model.family
+
+
+def test_trials_give_identical_bundles_on_two_runs(sampled_runs, tmp_path, diamonds):
+    first, second = sampled_runs
+    assert first.card.model == second.card.model and first.card.cv_results == second.card.cv_results
+    X = diamonds.tail(300).drop(columns="price")
+    np.testing.assert_array_equal(first.predict(X), second.predict(X))
+    a, b = first.save(tmp_path / "a"), second.save(tmp_path / "b")
+    assert (a / "model.joblib").read_bytes() == (b / "model.joblib").read_bytes()
+    assert (a / "train.py").read_text().split('"""', 2)[2] == (b / "train.py").read_text().split('"""', 2)[2]
+
+
+def test_a_final_fit_on_the_budget_s_sample_is_rebuilt_by_train_py(monkeypatch, diamonds_csv, tmp_path):
+    # rungs of 266, 800 and 2,400 rows: no time for more than the first, nor for a final fit on all rows
+    monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 300)
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)
+    run = mlkiln.train(diamonds_csv, target="price", models=["hgb", "ridge"], budget=1e-6)
+    steps = {s.step: s.rows for s in run.card.tuning.steps}
+    assert steps == {"rung 1": 266, "final fit": 266} and run.card.split.n_train == 2400
+    bundle = run.save(tmp_path / "b")
+    out = tmp_path / "repro.joblib"
+    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
+                    f"sys.argv = ['train.py', {diamonds_csv!r}, '-o', {str(out)!r}]\n"
+                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
+                   check=True, timeout=300, capture_output=True)
+    X = run.model.prepare(pd.read_csv(diamonds_csv))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))
