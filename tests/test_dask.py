@@ -20,9 +20,9 @@ def cluster():
 
 def test_dask_run_finds_the_local_model(diamonds, cluster, monkeypatch):
     data = diamonds.head(600)
-    local = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)
+    local = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3, trials=2)
     monkeypatch.setenv("MLKILN_DASK_SCHEDULER", cluster.scheduler_address)
-    remote = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3)
+    remote = mlkiln.train(data, target="price", models=["ridge", "hgb"], seed=3, trials=2)
     assert remote.card.tuning.dask and not local.card.tuning.dask
     assert remote.card.model == local.card.model
     assert remote.card.cv_results == local.card.cv_results

@@ -304,9 +304,11 @@ def test_interrupted_train_leaves_old_or_new_bundle(small_bundle, tmp_path, sig)
     data = write(tmp_path / "t.csv", table(n=2000))
     out = copy_bundle(small_bundle, tmp_path)
     before = bundle.file_sha256(out / "card.json")
-    for delay in (0.5, 1.5, 2.5, 3.5):
+    # a signal during the imports, the search, the final fit and the bundle's writing (two cheap families)
+    for delay in (0.5, 1.2, 2.0, 2.8):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlkiln", "train", str(data), "--target", "y", "-o", str(out), "--force", "-q"],
+            [sys.executable, "-m", "mlkiln", "train", str(data), "--target", "y", "--models", "ridge", "hgb",
+             "-o", str(out), "--force", "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         time.sleep(delay)

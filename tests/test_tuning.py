@@ -81,12 +81,12 @@ def test_halving_is_the_full_grid_on_small_tables():
 
 @pytest.mark.parametrize("search", ["random", "halving", "grid"])
 def test_trials_give_the_same_model_whatever_the_cores(small, search):
-    runs = [mlkiln.train(small.head(600), target="price", models=["ridge", "hgb"], search=search, trials=3, seed=1,
+    runs = [mlkiln.train(small.head(600), target="price", models=["ridge", "hgb"], search=search, trials=2, seed=1,
                          n_jobs=jobs)
             for jobs in (1, 2)]
     assert runs[0].card.model == runs[1].card.model
     assert runs[0].card.cv_results == runs[1].card.cv_results
-    assert all(len(c) <= 3 for c in runs[0].card.cv_results.values())
+    assert all(len(c) <= 2 for c in runs[0].card.cv_results.values())
 
 
 def test_budget_stops_cleanly_and_lists_what_was_not_reached(small):
