@@ -82,3 +82,7 @@ def wait_until_up(port: int, deadline: float = 60.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"server on port {port} did not come up")
+
+
+#: the session's ensemble run (conftest's ``ensemble_run``) as command-line arguments after its data
+ENSEMBLE_ARGS = ("--target", "price", "--models", "ridge", "hgb", "extra_trees", "--trials", "2")

@@ -110,10 +110,13 @@ def ensemble_csv(tmp_path_factory, diamonds) -> str:
 
 
 @pytest.fixture(scope="session")
-def ensemble_run(tmp_path_factory, diamonds):
-    """Three families, two candidates each: ensemble selection weighs them, and the ensemble wins."""
+def ensemble_run(tmp_path_factory, ensemble_csv):
+    """Three families, two candidates each: ensemble selection weighs them, and the ensemble wins.
+
+    ``common.ENSEMBLE_ARGS`` is the same training on the command line.
+    """
     return shared_run(tmp_path_factory, "ensemble_run",
-                      lambda: mlkiln.train(diamonds.head(1500), target="price", models=["ridge", "hgb", "extra_trees"],
+                      lambda: mlkiln.train(ensemble_csv, target="price", models=["ridge", "hgb", "extra_trees"],
                                            trials=2))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from common import cli
+from common import ENSEMBLE_ARGS, cli
 from sklearn.model_selection import KFold, cross_val_predict, train_test_split
 from sklearn.tree import DecisionTreeRegressor
 from threadpoolctl import threadpool_limits
@@ -71,17 +71,14 @@ def test_no_ensemble_keeps_the_best_single_model(diamonds, tmp_path):
     assert ENSEMBLE not in [r.family for r in card.leaderboard]
 
 
-def test_trials_give_identical_bundles(diamonds, tmp_path):
-    data = tmp_path / "d.csv"
-    diamonds.head(900).to_csv(data, index=False)
-    for name in ("a", "b"):
-        result = cli("train", data, "--target", "price", "--models", "ridge", "hgb", "extra_trees", "--trials", "2",
-                     "-o", tmp_path / name)
-        assert result.returncode == 0, result.stderr
-    a, b = mlkiln.load(tmp_path / "a"), mlkiln.load(tmp_path / "b")
+def test_trials_give_identical_bundles(ensemble_bundle, ensemble_csv, diamonds, tmp_path):
+    # the session's ensemble bundle is the first run; the command line gives the second
+    result = cli("train", ensemble_csv, *ENSEMBLE_ARGS, "-o", tmp_path / "b")
+    assert result.returncode == 0, result.stderr
+    a, b = mlkiln.load(ensemble_bundle), mlkiln.load(tmp_path / "b")
     assert a.card.model == b.card.model and a.card.leaderboard[0].family == ENSEMBLE
     np.testing.assert_array_equal(a.predict(diamonds), b.predict(diamonds))
-    assert (tmp_path / "a" / "train.py").read_text().split("Made by")[1].split("\n", 1)[1] == \
+    assert (Path(ensemble_bundle) / "train.py").read_text().split("Made by")[1].split("\n", 1)[1] == \
         (tmp_path / "b" / "train.py").read_text().split("Made by")[1].split("\n", 1)[1]
 
 
