@@ -96,3 +96,14 @@ def test_a_family_is_one_registry_entry(diamonds, tmp_path):
     assert json.loads((Path(path) / "report.json").read_text())["tuning"]["tree"]["param"] == "max_depth"
     model = mlkiln.load(path)  # the audited skops file
     np.testing.assert_array_equal(model.predict(diamonds), run.predict(diamonds))
+
+
+def test_forests_are_left_out_where_they_cannot_join_an_ensemble_unless_named(diamonds, monkeypatch):
+    from mlkiln import selection
+
+    monkeypatch.setattr(selection, "LARGE_MEMBER_ROWS", 500)  # 720 training rows are "large" here
+    board = mlkiln.train(diamonds.head(900), target="price", trials=1).leaderboard.set_index("family")
+    assert list(board.loc[["rf", "extra_trees"], "status"]) == ["left out"] * 2
+    assert board.loc["hgb", "status"] == "ok"
+    named = mlkiln.train(diamonds.head(900), target="price", models=["ridge", "rf"], trials=1).leaderboard
+    assert named.set_index("family").loc["rf", "status"] == "ok"

@@ -586,7 +586,7 @@ def sampled(n_rows: int) -> bool:
     return n_rows > SAMPLE_ROWS
 
 
-def left_out(task: str, family: str, n_rows: int) -> FamilyResult:
+def left_out(task: str, family: str, n_rows: int, why: str | None = None) -> FamilyResult:
     """The leaderboard entry of a family whose model grows with the rows, left out of a sampled search.
 
     A fully grown forest's trees are compared on at most SAMPLE_ROWS rows but
@@ -595,8 +595,8 @@ def left_out(task: str, family: str, n_rows: int) -> FamilyResult:
     rows its refit and evaluation had not ended after 5 minutes, at 3.9 GB peak RSS.
     ``--models`` naming it searches it anyway.
     """
-    return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
-                        f"left out of the sampled search of {n_rows:,} rows: its model grows with the rows",
+    why = why or f"left out of the sampled search of {n_rows:,} rows: its model grows with the rows"
+    return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [], why,
                         "left out", len(candidates_for(task, family, "grid", 0, SAMPLE_ROWS)))
 
 
