@@ -1,6 +1,7 @@
 """The ``mlkiln`` command end to end, in subprocesses, on real files."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,8 @@ def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Best model:" in result.stdout and "ridge" in result.stdout and "r2" in result.stdout
     assert "task: regression" in result.stderr  # the decision is printed
+    done = re.search(r"Done in ([\d.]+)s \(training ([\d.]+)s; then the report and the bundle\)", result.stdout)
+    assert done and float(done[1]) >= float(done[2])  # the command's time covers training's
 
     scored = tmp_path / "scored.parquet"
     result = cli("predict", out, diamonds_csv, "-o", scored)

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -86,6 +87,7 @@ def _keep_interrupts(unraisable) -> None:
 
 
 def cmd_train(args) -> int:
+    started = time.perf_counter()  # "Done in" counts the whole command, scikit-learn's import included
     from .options import TrainOptions
 
     # every argument is checked before scikit-learn is imported or any data is read
@@ -115,7 +117,7 @@ def cmd_train(args) -> int:
     output = bundle.check_destination(args.output or default_out, args.force)
     run = train(data, target, source=source, **settings)
     path = run.save(output, force=args.force)
-    print(summary.train_summary(run.card, path))
+    print(summary.train_summary(run.card, path, elapsed=time.perf_counter() - started))
     return 0
 
 

@@ -81,7 +81,7 @@ def confusion_text(m: dict) -> str:
     return table(rows, ["", *[f"pred {label}" for label in labels]])
 
 
-def train_summary(card: Card, path) -> str:
+def train_summary(card: Card, path, elapsed: float | None = None) -> str:
     model = card.model
     lines = [
         "",
@@ -97,7 +97,10 @@ def train_summary(card: Card, path) -> str:
         lines += ["", "Test confusion matrix:", confusion_text(card.metrics["test"])]
     if path is not None:
         lines += ["", f"Bundle written to {path}/ (model.joblib, model.skops, train.py, requirements.txt, card.json, report.html, report.json)"]
-    lines.append(f"Done in {card.train_seconds:.1f}s.")
+    if elapsed is None:
+        lines.append(f"Done in {card.train_seconds:.1f}s.")
+    else:  # the command's own time: training, then the report's figures and the bundle's files
+        lines.append(f"Done in {elapsed:.1f}s (training {card.train_seconds:.1f}s; then the report and the bundle).")
     return "\n".join(lines)
 
 
