@@ -86,3 +86,23 @@ def wait_until_up(port: int, deadline: float = 60.0) -> None:
 
 #: the session's ensemble run (conftest's ``ensemble_run``) as command-line arguments after its data
 ENSEMBLE_ARGS = ("--target", "price", "--models", "ridge", "hgb", "extra_trees", "--trials", "2")
+
+
+def awkward_diamonds(diamonds, seed: int):
+    """Diamonds with gaps in numbers and text, a collinear and a constant column, and a category in its last 3 rows.
+
+    The tables least squares finds hardest: a singular design, missing values, a category first seen late.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = diamonds.copy()
+    for name in ("carat", "depth", "x"):
+        frame.loc[rng.random(len(frame)) < 0.05, name] = np.nan
+    frame["color"] = frame["color"].astype(object)
+    frame.loc[rng.random(len(frame)) < 0.02, "color"] = np.nan
+    frame.loc[len(frame) - 3:, "color"] = "Z"
+    frame["carat_twice"] = frame["carat"] * 2
+    frame["constant"] = 3.0
+    return frame
+

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common import awkward_diamonds
+
 from mlkiln import least_squares
 from mlkiln.pipeline import build_pipeline
 from mlkiln.schema import as_categories
@@ -25,17 +27,8 @@ def _prepared(frame: pd.DataFrame):
 
 @pytest.fixture(scope="module")
 def awkward(diamonds):
-    """Diamonds with gaps in numbers and text, a collinear and a constant column, and a late, rare category."""
-    rng = np.random.default_rng(7)
-    frame = diamonds.copy()
-    for name in ("carat", "depth", "x"):
-        frame.loc[rng.random(len(frame)) < 0.05, name] = np.nan
-    frame["color"] = frame["color"].astype(object)
-    frame.loc[rng.random(len(frame)) < 0.02, "color"] = np.nan
-    frame.loc[len(frame) - 3:, "color"] = "Z"  # first seen in the last block
-    frame["carat_twice"] = frame["carat"] * 2
-    frame["constant"] = 3.0
-    return _prepared(frame)
+    """The awkward diamonds table (common.awkward_diamonds): its rare category is first seen in the last block."""
+    return _prepared(awkward_diamonds(diamonds, 7))
 
 
 def _streamed(X, y, kinds, **params):

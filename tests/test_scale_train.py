@@ -19,22 +19,13 @@ from mlkiln.pipeline import build_pipeline
 from mlkiln.tuning import make_cv
 from mlkiln.understand import understand
 
-from common import cli, one_line_error
+from common import awkward_diamonds, cli, one_line_error
 
 
 @pytest.fixture(scope="module")
 def gappy(diamonds):
-    """Diamonds with gaps in numbers and text, a collinear and a constant column, and a category in 3 rows only."""
-    rng = np.random.default_rng(3)
-    frame = diamonds.copy()
-    for name in ("carat", "depth", "x"):
-        frame.loc[rng.random(len(frame)) < 0.05, name] = np.nan
-    frame["color"] = frame["color"].astype(object)
-    frame.loc[rng.random(len(frame)) < 0.02, "color"] = np.nan
-    frame.loc[len(frame) - 3:, "color"] = "Z"
-    frame["carat_twice"] = frame["carat"] * 2
-    frame["constant"] = 3.0
-    return understand(frame, "price", TrainOptions(keep=("carat_twice", "constant")))
+    """The awkward diamonds table (common.awkward_diamonds) as understand hands it to the search."""
+    return understand(awkward_diamonds(diamonds, 3), "price", TrainOptions(keep=("carat_twice", "constant")))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
