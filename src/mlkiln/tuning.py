@@ -232,60 +232,29 @@ class _Progress:
                      f"{rows:,}", time.perf_counter() - self.start)
 
 
-class _Deadline:
-    """Mixin for scikit-learn searches: stop cleanly between batches of candidates after ``deadline``.
+class _Logged:
+    """Mixin for scikit-learn's halving searches: log each round of a long search under ``label``."""
 
-    Candidates are evaluated ``batch_size`` at a time once a deadline is set;
-    after it passes, the search ends with what it has (at least one batch), as
-    if those were all the candidates. ``n_planned_`` and ``n_reached_`` count
-    the first round's candidates, to report the ones never reached.
-    """
-
-    deadline: float | None = None
-    batch_size: int = 1
     label: str = "search"
 
     def _run_search(self, evaluate_candidates, callback_ctx=None):
-        self.n_planned_ = self.n_reached_ = 0
         progress = _Progress(self.label)
 
         def evaluate(candidate_params, cv=None, more_results=None, **kw):
             candidate_params = list(candidate_params)
             if more_results and more_results.get("iter"):
                 progress.round_starts(more_results["iter"][0] + 1, len(candidate_params), more_results["n_resources"][0])
-            first_round = not self.n_planned_
-            if first_round:
-                self.n_planned_ = len(candidate_params)
-            step = len(candidate_params) if self.deadline is None else self.batch_size
-            ctx = kw.get("callback_ctx")
-            for batch, start in enumerate(range(0, len(candidate_params), step)):
-                if self.n_reached_ and self.deadline is not None and time.perf_counter() > self.deadline:
-                    raise _OutOfTime
-                if ctx is not None and step < len(candidate_params):
-                    # scikit-learn >= 1.9 numbers the fits of one call from 0: give each batch its own context
-                    kw["callback_ctx"] = ctx.subcontext(task_name="batch", task_id=batch, max_subtasks=None,
-                                                        sequential_subtasks=False)
-                part = slice(start, start + step)
-                more = None if more_results is None else {k: v[part] for k, v in more_results.items()}
-                results = evaluate_candidates(candidate_params[part], cv, more, **kw)
-                if first_round:
-                    self.n_reached_ += len(candidate_params[part])
-            return results
+            return evaluate_candidates(candidate_params, cv, more_results, **kw)
 
-        with contextlib.suppress(_OutOfTime):
-            # scikit-learn >= 1.9 passes a callback context; older versions do not
-            super()._run_search(evaluate, **({} if callback_ctx is None else {"callback_ctx": callback_ctx}))
+        # scikit-learn >= 1.9 passes a callback context; older versions do not
+        super()._run_search(evaluate, **({} if callback_ctx is None else {"callback_ctx": callback_ctx}))
 
 
-class _OutOfTime(Exception):
+class _HalvingGridSearch(_Logged, HalvingGridSearchCV):
     pass
 
 
-class _HalvingGridSearch(_Deadline, HalvingGridSearchCV):
-    pass
-
-
-class _HalvingRandomSearch(_Deadline, HalvingRandomSearchCV):
+class _HalvingRandomSearch(_Logged, HalvingRandomSearchCV):
     pass
 
 
@@ -324,7 +293,7 @@ def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: in
 
 
 def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,
-                              deadline: float | None = None, label: str = "search",
+                              label: str = "search",
                               keep: int = KEEP_PER_FAMILY) -> tuple[dict, int, list[Predictions]]:
     """Fit every candidate on every fold; return ``(cv_results, candidates reached, out-of-fold predictions)``.
 
@@ -332,52 +301,45 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     folds' predictions are kept: those of the ``keep`` best candidates, best
     first, as float32, so the winner needs no second round of fits for its
     validation metrics and threshold, and the ensemble is selected from them.
-    Candidates run ``compute.cores`` at a time when a ``deadline`` is set;
-    once it has passed, the search ends with what it has (at least one batch).
+    (A budget is kept by the caller, :func:`search_rungs`, which starts only
+    the batches it expects to finish; every candidate given here is reached.)
     A search longer than PROGRESS_SECONDS logs its progress under ``label``.
     """
     one_pass = _least_squares_one_pass(pipe, candidates, X, y, cv, scorer, label)
     if one_pass is not None:
         return one_pass
     splits = list(cv.split(X, y))
-    step = len(candidates) if deadline is None else compute.cores
     scores = np.full((len(candidates), len(splits)), np.nan)
     fit_times = np.zeros((len(candidates), len(splits)))
     kept: list[tuple[float, int, tuple]] = []  # (mean score, candidate, pooled predictions), best first
-    reached = 0
     progress = _Progress(label, len(candidates) * len(splits))
     with compute.parallel():
-        for start in range(0, len(candidates), step):
-            if reached and deadline is not None and time.perf_counter() > deadline:
-                break
-            batch = range(start, min(start + step, len(candidates)))
-            jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidates[i]), X, y, fit_idx, val_idx, task)
-                    for i in batch for fit_idx, val_idx in splits]
-            results = Parallel(return_as="generator")(jobs)
-            for i in batch:
-                folds = []
-                for _ in splits:
-                    folds.append(next(results))
-                    progress.fits_done()
-                for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
-                    fit_times[i, k] = seconds
-                    if pred is not None:
-                        scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
-                mean = scores[i].mean()
-                if np.isfinite(mean) and (len(kept) < keep or mean > kept[-1][0]):
-                    # a stable sort: of equal scores the earlier candidate stays ahead, as np.nanargmax picks it
-                    kept = sorted([*kept, (mean, i, _pool(splits, folds, len(y)))], key=lambda t: -t[0])[:keep]
-            reached = batch.stop
+        jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
+                for candidate in candidates for fit_idx, val_idx in splits]
+        results = Parallel(return_as="generator")(jobs)
+        for i in range(len(candidates)):
+            folds = []
+            for _ in splits:
+                folds.append(next(results))
+                progress.fits_done()
+            for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
+                fit_times[i, k] = seconds
+                if pred is not None:
+                    scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
+            mean = scores[i].mean()
+            if np.isfinite(mean) and (len(kept) < keep or mean > kept[-1][0]):
+                # a stable sort: of equal scores the earlier candidate stays ahead, as np.nanargmax picks it
+                kept = sorted([*kept, (mean, i, _pool(splits, folds, len(y)))], key=lambda t: -t[0])[:keep]
     results = {
-        "params": candidates[:reached],
-        "mean_test_score": scores[:reached].mean(axis=1),
-        "std_test_score": scores[:reached].std(axis=1),
-        "mean_fit_time": fit_times[:reached].mean(axis=1),
-        **{f"split{k}_test_score": scores[:reached, k] for k in range(len(splits))},
+        "params": candidates,
+        "mean_test_score": scores.mean(axis=1),
+        "std_test_score": scores.std(axis=1),
+        "mean_fit_time": fit_times.mean(axis=1),
+        **{f"split{k}_test_score": scores[:, k] for k in range(len(splits))},
     }
     oofs = [Predictions(label, _estimator_params(candidates[i]), float(mean), pred, proba)
             for mean, i, (pred, proba) in kept]
-    return results, reached, oofs
+    return results, len(candidates), oofs
 
 
 def _least_squares_one_pass(pipe, candidates: list[dict], X, y, cv, scorer: Scorer,
@@ -445,8 +407,7 @@ def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
 
 def tune_family(
     X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
-    *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
-    max_categories: int | None = MAX_CATEGORIES,
+    *, search: str = "auto", trials: int | None = None, max_categories: int | None = MAX_CATEGORIES,
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
@@ -465,15 +426,14 @@ def tune_family(
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
-        searcher.deadline, searcher.batch_size, searcher.label = deadline, compute.cores, family
+        searcher.label = family
         with warnings.catch_warnings(), compute.parallel():
             warnings.simplefilter("ignore")
             searcher.fit(X, y)
-        res, n_planned, n_reached, oofs = searcher.cv_results_, searcher.n_planned_, searcher.n_reached_, []
+        res, oofs = searcher.cv_results_, []
     else:
         planned = candidates_for(task, family, strategy, seed, len(y), trials)
-        res, n_reached, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, deadline, family)
-        n_planned = len(planned)
+        res, _, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, family)
     elapsed = time.perf_counter() - start
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
     last = {repr(sorted(p.items())): i for i, p in enumerate(res["params"])}  # a candidate's largest round
@@ -488,12 +448,9 @@ def tune_family(
         }
         for i in rows
     ]
-    not_reached = n_planned - n_reached
-    if not_reached:
-        log.warning("%s: the --budget ran out after %d of %d candidates", family, n_reached, n_planned)
     if not np.isfinite(means).any():
         return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, len(rows), candidates,
-                            "every candidate failed to fit", strategy, not_reached)
+                            "every candidate failed to fit", strategy)
     best_index = searcher.best_index_ if strategy == "halving" else int(np.nanargmax(means))
     best = rows.index(best_index)
     return FamilyResult(
@@ -506,7 +463,6 @@ def tune_family(
         n_candidates=len(rows),
         candidates=candidates,
         search=strategy,
-        not_reached=not_reached,
         oofs=oofs,
     )
 
@@ -515,13 +471,6 @@ def _one_round(task: str, family: str, n_rows: int, trials: int | None) -> bool:
     """True when halving would be a single round on all rows: the plain search, which keeps its predictions."""
     grid, _ = _spaces(task, family, n_rows)
     return halving_start(n_rows, len(ParameterGrid(grid)) if trials is None else trials) >= n_rows
-
-
-def unreached(task: str, family: str) -> FamilyResult:
-    """The leaderboard entry of a family the time budget never reached."""
-    n = len(ParameterGrid(REGISTRY[family].space()))
-    return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
-                        "not reached within --budget", "none", n)
 
 
 def out_of_fold(X, y, pipe, cv, task, compute: Compute) -> tuple:
