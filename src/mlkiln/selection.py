@@ -31,8 +31,8 @@ from .errors import InputError
 from .jsonio import params_text
 from .options import TrainOptions
 from .pipeline import MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
-from .tuning import (Compute, CostModel, FamilyResult, Predictions, RungSearch, Step, fit_final, fold_of,
-                     left_out, make_cv, out_of_fold, sampled, search_rungs, tune_family)
+from .tuning import (SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions, RungSearch, Step, fit_final,
+                     fold_of, left_out, make_cv, out_of_fold, sampled, search_rungs, tune_family)
 from .understand import Table
 
 log = logging.getLogger("mlkiln")
@@ -200,13 +200,13 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
 def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
                      max_categories, plan: Plan) -> RungSearch:
     """The best-first search across families on growing samples, within the plan's time."""
-    task, families = table.task, options.families(table.task)
-    # unless asked for by name, the families whose model grows with the rows are not searched on samples
-    skipped = [f for f in families if options.models is None and sampled(len(y)) and REGISTRY[f].grows_with_rows]
-    found = search_rungs(X, y, task, [f for f in families if f not in skipped], table.kinds, scorer, cv,
+    task = table.task
+    # the families whose model grows with the rows are not searched on samples (see tuning.left_out)
+    families, skipped = _leave_out_forests(task, options, len(y), SAMPLE_ROWS)
+    found = search_rungs(X, y, task, families, table.kinds, scorer, cv,
                          options.seed, n_classes, compute, search=options.search, trials=options.trials,
                          deadline=plan.end, reserve=plan.reserve, max_categories=max_categories)
-    found.results += [left_out(task, f, len(y)) for f in skipped]
+    found.results += skipped
     for result in found.results:
         _log_result(result, table.metric.name)
     return found
@@ -222,16 +222,11 @@ def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, s
     default run on diamonds (38 of 50 s, 43k rows) and gradient boosting beat
     them (CV R2 0.9809 against 0.9797 and 0.9801).
     """
-    families = options.families(table.task)
-    results: list[FamilyResult] = []
-    if options.models is None and len(y) > LARGE_MEMBER_ROWS:
-        skipped = [f for f in families if REGISTRY[f].grows_with_rows]
-        families = [f for f in families if f not in skipped]
-        why = (f"left out on {len(y):,} training rows (above {LARGE_MEMBER_ROWS:,}, too large for an ensemble member): "
-               "its model grows with the rows; name it in --models to search it")
-        results += [left_out(table.task, f, len(y), why) for f in skipped]
-        for result in results:
-            _log_result(result, table.metric.name)
+    why = (f"left out on {len(y):,} training rows (above {LARGE_MEMBER_ROWS:,}, too large for an ensemble member): "
+           "its model grows with the rows; name it in --models to search it")
+    families, results = _leave_out_forests(table.task, options, len(y), LARGE_MEMBER_ROWS, why)
+    for result in results:
+        _log_result(result, table.metric.name)
     for i, family in enumerate(families, 1):
         log.info("[%d/%d] tuning %s", i, len(families), family)
         result = tune_family(X, y, table.task, family, table.kinds, scorer, cv, options.seed, n_classes, compute,
@@ -239,6 +234,17 @@ def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, s
         results.append(result)
         _log_result(result, table.metric.name)
     return results
+
+
+def _leave_out_forests(task: str, options: TrainOptions, n_rows: int, above: int,
+                       why: str | None = None) -> tuple[list[str], list[FamilyResult]]:
+    """The families to search, and the leaderboard rows of those whose model grows with the rows (forests),
+    left out above ``above`` training rows unless ``--models`` names them."""
+    families = options.families(task)
+    if options.models is not None or n_rows <= above:
+        return families, []
+    out = [f for f in families if REGISTRY[f].grows_with_rows]
+    return [f for f in families if f not in out], [left_out(task, f, n_rows, why) for f in out]
 
 
 def _log_result(result: FamilyResult, metric: str) -> None:
