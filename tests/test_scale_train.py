@@ -8,11 +8,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import r2_score
 from sklearn.model_selection import cross_val_score
 
 import mlkiln
 from mlkiln import compiled, data, least_squares, metrics
 from mlkiln.card import Card
+from mlkiln.data import split_train_test
 from mlkiln.examples import EXAMPLES, load_example
 from mlkiln.options import TrainOptions
 from mlkiln.pipeline import build_pipeline
@@ -104,7 +106,7 @@ def test_card_and_report_say_which_rows(linear_bundle):
                                     "importance": min(card.split.n_test, 2000), "scatter": min(card.split.n_test, 2000)}
     assert f"blocks of {metrics.BLOCK_ROWS:,} rows" in card.evaluation.metrics
     page = (Path(linear_bundle) / "report.html").read_text(encoding="utf-8")
-    assert f"every row, predicted in blocks of {metrics.BLOCK_ROWS:,} rows" in page
+    assert f"test: every row; train: every row; predicted in blocks of {metrics.BLOCK_ROWS:,} rows" in page
     assert "Permutation importance on a seeded sample of" in page
     older = card.to_dict()
     del older["evaluation"]
@@ -154,3 +156,22 @@ def test_train_script_reads_the_same_glob(parts, tmp_path):
     model = mlkiln.load(bundle)
     X = model.prepare(data.read_table(tmp_path / "whole.csv"))
     np.testing.assert_array_equal(joblib.load(out).predict(X), model.pipeline.predict(X))
+
+
+def test_training_metrics_above_the_limit_use_a_seeded_sample_and_say_so(diamonds, monkeypatch):
+    monkeypatch.setattr(metrics, "TRAIN_METRIC_ROWS", 1000)
+    run = mlkiln.train(diamonds, target="price", models=["linear"], seed=3)
+    card = run.card
+    assert card.evaluation.rows["train"] == 1000 and card.evaluation.rows["test"] == card.split.n_test == 600
+    assert f"train: a seeded sample of 1,000 of the {card.split.n_train:,} rows" in card.evaluation.metrics
+    # recomputed here: the same split, the seeded sample of its training rows, scikit-learn's R2 on them
+    y = diamonds["price"].astype("float64")
+    X_train, X_test, y_train, y_test = split_train_test(diamonds.drop(columns="price"), y, test_size=0.2, seed=3,
+                                                        stratify=False)
+    take = np.sort(np.random.default_rng(3).choice(len(y_train), 1000, replace=False))
+    pipe = run.model.pipeline
+    sample = run.model.prepare(X_train.iloc[take])
+    assert card.metrics["train"]["r2"] == pytest.approx(r2_score(y_train.iloc[take], pipe.predict(sample)), abs=1e-9)
+    assert card.metrics["train"]["n"] == 1000
+    assert card.metrics["test"]["r2"] == pytest.approx(r2_score(y_test, pipe.predict(run.model.prepare(X_test))),
+                                                       abs=1e-9)

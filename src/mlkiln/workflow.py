@@ -171,24 +171,32 @@ def train(
         log.warning("%s", alarm.message)
     evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
     predictor = compile_pipeline(final, table.columns)  # predicts the metrics' rows in blocks, fast
+    sample = metrics.metric_rows(len(y_trainval), options.seed)
+    X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
+    test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
     split_metrics = {
-        "train": metrics.evaluate(final, X_trainval, y_trainval, table.task, table.classes, predictor),
+        "train": metrics.evaluate(final, X_fit, y_fit, table.task, table.classes, predictor),
         "validation": selection.validation,
-        "test": metrics.evaluate(final, X_test, y_test, table.task, table.classes, predictor),
+        "test": metrics.of_predictions(y_test, *test_predictions, table.task, table.classes),
     }
     oof = selection.oof
     profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
                                      table.classes, selection.threshold, options.seed)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
-                     len(y_trainval), len(y_test), time.perf_counter() - started)
+                     (len(y_trainval), len(y_fit)), len(y_test), time.perf_counter() - started)
     # the report's curves need the test predictions, which exist only here
-    return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor))
+    return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor,
+                                                      predictions=test_predictions))
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
-              final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: int, n_test: int,
+              final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: tuple[int, int], n_test: int,
               seconds: float) -> Card:
-    """The card of a finished run: what was decided, how it scored, and what it needs to load."""
+    """The card of a finished run: what was decided, how it scored, and what it needs to load.
+
+    ``n_train``: the training rows, and those the training metrics saw.
+    """
+    n_train, train_metric_rows = n_train
     card = Card(
         task=table.task,
         target=table.target.name,
@@ -211,7 +219,8 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,
-        evaluation=report.evaluation_info(n_train, n_test, options.seed),
+        evaluation=report.evaluation_info(n_train, n_test, options.seed,
+                                          None if train_metric_rows == n_train else train_metric_rows),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

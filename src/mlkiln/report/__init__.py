@@ -62,7 +62,7 @@ forbids it to.
     for an evaluation, ``evaluation``: exactly the card's / evaluate's dicts.
 ``evaluation``
     The card's: ``metrics`` (how the train and test metrics and the curves were
-    computed: every row, predicted in row blocks), ``rows`` (``train``,
+    computed: every test row, every training row or a seeded sample of them, in row blocks), ``rows`` (``train``,
     ``test``, and the seeded samples ``importance`` and ``scatter``) and
     ``seed``; ``null`` for bundles made before it.
 ``diagnostics``

@@ -24,7 +24,7 @@ CURVE_POINTS = 400
 
 
 def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.Series | None = None,
-                predictor=None) -> dict:
+                predictor=None, predictions: tuple | None = None) -> dict:
     """Curves, a prediction sample, importances and coefficients of ``pipeline`` on ``X``, ``y``.
 
     Parameters
@@ -41,6 +41,9 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     predictor : compiled.Predictor, optional
         The pipeline compiled: it makes the predictions for the curves, in
         row blocks (see :func:`mlkiln.metrics.predict_in_blocks`).
+    predictions : tuple, optional
+        ``(predictions, probabilities or None)`` of ``X`` already made (the
+        test metrics' own): not made a second time.
 
     Returns
     -------
@@ -54,7 +57,7 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     out: dict = {"rows": int(len(y)), "target": _distribution(task, y if target is None else target)}
     # these predictions are small: one thread is ten times faster than OpenMP teams spinning on busy cores
     with threadpool_limits(1):
-        pred, proba = predict_in_blocks(pipeline, X, task, predictor)
+        pred, proba = predictions or predict_in_blocks(pipeline, X, task, predictor)
         if task == "regression":
             out["regression"] = _regression_numbers(y.to_numpy("float64"), pred, rng)
         else:
@@ -65,12 +68,17 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     return plain(out)
 
 
-def evaluation_info(n_train: int, n_test: int, seed: int) -> Evaluation:
-    """What the card says about the rows behind the metrics and the report: all of them, and the seeded samples."""
+def evaluation_info(n_train: int, n_test: int, seed: int, train_rows: int | None = None) -> Evaluation:
+    """What the card says about the rows behind the metrics and the report: all of them, and the seeded samples.
+
+    ``train_rows``: the training metrics' seeded sample, when they did not use
+    all ``n_train`` rows (see :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`).
+    """
+    train = "every row" if train_rows is None else f"a seeded sample of {train_rows:,} of the {n_train:,} rows"
     return Evaluation(
-        metrics=f"every row, predicted in blocks of {BLOCK_ROWS:,} rows",
-        rows={"train": n_train, "test": n_test, "importance": min(n_test, IMPORTANCE_ROWS),
-              "scatter": min(n_test, SCATTER_POINTS)},
+        metrics=f"test: every row; train: {train}; predicted in blocks of {BLOCK_ROWS:,} rows",
+        rows={"train": n_train if train_rows is None else train_rows, "test": n_test,
+              "importance": min(n_test, IMPORTANCE_ROWS), "scatter": min(n_test, SCATTER_POINTS)},
         seed=seed,
     )
 

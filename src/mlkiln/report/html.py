@@ -198,8 +198,8 @@ def _evaluation_note(evaluation: dict | None) -> str:
     if not evaluation:
         return ""
     rows = evaluation["rows"]
-    return (f'<p class="note">Train and test metrics and the curves: {escape(evaluation["metrics"])} '
-            f'({rows["train"]:,} and {rows["test"]:,} rows). Permutation importance on a seeded sample of '
+    return (f'<p class="note">Metrics and the curves: {escape(evaluation["metrics"])} '
+            f'({rows["train"]:,} train and {rows["test"]:,} test rows). Permutation importance on a seeded sample of '
             f'{rows["importance"]:,} test rows, scatter plots on {rows["scatter"]:,} (seed {evaluation["seed"]}).</p>')
 
 
