@@ -23,7 +23,7 @@ import joblib
 import pandas as pd
 import pytest
 
-import mlkiln
+import mlkiln  # before scikit-learn: OpenMP's threads wait passively (a test on n_jobs=2 spun 158 s when loaded)
 from mlkiln.examples import EXAMPLES, load_example
 
 

@@ -18,10 +18,6 @@ from pathlib import Path
 
 from . import __version__
 
-# OpenMP threads that spin while they wait (libgomp's default) keep the cores from every other thread and process
-# on a busy machine: a 2-thread gradient boosting fit of 21k rows took 17 s spinning and 0.3 s waiting passively,
-# with two other jobs running. Read when OpenMP loads, so before scikit-learn is imported; a user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 from .errors import ArgumentError, InputError, MlkilnError
 from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
 
