@@ -43,52 +43,63 @@ def test_load_predicts_like_the_run(diamonds_bundle, diamonds_run, diamonds):
     np.testing.assert_array_equal(model.predict(diamonds), diamonds_run.predict(diamonds))
 
 
-@pytest.mark.parametrize("bundle_fixture, run_fixture", [("diamonds_bundle", "diamonds_run"),
-                                                         ("ensemble_bundle", "ensemble_run")])
-def test_plain_joblib_load_without_mlkiln(request, bundle_fixture, run_fixture, diamonds_csv, tmp_path):
-    diamonds_bundle, diamonds_run = request.getfixturevalue(bundle_fixture), request.getfixturevalue(run_fixture)
-    out = tmp_path / "pred.npy"
+REPRODUCED = [("diamonds_bundle", "diamonds_csv", "price"), ("failure_bundle", "failure_csv", "Machine failure"),
+              ("linear_bundle", "diamonds_csv", "price"), ("ensemble_bundle", "ensemble_csv", "price")]
+LOADED = [("diamonds_bundle", "diamonds_run"), ("ensemble_bundle", "ensemble_run")]
+
+
+@pytest.fixture(scope="module")
+def without_mlkiln(request, tmp_path_factory, diamonds_csv) -> Path:
+    """One child interpreter in which ``import mlkiln`` fails, as on a machine without it: it runs every
+    bundle's ``train.py`` (``<bundle>.joblib``) and loads ``model.joblib`` with plain joblib (``<bundle>.npy``,
+    its predictions for the diamonds rows). One interpreter, not one per check: each start costs seconds."""
+    folder = tmp_path_factory.mktemp("without-mlkiln")
+    scripts = [(name, str(Path(request.getfixturevalue(name)) / "train.py"), request.getfixturevalue(data))
+               for name, data, _ in REPRODUCED]
+    models = [(name, str(Path(request.getfixturevalue(name)) / "model.joblib")) for name, _ in LOADED]
     code = NO_MLKILN + f"""
+import runpy, sys
 import joblib, numpy as np, pandas as pd
 try:
     import mlkiln
     raise SystemExit("mlkiln should not be importable here")
 except ImportError:
     pass
-model = joblib.load({str(Path(diamonds_bundle) / 'model.joblib')!r})
+folder = {str(folder)!r}
+for name, script, data in {scripts!r}:
+    sys.argv = ["train.py", data, "-o", f"{{folder}}/{{name}}.joblib"]
+    runpy.run_path(script, run_name="__main__")
 frame = pd.read_csv({diamonds_csv!r}, engine="pyarrow")
 for name in ("cut", "color", "clarity"):
     frame[name] = frame[name].astype(object)
-np.save({str(out)!r}, model.predict(frame.drop(columns="price").astype({{c: float for c in ("carat","depth","table","x","y","z")}})))
+frame = frame.drop(columns="price").astype({{c: float for c in ("carat", "depth", "table", "x", "y", "z")}})
+for name, path in {models!r}:
+    np.save(f"{{folder}}/{{name}}.npy", joblib.load(path).predict(frame))
 """
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], timeout=600, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+@pytest.mark.parametrize("bundle_fixture, run_fixture", LOADED)
+def test_plain_joblib_load_without_mlkiln(request, without_mlkiln, bundle_fixture, run_fixture, diamonds_csv):
+    run = request.getfixturevalue(run_fixture)
     # scikit-learn's own predictions (run.predict takes the compiled path: equal within 1e-9, not bit for bit)
-    expected = diamonds_run.pipeline.predict(diamonds_run.model.prepare(pd.read_csv(diamonds_csv)))
-    np.testing.assert_array_equal(np.load(out), expected)
+    expected = run.pipeline.predict(run.model.prepare(pd.read_csv(diamonds_csv)))
+    np.testing.assert_array_equal(np.load(without_mlkiln / f"{bundle_fixture}.npy"), expected)
 
 
-@pytest.mark.parametrize("bundle_fixture, data_fixture, target", [
-    ("diamonds_bundle", "diamonds_csv", "price"),
-    ("failure_bundle", "failure_csv", "Machine failure"),
-    ("linear_bundle", "diamonds_csv", "price"),
-    ("ensemble_bundle", "ensemble_csv", "price"),
-])
-def test_train_script_reproduces_predictions(request, bundle_fixture, data_fixture, target, tmp_path):
+@pytest.mark.parametrize("bundle_fixture, data_fixture, target", REPRODUCED)
+def test_train_script_reproduces_predictions(request, without_mlkiln, bundle_fixture, data_fixture, target):
     bundle, data = request.getfixturevalue(bundle_fixture), request.getfixturevalue(data_fixture)
-    out = tmp_path / "repro.joblib"
-    subprocess.run([sys.executable, "-c", NO_MLKILN + f"""
-import runpy, sys
-sys.argv = ["train.py", {data!r}, "-o", {str(out)!r}]
-runpy.run_path({str(Path(bundle) / 'train.py')!r}, run_name="__main__")
-"""], check=True, timeout=300, capture_output=True)
     import joblib
 
     model = mlkiln.load(bundle)
+    rebuilt = joblib.load(without_mlkiln / f"{bundle_fixture}.joblib")
     X = model.prepare(pd.read_csv(data))
-    np.testing.assert_array_equal(joblib.load(out).predict(X), model.pipeline.predict(X))
+    np.testing.assert_array_equal(rebuilt.predict(X), model.pipeline.predict(X))
     if model.task == "classification":
-        np.testing.assert_array_equal(joblib.load(out).predict_proba(X), model.pipeline.predict_proba(X))
-
+        np.testing.assert_array_equal(rebuilt.predict_proba(X), model.pipeline.predict_proba(X))
 
 
 def test_tampered_joblib_is_refused(diamonds_bundle, tmp_path):
