@@ -140,24 +140,6 @@ def test_never_500_on_bad_input(diamonds_server, body):
     assert status in (200, 400, 422), out
 
 
-def test_cli_serve_with_workers(diamonds_bundle):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlkiln", "serve", diamonds_bundle, "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        wait_until_up(port, deadline=120)
-        model = mlkiln.load(diamonds_bundle)
-        for _ in range(4):
-            status, out = request(port, "POST", "/predict", _record(model))
-            assert status == 200 and isinstance(out["prediction"], float)
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0]
-    assert "serving" in output and "compiled" in output
-
-
 def test_cli_serve_bad_bundle(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mlkiln", "serve", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("mlkiln: error:")

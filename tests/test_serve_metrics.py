@@ -93,17 +93,20 @@ def test_metrics_only_by_get_and_can_be_turned_off(server, diamonds):
 
 
 def test_workers_share_their_counts(diamonds_bundle, diamonds, tmp_path):
-    """Two worker processes: every scrape, whichever worker answers it, sums both (prometheus-client multiprocess)."""
+    """``mlkiln serve --workers 2``: both worker processes answer, and every scrape, whichever worker answers it,
+    sums both (prometheus-client multiprocess)."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlkiln", "serve", diamonds_bundle, "--port", str(port),
-                               "--workers", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_up(port, deadline=120)
         requests = 40
         for _ in range(requests):
-            assert _call(port, "POST", "/predict", _record(diamonds))[0] == 200
+            status, _, body = _call(port, "POST", "/predict", _record(diamonds))
+            assert status == 200 and isinstance(json.loads(body)["prediction"], float)
         for _ in range(4):  # new connections: the scrapes land on either worker
             assert _samples(port)["mlkiln_rows_scored_total", ()] == requests
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        output = server.communicate(timeout=30)[0]
+    assert "serving" in output and "compiled" in output
