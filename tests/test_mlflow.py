@@ -50,12 +50,14 @@ def _export(bundle, tmp_path) -> Path:
     return out
 
 
-def _mlflow_predict(model_dir: Path, frame: pd.DataFrame, tmp_path, flavor: str = "pyfunc") -> np.ndarray:
-    """Predictions of the exported model, loaded by MLflow in a child interpreter without mlkiln."""
-    data, out = tmp_path / f"{flavor}-in.json", tmp_path / f"{flavor}-out.npy"
-    frame.to_json(data, orient="split", index=False)
-    load = {"pyfunc": "mlflow.pyfunc.load_model(path).predict(frame)",
-            "sklearn": "mlflow.sklearn.load_model(path).predict(frame)"}[flavor]
+def _mlflow_predict(jobs: dict[str, tuple[Path, pd.DataFrame, str]], tmp_path) -> dict[str, np.ndarray]:
+    """``{name: predictions}`` of exported models, each ``(model directory, frame, "pyfunc" or "sklearn")``,
+    loaded by MLflow in one child interpreter without mlkiln (one start: importing MLflow takes seconds)."""
+    plan = []
+    for name, (model_dir, frame, flavor) in jobs.items():
+        data = tmp_path / f"{name}-in.json"
+        frame.to_json(data, orient="split", index=False)
+        plan.append((str(model_dir), str(data), str(tmp_path / f"{name}-out.npy"), flavor))
     code = NO_MLKILN + f"""
 import json, mlflow.pyfunc, mlflow.sklearn, numpy as np, pandas as pd
 try:
@@ -63,15 +65,36 @@ try:
     raise SystemExit("mlkiln should not be importable here")
 except ImportError:
     pass
-path = {str(model_dir)!r}
-split = json.load(open({str(data)!r}))
-frame = pd.DataFrame(split["data"], columns=split["columns"])
-np.save({str(out)!r}, np.asarray({load}), allow_pickle=False)
+for path, data, out, flavor in {plan!r}:
+    split = json.load(open(data))
+    frame = pd.DataFrame(split["data"], columns=split["columns"])
+    model = (mlflow.pyfunc if flavor == "pyfunc" else mlflow.sklearn).load_model(path)
+    np.save(out, np.asarray(model.predict(frame)), allow_pickle=False)
 """
     env = {**__import__("os").environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(out, allow_pickle=False)
+    return {name: np.load(tmp_path / f"{name}-out.npy", allow_pickle=False) for name in jobs}
+
+
+#: rows of each exported model's test, as a user would send them
+DATED_ROWS = pd.DataFrame({"when": ["2021-03-04", "2022-12-31", None], "size": ["4,990.5", "6,100.0", "5,000"],
+                           "shop": ["north", "west", "south"]})
+
+
+@pytest.fixture(scope="module")
+def loaded_by_mlflow(failure_bundle, failure_csv, dated_bundle, tmp_path_factory):
+    """The failure and dated bundles exported, and their predictions as MLflow loads them, in one child."""
+    tmp_path = tmp_path_factory.mktemp("mlflow")
+    (tmp_path / "failure").mkdir()
+    (tmp_path / "dated").mkdir()
+    failure, dated = _export(failure_bundle, tmp_path / "failure"), _export(dated_bundle, tmp_path / "dated")
+    frame = pd.read_csv(failure_csv).sample(400, random_state=2)
+    features = frame[[c.name for c in mlkiln.load(failure_bundle).card.columns]]
+    # the sklearn flavour is the bare pipeline: these columns are already conformed
+    predicted = _mlflow_predict({"failure": (failure, features, "pyfunc"), "failure-sklearn": (failure, features, "sklearn"),
+                                 "dated": (dated, DATED_ROWS, "pyfunc")}, tmp_path)
+    return {"failure_dir": failure, "dated_dir": dated, "frame": frame, **predicted}
 
 
 def test_export_writes_an_mlflow_model_with_signature_example_requirements_and_manifest(failure_bundle, tmp_path):
@@ -98,28 +121,20 @@ def test_export_writes_an_mlflow_model_with_signature_example_requirements_and_m
     assert bundle_pins <= pins and any(p.startswith("mlflow==") for p in pins)
 
 
-def test_exported_classifier_predicts_like_the_bundle_without_mlkiln(failure_bundle, failure_csv, tmp_path):
-    out = _export(failure_bundle, tmp_path)
-    frame = pd.read_csv(failure_csv).sample(400, random_state=2)
+def test_exported_classifier_predicts_like_the_bundle_without_mlkiln(failure_bundle, loaded_by_mlflow):
     model = mlkiln.load(failure_bundle)
-    features = frame[[c.name for c in model.card.columns]]
     with threadpool_limits(1):
-        expected = model.predict(frame)
-    got = _mlflow_predict(out, features, tmp_path)
+        expected = model.predict(loaded_by_mlflow["frame"])
+    got = loaded_by_mlflow["failure"]
     np.testing.assert_array_equal(got, expected)
     assert got.sum() > 0  # the rows include failures the model finds
-    # the sklearn flavour is the bare pipeline: these columns are already conformed
-    np.testing.assert_array_equal(_mlflow_predict(out, features, tmp_path, flavor="sklearn"), expected)
+    np.testing.assert_array_equal(loaded_by_mlflow["failure-sklearn"], expected)
 
 
-def test_pyfunc_applies_mlkilns_rules_to_dates_and_number_text(dated_bundle, tmp_path):
-    out = _export(dated_bundle, tmp_path)
+def test_pyfunc_applies_mlkilns_rules_to_dates_and_number_text(dated_bundle, loaded_by_mlflow):
     model = mlkiln.load(dated_bundle)
-    frame = pd.DataFrame({"when": ["2021-03-04", "2022-12-31", None], "size": ["4,990.5", "6,100.0", "5,000"],
-                          "shop": ["north", "west", "south"]})
-    got = _mlflow_predict(out, frame, tmp_path)
-    np.testing.assert_allclose(got, model.predict(frame), rtol=1e-9)
-    spec = yaml.safe_load((out / "MLmodel").read_text())
+    np.testing.assert_allclose(loaded_by_mlflow["dated"], model.predict(DATED_ROWS), rtol=1e-9)
+    spec = yaml.safe_load((loaded_by_mlflow["dated_dir"] / "MLmodel").read_text())
     # numbers that arrived as text stay text for MLflow's type check; the loader reads them
     assert {c["name"]: c["type"] for c in json.loads(spec["signature"]["inputs"])} == {
         "when": "string", "size": "string", "shop": "string"}
