@@ -15,6 +15,7 @@ def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
     result = run_cli("train", diamonds_csv, "--target", "price", "--models", "linear", "ridge", "--no-ensemble", "-o", out)
     assert result.returncode == 0, result.stderr
     assert "Best model:" in result.stdout and "ridge" in result.stdout and "r2" in result.stdout
+    assert re.search(r"One row scored in [\d.,]+ us", result.stdout)
     assert "task: regression" in result.stderr  # the decision is printed
     done = re.search(r"Done in ([\d.]+)s \(training ([\d.]+)s; then the report and the bundle\)", result.stdout)
     assert done and float(done[1]) >= float(done[2])  # the command's time covers training's
@@ -34,7 +35,7 @@ def test_train_predict_evaluate_inspect(diamonds_csv, tmp_path):
 
     result = cli("inspect", out)
     assert result.returncode == 0, result.stderr
-    for text in ("task:", "ridge", "alpha", "Input schema", "carat", "scikit-learn", "model.skops", "ok"):
+    for text in ("task:", "ridge", "alpha", "latency:", "Input schema", "carat", "scikit-learn", "model.skops", "ok"):
         assert text in result.stdout
 
 

@@ -2,6 +2,8 @@
 
 import logging
 import re
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -250,3 +252,22 @@ def test_record_rules_match_batch_rules(diamonds_bundle):
     assert row.keys() == batch.keys()
     for name in row:
         assert row[name] == batch[name] or (row[name] != row[name] and batch[name] != batch[name])
+
+
+def test_card_records_one_row_latency(diamonds_run, diamonds_bundle):
+    """The card's latency is the median time of scoring one row alone; inspect, the summary and the page show it."""
+    latency = diamonds_run.card.latency_us
+    model = mlkiln.load(diamonds_bundle)
+    rows = model.prepare(load_example("diamonds").head(200)).to_dict("records")
+    for row in rows:
+        model.predictor.score_row(row)
+    times = []
+    for row in rows:
+        start = time.perf_counter_ns()
+        model.predictor.score_row(row)
+        times.append(time.perf_counter_ns() - start)
+    # timings vary with the machine's load: the same order of magnitude, measured independently here
+    assert 0 < latency < 50_000 and 0.1 < latency / (np.median(times) / 1e3) < 10
+    assert model.card.latency_us == latency
+    page = (Path(diamonds_bundle) / "report.html").read_text(encoding="utf-8")
+    assert f"{latency:,.1f} \u00b5s" in page

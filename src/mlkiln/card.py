@@ -194,6 +194,7 @@ class Card:
     leakage: tuple[dict, ...] = ()  # evidence of every combination leak and ceiling alarm (mlkiln.leakage)
     profile: dict | None = None  # the training rows' drift profile (mlkiln.drift); None in bundles made before it
     evaluation: Evaluation | None = None  # how the metrics were computed; None in bundles made before it
+    latency_us: float | None = None  # median microseconds to score one row alone (compiled predictor), measured
     mlkiln_version: str = __version__
     card_version: int = CARD_VERSION
 

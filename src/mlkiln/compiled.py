@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,6 +107,28 @@ class Predictor:
             proba = self.pipeline.predict_proba(frame) if hasattr(self.pipeline, "predict_proba") else None
             return self.pipeline.predict(frame), proba
         return self.body.score(X)
+
+
+#: rows timed one at a time for the card's single-row latency (after as many again to warm up)
+LATENCY_ROWS = 200
+
+
+def row_latency_us(predictor: Predictor, X: pd.DataFrame) -> float:
+    """Median microseconds to score one conformed row of ``X`` alone: what a ``/predict`` request's model costs.
+
+    Timed on up to :data:`LATENCY_ROWS` rows, each scored once after the
+    same rows warmed the caches; without a compiled form it times
+    scikit-learn's own path, which is what would serve the row.
+    """
+    records = X.head(LATENCY_ROWS).to_dict("records")
+    for record in records:
+        predictor.score_row(record)
+    times = []
+    for record in records:
+        start = time.perf_counter_ns()
+        predictor.score_row(record)
+        times.append(time.perf_counter_ns() - start)
+    return round(float(np.median(times)) / 1e3, 1) if times else float("nan")
 
 
 def compile_pipeline(pipeline, columns: Sequence[Column]) -> Predictor:

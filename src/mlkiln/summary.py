@@ -92,6 +92,8 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
     ]
     if model.threshold is not None:
         lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds)")
+    if card.latency_us is not None:
+        lines.append(f"One row scored in {card.latency_us:,.1f} us (median; what serve's /predict spends on the model)")
     lines += ["", metrics_table(card.task, card.metrics)]
     if card.task == "classification":
         lines += ["", "Test confusion matrix:", confusion_text(card.metrics["test"])]
@@ -120,6 +122,8 @@ def card_summary(card: Card, files: list[dict]) -> str:
     ]
     if model.threshold is not None:
         lines.append(f"threshold:  {model.threshold:.4f}")
+    if card.latency_us is not None:
+        lines.append(f"latency:    {card.latency_us:,.1f} us to score one row (median)")
     lines += [
         f"data:       {data.source} ({data.rows} rows, {data.columns} columns, sha256 {data.sha256[:16]}...)",
         f"split:      test {split.test_size}, {split.folds}-fold CV, seed {split.seed}",

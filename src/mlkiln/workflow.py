@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
-from .compiled import compile_pipeline
+from .compiled import compile_pipeline, row_latency_us
 from .data import load_frame, split_train_test
 from .options import TrainOptions
 from .pipeline import REGISTRY
@@ -182,8 +182,9 @@ def train(
     oof = selection.oof
     profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
                                      table.classes, selection.threshold, options.seed)
+    latency = row_latency_us(predictor, X_test)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
-                     (len(y_trainval), len(y_fit)), len(y_test), time.perf_counter() - started)
+                     (len(y_trainval), len(y_fit)), len(y_test), time.perf_counter() - started, latency)
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor,
                                                       predictions=test_predictions))
@@ -191,10 +192,10 @@ def train(
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
               final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: tuple[int, int], n_test: int,
-              seconds: float) -> Card:
+              seconds: float, latency_us: float | None = None) -> Card:
     """The card of a finished run: what was decided, how it scored, and what it needs to load.
 
-    ``n_train``: the training rows, and those the training metrics saw.
+    ``n_train``: the training rows, and those the training metrics saw; ``latency_us``: one row's scoring time.
     """
     n_train, train_metric_rows = n_train
     card = Card(
@@ -216,6 +217,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
                           *_search_record(selection)),
         versions=bundle.package_versions(),
         train_seconds=round(seconds, 3),
+        latency_us=latency_us,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,

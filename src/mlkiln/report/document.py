@@ -54,6 +54,7 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
         "summary": {
             "task": card.task, "target": card.target, "family": model.family, "estimator": model.estimator,
             "params": model.params, "threshold": model.threshold, "metric": metric, "trees": model.trees,
+            "latency_us": card.latency_us,
             "members": _members(model),
             "metric_why": card.metric.why,
             "headline": {"split": split, "metric": metric, "value": split_metrics[split].get(metric)},

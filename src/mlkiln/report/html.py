@@ -68,6 +68,8 @@ def _cards(report: dict) -> str:
     ]
     if s["threshold"] is not None:
         cards.append(("Decision threshold", f"{s['threshold']:.3f}", "tuned on the validation folds"))
+    if s.get("latency_us") is not None:
+        cards.append(("One row", f"{s['latency_us']:,.1f} \u00b5s", "median time to score it alone"))
     return "".join(f'<div class="card"><div class="k">{escape(k)}</div><div class="v">{escape(v)}</div>'
                    f'<div class="s">{escape(sub)}</div></div>' for k, v, sub in cards)
 
