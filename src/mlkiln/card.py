@@ -154,6 +154,7 @@ class TuningInfo:
     #: the rows each step saw: the sampled search's rungs and the final fit (only the final fit without sampling)
     steps: tuple[SearchStep, ...] = ()
     not_started: tuple[NotStarted, ...] = ()  # candidates a --budget did not start
+    max_latency_us: float | None = None  # the limit on one row's scoring time the choice kept to, if any
 
 
 @dataclass(frozen=True)

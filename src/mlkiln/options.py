@@ -76,6 +76,7 @@ class TrainOptions:
     trials: int | None = None
     cluster: str | None = field(default=None)
     ensemble: bool = True
+    max_latency_us: float | None = None
 
     def __post_init__(self) -> None:
         _choice("task", self.task, TASKS)
@@ -91,6 +92,10 @@ class TrainOptions:
             raise ArgumentError("budget", self.budget, "must be a positive number of seconds")
         if self.trials is not None:
             _whole("trials", self.trials, minimum=1)
+        if self.max_latency_us is not None and (
+                isinstance(self.max_latency_us, bool) or not isinstance(self.max_latency_us, (int, float))
+                or not math.isfinite(self.max_latency_us) or self.max_latency_us <= 0):
+            raise ArgumentError("max_latency_us", self.max_latency_us, "must be a positive number of microseconds")
         for name in ("models", "drop", "keep"):
             value = getattr(self, name)
             if value is not None:

@@ -16,8 +16,10 @@ slightly optimistic: the weights were chosen on the same folds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +29,8 @@ from sklearn.base import clone
 from . import metrics
 from .card import Member, ModelInfo
 from .data import nested_sample
-from .errors import InputError
+from .compiled import LATENCY_ROWS, compile_pipeline, row_latency_us
+from .errors import ArgumentError, InputError
 from .jsonio import params_text
 from .options import TrainOptions
 from .pipeline import MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
@@ -124,6 +127,8 @@ class Selection:
     plan: Plan | None = None  # the budget's clock and, for a sampled search, what it found
     steps: list[Step] = field(default_factory=list)  # the rows each step saw: the rungs (if any), the final fit
     not_started: list[dict] = field(default_factory=list)  # candidates estimated not to finish in the time left
+    oof_y: pd.Series | None = None  # the rows of the out-of-fold predictions, and their folds: to choose again
+    folds: np.ndarray | None = None
 
     @property
     def best(self) -> FamilyResult:
@@ -184,17 +189,47 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
             results.append(ensemble.result)
             ranked = sorted([*ranked, ensemble.result], key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     chosen = ensemble.oof if ranked[0].family == ENSEMBLE else best.oofs[0]
-    oof_pred, oof_proba = chosen.pred, chosen.proba
-    threshold = None
-    if tune_threshold:
-        threshold, _ = metrics.best_threshold(y, oof_proba[:, 1], classes[1], metric)
-        oof_pred = np.where(oof_proba[:, 1] >= threshold, classes[1], classes[0])
-        log.info("decision threshold: %.4f on P(%s=%r)", threshold, table.target.name, classes[1])
-    validation = metrics.fold_metrics(task, y.to_numpy(), oof_pred, oof_proba, folds, classes)
+    threshold, validation = _settle(chosen, y, folds, table, tune_threshold)
     found = plan.found
     return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
-                     not_started=[] if found is None else found.not_started)
+                     not_started=[] if found is None else found.not_started, oof_y=y, folds=folds)
+
+
+def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_threshold: bool):
+    """``(threshold, validation metrics)`` of the chosen model's out-of-fold predictions."""
+    task, classes = table.task, table.classes
+    oof_pred, oof_proba = chosen.pred, chosen.proba
+    threshold = None
+    if tune_threshold:
+        threshold, _ = metrics.best_threshold(y, oof_proba[:, 1], classes[1], table.metric.name)
+        oof_pred = np.where(oof_proba[:, 1] >= threshold, classes[1], classes[0])
+        log.info("decision threshold: %.4f on P(%s=%r)", threshold, table.target.name, classes[1])
+    return threshold, metrics.fold_metrics(task, y.to_numpy(), oof_pred, oof_proba, folds, classes)
+
+
+def next_best(selection: Selection, table: Table) -> Iterator[Selection]:
+    """The selection with each runner-up chosen instead, best cross-validated score first.
+
+    For a limit on what the model may cost (``--max-latency-us``): each
+    alternative gets its own threshold and validation metrics from its own
+    out-of-fold predictions; a runner-up without them (a halving search's
+    winner on part of the rows) is passed over. The steps are those before
+    any final fit.
+    """
+    return _runners_up(selection, table, list(selection.steps))
+
+
+def _runners_up(selection: Selection, table: Table, steps: list) -> Iterator[Selection]:
+    tune_threshold = selection.threshold is not None
+    for result in selection.ranked[1:]:
+        chosen = selection.ensemble.oof if result.family == ENSEMBLE else (result.oofs or [None])[0]
+        if chosen is None:
+            continue
+        threshold, validation = _settle(chosen, selection.oof_y, selection.folds, table, tune_threshold)
+        ranked = [result, *(r for r in selection.ranked if r is not result)]
+        yield dataclasses.replace(selection, ranked=ranked, threshold=threshold, validation=validation, oof=chosen,
+                                  trees={}, steps=list(steps))
 
 
 def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
@@ -394,6 +429,36 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
         if hasattr(estimator, "n_trees_per_iteration_"):  # gradient boosting: the trees early stopping kept
             selection.trees[name] = int(estimator.n_iter_)
     return fitted
+
+
+def fit_within_latency(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, options: TrainOptions,
+                       compute: Compute):
+    """Fit the chosen model; ``(selection, fitted, compiled predictor, one row's latency in microseconds)``.
+
+    The latency is timed on training rows (:func:`mlkiln.compiled.row_latency_us`).
+    With ``options.max_latency_us``, a model slower than that is set aside
+    and the next best (:func:`next_best`) fitted in its place, until one is
+    fast enough; an :class:`InputError` names their times when none is.
+    """
+    limit, too_slow = options.max_latency_us, []
+    alternatives = next_best(selection, table) if limit is not None else iter(())
+    probe = X.head(LATENCY_ROWS)
+    while True:
+        final = fit_model(X, y, table, selection, options.seed, compute, options.folds)
+        predictor = compile_pipeline(final, table.columns)
+        latency = row_latency_us(predictor, probe)
+        if limit is None or latency <= limit:
+            if too_slow:
+                log.warning("--max-latency-us %g: %s chosen (%.1f us a row); set aside: %s", limit,
+                            selection.best.family, latency, ", ".join(too_slow))
+            return selection, final, predictor, latency
+        too_slow.append(f"{selection.best.family} ({latency:,.1f} us)")
+        log.info("%s scores one row in %.1f us, over --max-latency-us %g: fitting the next best",
+                 selection.best.family, latency, limit)
+        selection = next(alternatives, None)
+        if selection is None:
+            raise ArgumentError("max_latency_us", limit, "no model scores one row that fast: "
+                                + ", ".join(too_slow))
 
 
 def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, compute: Compute):

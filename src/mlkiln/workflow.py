@@ -20,12 +20,11 @@ import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
-from .compiled import compile_pipeline, row_latency_us
 from .data import load_frame, split_train_test
 from .options import TrainOptions
 from .pipeline import REGISTRY
 from .predict import Model
-from .selection import Selection, fit_model, model_info, select
+from .selection import Selection, fit_within_latency, model_info, select
 from .tuning import Compute, FamilyResult, check_folds
 from .understand import Table, understand
 
@@ -97,6 +96,7 @@ def train(
     trials: int | None = None,
     cluster: str | None = None,
     ensemble: bool = True,
+    max_latency_us: float | None = None,
     source: str | None = None,
 ) -> Run:
     """Train, tune and evaluate models for ``target`` in ``data``; return the best as a :class:`Run`.
@@ -145,13 +145,19 @@ def train(
         Also weigh an ensemble of the best candidates of all families
         (Caruana's ensemble selection on their out-of-fold predictions); it is
         chosen only when its cross-validated score beats the best single model.
+    max_latency_us : float, optional
+        Choose only a model (or ensemble) that scores one row alone within
+        this many microseconds, timed on the fitted, compiled model; when the
+        best is slower, the next best is fitted instead (the card's
+        ``latency_us`` says what the chosen one takes).
     source : str, optional
         How the card names in-memory data (default ``"DataFrame"``).
     """
     started = time.perf_counter()
     options = TrainOptions(task=task, metric=metric, models=None if models is None else tuple(models), folds=folds,
                            test_size=test_size, seed=seed, drop=tuple(drop), keep=tuple(keep), n_jobs=n_jobs,
-                           search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble)
+                           search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble,
+                           max_latency_us=max_latency_us)
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
     del frame
@@ -163,14 +169,14 @@ def train(
              len(y_test))
     with Compute(options.n_jobs, options.cluster) as compute:
         selection = select(X_trainval, y_trainval, table, options, compute, started)
-        final = fit_model(X_trainval, y_trainval, table, selection, options.seed, compute, options.folds)
+        selection, final, predictor, latency = fit_within_latency(X_trainval, y_trainval, table, selection, options,
+                                                                  compute)
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
     if alarm:
         log.warning("%s", alarm.message)
     evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
-    predictor = compile_pipeline(final, table.columns)  # predicts the metrics' rows in blocks, fast
     sample = metrics.metric_rows(len(y_trainval), options.seed)
     X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
     test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
@@ -182,7 +188,6 @@ def train(
     oof = selection.oof
     profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
                                      table.classes, selection.threshold, options.seed)
-    latency = row_latency_us(predictor, X_test)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
                      (len(y_trainval), len(y_fit)), len(y_test), time.perf_counter() - started, latency)
     # the report's curves need the test predictions, which exist only here
@@ -214,7 +219,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         tuning=TuningInfo(options.search, options.budget, options.trials, compute.cores, bool(compute.cluster),
                           options.ensemble, {r.family: REGISTRY[r.family].plotted for r in selection.results
                                              if r.family in REGISTRY and REGISTRY[r.family].plotted},
-                          *_search_record(selection)),
+                          *_search_record(selection), max_latency_us=options.max_latency_us),
         versions=bundle.package_versions(),
         train_seconds=round(seconds, 3),
         latency_us=latency_us,
