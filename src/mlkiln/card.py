@@ -82,6 +82,7 @@ class ModelInfo:
     c_meaning: str = C_NOTE
     members: tuple[Member, ...] = ()
     trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
+    threshold_metric: str | None = None  # the metric the threshold was tuned for (None in cards before it)
 
 
 @dataclass(frozen=True)

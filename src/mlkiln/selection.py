@@ -129,6 +129,7 @@ class Selection:
     not_started: list[dict] = field(default_factory=list)  # candidates estimated not to finish in the time left
     oof_y: pd.Series | None = None  # the rows of the out-of-fold predictions, and their folds: to choose again
     folds: np.ndarray | None = None
+    threshold_metric: str | None = None  # what the threshold is tuned for (metrics.threshold_metric)
 
     @property
     def best(self) -> FamilyResult:
@@ -153,10 +154,11 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     task, metric, classes = table.task, table.metric.name, table.classes
     text = [name for name, kind in table.kinds.items() if kind == "categorical"]
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
-    tune_threshold = metrics.needs_threshold(task, metric, y)
-    if tune_threshold:
-        log.info("decision threshold: tuned on the validation folds for %s (never on test)", metric)
-    scorer = metrics.Scorer(task, metric, classes, tune_threshold)
+    tune_for = metrics.threshold_metric(task, metric, y)
+    if tune_for:
+        log.info("decision threshold: tuned on the validation folds for %s (never on test)", tune_for)
+    # a threshold metric scores each candidate at its own best cut-off: compared as they will be used
+    scorer = metrics.Scorer(task, metric, classes, tune_for == metric)
     cv = make_cv(task, options.folds, options.seed)
     n_classes = len(classes) if classes else 2
     started = started or time.perf_counter()
@@ -189,20 +191,21 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
             results.append(ensemble.result)
             ranked = sorted([*ranked, ensemble.result], key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     chosen = ensemble.oof if ranked[0].family == ENSEMBLE else best.oofs[0]
-    threshold, validation = _settle(chosen, y, folds, table, tune_threshold)
+    threshold, validation = _settle(chosen, y, folds, table, tune_for)
     found = plan.found
     return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
-                     not_started=[] if found is None else found.not_started, oof_y=y, folds=folds)
+                     not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
+                     threshold_metric=tune_for)
 
 
-def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_threshold: bool):
+def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_for: str | None):
     """``(threshold, validation metrics)`` of the chosen model's out-of-fold predictions."""
     task, classes = table.task, table.classes
     oof_pred, oof_proba = chosen.pred, chosen.proba
     threshold = None
-    if tune_threshold:
-        threshold, _ = metrics.best_threshold(y, oof_proba[:, 1], classes[1], table.metric.name)
+    if tune_for:
+        threshold, _ = metrics.best_threshold(y, oof_proba[:, 1], classes[1], tune_for)
         oof_pred = np.where(oof_proba[:, 1] >= threshold, classes[1], classes[0])
         log.info("decision threshold: %.4f on P(%s=%r)", threshold, table.target.name, classes[1])
     return threshold, metrics.fold_metrics(task, y.to_numpy(), oof_pred, oof_proba, folds, classes)
@@ -221,12 +224,11 @@ def next_best(selection: Selection, table: Table) -> Iterator[Selection]:
 
 
 def _runners_up(selection: Selection, table: Table, steps: list) -> Iterator[Selection]:
-    tune_threshold = selection.threshold is not None
     for result in selection.ranked[1:]:
         chosen = selection.ensemble.oof if result.family == ENSEMBLE else (result.oofs or [None])[0]
         if chosen is None:
             continue
-        threshold, validation = _settle(chosen, selection.oof_y, selection.folds, table, tune_threshold)
+        threshold, validation = _settle(chosen, selection.oof_y, selection.folds, table, selection.threshold_metric)
         ranked = [result, *(r for r in selection.ranked if r is not result)]
         yield dataclasses.replace(selection, ranked=ranked, threshold=threshold, validation=validation, oof=chosen,
                                   trees={}, steps=list(steps))
@@ -501,4 +503,5 @@ def model_info(selection: Selection, final) -> ModelInfo:
         members = tuple(Member(name, p.family, p.params, weight, selection.trees.get(name))
                         for name, p, weight in selection.ensemble.members)
     return ModelInfo(best.family, type(estimator).__name__, best.params, selection.threshold,
-                     selection.max_categories, members=members, trees=selection.trees.get("model"))
+                     selection.max_categories, members=members, trees=selection.trees.get("model"),
+                     threshold_metric=selection.threshold_metric if selection.threshold is not None else None)

@@ -91,7 +91,8 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
         f"Best model: {model.family} ({model.estimator}) {params_text(model.params)}",
     ]
     if model.threshold is not None:
-        lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds)")
+        tuned = f" for {model.threshold_metric}" if model.threshold_metric else ""
+        lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds{tuned})")
     if card.latency_us is not None:
         lines.append(f"One row scored in {card.latency_us:,.1f} us (median; what serve's /predict spends on the model)")
     lines += ["", metrics_table(card.task, card.metrics)]
