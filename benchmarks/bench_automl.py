@@ -299,6 +299,31 @@ def markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(records: list[dict]) -> str:
+    """One row per table: mlkiln's time, score and model, and its difference to the better competitor."""
+    lines = ["| table | rows | task | mlkiln s | mlkiln test | mlkiln model | mlkiln - best at 1x | "
+             "mlkiln - best at 2x |", "| --- | ---: | --- | ---: | --- | --- | --- | --- |"]
+    for record in records:
+        if "error" in record:
+            lines.append(f"| {record['table']} | | | | mlkiln failed: {record['error'][:200]} | | | |")
+            continue
+        ours = record["mlkiln"]
+        headline = HEADLINE[record["task"]]
+        cells = []
+        for multiple in (1, 2):
+            diffs = []
+            for metric in headline:
+                best = best_competitor(record, multiple, metric)
+                if best is not None:
+                    diffs.append(f"{metric} {ours['scores'][metric] - best['scores'][metric]:+.4f} "
+                                 f"({NAMES[best['tool']]})")
+            cells.append("; ".join(diffs))
+        score = ", ".join(f"{m} {ours['scores'][m]:.4f}" for m in headline)
+        lines.append(f"| {record['table']} | {record['rows']:,} | {record['task']} | {ours['wall_s']:.1f} | {score} | "
+                     f"{ours['model']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, of: {', '.join(TABLES)}")
@@ -308,7 +333,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
     parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
     parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
+    parser.add_argument("--from-json", metavar="JSON", help="print the tables of an earlier --json run and exit")
     args = parser.parse_args()
+    if args.from_json:
+        records = json.loads(Path(args.from_json).read_text())
+        print("\n\n".join(markdown(r) for r in records if "error" not in r) + "\n\n" + summary(records))
+        return
     names = ["penguins"] if args.quick else args.tables.split(",")
     unknown = [n for n in names if n not in TABLES]
     if unknown:
@@ -327,7 +357,8 @@ def main() -> None:
             print(f"{name}: {exc}", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(records, indent=1, default=str))
-    print(f"load average (1, 5, 15 min) at end: {os.getloadavg()}")
+    print(summary(records))
+    print(f"\nload average (1, 5, 15 min) at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
