@@ -176,8 +176,8 @@ def scores(task: str, classes: list, y, prediction=None, proba=None) -> dict:
     proba = np.clip(np.asarray(proba, dtype="float64"), 1e-15, 1.0)
     proba /= proba.sum(axis=1, keepdims=True)
     if prediction is None:
-        prediction = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    y, prediction = np.asarray(y, dtype=object), np.asarray(prediction, dtype=object)
+        prediction = np.asarray(classes)[proba.argmax(axis=1)]
+    y = np.asarray(y)
     auc = (roc_auc_score(y == classes[1], proba[:, 1]) if len(classes) == 2
            else roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes))
     return {"roc_auc": auc, "log_loss": log_loss(y, proba, labels=classes),
