@@ -226,8 +226,9 @@ def run_tool(tool: str, python: str, work: Path, target: str, task: str, seconds
     return {**info, "wall_s": wall, "load_start": start_load, "load_end": load(), "predictions": pd.read_parquet(out)}
 
 
-def bench_table(name: str, table: Table, tools: dict[str, str], work: Path) -> dict:
-    """mlkiln, then each competitor at 1x and 2x mlkiln's time, all scored alike; one JSON-able record."""
+def bench_table(name: str, table: Table, tools: dict[str, str], work: Path,
+                multiples: tuple[int, ...] = (1, 2)) -> dict:
+    """mlkiln, then each competitor at each multiple of mlkiln's time, all scored alike; one JSON-able record."""
     work.mkdir(parents=True, exist_ok=True)
     data, bundle, wall, run = train_mlkiln(name, table, work)
     card = mlkiln.load(bundle).card
@@ -241,7 +242,7 @@ def bench_table(name: str, table: Table, tools: dict[str, str], work: Path) -> d
               "runs": []}
     X_train.assign(**{card.target: y_train}).to_parquet(work / "train.parquet")
     X_test.assign(**{card.target: y_test}).to_parquet(work / "test.parquet")
-    for multiple in (1, 2):
+    for multiple in multiples:
         seconds = math.ceil(multiple * wall)
         for tool, python in tools.items():
             result = run_tool(tool, python, work, card.target, task, seconds)
@@ -337,6 +338,7 @@ def main() -> None:
     parser.add_argument("--tools", default="flaml,autogluon")
     parser.add_argument("--flaml-python", default=PYTHONS["flaml"])
     parser.add_argument("--autogluon-python", default=PYTHONS["autogluon"])
+    parser.add_argument("--multiples", default="1,2", help="competitors' budgets as multiples of mlkiln's time")
     parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
     parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
     parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
@@ -357,7 +359,8 @@ def main() -> None:
     for name in names:
         print(f"{name}: mlkiln train ...", flush=True)
         try:
-            records.append(bench_table(name, TABLES[name], tools, Path(args.work) / name))
+            records.append(bench_table(name, TABLES[name], tools, Path(args.work) / name,
+                                       tuple(int(m) for m in args.multiples.split(","))))
             print(markdown(records[-1]) + "\n", flush=True)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:  # a failure is a result too: keep going
             records.append({"table": name, "error": str(exc)})
