@@ -43,8 +43,8 @@ def fit_flaml(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, s
     from flaml import AutoML
 
     automl = AutoML()
-    automl.fit(train.drop(columns=target), train[target], task="regression" if task == "regression" else "classification",
-               time_budget=seconds, metric=FLAML_METRIC[task], n_jobs=2, seed=0, verbose=0)
+    automl.fit(train.drop(columns=target), train[target],
+               task="regression" if task == "regression" else "classification", time_budget=seconds, metric=FLAML_METRIC[task], n_jobs=2, seed=0, verbose=0)
     fitted = time.perf_counter()
     X_test = test.drop(columns=target)
     if task == "regression":
@@ -83,7 +83,8 @@ def fit_autogluon(train: pd.DataFrame, test: pd.DataFrame, target: str, task: st
 def _ensemble_weights(predictor) -> dict:
     """The weights of the best model's members when it is a weighted ensemble (AutoGluon's usual winner)."""
     try:
-        return {k: round(float(v), 4) for k, v in predictor._trainer.load_model(predictor.model_best)._get_model_weights().items()}
+        weights = predictor._trainer.load_model(predictor.model_best)._get_model_weights()
+        return {k: round(float(v), 4) for k, v in weights.items()}
     except (AttributeError, KeyError):  # not an ensemble: no weights to show
         return {}
 
