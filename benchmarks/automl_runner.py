@@ -44,7 +44,8 @@ def fit_flaml(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, s
 
     automl = AutoML()
     automl.fit(train.drop(columns=target), train[target],
-               task="regression" if task == "regression" else "classification", time_budget=seconds, metric=FLAML_METRIC[task], n_jobs=2, seed=0, verbose=0)
+               task="regression" if task == "regression" else "classification", time_budget=seconds,
+               metric=FLAML_METRIC[task], n_jobs=2, seed=0, verbose=0)
     fitted = time.perf_counter()
     X_test = test.drop(columns=target)
     if task == "regression":
