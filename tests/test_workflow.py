@@ -65,13 +65,6 @@ def test_threshold_is_applied_by_predict(failure_run, failure_csv):
     assert (pred == expected).all()
 
 
-def test_same_seed_same_model(diamonds_run, diamonds_csv, diamonds):
-    # the session's run is the first of the two: the same arguments again give the same model
-    again = mlkiln.train(diamonds_csv, target="price", models=["linear", "hgb"])
-    assert again.card.model == diamonds_run.card.model and again.card.cv_results == diamonds_run.card.cv_results
-    np.testing.assert_array_equal(again.predict(diamonds), diamonds_run.predict(diamonds))
-
-
 def test_drop_and_keep(failure_csv):
     run = mlkiln.train(failure_csv, target="Machine failure", models=["logistic_l2"],
                        drop=["Type"], keep=["TWF"])
