@@ -1,6 +1,7 @@
 """mlkiln at scale: `train --models linear` vs the plain scikit-learn way, and `predict` streaming, 5M / 50M rows, Dask.
 
-    python benchmarks/bench_scale.py [--train-rows 1000000 5000000] [--train-only] [--repeats 1]
+    python benchmarks/bench_scale.py [--train-rows 1000000 5000000] [--default-rows 1000000 5000000]
+                                     [--train-only] [--repeats 1]
                                      [--rows 5000000] [--big-rows 50000000] [--parts 20] [--keep]
 
 Train: for each of ``--train-rows``, one CSV of the grown table; in fresh
@@ -11,6 +12,9 @@ final ``fit`` and the test score, one process as a user writes it), printing
 the ratios mlkiln / plain of time and peak RSS, the table's in-memory size
 (``memory_usage(deep=True)`` of mlkiln's read) and, from one more run inside
 an instrumented process, the time and peak RSS of each step of the workflow.
+Default train: for each of ``--default-rows``, ``mlkiln train FILE --target
+price`` with every family (the sampled search), its time, peak RSS above the
+read table and test R2.
 
 Every run is a fresh process, timed end to end with ``/usr/bin/time -v``
 (wall seconds, peak RSS of the process) as a user runs it. Inputs are the
@@ -93,7 +97,7 @@ print(f"cv r2 {scores.mean():.4f} test r2 {model.score(X_test, y_test):.4f}")
 """
 
 #: the workflow's steps, as names in mlkiln.workflow (and the Run's save), timed and measured one by one
-STEPS = ("load_frame", "understand", "split_train_test", "select", "fit_model", "compile_pipeline",
+STEPS = ("load_frame", "understand", "split_train_test", "select", "fit_within_latency",
          "metrics.evaluate", "drift.training_profile", "report.diagnostics", "Run.save")
 STEP_PEAKS = """
 import functools, json, sys, time
@@ -196,10 +200,31 @@ def train_part(folder: Path, rows: int, repeats: int = 1) -> None:
     csv.unlink()
 
 
+def default_train_part(folder: Path, rows: int) -> None:
+    """The default ``train`` (every family, the sampled search) on one generated Parquet file: time, peak, test R2."""
+    data = folder / f"default{rows}.parquet"
+    if not data.exists():
+        grown_diamonds(rows).to_parquet(data, index=False)
+    table_mb = float(subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); "
+                                     "from _common import rss_mb; from mlkiln.data import read_table; "
+                                     "frame = read_table(sys.argv[1]); print(rss_mb())", data],
+                                    capture_output=True, text=True, check=True).stdout)
+    seconds, rss = timed(mlkiln("train", data, "--target", "price", "-o", folder / "default-train", "--force"))
+    card = json.loads((folder / "default-train" / "card.json").read_text())
+    print(f"default train, {rows:,} rows: {seconds:.1f} s (goal <= 300), peak {rss:,.0f} MB, {rss - table_mb:,.0f} MB "
+          f"above the read table ({table_mb:,.0f} MB; goal <= 2,048), test R2 {card['metrics']['test']['r2']:.4f} "
+          f"(goal >= 0.985), model {card['model']['family']}; steps "
+          + ", ".join(f"{s['step']} {s['rows']:,} rows {s['seconds']:.1f} s" for s in card["tuning"]["steps"]),
+          flush=True)
+    data.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-rows", type=int, nargs="*", default=[1_000_000, 5_000_000],
                         help="table sizes of the train comparison (none: skip it)")
+    parser.add_argument("--default-rows", type=int, nargs="*", default=[1_000_000, 5_000_000],
+                        help="rows of the default train runs (every family; none: skip them)")
     parser.add_argument("--train-only", action="store_true", help="skip the predict parts, which take long")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side of the train comparison (median)")
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -216,6 +241,8 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for rows in args.train_rows:
         train_part(folder, rows, args.repeats)
+    for rows in args.default_rows:
+        default_train_part(folder, rows)
     if args.train_only:
         return
     files = prepare(folder, args.rows, args.big_rows, args.parts)
