@@ -110,8 +110,9 @@ def train(
     task : {"auto", "regression", "classification"}
         ``auto`` decides from the target: many distinct numbers -> regression.
     metric : str, optional
-        Selection metric; default R2 (regression), accuracy for balanced classes
-        and macro-F1 when a class is rare.
+        Selection metric; default R2 (regression) and log loss (classification;
+        with two classes and a rare one the decision threshold is then tuned
+        for macro-F1).
     models : list of str, optional
         Families to try (see ``mlkiln.options.FAMILIES``); default all.
     folds : int
