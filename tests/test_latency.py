@@ -1,4 +1,4 @@
-"""The card's one-row latency, and --max-latency-us: only a model that scores one row that fast is chosen."""
+"""--max-latency-us: only a model that scores one row that fast is chosen (the card's latency itself: test_compiled)."""
 
 import re
 

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from . import __version__
-
 from .errors import ArgumentError, InputError, MlkilnError
 from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
 

@@ -136,7 +136,7 @@ def score(task: str, metric: str, y_true, y_pred, proba=None, classes=None) -> f
     if metric in ("f1_macro", "f1_weighted"):
         labels = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred))
         return float(_quiet(skm.f1_score, y_true, y_pred, labels=labels, average=metric[3:], zero_division=0))
-    if metric in ("roc_auc", "average_precision", "log_loss"):
+    if metric in PROBABILITY_METRICS:
         labels = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred))
         return probability_metrics(y_true, np.asarray(proba), labels).get(metric, float("nan"))  # AUC: one class
     return classification_metrics(y_true, y_pred, proba, classes)[metric]
@@ -207,7 +207,7 @@ class Scorer:
     def __call__(self, estimator, X, y) -> float:
         if self.tune_threshold:
             return self.from_predictions(y, None, estimator.predict_proba(X))
-        proba = estimator.predict_proba(X) if self.task == "classification" and _uses_proba(self.metric) else None
+        proba = estimator.predict_proba(X) if self.task == "classification" and self.metric in PROBABILITY_METRICS else None
         return self.from_predictions(y, estimator.predict(X), proba)
 
     def from_predictions(self, y, pred, proba) -> float:
@@ -215,10 +215,6 @@ class Scorer:
         if self.tune_threshold:
             return best_threshold(y, proba[:, 1], self.classes[1], self.metric)[1]
         return self.sign * score(self.task, self.metric, y, pred, proba, self.classes)
-
-
-def _uses_proba(metric: str) -> bool:
-    return metric in ("roc_auc", "average_precision", "log_loss")
 
 
 #: rows predicted at a time for the metrics and the report's curves: a linear model's design matrix for them is
@@ -255,12 +251,11 @@ def predict_in_blocks(pipe, X: pd.DataFrame, task: str, predictor=None) -> tuple
 TRAIN_METRIC_ROWS = 200_000
 
 
-def metric_rows(n_rows: int, seed: int, limit: int | None = None) -> np.ndarray | None:
-    """Sorted positions of a seeded sample of ``limit`` (:data:`TRAIN_METRIC_ROWS`) rows; None: use all ``n_rows``."""
-    limit = TRAIN_METRIC_ROWS if limit is None else limit
-    if n_rows <= limit:
+def train_metric_sample(n_rows: int, seed: int) -> np.ndarray | None:
+    """Sorted positions of a seeded sample of :data:`TRAIN_METRIC_ROWS` of ``n_rows`` rows; None: use them all."""
+    if n_rows <= TRAIN_METRIC_ROWS:
         return None
-    return np.sort(np.random.default_rng(seed).choice(n_rows, limit, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n_rows, TRAIN_METRIC_ROWS, replace=False))
 
 
 def evaluate(pipe, X: pd.DataFrame, y: pd.Series, task: str, classes, predictor=None) -> dict:

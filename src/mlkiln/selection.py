@@ -58,9 +58,10 @@ FINAL_SHARE = 0.25
 #: the final fit's estimate from the CV fits' rate is doubled: on 320k rows gradient boosting's per-row time was
 #: twice its rate on the folds' 22k rows (early stopping grows more trees on more rows)
 FINAL_FIT_SAFETY = 2.0
-#: seconds the steps after the final fit take (metrics over every row, drift profile, report with permutation
-#: importances, bundle): a fixed part and a part per row of the table, measured on this 2-core machine, 400k rows:
-#: 16.7 s (predicting every row for the metrics 9.4 s, report 4.8 s, bundle 2.4 s)
+#: seconds the steps after the final fit take (metrics, drift profile, report with permutation importances,
+#: bundle): a fixed part and a part per row of the table, measured on this 2-core machine, 400k rows: 16.7 s
+#: (predicting every row for the metrics 9.4 s, report 4.8 s, bundle 2.4 s), before the training metrics took a
+#: sample of 200,000 rows: an overestimate above that, which keeps more time back than it needs
 POST_FIT_SECONDS = 3.0
 POST_FIT_SECONDS_PER_ROW = 4e-5
 
@@ -511,4 +512,4 @@ def model_info(selection: Selection, final) -> ModelInfo:
                         for name, p, weight in selection.ensemble.members)
     return ModelInfo(best.family, type(estimator).__name__, best.params, selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
-                     threshold_metric=selection.threshold_metric if selection.threshold is not None else None)
+                     threshold_metric=selection.threshold_metric)

@@ -178,7 +178,7 @@ def train(
     if alarm:
         log.warning("%s", alarm.message)
     evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
-    sample = metrics.metric_rows(len(y_trainval), options.seed)
+    sample = metrics.train_metric_sample(len(y_trainval), options.seed)
     X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
     test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
     split_metrics = {
@@ -190,20 +190,20 @@ def train(
     profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
                                      table.classes, selection.threshold, options.seed)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
-                     (len(y_trainval), len(y_fit)), len(y_test), time.perf_counter() - started, latency)
+                     len(y_trainval), len(y_test), time.perf_counter() - started, latency,
+                     None if sample is None else len(sample))
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor,
                                                       predictions=test_predictions))
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,
-              final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: tuple[int, int], n_test: int,
-              seconds: float, latency_us: float | None = None) -> Card:
+              final, data_info: dict, profile: dict, evidence: tuple[dict, ...], n_train: int, n_test: int,
+              seconds: float, latency_us: float | None = None, train_metric_rows: int | None = None) -> Card:
     """The card of a finished run: what was decided, how it scored, and what it needs to load.
 
-    ``n_train``: the training rows, and those the training metrics saw; ``latency_us``: one row's scoring time.
+    ``latency_us``: one row's scoring time; ``train_metric_rows``: the training metrics' sample, if not every row.
     """
-    n_train, train_metric_rows = n_train
     card = Card(
         task=table.task,
         target=table.target.name,
@@ -227,8 +227,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,
-        evaluation=report.evaluation_info(n_train, n_test, options.seed,
-                                          None if train_metric_rows == n_train else train_metric_rows),
+        evaluation=report.evaluation_info(n_train, n_test, options.seed, train_metric_rows),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 
