@@ -64,6 +64,7 @@ def load_test(command: list[str], env: dict, port: int, body: bytes, seconds: in
     server = subprocess.Popen(pinned(command, 0), env={**os.environ, **env}, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(port, body)
+        cpu_before = cpu_seconds(server.pid)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
                          'wrk.headers["Content-Type"] = "application/json"\n')
@@ -72,6 +73,7 @@ def load_test(command: list[str], env: dict, port: int, body: bytes, seconds: in
                     f"http://127.0.0.1:{port}/predict"], 1),
             capture_output=True, text=True, timeout=seconds + 60, check=True,
         ).stdout
+        cpu = cpu_seconds(server.pid) - cpu_before
         os.unlink(script.name)
     finally:
         server.terminate()
@@ -80,7 +82,15 @@ def load_test(command: list[str], env: dict, port: int, body: bytes, seconds: in
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non_2xx": int(errors.group(1)) if errors else 0}
+    served = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non_2xx": int(errors.group(1)) if errors else 0,
+            "cpu_us": cpu / served * 1e6}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; the server is one process with one worker)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def app_microseconds(bundle: str, body: bytes, metrics: bool, blocks: int = 20, calls: int = 2000) -> float:
@@ -116,7 +126,9 @@ def metrics_overhead(body: bytes, seconds: int, connections: int, rounds: int) -
     On a loaded machine whole-service rates swing by more than the effect, so
     the app's own per-request time with and without counting is measured too
     (in-process, interleaved); its difference over the service's time per
-    request is the share of requests per second /metrics can cost.
+    request is the share of requests per second /metrics can cost. So is the
+    server process's CPU time per request served (``/proc``), which sets its
+    capacity and is moved less by other processes than the wall-clock rate.
     """
     for family in ("linear", "hgb"):
         bundle = str(diamonds_bundle(family))
@@ -126,24 +138,30 @@ def metrics_overhead(body: bytes, seconds: int, connections: int, rounds: int) -
                 (with_us if metrics else without_us).append(app_microseconds(bundle, body, metrics))
         w, wo = sorted(with_us)[1], sorted(without_us)[1]
         print(f"{family:8} app alone: {wo:.1f} us per /predict without metrics, {w:.1f} us with: +{w - wo:.2f} us")
-    print(f"{'bundle':8} {'round':>5} {'metrics req/s':>14} {'no-metrics req/s':>17} {'ratio':>6}")
+    print(f"{'bundle':8} {'round':>5} {'metrics req/s':>14} {'no-metrics req/s':>17} {'ratio':>6} "
+          f"{'CPU us/req':>10} {'without':>8} {'ratio':>6}")
     for family in ("linear", "hgb"):
         bundle = str(diamonds_bundle(family))
         totals = {True: 0.0, False: 0.0}
-        ratios = []
+        ratios, cpu_ratios = [], []
         for i in range(rounds):
-            rps = {}
+            run = {}
             for metrics in ((True, False) if i % 2 == 0 else (False, True)):
                 port = free_port()
                 command = [sys.executable, "-m", "mlkiln", "serve", bundle, "--port", str(port), "-q",
                            *([] if metrics else ["--no-metrics"])]
-                rps[metrics] = load_test(command, {}, port, body, seconds, connections)["rps"]
-                totals[metrics] += rps[metrics]
-            ratios.append(rps[True] / rps[False])
-            print(f"{family:8} {i + 1:5d} {rps[True]:14.0f} {rps[False]:17.0f} {ratios[-1]:6.3f}")
+                run[metrics] = load_test(command, {}, port, body, seconds, connections)
+                totals[metrics] += run[metrics]["rps"]
+            ratios.append(run[True]["rps"] / run[False]["rps"])
+            # the server's CPU time per request decides its capacity, and wall-clock load on a shared machine
+            # moves it less than requests per second: the ratio of rates it implies
+            cpu_ratios.append(run[False]["cpu_us"] / run[True]["cpu_us"])
+            print(f"{family:8} {i + 1:5d} {run[True]['rps']:14.0f} {run[False]['rps']:17.0f} {ratios[-1]:6.3f} "
+                  f"{run[True]['cpu_us']:10.1f} {run[False]['cpu_us']:8.1f} {cpu_ratios[-1]:6.3f}")
         # the machine drifts between runs by more than the effect: the median pair, each pair run back to back
         print(f"{family:8} {'all':>5} {totals[True] / rounds:14.0f} {totals[False] / rounds:17.0f} "
-              f"{totals[True] / totals[False]:6.3f}  (median of the rounds' ratios {sorted(ratios)[rounds // 2]:.3f})")
+              f"{totals[True] / totals[False]:6.3f}  (median of the rounds' ratios: requests/s "
+              f"{sorted(ratios)[rounds // 2]:.3f}, CPU per request {sorted(cpu_ratios)[rounds // 2]:.3f})")
 
 
 def main() -> None:

@@ -68,11 +68,12 @@ def test_counts_requests_rows_and_drift(server, diamonds, diamonds_run):
         assert _call(port, "POST", "/predict", _record(diamonds))[0] == 200
     assert _call(port, "POST", "/predict", [_record(diamonds, color="Z"), _record(diamonds, carat=profile["carat"]["max"] * 2)])[0] == 200
     assert _call(port, "POST", "/predict", _record(diamonds, carat="heavy"))[0] == 422
-    assert _call(port, "GET", "/nowhere")[0] == 404
+    for path in ("/nowhere", "/nowhere", "/elsewhere"):  # any path that is not an endpoint is "other", each time
+        assert _call(port, "GET", path)[0] == 404
     samples = _samples(port)
     assert samples["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "200"))] == 4
     assert samples["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "422"))] == 1
-    assert samples["mlkiln_requests_total", (("endpoint", "other"), ("status", "404"))] == 1
+    assert samples["mlkiln_requests_total", (("endpoint", "other"), ("status", "404"))] == 3
     assert samples["mlkiln_request_duration_seconds_count", (("endpoint", "/predict"),)] == 5
     assert samples["mlkiln_rows_scored_total", ()] == 5
     assert samples["mlkiln_unseen_categories_total", (("column", "color"),)] == 1

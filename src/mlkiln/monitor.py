@@ -77,7 +77,8 @@ class Monitor:
 
             def counter(name, doc, labels=()):
                 plain.append(_Plain("counter", name, doc, labels))
-                return plain[-1]
+                # an unlabelled family is its own one child, as prometheus-client's is
+                return plain[-1] if labels else plain[-1].labels()
 
             def histogram(name, doc, labels):
                 plain.append(_Plain("histogram", name, doc, labels))
@@ -91,7 +92,7 @@ class Monitor:
                           ["column"])
         self._endpoints = {path: path for path in endpoints}
         self._latency = {path: latency.labels(path) for path in [*self._endpoints, "other"]}
-        self._counts: dict = {}
+        self._pairs: dict = {}
         self._categories, self._ranges = [], []
         for name, spec in (profile or {}).get("columns", {}).items():
             if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"]):
@@ -107,13 +108,25 @@ class Monitor:
             self._exposed = registry
 
     def request(self, path: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
+        """Count one answered request: one dict lookup on the hot path."""
+        pair = self._pairs.get((path, status))
+        if pair is None:
+            pair = self._pair(path, status)
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def _pair(self, path: str, status: int) -> tuple:
+        """The count and latency children of ``(path, status)``, cached only for endpoints.
+
+        Any other path counts as ``other`` uncached, so a client probing
+        random paths cannot grow the cache.
+        """
         endpoint = self._endpoints.get(path, "other")
-        child = self._counts.get((endpoint, status))
-        if child is None:
-            child = self._counts[endpoint, status] = self._requests.labels(endpoint, str(status))
-        child.inc()
-        self._latency[endpoint].observe(seconds)
+        pair = self._pairs.get((endpoint, status))
+        if pair is None:
+            pair = self._pairs[endpoint, status] = (self._requests.labels(endpoint, str(status)),
+                                                    self._latency[endpoint])
+        return pair
 
     def watch(self, row: dict) -> None:
         """Count the unseen categories and out-of-range values of one conformed record."""
@@ -172,9 +185,6 @@ class _Plain:
         if child is None:
             child = self.children[values] = _Buckets() if self.kind == "histogram" else _Tally()
         return child
-
-    def inc(self, amount: float = 1) -> None:
-        self.labels().inc(amount)
 
     def family(self, core):
         """This family in prometheus-client's exposition types."""
