@@ -1,5 +1,7 @@
 """Metrics: the course's worked example, threshold tuning, and agreement with first principles."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -60,3 +62,62 @@ def test_best_threshold_matches_brute_force(metric):
     brute = max(f1_score(y, (score >= t).astype(int), average=average) for t in np.unique(score))
     assert value == pytest.approx(brute)
     assert f1_score(y, (score >= threshold).astype(int), average=average) == pytest.approx(brute)
+
+
+def _sklearn_metrics(y_true, y_pred, proba, classes):
+    """The oracle: scikit-learn's own functions, one call per number."""
+    from sklearn import metrics as skm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = {"accuracy": skm.accuracy_score(y_true, y_pred),
+               "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+               "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=classes).tolist()}
+        for average in ("micro", "macro", "weighted", None):
+            p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=classes, average=average,
+                                                             zero_division=0)
+            if average is None:
+                out["per_class"] = {str(c): {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}
+                                    for i, c in enumerate(classes)}
+            else:
+                out.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+        if proba is not None:
+            clipped = np.clip(proba, 1e-15, 1)  # mlkiln's stated clipping, then scikit-learn's log loss
+            out["log_loss"] = skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=classes)
+            if len(classes) == 2:
+                out["roc_auc"] = skm.roc_auc_score(y_true == classes[1], proba[:, 1])
+                out["average_precision"] = skm.average_precision_score(y_true == classes[1], proba[:, 1])
+            elif set(y_true) == set(classes):  # one-vs-rest needs every class present
+                out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
+    return out
+
+
+@pytest.mark.parametrize("case", ["binary-int", "binary-text", "three-text", "bool", "absent-class", "unseen-label"])
+def test_label_metrics_equal_sklearn(case):
+    """Every label metric and the log loss equal scikit-learn's on random labels, edge cases included."""
+    rng = np.random.default_rng(len(case))
+    n = 400
+    labels = {"binary-int": [0, 1], "binary-text": ["no", "yes"], "three-text": ["a", "b", "c"],
+              "bool": [False, True], "absent-class": ["a", "b", "c", "d"], "unseen-label": ["a", "b", "c"]}[case]
+    drawn = labels[:3] if case == "absent-class" else labels  # class "d" is never true nor predicted
+    y_true = np.array(rng.choice(np.array(drawn, dtype=object), n), dtype=object)
+    y_pred = np.where(rng.random(n) < 0.7, y_true, rng.choice(np.array(drawn, dtype=object), n))
+    if case == "unseen-label":  # new data can hold a label the model never learned
+        y_true[:25] = "z"
+    if isinstance(labels[0], (bool, int)):
+        y_true, y_pred = y_true.astype(type(labels[0])), y_pred.astype(type(labels[0]))
+    proba = rng.dirichlet(np.ones(len(labels)), n)
+    proba[:3] = np.eye(len(labels))[-1]  # a zero probability for the true class: clipped, not infinite
+    if case == "unseen-label":  # evaluation refuses such rows before probabilities are scored
+        proba = None
+    ours = classification_metrics(y_true, y_pred, proba, labels)
+    oracle = _sklearn_metrics(y_true, y_pred, proba, labels)
+    assert set(ours) - {"n", "labels", "precision", "recall", "f1"} == set(oracle)
+    for key, value in oracle.items():
+        if key == "per_class":
+            for c, row in value.items():
+                assert ours["per_class"][c] == pytest.approx(row), (case, c)
+        elif key == "confusion_matrix":
+            assert ours[key] == value
+        else:
+            assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-15), (case, key)
