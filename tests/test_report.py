@@ -58,6 +58,29 @@ def test_training_report_has_the_cards_numbers(diamonds_run, diamonds_bundle):
     assert all(listed[name]["sha256"] == manifest[name] for name in listed)
 
 
+def test_permutation_importance_equals_one_shuffle_at_a_time(failure_run, failure_csv):
+    """The shuffled copies are scored together by the compiled model: the drops are those of one copy at a time."""
+    from mlkiln.metrics import Scorer
+    from mlkiln.report.diagnostics import IMPORTANCE_REPEATS, _importance
+
+    model, card = failure_run.model, failure_run.card
+    rows = model.prepare(pd.read_csv(failure_csv).sample(300, random_state=1))
+    y = pd.read_csv(failure_csv).sample(300, random_state=1)[card.target]
+    found = _importance(model.pipeline, rows, y, card, np.random.default_rng(0), model.predictor)
+    scorer = Scorer(card.task, card.metric.name, list(card.classes))
+    shuffle = np.random.default_rng(card.split.seed)
+    baseline = scorer(model.pipeline, rows, y)
+    for column in rows.columns:
+        drops = []
+        for _ in range(IMPORTANCE_REPEATS):
+            copy = rows.copy()
+            copy[column] = rows[column].to_numpy()[shuffle.permutation(len(rows))]
+            drops.append(baseline - scorer(model.pipeline, copy, y))
+        row = next(f for f in found["features"] if f["feature"] == column)
+        assert row["mean"] == pytest.approx(np.mean(drops), abs=1e-9) and row["std"] == pytest.approx(np.std(drops), abs=1e-9)
+    assert [f["mean"] for f in found["features"]] == sorted((f["mean"] for f in found["features"]), reverse=True)
+
+
 def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bundle):
     curve = saved(failure_bundle)["tuning"]["logistic_l1"]
     grid = REGISTRY["logistic_l1"].grid["C"]

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits
 
 from ..card import Card, Evaluation
@@ -62,7 +61,7 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
             out["regression"] = _regression_numbers(y.to_numpy("float64"), pred, rng)
         else:
             out["classification"] = {"curves": _class_curves(y.to_numpy(), proba, classes)}
-        out["permutation_importance"] = _importance(pipeline, X, y, card, rng)
+        out["permutation_importance"] = _importance(pipeline, X, y, card, rng, predictor)
     out["coefficients"] = _coefficients(pipeline, card)
     out["seconds"] = round(time.perf_counter() - started, 3)
     return plain(out)
@@ -139,22 +138,42 @@ def _thin(**arrays: np.ndarray) -> dict:
     return {name: values[keep] for name, values in arrays.items()}
 
 
-def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng) -> dict:
-    """Drop in the selection metric when one input column is shuffled, on a sample of the rows."""
+def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predictor=None) -> dict:
+    """Drop in the selection metric when one input column is shuffled, on a sample of the rows.
+
+    scikit-learn's permutation importance (``baseline - shuffled`` score, each
+    column shuffled :data:`IMPORTANCE_REPEATS` times), with the shuffled
+    copies scored together, by ``predictor`` when the pipeline is compiled:
+    a tree ensemble's cost is per call and per tree, so 31 calls of 2,000 rows
+    took 3 s of the machine-failure example's 19 s training.
+    """
     metric = card.metric.name
     if len(X) > IMPORTANCE_ROWS:
         take = np.sort(rng.choice(len(X), IMPORTANCE_ROWS, replace=False))
         X, y = X.iloc[take], y.iloc[take]
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
-    result = permutation_importance(
-        pipeline, X, y, scoring=scorer, n_repeats=IMPORTANCE_REPEATS, random_state=card.split.seed, n_jobs=1,
-    )
-    order = np.argsort(-result.importances_mean, kind="stable")
+    shuffle = np.random.default_rng(card.split.seed)
+    copies = [X]  # the baseline, then each column shuffled in turn, repeat after repeat
+    for column in X.columns:
+        values = X[column].to_numpy()
+        for _ in range(IMPORTANCE_REPEATS):
+            copies.append(X.copy())
+            copies[-1][column] = values[shuffle.permutation(len(X))]
+    n, per_call = len(X), max(1, BLOCK_ROWS // max(len(X), 1))
+    scores = []
+    for start in range(0, len(copies), per_call):
+        batch = copies[start:start + per_call]
+        pred, proba = predict_in_blocks(pipeline, pd.concat(batch, ignore_index=True), card.task, predictor)
+        for k in range(len(batch)):
+            rows = slice(k * n, (k + 1) * n)
+            scores.append(scorer.from_predictions(y, pred[rows], None if proba is None else proba[rows]))
+    drops = scores[0] - np.reshape(scores[1:], (X.shape[1], IMPORTANCE_REPEATS))
+    means, stds = drops.mean(axis=1), drops.std(axis=1)
+    order = np.argsort(-means, kind="stable")
     return {
         "metric": metric, "rows": int(len(X)), "repeats": IMPORTANCE_REPEATS,
-        "features": [{"feature": str(X.columns[i]), "mean": result.importances_mean[i], "std": result.importances_std[i]}
-                     for i in order],
+        "features": [{"feature": str(X.columns[i]), "mean": means[i], "std": stds[i]} for i in order],
     }
 
 
