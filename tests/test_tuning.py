@@ -79,16 +79,20 @@ def test_halving_is_the_full_grid_on_small_tables():
     assert halving_start(900_000, 9) == 100_000
 
 
-@pytest.mark.parametrize("search, trials", [("random", 2), ("halving", 2), ("auto", None)])
-def test_trials_give_the_same_model_whatever_the_cores(small, search, trials):
+@pytest.mark.parametrize("search, trials", [("random", 2), ("halving", 3), ("auto", None)])
+def test_trials_give_the_same_model_whatever_the_cores(small, search, trials, monkeypatch):
     """The same seed gives the same model, on one core or two: with --trials, and with the default full search."""
+    if search == "halving":  # two rounds on 600 rows (three candidates); one round would be the random search again
+        monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
     runs = [mlkiln.train(small.head(600), target="price", models=["ridge", "hgb"], search=search, trials=trials,
                          seed=1, n_jobs=jobs)
             for jobs in (1, 2)]
     assert runs[0].card.model == runs[1].card.model
     assert runs[0].card.cv_results == runs[1].card.cv_results
     sizes = {family: len(c) for family, c in runs[0].card.cv_results.items() if c}
-    assert sizes == ({"ridge": 2, "hgb": 2} if trials else {"ridge": grid_size("ridge"), "hgb": grid_size("hgb")})
+    assert sizes == ({"ridge": trials, "hgb": trials} if trials else {"ridge": grid_size("ridge"), "hgb": grid_size("hgb")})
+    hgb = next(row for row in runs[0].card.leaderboard if row.family == "hgb")
+    assert hgb.search == ("halving" if search == "halving" else "random" if trials else "grid")
     rows = small.tail(200)
     np.testing.assert_array_equal(runs[0].predict(rows), runs[1].predict(rows))
 
