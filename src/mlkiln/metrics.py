@@ -6,7 +6,6 @@ the report show.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
