@@ -55,8 +55,8 @@ class Family:
     tables, best first: ``search="auto"`` (and ``"portfolio"``) tries them in
     that order, the first ``trials`` of them with ``--trials``. ``cost`` is
     ``"cheap"`` or ``"expensive"`` (``search="auto"`` halves the expensive
-    ones without a portfolio on large tables). ``plotted`` is the hyperparameter the report draws
-    the validation score against. ``bounded(n_rows)`` gives parameters that
+    ones without a portfolio on large tables). ``plotted`` is the
+    hyperparameter the report draws the validation score against. ``bounded(n_rows)`` gives parameters that
     keep one fit bounded on a large table; they are recorded like tuned ones.
     ``grows_with_rows``: the fitted model stores about one leaf per row
     (fully grown trees), so ensembles leave it out on large tables.
@@ -124,7 +124,7 @@ _FOREST_DIST = {"min_samples_leaf": randint(1, 11)}
 
 #: gradient boosting grows up to ``max_iter`` trees and stops when the loss on its own validation part (10 % of
 #: the rows it is fitted on, never the test split) has not improved for ``n_iter_no_change`` trees; the search
-#: tunes the size and regularisation of the trees, early stopping their number
+#: tunes the size and regularisation of the trees, early stopping their number (half of HGB_PORTFOLIO fixes it)
 HGB_DEFAULTS = {"max_iter": 1000, "early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 20,
                 "l2_regularization": 1.0}
 #: the log loss of separable classes shrinks forever by amounts scikit-learn's default tolerance (1e-7) still
@@ -133,7 +133,8 @@ HGB_DEFAULTS = {"max_iter": 1000, "early_stopping": True, "validation_fraction":
 HGB_CLASSIFIER_TOL = 1e-4
 
 
-def _hgb(learning_rate: float, leaves: int, min_leaf: int, l2: float, features: float, trees: int | None = None) -> dict:
+def _hgb(learning_rate: float, leaves: int, min_leaf: int, l2: float, features: float,
+         trees: int | None = None) -> dict:
     """One configuration of gradient boosting: early stopping as HGB_DEFAULTS, or ``trees`` trees and none."""
     fixed = {} if trees is None else {"early_stopping": False, "max_iter": trees}
     return {**fixed, "learning_rate": learning_rate, "max_leaf_nodes": leaves, "min_samples_leaf": min_leaf,
