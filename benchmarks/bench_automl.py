@@ -335,7 +335,7 @@ def summary(records: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, of: {', '.join(TABLES)}")
-    parser.add_argument("--tools", default="flaml,autogluon")
+    parser.add_argument("--tools", default="flaml,autogluon", help="comma-separated; '' runs mlkiln only")
     parser.add_argument("--flaml-python", default=PYTHONS["flaml"])
     parser.add_argument("--autogluon-python", default=PYTHONS["autogluon"])
     parser.add_argument("--multiples", default="1,2", help="competitors' budgets as multiples of mlkiln's time")
@@ -353,7 +353,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(TABLES)}")
     pythons = {"flaml": args.flaml_python, "autogluon": args.autogluon_python}
-    tools = {tool: pythons[tool] for tool in args.tools.split(",")}
+    tools = {tool: pythons[tool] for tool in args.tools.split(",") if tool}
     print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}; cores: {os.cpu_count()}\n", flush=True)
     records = []
     for name in names:

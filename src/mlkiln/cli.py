@@ -277,7 +277,8 @@ def _add_train(sub) -> None:
     t.add_argument("--jobs", type=int, default=None,
                    help="cores to use: CV fits as one-thread workers, the final fit as threads (default: all cores)")
     t.add_argument("--search", choices=SEARCHES, default="auto",
-                   help="search per family (default auto: successive halving for hgb and rf, full grid for the others)")
+                   help="search per family (default auto: hgb's portfolio of configurations, best first; "
+                        "successive halving for rf and extra_trees; full grid for the others)")
     t.add_argument("--budget", type=float, metavar="SECONDS",
                    help="wall-clock seconds for the whole of training: a best-first search that starts "
                         "only what it estimates can finish, then the final fit, report and bundle")

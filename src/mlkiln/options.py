@@ -49,8 +49,9 @@ BINARY_METRICS = ("f1", "roc_auc", "average_precision")
 #: model formats ``mlkiln export`` writes
 EXPORT_FORMATS = ("mlflow",)
 
-#: search strategies; ``auto`` is halving for the expensive families, the full grid for the others
-SEARCHES = ("auto", "grid", "random", "halving")
+#: search strategies; ``auto`` is a family's portfolio where it has one (gradient boosting), else halving for the
+#: expensive families and the full grid for the others
+SEARCHES = ("auto", "grid", "random", "halving", "portfolio")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The mean validation-fold score picks the hyperparameters within a family and
 then the family, exactly as the course does for ``C``; the test split is never
 seen here. The search spaces are the families' own, in
-:data:`mlkiln.pipeline.REGISTRY` (``grid`` and, for random search,
-``distributions``).
+:data:`mlkiln.pipeline.REGISTRY` (``grid``, for random search
+``distributions``, and for the portfolio search ``portfolio``: configurations
+tried best-first, the default where a family has one).
 
 Every fit runs with an explicit thread budget (:class:`Compute`): the CV fits
 run on ``cores`` one-thread workers (or on a Dask cluster), single fits on all
@@ -190,9 +191,17 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
 
 
 def search_strategy(family: str, search: str = "auto") -> str:
-    """The strategy ``search`` means for ``family``: ``auto`` halves the expensive families, grids the rest."""
+    """The strategy ``search`` means for ``family``.
+
+    ``auto`` tries a family's portfolio where it has one, halves the other
+    expensive families and grids the rest; ``portfolio`` means ``auto`` for a
+    family without one.
+    """
+    entry = REGISTRY[family]
+    if search == "portfolio" and not entry.portfolio:
+        search = "auto"
     if search == "auto":
-        return "halving" if REGISTRY[family].cost == "expensive" else "grid"
+        return "portfolio" if entry.portfolio else "halving" if entry.cost == "expensive" else "grid"
     return search
 
 
@@ -259,12 +268,17 @@ class _HalvingRandomSearch(_Logged, HalvingRandomSearchCV):
 
 
 def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int, trials: int | None = None) -> list[dict]:
-    """The candidates a grid or random search evaluates, as pipeline parameters (``model__...``).
+    """The candidates a grid, random or portfolio search evaluates, as pipeline parameters (``model__...``).
 
     ``trials`` caps them at a number fixed in advance, so the same seed and
     data give the same model on any machine: random search draws ``trials``,
-    and a grid larger than ``trials`` is sampled (without replacement) instead.
+    a grid larger than ``trials`` is sampled (without replacement) instead,
+    and a portfolio gives its first ``trials`` configurations, best first.
     """
+    if strategy == "portfolio":
+        fixed = {f"model__{k}": v for k, v in REGISTRY[family].scale_params(n_rows).items()}
+        return [{**{f"model__{k}": v for k, v in config.items()}, **fixed}
+                for config in REGISTRY[family].portfolio[:trials]]
     grid, dist = _spaces(task, family, n_rows)
     if strategy == "grid" and (trials is None or len(ParameterGrid(grid)) <= trials):
         return list(ParameterGrid(grid))
@@ -651,6 +665,12 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
                   reserve, max_categories).run()
 
 
+def _rung_strategy(family: str, search: str) -> str:
+    """The candidates a family brings to the rungs: its portfolio, random draws, or its grid (the rungs halve it)."""
+    strategy = search_strategy(family, search)
+    return strategy if strategy in ("portfolio", "random") else "grid"
+
+
 def _survivors(ranked: list[tuple[str, int]], factor: int) -> list[tuple[str, int]]:
     """The candidates that go on to the next rung: the best ``1/factor`` of ``ranked`` (best first), and the best
     of every family besides.
@@ -676,7 +696,7 @@ class _Rungs:
                  reserve, max_categories):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
         self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family: 0.0)
-        self.strategy = {f: "random" if search == "random" else "grid" for f in families}
+        self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
         self.plan = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials)
                      for f in families}

@@ -126,10 +126,12 @@ def train(
     n_jobs : int, optional
         Cores to use: CV fits run as that many one-thread workers, the final
         refit on that many threads (no oversubscription); default all cores.
-    search : {"auto", "grid", "random", "halving"}
-        Search strategy per family; ``auto`` uses successive halving for the
-        expensive families (hgb, rf, extra_trees) on tables large enough for
-        two rounds, and the full grid otherwise.
+    search : {"auto", "grid", "random", "halving", "portfolio"}
+        Search strategy per family; ``auto`` tries a family's portfolio (hgb:
+        configurations strong across many tables, best first) where it has
+        one, uses successive halving for the other expensive families (rf,
+        extra_trees) on tables large enough for two rounds, and the full grid
+        otherwise.
     budget : float, optional
         Wall-clock seconds for the whole of training, from reading the data
         to the card: the search runs best-first across families on samples of

@@ -76,8 +76,9 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
     groups: dict[str, list] = {}
     for p in scored:
         groups.setdefault(params_text(p["others"]) if p["others"] else "", []).append(p)
-    connect = len(groups) <= len(PALETTE)
-    if not connect:  # a random search: too many settings of the other parameters for one line each
+    # a random or portfolio search: too many settings of the other parameters, or one point each, for lines
+    connect = len(groups) <= len(PALETTE) and any(len(points) > 1 for points in groups.values())
+    if not connect:
         groups = {"": scored}
     full = max((p.get("n_samples") or 0) for p in scored)
     log = curve["log_scale"]
