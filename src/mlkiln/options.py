@@ -88,15 +88,12 @@ class TrainOptions:
         if self.n_jobs is not None:
             _whole("n_jobs", self.n_jobs, minimum=1)
         _choice("search", self.search, SEARCHES)
-        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
-                                        or not math.isfinite(self.budget) or self.budget <= 0):
-            raise ArgumentError("budget", self.budget, "must be a positive number of seconds")
+        if self.budget is not None:
+            _positive("budget", self.budget, "seconds")
         if self.trials is not None:
             _whole("trials", self.trials, minimum=1)
-        if self.max_latency_us is not None and (
-                isinstance(self.max_latency_us, bool) or not isinstance(self.max_latency_us, (int, float))
-                or not math.isfinite(self.max_latency_us) or self.max_latency_us <= 0):
-            raise ArgumentError("max_latency_us", self.max_latency_us, "must be a positive number of microseconds")
+        if self.max_latency_us is not None:
+            _positive("max_latency_us", self.max_latency_us, "microseconds")
         for name in ("models", "drop", "keep"):
             value = getattr(self, name)
             if value is not None:
@@ -141,6 +138,11 @@ def _registered(task: str) -> tuple[str, ...]:
 def _choice(param: str, value, allowed) -> None:
     if value not in allowed:
         raise ArgumentError(param, value, f"must be one of {', '.join(allowed)}")
+
+
+def _positive(param: str, value, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ArgumentError(param, value, f"must be a positive number of {unit}")
 
 
 def _whole(param: str, value, minimum: int) -> None:
