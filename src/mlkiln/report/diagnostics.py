@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -153,17 +155,11 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
         X, y = X.iloc[take], y.iloc[take]
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
-    shuffle = np.random.default_rng(card.split.seed)
-    copies = [X]  # the baseline, then each column shuffled in turn, repeat after repeat
-    for column in X.columns:
-        values = X[column].to_numpy()
-        for _ in range(IMPORTANCE_REPEATS):
-            copies.append(X.copy())
-            copies[-1][column] = values[shuffle.permutation(len(X))]
+    copies = _shuffled_copies(X, np.random.default_rng(card.split.seed))
     n, per_call = len(X), max(1, BLOCK_ROWS // max(len(X), 1))
     scores = []
-    for start in range(0, len(copies), per_call):
-        batch = copies[start:start + per_call]
+    # at most BLOCK_ROWS rows of copies exist at a time: a wide table has many columns to shuffle
+    while batch := list(itertools.islice(copies, per_call)):
         pred, proba = predict_in_blocks(pipeline, pd.concat(batch, ignore_index=True), card.task, predictor)
         for k in range(len(batch)):
             rows = slice(k * n, (k + 1) * n)
@@ -175,6 +171,17 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
         "metric": metric, "rows": int(len(X)), "repeats": IMPORTANCE_REPEATS,
         "features": [{"feature": str(X.columns[i]), "mean": means[i], "std": stds[i]} for i in order],
     }
+
+
+def _shuffled_copies(X: pd.DataFrame, shuffle: np.random.Generator) -> Iterator[pd.DataFrame]:
+    """``X``, then ``X`` with each column shuffled in turn, :data:`IMPORTANCE_REPEATS` times each."""
+    yield X
+    for column in X.columns:
+        values = X[column].to_numpy()
+        for _ in range(IMPORTANCE_REPEATS):
+            copy = X.copy()
+            copy[column] = values[shuffle.permutation(len(X))]
+            yield copy
 
 
 def _coefficients(pipeline, card: Card) -> dict | None:
