@@ -84,6 +84,24 @@ def test_counts_requests_rows_and_drift(server, diamonds, diamonds_run):
     assert _samples(port)["mlkiln_requests_total", (("endpoint", "/metrics"), ("status", "200"))] == 1
 
 
+def test_invocations_rows_count_their_drift_by_the_same_rules(server, diamonds, diamonds_run):
+    """MLflow's scoring protocol is counted like /predict: rows scored, unseen categories, out-of-range values."""
+    port = server()
+    carat_max = diamonds_run.card.profile["columns"]["carat"]["max"]
+    rows = [_record(diamonds, color="Z"), _record(diamonds, color=None, carat=carat_max * 3),
+            _record(diamonds, cut="Ideal", depth=None), _record(diamonds, color="Z", carat=-1.0)]
+    columns = list(rows[0])
+    body = {"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}}
+    status, _, answer = _call(port, "POST", "/invocations", body)
+    assert status == 200 and len(json.loads(answer)["predictions"]) == 4
+    samples = _samples(port)
+    assert samples["mlkiln_rows_scored_total", ()] == 4
+    assert samples["mlkiln_unseen_categories_total", (("column", "color"),)] == 2  # a missing color is not unseen
+    assert samples["mlkiln_unseen_categories_total", (("column", "cut"),)] == 0
+    assert samples["mlkiln_out_of_range_values_total", (("column", "carat"),)] == 2
+    assert samples["mlkiln_out_of_range_values_total", (("column", "depth"),)] == 0  # nor is a missing number
+
+
 def test_metrics_only_by_get_and_can_be_turned_off(server, diamonds):
     port = server()
     status, _, body = _call(port, "POST", "/metrics", {})

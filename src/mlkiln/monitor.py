@@ -36,6 +36,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+import numpy as np
+
 from .errors import require
 
 #: latency buckets in seconds: predictions take microseconds, a loaded service milliseconds
@@ -138,6 +140,19 @@ class Monitor:
             value = row[name]
             if value < low or value > high:  # False for NaN
                 child.inc()
+
+    def watch_frame(self, X) -> None:
+        """Count the unseen categories and out-of-range values of a conformed DataFrame (``POST /invocations``)."""
+        for name, known, child in self._categories:
+            values = X[name]
+            unseen = int((values.notna() & ~values.isin(known)).sum())
+            if unseen:
+                child.inc(unseen)
+        for name, low, high, child in self._ranges:
+            values = X[name].to_numpy(dtype="float64")
+            outside = int(np.count_nonzero((values < low) | (values > high)))
+            if outside:
+                child.inc(outside)
 
     def scored(self, rows: int) -> None:
         self._rows.inc(rows)

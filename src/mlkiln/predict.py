@@ -67,9 +67,14 @@ class Model:
         frame = _as_frame(data)
         return conform(frame, self.card.columns, self.card.target)
 
-    def predict(self, data) -> np.ndarray:
-        """Predicted values (regression) or labels (classification, at the tuned threshold)."""
+    def predict(self, data, watch=None) -> np.ndarray:
+        """Predicted values (regression) or labels (classification, at the tuned threshold).
+
+        ``watch``, when given, sees the conformed rows first, as in :meth:`predict_record`.
+        """
         X = self.prepare(data)
+        if watch is not None:
+            watch(X)
         if len(X) == 0:
             return np.empty(0, dtype="float64" if self.task == "regression" else object)
         return self.predictor.score(X)[0]

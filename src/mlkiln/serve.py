@@ -69,6 +69,7 @@ class App:
         }
         self._monitor = _monitor(model, ["/predict", "/invocations", *self._static]) if metrics else None
         self._watch = self._monitor.watch if metrics else None
+        self._watch_frame = self._monitor.watch_frame if metrics else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -162,7 +163,7 @@ class App:
             frame = mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
-        return self._scored(lambda: {"predictions": self.model.predict(frame).tolist()}, len(frame))
+        return self._scored(lambda: {"predictions": self.model.predict(frame, self._watch_frame).tolist()}, len(frame))
 
     def _record(self, index: int, record) -> dict:
         try:
