@@ -170,6 +170,37 @@ def test_numeric_column_with_stray_text(tmp_path, capsys):
     assert next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "z")["kind"] == "numeric"
 
 
+def test_none_is_a_category_in_text_and_missing_in_numbers(tmp_path, capsys):
+    """Tables made in R use "None" as a level (vcd's Arthritis: Improved is None, Some or Marked); a CSV reader
+    that reads it as missing drops those rows. "NA" and empty cells stay missing."""
+    frame = table().astype({"z": object})
+    frame["label"] = np.where(frame["x"] > 0.3, "Marked", np.where(frame["x"] > -0.3, "Some", "None"))
+    frame.loc[[3, 10], "z"] = "None"  # a placeholder in a column of numbers
+    frame.loc[[4, 11, 12], "label"] = ["NA", "", "NA"]
+    path = write(tmp_path / "t.csv", frame.drop(columns="y"))
+    code, err, out = train(tmp_path, capsys, path, "label", "--models", "logistic_l2")
+    assert code == 0, err
+    card = card_of(out)
+    assert card["data"]["rows_used"] == 117 and "dropping 3 row(s)" in err  # only the NA and empty targets
+    assert sorted(card["schema"]["target"]["classes"]) == ["Marked", "None", "Some"]
+    assert next(c for c in card["schema"]["columns"] if c["name"] == "z")["kind"] == "numeric"
+    assert "not finite numbers" not in err  # "None" among numbers is a placeholder, not an unreadable value
+    model = mlkiln.load(out)
+    assert set(model.predict(frame.drop(columns=["y", "label"]))) <= {"Marked", "None", "Some"}
+
+
+def test_column_names_that_are_python_and_pandas_words(tmp_path, capsys):
+    """A column called "self" (Ecdat's Hdma: self-employed) once crashed training inside DataFrame.assign."""
+    frame = table().rename(columns={"colour": "self", "x": "index", "z": "columns"}).assign(
+        dtype=np.arange(120) % 7 * 1.5, values=np.where(np.arange(120) % 3, "a", "b"))
+    path = write(tmp_path / "t.csv", frame.drop(columns="label"))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "hgb")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    record = frame.drop(columns=["y", "label"]).iloc[0].to_dict()
+    assert model.predict_record(record)["prediction"] == pytest.approx(model.predict([record])[0], rel=1e-9)
+
+
 def test_all_missing_constant_and_high_cardinality_columns(tmp_path, capsys):
     frame = table().assign(empty=np.nan, const="same", code=[f"id-{i:05d}x" for i in range(120)])
     path = write(tmp_path / "t.csv", frame)

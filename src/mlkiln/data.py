@@ -19,7 +19,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -189,9 +189,19 @@ def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFram
     return frame
 
 
-def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+#: text a CSV cell reads as a missing value: pandas' own markers except "None", which tables made in R or by
+#: hand use as a category (vcd's Arthritis: Improved is "None", "Some" or "Marked", and half its rows were
+#: dropped as missing); Python writes its missing values as empty cells. In a column of numbers, "None" and
+#: the other placeholders of schema.NA_TOKENS still read as missing.
+CSV_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                 "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null")
+
+
+def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
+             na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False) -> pd.DataFrame:
     """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
-    return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding)
+    return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
+                       keep_default_na=keep_default_na)
 
 
 #: delimiters tried when sniffing, in order of preference on ties
@@ -200,7 +210,11 @@ _SNIFF_BYTES = 1 << 16
 
 
 def sniff_csv(path: str | os.PathLike) -> dict:
-    """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers."""
+    """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers.
+
+    Returns the options of :func:`read_csv` (which ``train.py`` reads with
+    too), the missing-value markers :data:`CSV_NA_VALUES` among them.
+    """
     with pa.input_stream(str(path), compression="detect") as stream:
         head = stream.read(_SNIFF_BYTES)
         if b"\x00" in head:
@@ -230,7 +244,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
-    return {"sep": sep, "encoding": encoding}
+    return {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
 
 
 def _best_delimiter(sample: str) -> str:
@@ -312,14 +326,12 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
 
 def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreamingReader:
     """pyarrow's streaming CSV reader with the options of :func:`read_csv` (pandas' pyarrow engine)."""
-    from pandas._libs.parsers import STR_NA_VALUES  # pandas' missing-value markers, which read_csv uses
-
     return pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
         convert_options=pacsv.ConvertOptions(
-            null_values=sorted(STR_NA_VALUES), strings_can_be_null=True, column_types=column_types
+            null_values=list(options.get("na_values", CSV_NA_VALUES)), strings_can_be_null=True, column_types=column_types
         ),
     )
 

@@ -115,7 +115,8 @@ def as_categories(X, kinds):
         codes, uniques = pd.factorize(X[name])  # categories in order of first appearance
         dtype = pd.CategoricalDtype(pd.Index(uniques, dtype=object))
         columns[name] = pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=X.index)
-    return X.assign(**columns)
+    # not X.assign(**columns): a column may be called "self"
+    return pd.DataFrame({name: columns.get(name, X[name]) for name in X.columns}, index=X.index)
 
 
 def coerce_target(y, task):
