@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import FixedThresholdClassifier
 
 import mlkiln
 import mlkiln.options
@@ -154,6 +155,9 @@ def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family
     run = mlkiln.train(frame, target="y", task=task, models=[family], trials=1)  # the fitted types, not the search
     model = mlkiln.load(run.save(tmp_path / "m"))  # audited skops, no pickle
     np.testing.assert_array_equal(model.predict(frame), run.predict(frame))
+    final = run.pipeline[-1]  # the card names the fitted model (inside the threshold, if one was tuned)
+    final = final.estimator_ if isinstance(final, FixedThresholdClassifier) else final
+    assert model.card.model.estimator == type(final).__name__
 
 
 def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):

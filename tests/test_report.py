@@ -225,3 +225,21 @@ def page_requests(net_log: Path) -> list[str]:
     starts = [e.get("params", {}) for e in log["events"] if e["type"] == start]
     return [p["url"] for p in starts if "url" in p and p.get("initiator") != "not an origin"
             and not p["url"].startswith(("data:", "file:"))]
+
+
+def test_a_figure_too_small_for_its_labels_draws_without_a_raw_warning():
+    """matplotlib says "constrained_layout not applied" with its own source line; the figure is drawn anyway."""
+    import warnings
+
+    from mlkiln.report import plots
+
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set_ylabel("a label far longer than the figure is tall " * 3)
+        ax.set_xlabel("and another one " * 5)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        img = plots.plot("tiny", (0.6, 0.4), draw)
+    assert not [w for w in shown if "constrained_layout" in str(w.message)]
+    assert img.startswith('<img alt="tiny" src="data:image/png;base64,')

@@ -94,7 +94,22 @@ def test_class_with_fewer_members_than_folds(tmp_path, capsys):
     frame = table()
     frame.loc[:1, "label"] = "rare"
     path = write(tmp_path / "t.csv", frame)
-    assert_refused(train(tmp_path, capsys, path, "label"), "class 'rare' has only 2 row(s)", tmp_path)
+    result = train(tmp_path, capsys, path, "label")
+    assert_refused(result, "class 'rare' has only 2 row(s)", tmp_path)
+    assert "--task regression" not in result[1]  # text labels are classes
+
+
+def test_a_count_taken_for_classes_points_to_regression(tmp_path, capsys):
+    """Goals per match (vcd's Bundesliga): 0-12, inferred as classes, a rare count fails the folds."""
+    frame = table()
+    frame["goals"] = np.minimum(np.arange(len(frame)) % 7, 5)
+    frame.loc[0, "goals"] = 12
+    path = write(tmp_path / "t.csv", frame.drop(columns=["y", "label"]))
+    result = train(tmp_path, capsys, path, "goals")
+    assert_refused(result, "class 12 has only 1 row(s)", tmp_path)
+    assert "use --task regression" in result[1]
+    code, err, out = train(tmp_path, capsys, path, "goals", "--task", "regression", "--models", "ridge")
+    assert code == 0, err
 
 
 def test_tiny_table(tmp_path, capsys):

@@ -4,6 +4,7 @@ import dataclasses
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 from common import cli
 from sklearn.model_selection import ParameterGrid
@@ -214,3 +215,23 @@ def test_short_searches_log_no_progress(small, caplog):
     with caplog.at_level("INFO", logger="mlkiln"):
         mlkiln.train(small, target="price", models=["ridge"])
     assert not any("fits done" in r.getMessage() for r in caplog.records)
+
+
+def test_a_final_fit_that_does_not_converge_is_said_once_in_our_words(caplog):
+    """scikit-learn's ConvergenceWarning (its file and line) became one mlkiln warning; other warnings pass."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = pd.Series(np.where(X["a"] + rng.normal(size=300) > 0, "yes", "no"))
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(solver="saga", max_iter=1, tol=1e-12))
+    with warnings.catch_warnings(record=True) as shown, caplog.at_level(logging.WARNING, logger="mlkiln"):
+        warnings.simplefilter("always")
+        fitted = tuning.fit_final(pipe, X, y, Compute(n_jobs=1))
+    assert fitted[-1].n_iter_[0] == 1
+    assert not [w for w in shown if "converge" in str(w.message)]
+    assert sum("iteration limit" in r.getMessage() for r in caplog.records) == 1

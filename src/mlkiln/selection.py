@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.model_selection import FixedThresholdClassifier
 
 from . import metrics
 from .card import Member, ModelInfo
@@ -495,7 +496,9 @@ def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, co
 
 def _vote(model):
     """The voting estimator of an ensemble (fitted or not, perhaps inside a FixedThresholdClassifier), else ``model``."""
-    return getattr(model, "estimator_", getattr(model, "estimator", model))
+    if isinstance(model, FixedThresholdClassifier):
+        return getattr(model, "estimator_", model.estimator)
+    return model
 
 
 def _fits(pipe, X, y, compute: Compute) -> bool:
@@ -510,7 +513,8 @@ def model_info(selection: Selection, final) -> ModelInfo:
     """What the card says about the chosen model: family, estimator, settings, members and trees grown."""
     best = selection.best
     estimator = final[-1] if hasattr(final, "steps") else final
-    estimator = getattr(estimator, "estimator", estimator)  # a FixedThresholdClassifier's wrapped model
+    # a FixedThresholdClassifier's wrapped model (not any ``estimator``: a forest's is its template tree)
+    estimator = _vote(estimator)
     members = ()
     if selection.chose_ensemble:
         members = tuple(Member(name, p.family, p.params, weight, selection.trees.get(name))

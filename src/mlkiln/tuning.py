@@ -27,6 +27,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
     HalvingGridSearchCV,
@@ -184,9 +185,12 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
         counts = y.value_counts()
         if counts.min() < folds + spare:
             held = "one for the test split, " if spare else ""
+            # whole numbers with a rare value are often a count (goals, visits) taken for classes
+            numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
             raise InputError(
                 f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
                 f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
+                + ("; or, if the target counts or measures something, use --task regression" if numbers else "")
             )
 
 
@@ -525,8 +529,17 @@ def fit_final(pipe, X, y, compute: Compute):
     jobs = {k: v for k, v in pipe.get_params().items()
             if k.split("__")[-1] == "n_jobs" and "model" in k.split("__")[:-1] and v is not None}
     pipe.set_params(**dict.fromkeys(jobs, compute.cores))
-    with compute.single():
+    with compute.single(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         least_squares.fit(pipe, X, y)
+    for warning in caught:  # scikit-learn's words and source line, said once in ours; anything else as it was
+        if issubclass(warning.category, ConvergenceWarning):
+            log.warning("final fit: the solver reached its iteration limit before converging (scikit-learn's "
+                        "ConvergenceWarning); the model is used as fitted")
+            break
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return pipe.set_params(**jobs)
 
 

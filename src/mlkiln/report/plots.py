@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +38,9 @@ def plot(alt: str, size: tuple[float, float], draw) -> Markup:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with rc_context(_STYLE):
+    with rc_context(_STYLE), warnings.catch_warnings():
+        # a figure too small for its labels is drawn without the layout: said by matplotlib with its source line
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
         fig = Figure(figsize=size, layout="constrained", facecolor="white")
         FigureCanvasAgg(fig)  # Agg, explicitly: no GUI, no global pyplot state
         draw(fig)
