@@ -112,6 +112,21 @@ def test_an_exact_class_boundary_over_two_columns(rng, rule):
     assert leak.rows == n - leakage.TRAINING_ROWS and "held-out rows" in leak.relation
 
 
+def test_a_member_the_relation_does_not_need_is_not_blamed(rng):
+    """A set grown from a pair by a third column can separate the target through two of them (Ecdat's Kakadu:
+    the bid's bounds ``lower`` and ``upper`` fix the answer; ``lowrisk`` was excluded with them)."""
+    n = 20_000
+    a, b = rng.normal(10, 3, n), rng.normal(8, 3, n)
+    frame = pd.DataFrame({"a": a, "b": b, "c": rng.normal(0, 1, n)})
+    y = pd.Series(a > b, name="label")
+    target = leakage._target_matrix(y, "classification", "raw")
+    grown = leakage._verify(frame, y, target, "classification", ["a", "c", "b"], [], "raw", 0)
+    assert grown is not None and set(grown.columns) == {"a", "b", "c"}  # the three separate it, c adding nothing
+    leak = leakage._pruned(grown, frame, y, target, "classification", ["a", "c", "b"], [], "raw", 0)
+    assert set(leak.columns) == {"a", "b"} and "of a, b (" in leak.relation
+    assert leak.score >= leakage.RELATION_BALANCED_ACCURACY
+
+
 def test_an_honest_classification_signal_is_no_leak(rng):
     a, b = rng.normal(0, 1, 20_000), rng.normal(0, 1, 20_000)
     frame = pd.DataFrame({"a": a, "b": b, "label": a + b + rng.normal(0, 0.3, 20_000) > 0})

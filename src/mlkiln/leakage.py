@@ -211,10 +211,32 @@ def _search(columns: pd.DataFrame, target: np.ndarray, y: pd.Series, task: str, 
             continue  # one-hot R2 says little of how well classes separate, so classification fits them all
         if task == "classification" and len(subset) == 1 and not kept:
             continue  # one column alone: screening's deeper single-column tree has judged it already
-        leak = _verify(columns, y, target, task, [candidates[i] for i in subset], kept, scale, seed)
+        members = [candidates[i] for i in subset]
+        leak = _verify(columns, y, target, task, members, kept, scale, seed)
         if leak is not None:
-            return leak
+            return _pruned(leak, columns, y, target, task, members, kept, scale, seed)
     return None
+
+
+def _pruned(leak: CombinationLeak, columns: pd.DataFrame, y: pd.Series, target: np.ndarray, task: str,
+            members: list[str], kept: list[str], scale: str, seed: int) -> CombinationLeak:
+    """``leak`` without the members it does not need: a column that adds nothing is not blamed.
+
+    A set grown from a pair by a third column can rebuild the target through
+    two of them (Ecdat's Kakadu: ``lower`` and ``upper`` bound the answer,
+    ``lowrisk`` came along); each member is left out in turn while the rest
+    still make a relation.
+    """
+    while len(members) > 1:
+        for name in members:
+            rest = [m for m in members if m != name]
+            smaller = _verify(columns, y, target, task, rest, kept, scale, seed)
+            if smaller is not None:
+                leak, members = smaller, rest
+                break
+        else:
+            break
+    return leak
 
 
 def _standardised(values: np.ndarray) -> np.ndarray:
