@@ -438,10 +438,10 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
     started = time.perf_counter()
     fitted = _fit_or_drop_members(X, y, table, selection, seed, compute)
     selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
-    vote = _vote(fitted)
+    vote = _unwrapped(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
     for name, pipe in pipes.items():
-        estimator = getattr(pipe[-1], "estimator_", pipe[-1])
+        estimator = _unwrapped(pipe[-1])
         if hasattr(estimator, "n_trees_per_iteration_"):  # gradient boosting: the trees early stopping kept
             selection.trees[name] = int(estimator.n_iter_)
     return fitted
@@ -484,7 +484,7 @@ def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, co
     except Exception:
         if not selection.chose_ensemble:
             raise
-        failed = [name for name, pipe in _vote(model).estimators if not _fits(clone(pipe), X, y, compute)]
+        failed = [name for name, pipe in _unwrapped(model).estimators if not _fits(clone(pipe), X, y, compute)]
         if not failed or len(failed) == len(selection.ensemble.members):
             raise
         for name in failed:
@@ -494,8 +494,11 @@ def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, co
         return fit_final(final_model(table, selection, seed), X, y, compute)
 
 
-def _vote(model):
-    """The voting estimator of an ensemble (fitted or not, perhaps inside a FixedThresholdClassifier), else ``model``."""
+def _unwrapped(model):
+    """The model inside a FixedThresholdClassifier (fitted, if it is), else ``model`` itself.
+
+    Not any model's ``estimator``: a forest's is its template tree.
+    """
     if isinstance(model, FixedThresholdClassifier):
         return getattr(model, "estimator_", model.estimator)
     return model
@@ -513,8 +516,7 @@ def model_info(selection: Selection, final) -> ModelInfo:
     """What the card says about the chosen model: family, estimator, settings, members and trees grown."""
     best = selection.best
     estimator = final[-1] if hasattr(final, "steps") else final
-    # a FixedThresholdClassifier's wrapped model (not any ``estimator``: a forest's is its template tree)
-    estimator = _vote(estimator)
+    estimator = _unwrapped(estimator)
     members = ()
     if selection.chose_ensemble:
         members = tuple(Member(name, p.family, p.params, weight, selection.trees.get(name))
