@@ -1,6 +1,8 @@
 """The ``mlkiln`` command end to end, in subprocesses, on real files."""
 
 import json
+import subprocess
+import sys
 import re
 from pathlib import Path
 
@@ -118,3 +120,22 @@ def test_predict_errors_are_one_line(diamonds_bundle, tmp_path):
     one_line_error(cli("predict", diamonds_bundle, bad, "-o", out), "missing column")
     assert not out.exists()
     one_line_error(cli("predict", tmp_path / "nobundle", bad, "-o", out), "not a model bundle")
+
+
+def test_a_missing_data_file_is_refused_before_scikit_learn_is_loaded(tmp_path):
+    """Every command that reads a data file says it is missing in a blink: it took 3 s of imports to say so."""
+    missing = tmp_path / "nope.csv"
+    code = (
+        "import contextlib, io, sys\n"
+        "from mlkiln.cli import main\n"
+        "codes = []\n"
+        f"for args in (['train', {str(missing)!r}, '--target', 'y'], ['predict', 'b', {str(missing)!r}, '-o', 'o.csv'],\n"
+        f"             ['evaluate', 'b', {str(missing)!r}], ['drift', 'b', {str(missing)!r}]):\n"
+        "    with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        "        codes.append(main(args))\n"
+        "    assert 'data file not found' in err.getvalue(), err.getvalue()\n"
+        "print(codes, sorted(m for m in ('sklearn', 'pandas', 'skops') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[2, 2, 2, 2] []"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS
+from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS, check_data_path
 
 log = logging.getLogger("mlkiln")
 
@@ -98,6 +98,8 @@ def cmd_train(args) -> int:
         raise InputError("give either a DATA file or --example NAME")
     if args.example is None and not args.target:
         raise InputError("--target is required: name the column to predict")
+    if args.data is not None:
+        check_data_path(args.data)
     from . import bundle, summary
     from .examples import EXAMPLES, load_example
     from .workflow import train
@@ -133,6 +135,7 @@ def _example_drops(name: str, target: str, drop, keep) -> list[str]:
 
 
 def cmd_predict(args) -> int:
+    check_data_path(args.data)
     from .predict import predict_file
 
     rows = predict_file(args.bundle, args.data, args.output, trust_pickle=args.trust_pickle, cluster=args.cluster,
@@ -150,6 +153,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    check_data_path(args.data)
     from . import summary
     from .predict import load
 
@@ -165,6 +169,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_drift(args) -> int:
+    check_data_path(args.data)
     from . import drift, drift_report
     from .bundle import check_outside
     from .data import read_table

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from .errors import InputError
+from .options import GLOB_CHARS, data_not_found
 
 log = logging.getLogger("mlkiln")
 
@@ -42,7 +43,6 @@ LARGE_FILE_BYTES = 10 << 20
 BATCH_ROWS = 1 << 17
 #: bytes of CSV text pyarrow parses (and infers types from) per block when streaming
 CSV_BLOCK_BYTES = 16 << 20
-_GLOB_CHARS = "*?["
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -58,7 +58,7 @@ def table_format(path: str | os.PathLike) -> str:
 
 def is_dataset(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a partitioned dataset (a directory or a glob) rather than one file."""
-    return Path(path).is_dir() or (not Path(path).exists() and any(c in str(path) for c in _GLOB_CHARS))
+    return Path(path).is_dir() or (not Path(path).exists() and any(c in str(path) for c in GLOB_CHARS))
 
 
 def dataset_files(path: str | os.PathLike) -> list[Path]:
@@ -145,7 +145,7 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise InputError(f"data file not found: {path}")
+        raise InputError(data_not_found(path))
     if path.is_dir():
         raise InputError(f"{path} is a directory; give the path of a CSV or Parquet file")
     if path.stat().st_size == 0:
