@@ -25,10 +25,10 @@ from .data import file_sha256
 from .atomic import replace_path
 from .card import Card
 from .errors import BundleError, InputError
+from .options import MANIFEST, check_bundle_path
 
 log = logging.getLogger("mlkiln")
 
-MANIFEST = "MANIFEST.sha256"
 CARD = "card.json"
 MODEL_SKOPS = "model.skops"
 MODEL_JOBLIB = "model.joblib"
@@ -122,11 +122,8 @@ def model_files(pipeline) -> dict[str, bytes]:
 def manifest_entries(path: str | os.PathLike) -> dict[str, str]:
     """``{file: expected sha256}`` from a bundle's manifest."""
     path = Path(path)
-    if not path.is_dir():
-        raise BundleError(f"{path} is not a model bundle directory" + ("" if path.exists() else " (it does not exist)"))
+    check_bundle_path(path)
     manifest = path / MANIFEST
-    if not manifest.is_file():
-        raise BundleError(f"{path} has no {MANIFEST}; it is not an mlkiln bundle or it is incomplete")
     expected = {}
     for line in manifest.read_text(errors="replace").splitlines():
         digest, _, name = line.partition("  ")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS, check_data_path
+from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS, check_bundle_path,
+                      check_data_path)
 
 log = logging.getLogger("mlkiln")
 
@@ -135,6 +136,7 @@ def _example_drops(name: str, target: str, drop, keep) -> list[str]:
 
 
 def cmd_predict(args) -> int:
+    check_bundle_path(args.bundle)
     check_data_path(args.data)
     from .predict import predict_file
 
@@ -145,6 +147,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    check_bundle_path(args.bundle)
     from .serve import serve
 
     serve(args.bundle, host=args.host, port=args.port, workers=args.workers, trust_pickle=args.trust_pickle,
@@ -153,6 +156,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import summary
     from .predict import load
@@ -169,6 +173,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_drift(args) -> int:
+    check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import drift, drift_report
     from .bundle import check_outside

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from .errors import ArgumentError, InputError
+from .errors import ArgumentError, BundleError, InputError
 
 #: what ``C`` means everywhere in mlkiln: the one wording, stored in the card and shown by the CLI and report
 C_NOTE = (
@@ -37,6 +37,21 @@ def check_data_path(path: str | os.PathLike) -> None:
 
 def data_not_found(path: str | os.PathLike) -> str:
     return f"data file not found: {path}"
+
+
+#: the file every bundle directory holds, listing the others with their SHA-256
+MANIFEST = "MANIFEST.sha256"
+
+
+def check_bundle_path(path: str | os.PathLike) -> None:
+    """Refuse a path that cannot be a bundle (no directory, no manifest): before scikit-learn is imported.
+
+    :func:`mlkiln.bundle.verify` checks it again, and everything else, in the same words.
+    """
+    if not os.path.isdir(path):
+        raise BundleError(f"{path} is not a model bundle directory" + ("" if os.path.exists(path) else " (it does not exist)"))
+    if not os.path.isfile(os.path.join(path, MANIFEST)):
+        raise BundleError(f"{path} has no {MANIFEST}; it is not an mlkiln bundle or it is incomplete")
 
 #: model families per task, in the order they are tried and listed: the names of
 #: :data:`mlkiln.pipeline.REGISTRY` (a test keeps the two equal), here without importing scikit-learn
