@@ -122,23 +122,28 @@ def test_predict_errors_are_one_line(diamonds_bundle, tmp_path):
     one_line_error(cli("predict", tmp_path / "nobundle", bad, "-o", out), "not a model bundle")
 
 
+def _heavy_modules_after(body: str, cwd) -> str:
+    """Run ``body`` (calls of ``main``) in a fresh interpreter; the heavy modules loaded by then, as printed."""
+    code = ("import contextlib, io, sys\nfrom mlkiln.cli import main\n" + body
+            + "print(sorted(m for m in ('sklearn', 'pandas', 'skops') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _refused(args: list[str], words: str) -> str:
+    """Code asserting that ``main(args)`` exits 2 with ``words`` in its error."""
+    return ("with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+            f"    assert main({args!r}) == 2\n"
+            f"assert {words!r} in err.getvalue(), err.getvalue()\n")
+
+
 def test_a_missing_data_file_is_refused_before_scikit_learn_is_loaded(diamonds_bundle, tmp_path):
     """Every command that reads a data file says it is missing in a blink: it took 3 s of imports to say so."""
-    missing, b = tmp_path / "nope.csv", diamonds_bundle
-    code = (
-        "import contextlib, io, sys\n"
-        "from mlkiln.cli import main\n"
-        "codes = []\n"
-        f"for args in (['train', {str(missing)!r}, '--target', 'y'], ['predict', {b!r}, {str(missing)!r}, '-o', 'o.csv'],\n"
-        f"             ['evaluate', {b!r}, {str(missing)!r}], ['drift', {b!r}, {str(missing)!r}]):\n"
-        "    with contextlib.redirect_stderr(io.StringIO()) as err:\n"
-        "        codes.append(main(args))\n"
-        "    assert 'data file not found' in err.getvalue(), err.getvalue()\n"
-        "print(codes, sorted(m for m in ('sklearn', 'pandas', 'skops') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[2, 2, 2, 2] []"
+    missing, b = str(tmp_path / "nope.csv"), diamonds_bundle
+    calls = [["train", missing, "--target", "y"], ["predict", b, missing, "-o", "o.csv"], ["evaluate", b, missing],
+             ["drift", b, missing]]
+    assert _heavy_modules_after("".join(_refused(a, "data file not found") for a in calls), tmp_path) == "[]"
 
 
 @pytest.mark.parametrize("command", [["predict", "{b}", "{d}", "-o", "o.csv"], ["evaluate", "{b}", "{d}"],
@@ -147,16 +152,5 @@ def test_a_path_that_is_no_bundle_is_refused_before_scikit_learn_is_loaded(diamo
     """No directory, or a directory without a manifest: the bundle's own words, before any heavy import."""
     cases = [(tmp_path / "nowhere", "is not a model bundle directory (it does not exist)"),
              (tmp_path, "has no MANIFEST.sha256; it is not an mlkiln bundle or it is incomplete")]
-    code = (
-        "import contextlib, io, sys\n"
-        "from mlkiln.cli import main\n"
-        f"for bundle, words in {[(str(p), w) for p, w in cases]!r}:\n"
-        f"    args = [a.format(b=bundle, d={diamonds_csv!r}) for a in {command!r}]\n"
-        "    with contextlib.redirect_stderr(io.StringIO()) as err:\n"
-        "        assert main(args) == 2\n"
-        "    assert words in err.getvalue(), err.getvalue()\n"
-        "print(sorted(m for m in ('sklearn', 'pandas', 'skops') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    body = "".join(_refused([a.format(b=bundle, d=diamonds_csv) for a in command], words) for bundle, words in cases)
+    assert _heavy_modules_after(body, tmp_path) == "[]"
