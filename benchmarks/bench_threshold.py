@@ -74,7 +74,12 @@ def smoothed(share):
     return rule
 
 
-RULES = {"argmax (mlkiln's)": lambda y, p: float(curve(y, p)[0][np.argmax(curve(y, p)[1])]),
+def argmax(y, p):
+    cut, f1 = curve(y, p)
+    return float(cut[np.argmax(f1)])
+
+
+RULES = {"argmax (mlkiln's)": argmax,
          "within 0.005 of the best": within(0.005), "within 0.01": within(0.01), "within one SE": within_se,
          "smoothed over 20% of positives": smoothed(0.2), "0.5": lambda y, p: 0.5}
 

@@ -330,7 +330,7 @@ def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreami
         path,
         read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
-        convert_options=pacsv.ConvertOptions(null_values=list(options.get("na_values", CSV_NA_VALUES)),
+        convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]),
                                              strings_can_be_null=True, column_types=column_types),
     )
 

@@ -532,14 +532,12 @@ def fit_final(pipe, X, y, compute: Compute):
     with compute.single(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         least_squares.fit(pipe, X, y)
-    for warning in caught:  # scikit-learn's words and source line, said once in ours; anything else as it was
-        if issubclass(warning.category, ConvergenceWarning):
-            log.warning("final fit: the solver reached its iteration limit before converging (scikit-learn's "
-                        "ConvergenceWarning); the model is used as fitted")
-            break
-    for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    if len(others) < len(caught):  # scikit-learn's words and source line, said once in ours
+        log.warning("final fit: the solver reached its iteration limit before converging (scikit-learn's "
+                    "ConvergenceWarning); the model is used as fitted")
+    for warning in others:  # anything else as it was
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return pipe.set_params(**jobs)
 
 
