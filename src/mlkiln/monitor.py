@@ -142,10 +142,14 @@ class Monitor:
                 child.inc()
 
     def watch_frame(self, X) -> None:
-        """Count the unseen categories and out-of-range values of a conformed DataFrame (``POST /invocations``)."""
+        """Count the unseen categories and out-of-range values of a conformed DataFrame (``POST /invocations``).
+
+        The rules are :meth:`watch`'s. A text column is checked value by
+        value, as there: pandas' ``isin`` and ``notna`` cost about 460 us a
+        request for diamonds' three, more than checking a few hundred values.
+        """
         for name, known, child in self._categories:
-            values = X[name]
-            unseen = int((values.notna() & ~values.isin(known)).sum())
+            unseen = sum(value.__class__ is str and value not in known for value in X[name].to_numpy(dtype=object))
             if unseen:
                 child.inc(unseen)
         for name, low, high, child in self._ranges:
