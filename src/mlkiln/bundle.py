@@ -20,6 +20,7 @@ from pathlib import Path
 
 import joblib
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from .data import file_sha256
 from .atomic import replace_path
@@ -183,23 +184,33 @@ def check_versions(saved: dict[str, str], path) -> None:
         log.warning("bundle was made with %s %s, this environment has %s; predictions may differ slightly (%s)", name, want, have, hint)
 
 
-def load_pipeline(path: str | os.PathLike, trust_pickle: bool = False):
-    """Load the fitted Pipeline of a verified bundle.
+def load(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[object, Card]:
+    """The fitted Pipeline and the card of a verified bundle: each file hashed once, the model read once.
 
-    The ``.skops`` file is audited first: every type it would create must be
-    one skops trusts by default or one of :data:`TRUSTED_TYPES`. With ``trust_pickle`` the hash-checked
+    The ``.skops`` file is audited before anything in it is built: every type
+    it would create must be one skops trusts by default or one of
+    :data:`TRUSTED_TYPES`. With ``trust_pickle`` the hash-checked
     ``model.joblib`` is unpickled instead, which runs code from the file.
     """
     path = Path(path)
     files = verify(path)
-    check_versions(read_card(path).versions, path)
+    card = Card.from_json((path / CARD).read_bytes())
+    check_versions(card.versions, path)
     if trust_pickle and MODEL_JOBLIB in files:
-        return joblib.load(path / MODEL_JOBLIB)
-    untrusted = sio.get_untrusted_types(file=path / MODEL_SKOPS)
-    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
-    if refused:
-        raise BundleError(f"{path / MODEL_SKOPS} would create untrusted type(s) {', '.join(refused)}; refusing to load")
+        return joblib.load(path / MODEL_JOBLIB), card
+    return _audited_load(path / MODEL_SKOPS), card
+
+
+def _audited_load(file: Path):
+    """skops' own load with our allow-list: it audits the whole tree before building any object.
+
+    The refused types are named from a second reading, made only for a file
+    that is refused (one reading instead of two for every good bundle).
+    """
     try:
-        return sio.load(path / MODEL_SKOPS, trusted=untrusted)
+        return sio.load(file, trusted=sorted(TRUSTED_TYPES))
+    except UntrustedTypesFoundException:
+        refused = sorted(set(sio.get_untrusted_types(file=file)) - TRUSTED_TYPES)
+        raise BundleError(f"{file} would create untrusted type(s) {', '.join(refused)}; refusing to load") from None
     except Exception as exc:
-        raise BundleError(f"cannot load {path / MODEL_SKOPS}: {exc}") from exc
+        raise BundleError(f"cannot load {file}: {exc}") from exc

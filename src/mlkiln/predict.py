@@ -153,8 +153,7 @@ def load(path: str | os.PathLike, trust_pickle: bool = False) -> Model:
         Load ``model.joblib`` (runs code from the file) instead of the audited
         ``model.skops``. Only for bundles from a source you trust.
     """
-    card = bundle.read_card(path)
-    return Model(bundle.load_pipeline(path, trust_pickle=trust_pickle), card)
+    return Model(*bundle.load(path, trust_pickle=trust_pickle))
 
 
 def rebuild_report(bundle_path: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
