@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LinearRegression
 
 import mlkiln
 from mlkiln import leakage
@@ -203,6 +204,19 @@ def test_ceiling_alarm_names_the_columns_the_model_leans_on(sum_csv, sum_table):
     assert alarm.to_dict()["kind"] == "ceiling"
     (recorded,) = run.card.leakage  # train raised the same alarm and kept it in the card
     assert recorded["kind"] == "ceiling" and set(recorded["columns"][:2]) == {"a", "b"}
+
+
+def test_a_wide_table_s_ceiling_alarm_scores_a_smaller_sample(rng):
+    X = pd.DataFrame(rng.normal(size=(1500, 60)), columns=[f"c{i}" for i in range(60)])
+    y = 2 * X["c7"] + X["c30"]
+    model = LinearRegression().fit(X, y)
+    alarm = leakage.ceiling_alarm("regression", {"r2": 1.0}, model, X, y)
+    # 60 columns shuffled 3 times each: the rows scored stay within the bound, the top columns are still found
+    assert alarm.rows == leakage.IMPORTANCE_SCORED // (60 * leakage.ALARM_REPEATS) < 1500
+    assert alarm.columns[:2] == ("c7", "c30")
+    narrow = leakage.ceiling_alarm("regression", {"r2": 1.0}, LinearRegression().fit(X[["c7", "c30"]], y),
+                                   X[["c7", "c30"]], y)
+    assert narrow.rows == 1500  # a narrow table keeps every row up to IMPORTANCE_ROWS
 
 
 def test_no_ceiling_alarm_on_an_honest_strong_signal(diamonds_run, diamonds):
