@@ -81,6 +81,20 @@ def test_permutation_importance_equals_one_shuffle_at_a_time(failure_run, failur
     assert [f["mean"] for f in found["features"]] == sorted((f["mean"] for f in found["features"]), reverse=True)
 
 
+def test_a_wide_table_s_importance_scores_a_smaller_sample(tmp_path):
+    """200k rows scored at most: 50 columns shuffled 5 times each leave 796 of the 1,000 test rows."""
+    from mlkiln.report.diagnostics import IMPORTANCE_REPEATS, IMPORTANCE_SCORED
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(5000, 50)), columns=[f"c{i}" for i in range(50)])
+    frame["y"] = 3 * frame["c4"] - frame["c9"] + rng.normal(scale=0.5, size=5000)
+    run = mlkiln.train(frame, target="y", models=["ridge"], trials=1)
+    expected = IMPORTANCE_SCORED // (1 + 50 * IMPORTANCE_REPEATS)
+    importance = run.diagnostics["permutation_importance"]
+    assert importance["rows"] == expected == run.card.evaluation.rows["importance"] < run.card.split.n_test
+    assert [f["feature"] for f in importance["features"][:2]] == ["c4", "c9"]
+
+
 def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bundle):
     curve = saved(failure_bundle)["tuning"]["logistic_l1"]
     grid = REGISTRY["logistic_l1"].grid["C"]

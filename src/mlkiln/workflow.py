@@ -229,7 +229,7 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,
-        evaluation=report.evaluation_info(n_train, n_test, options.seed, train_metric_rows),
+        evaluation=report.evaluation_info(n_train, n_test, options.seed, train_metric_rows, table.X.shape[1]),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

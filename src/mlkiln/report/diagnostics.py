@@ -20,6 +20,10 @@ SCATTER_POINTS = 2000
 #: rows and repeats of permutation importance: enough to rank columns, quick on any table
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
+#: at most this many rows scored in all (the sample, once plain and once per column and repeat): a wide table
+#: gets a smaller sample, never under IMPORTANCE_MIN_ROWS; 200 columns at 2,000 rows would score 2M rows
+IMPORTANCE_SCORED = 200_000
+IMPORTANCE_MIN_ROWS = 200
 #: points kept per ROC / precision-recall curve
 CURVE_POINTS = 400
 
@@ -69,17 +73,25 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     return plain(out)
 
 
-def evaluation_info(n_train: int, n_test: int, seed: int, train_rows: int | None = None) -> Evaluation:
+def importance_rows(n_rows: int, n_columns: int) -> int:
+    """Rows of the permutation importance's sample: :data:`IMPORTANCE_ROWS`, fewer for a wide table."""
+    per_row = 1 + n_columns * IMPORTANCE_REPEATS
+    return min(n_rows, max(IMPORTANCE_MIN_ROWS, min(IMPORTANCE_ROWS, IMPORTANCE_SCORED // per_row)))
+
+
+def evaluation_info(n_train: int, n_test: int, seed: int, train_rows: int | None = None,
+                    n_columns: int = 0) -> Evaluation:
     """What the card says about the rows behind the metrics and the report: all of them, and the seeded samples.
 
     ``train_rows``: the training metrics' seeded sample, when they did not use
-    all ``n_train`` rows (see :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`).
+    all ``n_train`` rows (see :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`);
+    ``n_columns``: the model's input columns, which bound the importance's sample.
     """
     train = "every row" if train_rows is None else f"a seeded sample of {train_rows:,} of the {n_train:,} rows"
     return Evaluation(
         metrics=f"test: every row; train: {train}; predicted in blocks of {BLOCK_ROWS:,} rows",
         rows={"train": n_train if train_rows is None else train_rows, "test": n_test,
-              "importance": min(n_test, IMPORTANCE_ROWS), "scatter": min(n_test, SCATTER_POINTS)},
+              "importance": importance_rows(n_test, n_columns), "scatter": min(n_test, SCATTER_POINTS)},
         seed=seed,
     )
 
@@ -150,8 +162,9 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     took 3 s of the machine-failure example's 19 s training.
     """
     metric = card.metric.name
-    if len(X) > IMPORTANCE_ROWS:
-        take = np.sort(rng.choice(len(X), IMPORTANCE_ROWS, replace=False))
+    n_rows = importance_rows(len(X), X.shape[1])
+    if len(X) > n_rows:
+        take = np.sort(rng.choice(len(X), n_rows, replace=False))
         X, y = X.iloc[take], y.iloc[take]
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
