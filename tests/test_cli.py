@@ -154,3 +154,51 @@ def test_a_path_that_is_no_bundle_is_refused_before_scikit_learn_is_loaded(diamo
              (tmp_path, "has no MANIFEST.sha256; it is not an mlkiln bundle or it is incomplete")]
     body = "".join(_refused([a.format(b=bundle, d=diamonds_csv) for a in command], words) for bundle, words in cases)
     assert _heavy_modules_after(body, tmp_path) == "[]"
+
+
+def test_an_output_that_holds_an_input_is_refused_even_with_force(diamonds_bundle, tmp_path, monkeypatch):
+    """--force replaces an output directory, never the data or the bundle it reads, nor the working directory."""
+    project = tmp_path / "project"
+    project.mkdir()
+    data = project / "d.csv"
+    pd.read_csv(Path(diamonds_bundle).parent / "diamonds.csv").head(300).to_csv(data, index=False)
+    (project / "notes.txt").write_text("mine")
+    one_line_error(cli("train", data, "--target", "price", "-o", project, "--force"), "is, or holds, the input")
+    one_line_error(cli("train", project / "*.csv", "--target", "price", "-o", project, "--force"), "is, or holds")
+    assert sorted(p.name for p in project.iterdir()) == ["d.csv", "notes.txt"]
+    bundle = copy_bundle(diamonds_bundle, tmp_path)
+    one_line_error(cli("export", bundle, "--format", "mlflow", "-o", bundle, "--force"), "is, or holds, the input")
+    one_line_error(cli("predict", bundle, data, "-o", bundle, "--force"), "is, or holds, the bundle")
+    one_line_error(cli("predict", bundle, data, "-o", bundle / "scored.csv"), "inside a bundle")
+    assert (bundle / "card.json").is_file() and not (bundle / "scored.csv").exists()
+    monkeypatch.chdir(project)
+    one_line_error(cli("train", "d.csv", "--target", "price", "-o", ".", "--force"), "working directory")
+    one_line_error(cli("train", "d.csv", "--target", "price", "-o", "..", "--force"), "working directory")
+    assert sorted(p.name for p in project.iterdir()) == ["d.csv", "notes.txt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "DATA", "--target", "price", "--seed", str(2**32)], "--seed 4294967296: must be a whole number, at most"),
+    (["example", "machine-failure-synthetic", "--rows", "5", "-o", "OUT", "--seed", "-1"], "--seed -1"),
+    (["drift", "BUNDLE", "DATA", "--fail-above", "nan"], "--fail-above nan"),
+    (["drift", "BUNDLE", "DATA", "--fail-above", "-1"], "--fail-above -1"),
+    (["serve", "BUNDLE", "--port", "70000"], "--port 70000: must be a TCP port"),
+    (["serve", "BUNDLE", "--port", "-1"], "--port -1"),
+    (["serve", "BUNDLE", "--workers", "1000"], "--workers 1000: must be between 1 and the"),
+], ids=["seed-too-large", "example-seed-negative", "fail-above-nan", "fail-above-negative", "port-too-large",
+        "port-negative", "workers-beyond-cores"])
+def test_arguments_out_of_range_are_one_line_errors(diamonds_bundle, diamonds_csv, tmp_path, args, message):
+    out = tmp_path / "out.csv"
+    args = [{"DATA": diamonds_csv, "BUNDLE": diamonds_bundle, "OUT": out}.get(a, a) for a in args]
+    one_line_error(cli(*args), message)
+    assert not out.exists() and not (tmp_path / "out").exists()
+
+
+def test_more_jobs_than_cores_are_capped_with_a_warning(caplog):
+    import joblib
+
+    from mlkiln.tuning import Compute
+
+    with Compute(n_jobs=1000) as compute:
+        assert compute.cores == joblib.cpu_count()
+    assert "more than the" in caplog.text

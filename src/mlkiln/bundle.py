@@ -69,9 +69,23 @@ def requirements_text(versions: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_destination(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to replace an existing directory unless ``force``; say so before training."""
+def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
+    """Refuse to replace an existing directory unless ``force``; say so before training.
+
+    Never replaced, even with ``force``: the working directory or one of its
+    parents, and a directory that is, or holds, one of ``inputs`` (the data or
+    the bundle being read): replacing it would delete them.
+    """
     path = Path(path)
+    where, cwd = path.resolve(), Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise InputError(f"the output {str(path) or '.'} is the working directory or one of its parents; "
+                         "name a new directory for it")
+    for item in inputs:
+        item = Path(item).resolve()
+        if item == where or where in item.parents:
+            raise InputError(f"the output {path} is, or holds, the input {item}; replacing it would delete the input, "
+                             "choose another output directory")
     if path.exists() and not force:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     if path.exists() and not path.is_dir():

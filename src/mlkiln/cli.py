@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, SEARCHES, SELECTION_METRICS, TASKS, check_bundle_path,
+from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, GLOB_CHARS, SEARCHES, SELECTION_METRICS, TASKS, check_bundle_path,
                       check_data_path)
 
 log = logging.getLogger("mlkiln")
@@ -28,7 +28,7 @@ FLAGS = {
     "task": "--task", "metric": "--metric", "models": "--models", "folds": "--folds", "test_size": "--test-size",
     "seed": "--seed", "drop": "--drop", "keep": "--keep", "n_jobs": "--jobs", "search": "--search",
     "budget": "--budget", "trials": "--trials", "cluster": "--cluster", "ensemble": "--no-ensemble",
-    "max_latency_us": "--max-latency-us",
+    "max_latency_us": "--max-latency-us", "fail_above": "--fail-above",
 }
 
 
@@ -113,11 +113,21 @@ def cmd_train(args) -> int:
     else:
         data, source, target = args.data, None, args.target
         default_out = f"mlkiln-{_data_name(args.data)}"
-    output = bundle.check_destination(args.output or default_out, args.force)
+    output = bundle.check_destination(args.output or default_out, args.force, _data_inputs(args.data))
     run = train(data, target, source=source, **settings)
     path = run.save(output, force=args.force)
     print(summary.train_summary(run.card, path, elapsed=time.perf_counter() - started))
     return 0
+
+
+def _data_inputs(data: str | None) -> list[Path]:
+    """The paths a training reads: the file or directory, or a glob's directory (never to be replaced)."""
+    if data is None:
+        return []
+    path = Path(data)
+    while any(c in path.name for c in GLOB_CHARS):
+        path = path.parent
+    return [path]
 
 
 def _example_drops(name: str, target: str, drop, keep) -> list[str]:
@@ -173,6 +183,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_drift(args) -> int:
+    if args.fail_above is not None and not 0 <= args.fail_above < float("inf"):
+        raise ArgumentError("fail_above", args.fail_above, "must be a PSI, a number of at least 0")
     check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import drift, drift_report
@@ -231,6 +243,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_example(args) -> int:
+    from .options import MAX_SEED
+
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ArgumentError("seed", args.seed, f"must be a whole number, between 0 and {MAX_SEED}")
     from .data import write_table
     from .examples import load_example
 

@@ -71,7 +71,7 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     BundleError
         If the bundle does not verify.
     """
-    output = bundle.check_destination(bundle.check_outside(output), force)
+    output = bundle.check_destination(bundle.check_outside(output), force, [bundle_path])
     mlflow = _mlflow()
     bundle_path = Path(bundle_path)
     card = load(bundle_path).card  # hashes, card, versions and the audit of model.skops' types

@@ -114,7 +114,7 @@ class TrainOptions:
     def __post_init__(self) -> None:
         _choice("task", self.task, TASKS)
         _whole("folds", self.folds, minimum=2)
-        _whole("seed", self.seed, minimum=0)
+        _whole("seed", self.seed, minimum=0, maximum=MAX_SEED)
         if isinstance(self.test_size, bool) or not isinstance(self.test_size, (int, float)) or not 0 < self.test_size < 1:
             raise ArgumentError("test_size", self.test_size, "must be a share of the rows, between 0 and 1 (exclusive)")
         if self.n_jobs is not None:
@@ -177,6 +177,12 @@ def _positive(param: str, value, unit: str) -> None:
         raise ArgumentError(param, value, f"must be a positive number of {unit}")
 
 
-def _whole(param: str, value, minimum: int) -> None:
+#: numpy's and scikit-learn's seeds are 32-bit
+MAX_SEED = 2**32 - 1
+
+
+def _whole(param: str, value, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ArgumentError(param, value, f"must be a whole number, at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ArgumentError(param, value, f"must be a whole number, at most {maximum}")

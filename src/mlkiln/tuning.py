@@ -72,8 +72,13 @@ class Compute:
     """
 
     def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
-        self.cores = n_jobs or joblib.cpu_count()
         self.cluster = scheduler_address(cluster)
+        available = joblib.cpu_count()
+        self.cores = n_jobs or available
+        if self.cores > available and self.cluster in (None, "local"):
+            # each worker is a process holding a copy of the data: 1,000 of them ran a 24 GB machine out of memory
+            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores, available, available)
+            self.cores = available
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Compute:
