@@ -212,6 +212,8 @@ def test_invocations_empty_rows_give_no_predictions(server, rows):
     ({"dataframe_records": {"Type": "L"}}, 400, "dataframe_records must be a list of objects"),
     ({"instances": [{"Type": ["L"]}]}, 400, "row 0, column 'Type': expected a single value, got a nested list"),
     ({"dataframe_records": [{"Type": "L"}]}, 422, "missing column(s) the model needs"),
+    ({"dataframe_records": [{"Type": "L", "Torque [Nm]": 40}, {"Type": "M"}]}, 400,
+     "row 1 lacks column(s) 'Torque [Nm]' that other rows have"),
     ("not json", 400, "not valid JSON"),
 ])
 def test_invocations_bad_bodies_are_named_never_5xx(server, rows, body, status, message):

@@ -232,6 +232,12 @@ def mlflow_frame(payload) -> pd.DataFrame:
         if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
             raise ValueError(f"{key} must be a list of objects (one per row, column: value)")
         records, columns = body, None
+        names = set().union(*records) if records else set()
+        for i, record in enumerate(records):
+            if len(record) != len(names):  # pandas would fill the gaps with missing values, unasked
+                lacking = ", ".join(repr(n) for n in sorted(names - set(record)))
+                raise ValueError(f"{key}: row {i} lacks column(s) {lacking} that other rows have; give every row "
+                                 "the same columns (null for a missing value)")
     for i, record in enumerate(records):
         for name, value in record.items():
             if isinstance(value, (list, dict)):
