@@ -103,3 +103,16 @@ def test_conform_counts_unseen_categories(caplog):
     out = conform(pd.DataFrame({"num": [1.0, None], "cat": ["zzz", None]}), _schema())
     assert np.isnan(out["num"].iloc[1])
     assert "not seen in training" in caplog.text
+
+
+def test_row_numbers_with_a_few_gaps_are_identifiers_but_spread_integers_are_not():
+    """R's exported row names skip a few numbers; a count of distinct whole values spread widely is a feature."""
+    rng = np.random.default_rng(0)
+    n = 500
+    row_names = np.concatenate([np.arange(1, n - 1), [9461, 9471]])
+    frame = pd.DataFrame({"rownames": rng.permutation(row_names), "spread": rng.permutation(n) * 7 + 3,
+                          "x": rng.normal(size=n)})
+    y = pd.Series(frame["x"] * 2 + rng.normal(size=n))
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    reasons = screen_columns(coerce_frame(frame, kinds), y, "regression", kinds)
+    assert reasons["rownames"].startswith("identifier-like") and "spread" not in reasons and "x" not in reasons
