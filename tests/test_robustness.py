@@ -268,6 +268,22 @@ def test_infinite_values(tmp_path, capsys):
     assert "'z': 2 value(s) are not finite numbers" in err and "dropping 1 row(s)" in err
 
 
+def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
+    """Beyond float32's range a tree cannot hold a value: 1e39 in a feature and 1e308 in the target were crashes."""
+    frame = table()
+    frame.loc[[1, 2], "z"] = [1e39, -1e300]
+    frame.loc[[4, 5], "y"] = [1e308, 1e160]
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear", "hgb", "--trials", "1")
+    assert code == 0, err
+    assert "'z': 2 value(s) are not finite numbers (within +-3.4e38)" in err and "dropping 2 row(s)" in err
+    model = mlkiln.load(tmp_path / "model")
+    row = {"x": 0.1, "z": 1e39, "colour": "red", "label": "yes"}
+    with pytest.raises(mlkiln.MlkilnError, match="column 'z' expects a number, got 1e\\+39"):
+        model.predict_record(row)  # at prediction, like inf or text, a value the model cannot hold is refused
+    assert np.isfinite(model.predict_record({**row, "z": 3e38})["prediction"])
+
+
 # ---- prediction time ----
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,14 @@ NUMERIC_TEXT_SHARE = 0.95
 MAX_LISTED_CATEGORIES = 100
 
 
+#: the largest number a value may be: scikit-learn's trees hold values as float32, and a larger one (1e39) was an
+#: internal error in training; beyond it a value counts as unreadable (missing), as +-inf does
+VALUE_MAX = float(np.finfo(np.float32).max)
+
+
 def to_number(col):
     """Read a column as float64: thousands separators ("1,234.5") are understood,
-    text that is not a number and +-inf become NaN. pandas and numpy only."""
+    text that is not a number, +-inf and values beyond :data:`VALUE_MAX` become NaN. pandas and numpy only."""
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
@@ -54,7 +59,7 @@ def to_number(col):
         grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    return numbers.where(np.isfinite(numbers), np.nan)
+    return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
 
 
 def to_seconds(col):
@@ -430,7 +435,6 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     return row
 
 
-_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _record_value(name: str, kind: str, value):
@@ -443,7 +447,7 @@ def _record_value(name: str, kind: str, value):
         if number:
             return str(value)
         raise _unreadable(name, kind, value)
-    if kind == "numeric" and number and -_FLOAT_MAX <= value <= _FLOAT_MAX:
+    if kind == "numeric" and number and -VALUE_MAX <= value <= VALUE_MAX:
         return float(value)
     if not (number or isinstance(value, str)):
         raise _unreadable(name, kind, value)

@@ -127,4 +127,4 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
         lost = int((X[name].isna() & ~is_missing_text(frame[name])).sum())
         if lost:
             log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost,
-                        "finite numbers" if kind == "numeric" else "dates")
+                        "finite numbers (within +-3.4e38)" if kind == "numeric" else "dates")
