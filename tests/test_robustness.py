@@ -268,6 +268,24 @@ def test_infinite_values(tmp_path, capsys):
     assert "'z': 2 value(s) are not finite numbers" in err and "dropping 1 row(s)" in err
 
 
+def test_a_decimal_comma_csv_reads_its_numbers(tmp_path, capsys):
+    """Excel's European CSV (";" between fields, "," as the decimal point): 0,126 was read as 126, the target too."""
+    frame = table(n=300).round(3)
+    path = write(tmp_path / "eu.csv", frame, sep=";", decimal=",")
+    assert "0," in path.read_text()
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "--trials", "1")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    x = next(c for c in model.card.columns if c.name == "x")
+    assert (x.min, x.max) == (frame["x"].min(), frame["x"].max())
+    assert model.card.data.read_options["decimal"] == ","
+    scored = tmp_path / "scored.csv"
+    code, _, err = run(["predict", out, path, "-o", scored], capsys)
+    assert code == 0, err
+    expected = model.predict(frame.drop(columns="y"))
+    np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-12)
+
+
 def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     """Beyond float32's range a tree cannot hold a value: 1e39 in a feature and 1e308 in the target were crashes."""
     frame = table()

@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -198,10 +199,10 @@ CSV_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "
 
 
 def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
-             na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False) -> pd.DataFrame:
+             na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False, decimal: str = ".") -> pd.DataFrame:
     """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
     return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
-                       keep_default_na=keep_default_na)
+                       keep_default_na=keep_default_na, decimal=decimal)
 
 
 #: delimiters tried when sniffing, in order of preference on ties
@@ -242,9 +243,30 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
+    options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
-    return {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
+        if _decimal_comma(lines[1:50], sep):
+            log.info("%s: reading ',' as the decimal point (numbers such as %s)", path, _decimal_comma(lines[1:50], sep))
+            options["decimal"] = ","
+    return options
+
+
+_COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+")
+_DOT_NUMBER = re.compile(r"[+-]?\d*\.\d+")
+
+
+def _decimal_comma(lines: list[str], sep: str) -> str | None:
+    """A sampled value that shows the decimal point is a comma (``0,126``), or None.
+
+    Only for a file not delimited by commas (Excel writes ``;`` where the
+    comma is the decimal point), and only when no value has a decimal dot:
+    read as thousands, ``0,126`` became 126.
+    """
+    fields = [field.strip() for row in csv.reader(io.StringIO("".join(lines)), delimiter=sep) for field in row]
+    if any(_DOT_NUMBER.fullmatch(f) for f in fields):
+        return None
+    return next((f for f in fields if _COMMA_NUMBER.fullmatch(f)), None)
 
 
 def _best_delimiter(sample: str) -> str:
@@ -298,7 +320,7 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
     try:
         if table_format(path) == "parquet":
             source = pq.ParquetFile(path)
-            schema = source.schema_arrow
+            schema, decimal = source.schema_arrow, "."
             # one row group at a time: a reader over the whole file keeps what it decoded,
             # and its memory grows with the file (measured: +100 MB per 5M rows)
             batches = (
@@ -307,6 +329,7 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
             )
         else:
             options = sniff_csv(path)
+            decimal = options.get("decimal", ".")
             with _open_csv(path, options, {}) as first_block:
                 schema = first_block.schema
             # every column as text: a value the first block's type cannot hold must not stop the reader
@@ -315,7 +338,7 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
         empty = True
         for batch in batches:
             empty = False
-            yield _cast(batch, wanted)
+            yield _cast(batch, wanted, decimal)
         if empty:
             yield pa.RecordBatch.from_pylist([], schema=wanted)
     except (InputError, TypeDrift):
@@ -330,8 +353,8 @@ def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreami
         path,
         read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
-        convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]),
-                                             strings_can_be_null=True, column_types=column_types),
+        convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]), strings_can_be_null=True,
+                                             column_types=column_types, decimal_point=options.get("decimal", ".")),
     )
 
 
@@ -340,11 +363,14 @@ def _as_read(dtype: pa.DataType) -> pa.DataType:
     return pa.float64() if pa.types.is_null(dtype) else dtype
 
 
-def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _cast(batch: pa.RecordBatch, schema: pa.Schema, decimal: str = ".") -> pa.RecordBatch:
+    """``batch`` (read as text) in ``schema``'s types; ``decimal`` is the file's decimal point."""
     if batch.schema.equals(schema):
         return batch
     columns = []
     for field, column in zip(schema, batch.columns):
+        if decimal != "." and pa.types.is_floating(field.type) and pa.types.is_string(column.type):
+            column = pc.replace_substring(column, decimal, ".")
         try:
             columns.append(column if column.type == field.type else pc.cast(column, field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

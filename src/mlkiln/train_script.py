@@ -62,6 +62,8 @@ FOLDS = {folds!r}
 
 # ---- data coercion, as in mlkiln.schema ----
 
+VALUE_MAX = float(np.finfo(np.float32).max)
+
 {number_source}
 
 {seconds_source}
