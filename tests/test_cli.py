@@ -76,7 +76,24 @@ def test_inspect_reports_tampering(diamonds_bundle, tmp_path):
     (copy / "train.py").write_text("print('changed')\n")
     result = cli("inspect", copy)
     assert "MODIFIED" in result.stdout
-    one_line_error(result, "bundle does not verify: train.py")
+    one_line_error(result, "bundle does not verify: train.py (MODIFIED)")
+
+
+def test_inspect_refuses_a_manifest_that_leaves_files_out(diamonds_bundle, tmp_path):
+    """A manifest emptied or cut to card.json was 'verified' with exit 0 while the other files were tampered with."""
+    import mlkiln
+
+    copy = copy_bundle(diamonds_bundle, tmp_path)
+    lines = (copy / "MANIFEST.sha256").read_text().splitlines()
+    (copy / "MANIFEST.sha256").write_text("".join(f"{line}\n" for line in lines if line.endswith("card.json")))
+    (copy / "train.py").write_text("print('changed')\n")
+    result = cli("inspect", copy)
+    one_line_error(result, "bundle does not verify: ")
+    assert "model.skops (NOT IN MANIFEST)" in result.stderr and "train.py (NOT IN MANIFEST)" in result.stderr
+    with pytest.raises(mlkiln.MlkilnError, match="does not list model.skops"):
+        mlkiln.load(copy)
+    (copy / "MANIFEST.sha256").write_text("")
+    one_line_error(cli("inspect", copy), "card.json (NOT IN MANIFEST)")
 
 
 def _write(path: Path, content: bytes) -> Path:

@@ -149,20 +149,28 @@ def manifest_entries(path: str | os.PathLike) -> dict[str, str]:
 
 
 def file_status(path: str | os.PathLike) -> list[dict]:
-    """Each manifest file with its expected hash and whether it verifies."""
+    """Each manifest file with its expected hash and whether it verifies; then any file the manifest does not list."""
     path = Path(path)
     rows = []
-    for name, digest in manifest_entries(path).items():
+    expected = manifest_entries(path)
+    for name, digest in expected.items():
         file = path / name
         actual = file_sha256(file) if file.is_file() else None
         status = "ok" if actual == digest else ("missing" if actual is None else "MODIFIED")
         rows.append({"file": name, "sha256": digest, "bytes": file.stat().st_size if actual else None, "status": status})
+    for file in sorted(path.iterdir()):
+        if file.is_file() and file.name != MANIFEST and not file.name.startswith(".") and file.name not in expected:
+            rows.append({"file": file.name, "sha256": None, "bytes": file.stat().st_size, "status": "NOT IN MANIFEST"})
     return rows
 
 
 def verify(path: str | os.PathLike) -> dict[str, str]:
-    """Check every file of the manifest; return ``{file: sha256}`` or raise naming the file."""
-    rows = file_status(path)
+    """Check every file of the manifest; return ``{file: sha256}`` or raise naming the file.
+
+    A file the manifest does not list is never loaded, so it does not stop a
+    load (``inspect`` reports it); a manifest without the card or the model does.
+    """
+    rows = [row for row in file_status(path) if row["status"] != "NOT IN MANIFEST"]
     for row in rows:
         if row["status"] == "missing":
             raise BundleError(f"bundle file {row['file']} is missing from {path}")
@@ -171,7 +179,7 @@ def verify(path: str | os.PathLike) -> dict[str, str]:
     names = {row["file"] for row in rows}
     for required in (CARD, MODEL_SKOPS):
         if required not in names:
-            raise BundleError(f"bundle {path} lacks {required}")
+            raise BundleError(f"the {MANIFEST} of bundle {path} does not list {required}; refusing to load it")
     return {row["file"]: row["sha256"] for row in rows}
 
 

@@ -227,7 +227,8 @@ def cmd_inspect(args) -> int:
         print(json.dumps({"card": card.to_dict(), "files": files}, indent=2))
     else:
         print(summary.card_summary(card, files))
-    bad = [f["file"] for f in files if f["status"] != "ok"]
+    bad = [f"{f['file']} ({f['status']})" for f in files if f["status"] != "ok"]
+    bad += [f"{name} (missing)" for name in (bundle.CARD, bundle.MODEL_SKOPS) if name not in {f["file"] for f in files}]
     if bad:
         print(f"mlkiln: error: bundle does not verify: {', '.join(bad)}", file=sys.stderr)
         return 2

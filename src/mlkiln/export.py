@@ -214,6 +214,9 @@ import skops.io
 #: the types model.skops may create beyond skops' safe defaults, as mlkiln.bundle allows
 TRUSTED_TYPES = {trusted!r}
 
+#: as mlkiln.schema.VALUE_MAX: a number beyond float32's range is unreadable
+VALUE_MAX = float(np.finfo(np.float32).max)
+
 
 {rules}
 

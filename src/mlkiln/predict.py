@@ -176,7 +176,7 @@ def rebuild_report(bundle_path: str | os.PathLike, output: str | os.PathLike | N
     output = bundle.check_outside(output or f"{bundle_path.resolve().name}-report.html")
     diag = {**saved["diagnostics"], "target": saved["data"]["target"]["distribution"]}
     files = [{k: f[k] for k in ("file", "bytes", "sha256")} for f in bundle.file_status(bundle_path)
-             if f["file"] not in (report.REPORT_HTML, report.REPORT_JSON)]
+             if f["file"] not in (report.REPORT_HTML, report.REPORT_JSON) and f["status"] != "NOT IN MANIFEST"]
     write_atomic(output, report.render_html(report.build(card, diag, files, bundle_name=bundle_path.name)).encode())
     return output
 

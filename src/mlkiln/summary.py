@@ -139,7 +139,7 @@ def card_summary(card: Card, files: list[dict]) -> str:
     ]
     if card.excluded:
         lines += ["", "Excluded columns:"] + [f"  {k}: {v}" for k, v in card.excluded.items()]
-    lines += ["", "Files:", table([[f["file"], f["bytes"], f["sha256"][:16] + "...", f["status"]] for f in files],
+    lines += ["", "Files:", table([[f["file"], f["bytes"], f["sha256"][:16] + "..." if f["sha256"] else "-", f["status"]] for f in files],
                                    ["file", "bytes", "sha256", "verified"])]
     return "\n".join(lines)
 

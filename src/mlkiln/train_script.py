@@ -62,6 +62,7 @@ FOLDS = {folds!r}
 
 # ---- data coercion, as in mlkiln.schema ----
 
+#: as mlkiln.schema.VALUE_MAX: a number beyond float32's range is unreadable
 VALUE_MAX = float(np.finfo(np.float32).max)
 
 {number_source}
