@@ -84,6 +84,12 @@ def test_misspelled_target_suggests(tmp_path, capsys):
     assert_refused(train(tmp_path, capsys, path, "lable"), "did you mean 'label'", tmp_path)
 
 
+def test_misspelled_drop_or_keep_column_is_named_as_such(tmp_path, capsys):
+    path = write(tmp_path / "t.csv", table())
+    assert_refused(train(tmp_path, capsys, path, "y", "--drop", "colur"), "drop column 'colur' not found; did you mean 'colour'", tmp_path)
+    assert_refused(train(tmp_path, capsys, path, "y", "--keep", "zz"), "keep column 'zz' not found", tmp_path)
+
+
 def test_target_entirely_missing(tmp_path, capsys):
     frame = table().assign(y=np.nan)
     path = write(tmp_path / "t.csv", frame)

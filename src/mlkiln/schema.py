@@ -220,15 +220,15 @@ def infer_task(y: pd.Series) -> str:
     return "classification" if values.nunique() <= MAX_CLASSES_FOR_AUTO else "regression"
 
 
-def check_target(frame: pd.DataFrame, target: str) -> None:
-    """Fail with the closest column names when ``target`` is not a column."""
+def check_target(frame: pd.DataFrame, target: str, what: str = "target column") -> None:
+    """Fail with the closest column names when ``target`` (or another named column, ``what``) is not a column."""
     if target in frame.columns:
         return
     names = [str(c) for c in frame.columns]
     close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     shown = ", ".join(map(repr, names[:20])) + (" ..." if len(names) > 20 else "")
-    raise InputError(f"target column {target!r} not found{hint} (columns: {shown})")
+    raise InputError(f"{what} {target!r} not found{hint} (columns: {shown})")
 
 
 def screen_columns(

@@ -54,9 +54,9 @@ class Table:
 def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table:
     """Decide the task, drop rows without a target, screen the columns and pick the metric."""
     check_target(frame, target)
-    for name in [*options.drop, *options.keep]:
-        if name not in frame.columns:
-            check_target(frame, name)
+    for param in ("drop", "keep"):
+        for name in getattr(options, param):
+            check_target(frame, name, what=f"{param} column")
     if target in options.drop:
         raise ArgumentError("drop", list(options.drop), f"cannot drop the target column {target!r}")
     raw_target = frame[target]
