@@ -240,3 +240,21 @@ def test_mode_counts_near_published(seed):
     # RNF is the published 0.1 % per process: a Poisson count around 10.
     assert abs(frame["RNF"].sum() - 10) <= 3 * math.sqrt(10)
     assert 0.025 <= frame["Machine failure"].mean() <= 0.045
+
+
+def test_write_table_is_all_or_nothing(tmp_path):
+    """A write that fails half-way (a full disk, here a value that cannot be written) leaves the old file as it was."""
+    from mlkiln.data import write_table
+
+    class Unwritable:
+        def __str__(self):
+            raise OSError("No space left on device")
+
+    path = tmp_path / "table.csv"
+    path.write_text("id,precious\n1,2\n")
+    frame = pd.DataFrame({"a": range(5000), "b": ["x"] * 4999 + [Unwritable()]})
+    with pytest.raises(OSError, match="No space"):
+        write_table(frame, path)
+    assert path.read_text() == "id,precious\n1,2\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    write_table(frame.head(3), path)
+    assert pd.read_csv(path)["a"].tolist() == [0, 1, 2]

@@ -31,6 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
+from .atomic import atomic_path
 from .errors import InputError
 from .options import GLOB_CHARS, data_not_found
 
@@ -426,11 +427,13 @@ def _check_size(size: int, path) -> None:
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> None:
-    """Write ``frame`` as CSV or Parquet: ``fmt``, or else chosen by the file name."""
-    if (fmt or output_format(path)) == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    """Write ``frame`` as CSV or Parquet (``fmt``, or else chosen by the file name), all at once or not at all.
+
+    A full disk left a truncated table where the old file had been.
+    """
+    parquet = (fmt or output_format(path)) == "parquet"
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False) if parquet else frame.to_csv(tmp, index=False)
 
 
 def output_format(path: str | os.PathLike) -> str:
