@@ -292,6 +292,21 @@ def test_a_decimal_comma_csv_reads_its_numbers(tmp_path, capsys):
     np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-12)
 
 
+def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, capsys):
+    """"08:30" was read as today at 08:30: the same record predicted 12.8 on the day of training and 32.9 the next."""
+    from mlkiln.schema import to_seconds
+
+    rng = np.random.default_rng(0)
+    hours, minutes = rng.integers(0, 24, 400), rng.integers(0, 60, 400)
+    frame = pd.DataFrame({"time": [f"{h:02d}:{m:02d}" for h, m in zip(hours, minutes)], "x": rng.normal(size=400)})
+    frame["y"] = hours * 1.5 + frame["x"] * 3 + rng.normal(size=400)
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "linear")
+    assert code == 0, err
+    column = next(c for c in mlkiln.load(out).card.columns if c.name == "time")
+    assert column.kind == "datetime" and 0 <= column.min and column.max < 86400  # seconds since midnight
+    assert to_seconds(pd.Series(["08:30", "8:30:00", "08:30 AM"])).tolist() == [30600.0] * 3
+
+
 def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     """Beyond float32's range a tree cannot hold a value: 1e39 in a feature and 1e308 in the target were crashes."""
     frame = table()

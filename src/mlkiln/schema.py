@@ -64,11 +64,17 @@ def to_number(col):
 
 def to_seconds(col):
     """Read a column of dates/times as seconds since 1970-01-01 UTC (float64);
-    what does not read as a date becomes NaN. pandas and numpy only."""
+    what does not read as a date becomes NaN. pandas and numpy only.
+
+    A time of day alone ("08:30") is that time on 1970-01-01, i.e. seconds
+    since midnight: pandas would put it on the day it is read, and the same
+    input would predict differently on the day after training."""
     if pd.api.types.is_datetime64_any_dtype(col):
         stamps = pd.to_datetime(col, utc=True)
     else:
-        text = col.astype("object").map(str, na_action="ignore")
+        text = col.astype("object").map(str, na_action="ignore").str.strip()
+        time_only = text.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp][Mm])?", na=False)
+        text = text.where(~time_only, "1970-01-01 " + text)
         try:
             stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         except (ValueError, OverflowError):  # e.g. a year out of range: parse value by value
