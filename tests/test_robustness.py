@@ -307,6 +307,20 @@ def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, ca
     assert to_seconds(pd.Series(["08:30", "8:30:00", "08:30 AM"])).tolist() == [30600.0] * 3
 
 
+def test_day_first_dates_are_warned_about(tmp_path, capsys):
+    """13/02/2020 is day first; 01/02/2020 in the same column is read as January 2nd: the user is told."""
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2020-01-01", periods=120, freq="D")
+    frame = pd.DataFrame({"when": days.strftime("%d/%m/%Y"), "x": rng.normal(size=120)})
+    frame["y"] = frame["x"] + rng.normal(size=120)
+    (tmp_path / "a").mkdir()
+    code, err, _ = train(tmp_path / "a", capsys, write(tmp_path / "dmy.csv", frame), "y", "--models", "linear")
+    assert code == 0 and "'when': dates such as '13/01/2020' are written day first" in err
+    iso = frame.assign(when=days.strftime("%Y-%m-%d"))
+    code, err, _ = train(tmp_path, capsys, write(tmp_path / "iso.csv", iso), "y", "--models", "linear")
+    assert code == 0 and "day first" not in err
+
+
 def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     """Beyond float32's range a tree cannot hold a value: 1e39 in a feature and 1e308 in the target were crashes."""
     frame = table()

@@ -124,7 +124,22 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
     for name, kind in kinds.items():
         if kind == "categorical":
             continue
+        if kind == "datetime":
+            _warn_day_first(name, frame[name])
         lost = int((X[name].isna() & ~is_missing_text(frame[name])).sum())
         if lost:
             log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost,
                         "finite numbers (within +-3.4e38)" if kind == "numeric" else "dates")
+
+
+def _warn_day_first(name: str, col: pd.Series) -> None:
+    """Say so when a text date column is written day first (13/02/2020): each value is read on its own,
+    so 01/02/2020 in the same column is read as January 2nd."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return
+    parts = col.dropna().astype(str).str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b").dropna().astype(int)
+    if len(parts) and (parts[0] > 12).any() and (parts[1] <= 12).all():
+        example = col.dropna().astype(str)[parts.index[(parts[0] > 12).to_numpy()][0]]
+        log.warning("column %r: dates such as %r are written day first, but each value is read on its own, so one "
+                    "whose day is 12 or less is read month first (01/02 as January 2nd); write dates as YYYY-MM-DD",
+                    name, example)
