@@ -258,3 +258,18 @@ def test_write_table_is_all_or_nothing(tmp_path):
     assert path.read_text() == "id,precious\n1,2\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
     write_table(frame.head(3), path)
     assert pd.read_csv(path)["a"].tolist() == [0, 1, 2]
+
+
+def test_write_all_atomic_writes_every_file_or_none(tmp_path):
+    """A report is its HTML and its JSON: a failure on the second (a full disk) must not leave the first new."""
+    from mlkiln.atomic import write_all_atomic
+
+    old = {tmp_path / "r.json": b"old json", tmp_path / "r.html": b"old html"}
+    for path, content in old.items():
+        path.write_bytes(content)
+
+    with pytest.raises(OSError):  # the second file cannot be written (here: its directory is gone)
+        write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / "gone" / "r.html": b"new html"})
+    assert {p: p.read_bytes() for p in old} == old and sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]
+    write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / "r.html": b"new html"})
+    assert (tmp_path / "r.json").read_bytes() == b"new json" and (tmp_path / "r.html").read_bytes() == b"new html"

@@ -54,3 +54,11 @@ def write_atomic(path: str | os.PathLike, content: bytes) -> None:
     """Write ``content`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(content)
+
+
+def write_all_atomic(contents: dict) -> None:
+    """Write several files (``{path: bytes}``) as one: every one is written to a temporary sibling first, and
+    renamed into place only when all are, so a full disk leaves none of them new (a report's HTML and JSON)."""
+    with contextlib.ExitStack() as stack:  # on the way out, each rename; on an error, each temporary removed
+        for path, content in contents.items():
+            stack.enter_context(atomic_path(path)).write_bytes(content)

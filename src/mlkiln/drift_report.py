@@ -23,7 +23,7 @@ import numpy as np
 from markupsafe import Markup, escape
 
 from . import __version__
-from .atomic import write_atomic
+from .atomic import write_all_atomic
 from .bundle import check_outside
 from .drift import SAMPLE_ROWS, TOP_CATEGORIES, DriftResult
 from .jsonio import dumps
@@ -63,10 +63,9 @@ def _share(value: float | None) -> str:
 
 
 def write(path: str | os.PathLike, doc: dict) -> Path:
-    """Write ``drift.html`` to ``path`` and ``drift.json`` beside it (same name, ``.json``), each atomically."""
+    """Write ``drift.html`` to ``path`` and ``drift.json`` beside it (same name, ``.json``): both or neither."""
     path = check_outside(path)
-    write_atomic(path.with_suffix(".json"), dumps(doc))
-    write_atomic(path, render_html(doc).encode())
+    write_all_atomic({path.with_suffix(".json"): dumps(doc), path: render_html(doc).encode()})
     return path
 
 

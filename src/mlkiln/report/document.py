@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import write_atomic
+from ..atomic import write_all_atomic
 from ..card import Card
 from ..jsonio import dumps
 from .html import render_html
@@ -186,6 +186,5 @@ def write_evaluation(path: str | os.PathLike, card: Card, diag: dict, result: di
     """
     path = Path(path)
     report = build(card, diag, evaluation={"source": source, "metrics": result})
-    write_atomic(path.with_suffix(".json"), dumps(report))
-    write_atomic(path, render_html(report).encode())
+    write_all_atomic({path.with_suffix(".json"): dumps(report), path: render_html(report).encode()})  # both or neither
     return path
