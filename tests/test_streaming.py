@@ -153,3 +153,24 @@ def test_output_may_not_replace_the_input(diamonds_bundle, parts):
     with pytest.raises(InputError, match="must not be, or hold"):
         predict_file(diamonds_bundle, parts / "p3.csv", parts / "p3.csv")
     assert sorted(p.name for p in parts.iterdir()) == before
+
+
+def test_csv_output_writes_list_struct_and_bytes_columns_as_text(diamonds_bundle, diamonds, tmp_path):
+    """A Parquet input's nested or binary columns (passed through, unused) stopped `predict -o x.csv` with ArrowInvalid."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = diamonds.drop(columns="price").head(50).reset_index(drop=True)
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    table = table.append_column("tags", pa.array([[i, i + 1] for i in range(50)]))
+    table = table.append_column("meta", pa.array([{"k": i} for i in range(50)]))
+    table = table.append_column("raw", pa.array([bytes([i]) for i in range(50)]))
+    source = tmp_path / "nested.parquet"
+    pq.write_table(table, source)
+    predict_file(diamonds_bundle, source, tmp_path / "out.csv")
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert written["tags"][3] == "[3, 4]" and written["meta"][3] == '{"k": 3}' and written["raw"][3] == "03"
+    np.testing.assert_allclose(written["prediction"], mlkiln.load(diamonds_bundle).predict(rows), rtol=1e-12)
+    with pytest.raises(InputError, match="neither .csv nor .parquet"):
+        predict_file(diamonds_bundle, source, tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()

@@ -12,6 +12,7 @@ with the model shipped once from the client (workers never read the bundle).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -67,6 +68,8 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     output = Path(output)
     if any(output.resolve() == file.resolve() or output.resolve() in file.resolve().parents for file in files):
         raise InputError(f"the output {output} must not be, or hold, one of the input files")
+    if output.suffix and not _is_table_name(output) and not output.is_dir():
+        raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
     address = scheduler_address(cluster)
     as_parts = bool(address) or (is_dataset(data) and not _is_table_name(output))
     if len(files) > 1:
@@ -158,6 +161,8 @@ def _stream(model, files: list[Path], dest: Path, fmt: str, types: dict) -> int:
                 if len(scored) == 0:  # scores of no rows lack the class probabilities: kept only for an empty table
                     empty = scored
                     continue
+                if fmt == "csv":
+                    scored = _csv_ready(scored)
                 if writer is None:
                     writer = stack.enter_context(_writer(dest, fmt, scored.schema))
                 writer.write_batch(scored)
@@ -176,6 +181,22 @@ def _score_batch(model, batch: pa.RecordBatch, file: Path, first_row: int) -> pa
         raise InputError(f"{file}: {exc}") from exc
     for name, values in scores.items():
         batch = batch.append_column(name, pa.array(values))
+    return batch
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with the columns a CSV cannot hold as text: lists, structs and maps as JSON, bytes as hex.
+
+    pyarrow's CSV writer refuses them (a Parquet input's list column stopped ``predict -o scores.csv``).
+    """
+    for i, field in enumerate(batch.schema):
+        kind = field.type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) \
+                or pa.types.is_fixed_size_binary(kind):
+            as_text = (bytes.hex if pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+                       or pa.types.is_fixed_size_binary(kind) else lambda v: json.dumps(v, default=str))
+            values = pa.array([None if v is None else as_text(v) for v in batch.column(i).to_pylist()], pa.string())
+            batch = batch.set_column(i, field.name, values)
     return batch
 
 
