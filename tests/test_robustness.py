@@ -73,6 +73,22 @@ def test_binary_file(tmp_path, capsys):
     assert_refused(train(tmp_path, capsys, path, "y"), "not a text file", tmp_path)
 
 
+def test_utf16_with_its_byte_order_mark_is_read(tmp_path, capsys):
+    """Excel's "Unicode text" is UTF-16 with a BOM: half its bytes are NUL, and it was refused as "not a text file"."""
+    frame = table()
+    path = tmp_path / "u16.csv"
+    frame.to_csv(path, index=False, encoding="utf-16")
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "--trials", "1")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.card.data.read_options["encoding"] == "utf-16" and model.card.data.rows == len(frame)
+    features = tmp_path / "x.csv"
+    frame.drop(columns="y").to_csv(features, index=False, encoding="utf-16")
+    code, _, err = run(["predict", out, features, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["prediction"], model.predict(frame.drop(columns="y")))
+
+
 def test_duplicate_column_names(tmp_path, capsys):
     path = tmp_path / "dup.csv"
     path.write_text("x,x,y\n" + "".join(f"{i},{i},{i}\n" for i in range(30)))

@@ -219,10 +219,11 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     """
     with pa.input_stream(str(path), compression="detect") as stream:
         head = stream.read(_SNIFF_BYTES)
-        if b"\x00" in head:
+        # UTF-16 (Excel's "Unicode text") starts with its byte-order mark, and half its bytes are NUL
+        encoding = "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8"
+        if b"\x00" in head and encoding == "utf-8":
             raise InputError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        encoding = "utf-8"
+        decoder = codecs.getincrementaldecoder(encoding)()
         chunk = head
         try:
             while chunk:
