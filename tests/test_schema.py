@@ -116,3 +116,10 @@ def test_row_numbers_with_a_few_gaps_are_identifiers_but_spread_integers_are_not
     kinds = {c: column_kind(frame[c]) for c in frame.columns}
     reasons = screen_columns(coerce_frame(frame, kinds), y, "regression", kinds)
     assert reasons["rownames"].startswith("identifier-like") and "spread" not in reasons and "x" not in reasons
+
+
+def test_a_refused_value_is_shown_as_written_not_as_numpy_repr():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    columns = describe_columns(frame, {"x": "numeric"})
+    with pytest.raises(MlkilnError, match=r"column 'x' expects a number, got inf in row 3$"):
+        conform(frame.assign(x=[1.0, 2.0, np.inf]), columns)

@@ -478,4 +478,6 @@ def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
 
 def _unreadable(name: str, kind: str, value, where: str = "") -> InputError:
     expected = {"numeric": "a number", "datetime": "a date/time", "categorical": "a text value"}[kind]
+    if isinstance(value, np.generic):  # inf, not np.float64(inf)
+        value = value.item()
     return InputError(f"column {name!r} expects {expected}, got {value!r}{where}")
