@@ -174,3 +174,12 @@ def test_csv_output_writes_list_struct_and_bytes_columns_as_text(diamonds_bundle
     with pytest.raises(InputError, match="neither .csv nor .parquet"):
         predict_file(diamonds_bundle, source, tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists()
+
+
+def test_an_empty_header_name_reads_as_in_training(tmp_path):
+    """pandas calls an empty CSV header cell "Unnamed: i"; the streaming reader called it "", so a bundle trained
+    on a file refused to score the same file (missing 'Unnamed: 1')."""
+    path = tmp_path / "t.csv"
+    path.write_text("a,,y,\n1,2,3,\n4,5,6,\n")
+    streamed = pd.concat(batch.to_pandas() for batch in data.read_batches(path))
+    assert list(streamed.columns) == list(read_table(path).columns) == ["a", "Unnamed: 1", "y", "Unnamed: 3"]

@@ -242,7 +242,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     sep = _best_delimiter("".join(lines[:50]))
     header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
     names = [name.strip() for name in header]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted({n for n in names if n and names.count(n) > 1})  # empty ones become "Unnamed: i"
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
@@ -336,7 +336,10 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
                 schema = first_block.schema
             # every column as text: a value the first block's type cannot hold must not stop the reader
             batches = _open_csv(path, options, dict.fromkeys(schema.names, pa.string()))
-        wanted = pa.schema([pa.field(f.name, types.get(f.name, _as_read(f.type))) for f in schema])
+        # a CSV header's empty name is pandas' "Unnamed: i", as read_table (and training) calls it
+        csv_file = table_format(path) != "parquet"
+        names = [f"Unnamed: {i}" if f.name == "" and csv_file else f.name for i, f in enumerate(schema)]
+        wanted = pa.schema([pa.field(n, types.get(n, _as_read(f.type))) for n, f in zip(names, schema)])
         empty = True
         for batch in batches:
             empty = False
@@ -497,7 +500,7 @@ def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
     else:
         raise InputError(f"data must be a file path or a pandas DataFrame, got {type(data).__name__}")
     names = [str(c) for c in frame.columns]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted({n for n in names if n and names.count(n) > 1})  # empty ones become "Unnamed: i"
     if duplicates:
         raise InputError(f"duplicate column name(s): {', '.join(map(repr, duplicates))}; rename them")
     frame.columns = names
