@@ -337,6 +337,22 @@ def test_day_first_dates_are_warned_about(tmp_path, capsys):
     assert code == 0 and "day first" not in err
 
 
+def test_currency_and_percent_signs_are_read_as_numbers(tmp_path, capsys):
+    """A price written "$8,369.00" was taken for a class label ("class '$8,369.00' has only 1 row")."""
+    from mlkiln.schema import to_number
+
+    frame = table(n=200)
+    price = 1000 + 100 * frame["y"]
+    frame = frame.assign(y=[f"${v:,.2f}" for v in price], z=[f"{v:.1f}%" for v in frame["z"] * 10])
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "ridge")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.card.task == "regression" and model.card.schema.kinds["z"] == "numeric"
+    assert model.card.metrics["test"]["r2"] > 0.8
+    assert to_number(pd.Series(["$8,369.00", "8369 €", "-$5", "$-5", "8.4%", "A$", "5 apples"])).tolist()[:5] == \
+        [8369.0, 8369.0, -5.0, -5.0, 8.4]
+
+
 def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     """Beyond float32's range a tree cannot hold a value: 1e39 in a feature and 1e308 in the target were crashes."""
     frame = table()

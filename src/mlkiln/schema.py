@@ -50,12 +50,14 @@ VALUE_MAX = float(np.finfo(np.float32).max)
 
 
 def to_number(col):
-    """Read a column as float64: thousands separators ("1,234.5") are understood,
-    text that is not a number, +-inf and values beyond :data:`VALUE_MAX` become NaN. pandas and numpy only."""
+    """Read a column as float64: thousands separators ("1,234.5") and a currency or percent sign ("$8,369.00",
+    "8369 €", "8.4%" is 8.4) are understood; text that is not a number, +-inf and values beyond
+    :data:`VALUE_MAX` become NaN. pandas and numpy only."""
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
         text = col.astype("object").map(str, na_action="ignore").str.strip()
+        text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
         grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
