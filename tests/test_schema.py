@@ -123,3 +123,11 @@ def test_a_refused_value_is_shown_as_written_not_as_numpy_repr():
     columns = describe_columns(frame, {"x": "numeric"})
     with pytest.raises(MlkilnError, match=r"column 'x' expects a number, got inf in row 3$"):
         conform(frame.assign(x=[1.0, 2.0, np.inf]), columns)
+
+
+def test_a_column_of_missing_values_alone_reads_as_missing():
+    """pandas' .str accessor refuses an object column holding only NaN: a batch of empty date cells crashed."""
+    from mlkiln.schema import to_number, to_seconds
+
+    empty = pd.Series([np.nan, None], dtype=object)
+    assert to_seconds(empty).isna().all() and to_number(empty).isna().all()

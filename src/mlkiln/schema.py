@@ -56,8 +56,10 @@ def to_number(col):
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
-        text = col.astype("object").map(str, na_action="ignore").str.strip()
-        text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
+        text = col.astype("object").map(str, na_action="ignore")
+        if not text.notna().any():  # pandas' .str refuses a column of NaN alone
+            return pd.Series(np.nan, index=col.index)
+        text = text.str.strip().str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
         grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
@@ -74,9 +76,11 @@ def to_seconds(col):
     if pd.api.types.is_datetime64_any_dtype(col):
         stamps = pd.to_datetime(col, utc=True)
     else:
-        text = col.astype("object").map(str, na_action="ignore").str.strip()
-        time_only = text.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp][Mm])?", na=False)
-        text = text.where(~time_only, "1970-01-01 " + text)
+        text = col.astype("object").map(str, na_action="ignore")
+        if text.notna().any():  # pandas' .str refuses a column of NaN alone
+            text = text.str.strip()
+            time_only = text.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp][Mm])?", na=False)
+            text = text.where(~time_only, "1970-01-01 " + text)
         try:
             stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         except (ValueError, OverflowError):  # e.g. a year out of range: parse value by value
