@@ -208,9 +208,10 @@ class _Ensemble:
         probas = [member.head.finish(np.reshape(member.raw_row(row), (1, -1)))[1][0] for member in self.members]
         return np.average(probas, axis=0, weights=self.weights)
 
-    def score(self, X):
-        outputs = [member.score(X) for member in self.members]
-        if self.head.task == "regression":
+    def score(self, X, labels: bool = True):
+        classification = self.head.task == "classification"
+        outputs = [member.score(X, labels=not classification) for member in self.members]
+        if not classification:
             return np.average(np.column_stack([pred for pred, _ in outputs]), axis=1, weights=self.weights), None
         return self.head.finish(np.average(np.stack([proba for _, proba in outputs]), axis=0, weights=self.weights))
 
@@ -394,7 +395,7 @@ class _Linear:
             out += table[categories.ids(X[categories.name])]
         return out
 
-    def score(self, X):
+    def score(self, X, labels: bool = True):
         return self.head.finish(self.raw(X))
 
 
@@ -485,11 +486,23 @@ class _Trees:
         xs = np.concatenate((x, np.where(np.isnan(x), -np.inf, x), *(v[i] for v, i in zip(self.virtual, ids))))
         return self.walk.leaf_sum(xs) / self.divisor + self.offset
 
-    def score(self, X):
+    def score(self, X, labels: bool = True):
+        """``(predictions, probabilities)`` of a batch, by scikit-learn's own tree code (it is fastest there).
+
+        ``labels=False`` (an ensemble's member: only its probabilities are
+        voted) skips the predictions, which for gradient boosting walk every
+        tree a second time; a forest's are the most probable class, as its own.
+        """
         columns = [_numeric_matrix(X, self.num_names)]
         columns += [code[c.ids(X[c.name])][:, None] for c, code in zip(self.categories, self.codes)]
         matrix = np.hstack(columns)
-        proba = self.final.predict_proba(matrix) if self.head.task == "classification" else None
+        if self.head.task == "regression":
+            return self.final.predict(matrix), None
+        proba = self.final.predict_proba(matrix)
+        if not labels:
+            return None, proba
+        if isinstance(self.final, _FOREST):
+            return self.final.classes_.take(np.argmax(proba, axis=1)), proba
         return self.final.predict(matrix), proba
 
 
