@@ -26,6 +26,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def holds(container: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether replacing ``container`` would delete ``path``: it is ``path`` or one of its parent directories."""
+    container, path = Path(container).resolve(), Path(path).resolve()
+    return container == path or container in path.parents
+
+
 def replace_path(new: Path, path: Path) -> None:
     """Rename ``new`` (a file or directory) to ``path``, replacing what is there only at the last moment.
 

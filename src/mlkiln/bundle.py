@@ -23,7 +23,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from .data import file_sha256
-from .atomic import replace_path
+from .atomic import holds, replace_path
 from .card import Card
 from .errors import BundleError, InputError
 from .options import MANIFEST, check_bundle_path
@@ -82,10 +82,9 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
         raise InputError(f"the output {str(path) or '.'} is the working directory or one of its parents; "
                          "name a new directory for it")
     for item in inputs:
-        item = Path(item).resolve()
-        if item == where or where in item.parents:
-            raise InputError(f"the output {path} is, or holds, the input {item}; replacing it would delete the input, "
-                             "choose another output directory")
+        if holds(path, item):
+            raise InputError(f"the output {path} is, or holds, the input {Path(item).resolve()}; replacing it would "
+                             "delete the input, choose another output directory")
     if path.exists() and not force:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     if path.exists() and not path.is_dir():

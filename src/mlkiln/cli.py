@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, GLOB_CHARS, SEARCHES, SELECTION_METRICS, TASKS, check_bundle_path,
-                      check_data_path)
+from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, GLOB_CHARS, MAX_SEED, SEARCHES, SELECTION_METRICS, TASKS,
+                      check_bundle_path, check_data_path)
 
 log = logging.getLogger("mlkiln")
 
@@ -244,8 +244,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_example(args) -> int:
-    from .options import MAX_SEED
-
     if not 0 <= args.seed <= MAX_SEED:
         raise ArgumentError("seed", args.seed, f"must be a whole number, between 0 and {MAX_SEED}")
     from .data import write_table

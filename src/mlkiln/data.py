@@ -248,8 +248,9 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
-        if _decimal_comma(lines[1:50], sep):
-            log.info("%s: reading ',' as the decimal point (numbers such as %s)", path, _decimal_comma(lines[1:50], sep))
+        example = _decimal_comma(lines[1:50], sep)
+        if example:
+            log.info("%s: reading ',' as the decimal point (numbers such as %s)", path, example)
             options["decimal"] = ","
     return options
 
@@ -319,8 +320,9 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
     path = Path(path)
     _check_file(path)
     types = types or {}
+    csv_file = table_format(path) != "parquet"
     try:
-        if table_format(path) == "parquet":
+        if not csv_file:
             source = pq.ParquetFile(path)
             schema, decimal = source.schema_arrow, "."
             # one row group at a time: a reader over the whole file keeps what it decoded,
@@ -337,7 +339,6 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
             # every column as text: a value the first block's type cannot hold must not stop the reader
             batches = _open_csv(path, options, dict.fromkeys(schema.names, pa.string()))
         # a CSV header's empty name is pandas' "Unnamed: i", as read_table (and training) calls it
-        csv_file = table_format(path) != "parquet"
         names = [f"Unnamed: {i}" if f.name == "" and csv_file else f.name for i, f in enumerate(schema)]
         wanted = pa.schema([pa.field(n, types.get(n, _as_read(f.type))) for n, f in zip(names, schema)])
         empty = True

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import write_atomic
+from .atomic import holds, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import read_table
@@ -192,8 +192,7 @@ def predict_file(bundle_path, data_path, output_path, trust_pickle: bool = False
     from .scoring import predict_path
 
     output = bundle.check_outside(output_path)
-    where = output.resolve()
-    if where == Path(bundle_path).resolve() or where in Path(bundle_path).resolve().parents:
+    if holds(output, bundle_path):
         raise InputError(f"the output {output} is, or holds, the bundle {bundle_path}; choose another output")
     model = load(bundle_path, trust_pickle=trust_pickle)
     return predict_path(model, data_path, output_path, cluster=cluster, force=force)

@@ -447,8 +447,6 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     return row
 
 
-
-
 def _record_value(name: str, kind: str, value):
     number = type(value) in (float, int, bool)
     if value is None or (number and value != value):

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, replace_path
+from .atomic import atomic_path, holds, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     CSV_SUFFIXES, LARGE_FILE_BYTES, PARQUET_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
@@ -66,7 +66,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     """
     files = dataset_files(data)
     output = Path(output)
-    if any(output.resolve() == file.resolve() or output.resolve() in file.resolve().parents for file in files):
+    if any(holds(output, file) for file in files):
         raise InputError(f"the output {output} must not be, or hold, one of the input files")
     if output.suffix and not _is_table_name(output) and not output.is_dir():
         raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
@@ -191,10 +191,9 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     """
     for i, field in enumerate(batch.schema):
         kind = field.type
-        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) \
-                or pa.types.is_fixed_size_binary(kind):
-            as_text = (bytes.hex if pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-                       or pa.types.is_fixed_size_binary(kind) else lambda v: json.dumps(v, default=str))
+        binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+        if binary or pa.types.is_nested(kind):
+            as_text = bytes.hex if binary else (lambda v: json.dumps(v, default=str))
             values = pa.array([None if v is None else as_text(v) for v in batch.column(i).to_pylist()], pa.string())
             batch = batch.set_column(i, field.name, values)
     return batch
