@@ -2,6 +2,7 @@
 
     python benchmarks/bench_serve.py [--seconds 15] [--connections 10]
     python benchmarks/bench_serve.py --metrics-overhead [--rounds 3] [--pin]
+    python benchmarks/bench_serve.py --metrics-paired [--rounds 8] [--seconds 8]
 
 Each server runs alone, one worker process, on 127.0.0.1; Debian's ``wrk``
 (``apt-get install wrk``) posts the same one-record JSON body for a bounded
@@ -9,6 +10,16 @@ time. Both servers are measured in the same run, for the diamonds linear and
 gradient-boosting bundles. ``--metrics-overhead`` instead runs ``mlkiln
 serve`` with and without ``--no-metrics`` (GET /metrics and its counting),
 alternating for ``--rounds`` rounds so both see the same machine load.
+
+``--metrics-paired`` runs the two servers *at the same time*, both on core 0,
+each loaded by its own ``wrk`` on core 1: the scheduler shares core 0
+between two always-busy servers, so the ratio of requests they answer in the
+same seconds is the inverse ratio of their CPU cost per request, and a
+slowdown of the host hits both alike. On a host whose speed drifts between
+runs (a server's CPU per request varied 38 to 66 us from one run to the next)
+this pairs the comparison within each second instead of across runs.
+Sharing a core costs each request some cache (about 48 us of CPU against 40
+alone, linear bundle), so the servers' absolute rates are not the service's.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -164,11 +176,55 @@ def metrics_overhead(body: bytes, seconds: int, connections: int, rounds: int) -
               f"{sorted(ratios)[rounds // 2]:.3f}, CPU per request {sorted(cpu_ratios)[rounds // 2]:.3f})")
 
 
+def metrics_paired(body: bytes, seconds: int, connections: int, rounds: int) -> None:
+    """``mlkiln serve`` with and without /metrics at the same time on one core: the ratio of requests answered."""
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        raise SystemExit("--metrics-paired needs two cores and taskset")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+    print(f"{'bundle':8} {'round':>5} {'with: requests':>15} {'without':>9} {'ratio':>6} {'CPU us/req':>10} {'without':>8}")
+    for family in ("linear", "hgb"):
+        bundle = str(diamonds_bundle(family))
+        ratios = []
+        for i in range(rounds):
+            servers, ports = {}, {}
+            for metrics in ((True, False) if i % 2 == 0 else (False, True)):  # who starts first alternates
+                ports[metrics] = port = free_port()
+                command = [sys.executable, "-m", "mlkiln", "serve", bundle, "--port", str(port), "-q",
+                           *([] if metrics else ["--no-metrics"])]
+                servers[metrics] = subprocess.Popen(["taskset", "-c", "0", *command], cwd=HERE,
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for port in ports.values():
+                    wait_until_up(port, body)
+                cpu = {m: cpu_seconds(s.pid) for m, s in servers.items()}
+                loads = {m: subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", f"-c{max(1, connections // 2)}",
+                                              f"-d{seconds}s", "-s", script.name, f"http://127.0.0.1:{port}/predict"],
+                                             stdout=subprocess.PIPE, text=True) for m, port in ports.items()}
+                outs = {m: w.communicate(timeout=seconds + 60)[0] for m, w in loads.items()}
+                cpu = {m: cpu_seconds(s.pid) - cpu[m] for m, s in servers.items()}
+            finally:
+                for server in servers.values():
+                    server.terminate()
+                    server.wait(timeout=30)
+            served = {m: int(re.search(r"(\d+) requests in", out).group(1)) for m, out in outs.items()}
+            ratios.append(served[True] / served[False])
+            us = {m: cpu[m] / served[m] * 1e6 for m in served}
+            print(f"{family:8} {i + 1:5d} {served[True]:15d} {served[False]:9d} {ratios[-1]:6.3f} "
+                  f"{us[True]:10.1f} {us[False]:8.1f}")
+        print(f"{family:8} {'all':>5} median ratio {sorted(ratios)[rounds // 2]:.3f}, "
+              f"geometric mean {statistics.geometric_mean(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
+    os.unlink(script.name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--metrics-overhead", action="store_true", help="mlkiln serve with and without /metrics")
+    parser.add_argument("--metrics-paired", action="store_true",
+                        help="with and without /metrics at the same time, sharing one core")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pin", action="store_true", help="server on CPU core 0, wrk on core 1 (taskset)")
     args = parser.parse_args()
@@ -176,6 +232,9 @@ def main() -> None:
     PIN = args.pin
     record = load_example("diamonds").drop(columns="price").iloc[0].to_dict()
     body = json.dumps(record).encode()
+    if args.metrics_paired:
+        metrics_paired(body, args.seconds, args.connections, args.rounds)
+        return
     if args.metrics_overhead:
         print(f"wrk: {args.connections} connections, {args.seconds} s, 1 worker each, 127.0.0.1")
         metrics_overhead(body, args.seconds, args.connections, args.rounds)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import mlkiln
@@ -129,3 +130,49 @@ def test_workers_share_their_counts(diamonds_bundle, diamonds, tmp_path):
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert "serving" in output and "compiled" in output
+
+
+def test_latencies_folded_in_batches_match_each_one_bucketed(diamonds_run):
+    """More requests than one fold holds, scraped mid-batch: every bucket, count and sum is what bucketing each
+    latency by itself gives (a bucket holds values at or below its bound, as Prometheus' ``le``)."""
+    from mlkiln.monitor import BUCKETS, FOLD_EVERY, Monitor
+
+    monitor = Monitor(diamonds_run.card.profile, ["/predict"])
+    rng = np.random.default_rng(0)
+    seconds = np.concatenate([10 ** rng.uniform(-5, 0.5, FOLD_EVERY * 2 + 7), BUCKETS]).tolist()  # bounds exactly
+    statuses = rng.choice([200, 422], len(seconds)).tolist()
+    for i, (value, status) in enumerate(zip(seconds, statuses)):
+        monitor.request("/predict", status, value)
+        monitor.scored(status == 200)
+        if i == FOLD_EVERY + 3:  # a scrape between two folds sees every request before it
+            assert _parsed(monitor)["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "200"))] \
+                == statuses[:i + 1].count(200)
+    samples = _parsed(monitor)
+    for bound in BUCKETS:
+        expected = sum(value <= bound for value in seconds)
+        assert samples["mlkiln_request_duration_seconds_bucket", (("endpoint", "/predict"), ("le", str(bound)))] == expected
+    assert samples["mlkiln_request_duration_seconds_count", (("endpoint", "/predict"),)] == len(seconds)
+    assert samples["mlkiln_request_duration_seconds_sum", (("endpoint", "/predict"),)] == pytest.approx(sum(seconds))
+    assert samples["mlkiln_requests_total", (("endpoint", "/predict"), ("status", "422"))] == statuses.count(422)
+    assert samples["mlkiln_rows_scored_total", ()] == statuses.count(200)
+
+
+def test_a_record_s_missing_values_are_neither_unseen_nor_out_of_range(diamonds_run):
+    from mlkiln.monitor import Monitor
+
+    monitor = Monitor(diamonds_run.card.profile, ["/predict"])
+    columns = diamonds_run.card.profile["columns"]
+    row = {name: (spec["categories"][0] if spec["kind"] == "categorical" else spec["min"]) for name, spec in columns.items()}
+    monitor.watch(row)  # the training minimum and a training category: inside
+    monitor.watch({**row, "color": float("nan"), "carat": float("nan")})
+    monitor.watch({**row, "color": "Z", "carat": columns["carat"]["max"] * 2, "depth": columns["depth"]["min"] - 1})
+    samples = _parsed(monitor)
+    assert samples["mlkiln_unseen_categories_total", (("column", "color"),)] == 1
+    assert samples["mlkiln_out_of_range_values_total", (("column", "carat"),)] == 1
+    assert samples["mlkiln_out_of_range_values_total", (("column", "depth"),)] == 1
+    assert sum(v for (name, _), v in samples.items() if name.startswith(("mlkiln_unseen", "mlkiln_out_of"))) == 3
+
+
+def _parsed(monitor) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(monitor.exposition().decode()) for s in family.samples}

@@ -17,8 +17,12 @@ Either way the exposition format is the maintained library's. Series:
     outside the training categories, a number (or date) outside the training
     minimum and maximum. The same rules as ``mlkiln drift``, one record at a time.
 
-The hot path is a few counter increments on children resolved once, here
-(``labels()`` costs more than the increment itself); see ``benchmarks/RESULTS.md``.
+The hot path appends the request's latency to a list kept per endpoint and
+status, and adds its rows to a plain number; the lists are folded into the
+counters and histogram every :data:`FOLD_EVERY` requests and whenever
+``/metrics`` is scraped, so a scrape always sees every request answered before
+it. A record's drift check is one comparison per column, with the counting
+done only for a value that fails it. See ``benchmarks/RESULTS.md``.
 
 Several workers (``mlkiln serve --workers N``) share counts through
 prometheus-client's multiprocess mode: :func:`multiprocess_directory` gives
@@ -28,9 +32,9 @@ each worker's ``/metrics`` answers with the sum over all of them.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import itertools
+import math
 import os
 import shutil
 import tempfile
@@ -43,6 +47,8 @@ from .errors import require
 #: latency buckets in seconds: predictions take microseconds, a loaded service milliseconds
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+#: requests between two folds of the pending latencies into the histogram (one service process)
+FOLD_EVERY = 1024
 
 
 def _client():
@@ -93,14 +99,20 @@ class Monitor:
         outside = counter("mlkiln_out_of_range_values", "Scored values outside the training minimum and maximum",
                           ["column"])
         self._endpoints = {path: path for path in endpoints}
-        self._latency = {path: latency.labels(path) for path in [*self._endpoints, "other"]}
-        self._pairs: dict = {}
-        self._categories, self._ranges = [], []
+        self._latency = {path: _observe_all(latency.labels(path)) for path in [*self._endpoints, "other"]}
+        self._pending: dict[tuple, _Pending] = {}
+        # several processes fold every request at once: another worker's scrape cannot fold this one's
+        self._fold_every = 1 if shared else FOLD_EVERY
+        self.rows = 0
+        self._known, self._bounds = [], []
+        self._unseen_children, self._outside_children = {}, {}
         for name, spec in (profile or {}).get("columns", {}).items():
             if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"]):
-                self._categories.append((name, frozenset(spec["categories"]), unseen.labels(name)))
+                self._known.append((name, frozenset(spec["categories"])))
+                self._unseen_children[name] = unseen.labels(name)
             elif spec["kind"] != "categorical" and spec["min"] is not None:
-                self._ranges.append((name, spec["min"], spec["max"], outside.labels(name)))
+                self._bounds.append((name, spec["min"], spec["max"]))
+                self._outside_children[name] = outside.labels(name)
         self.content_type = client.CONTENT_TYPE_LATEST
         self._generate = client.generate_latest
         if shared:
@@ -110,36 +122,56 @@ class Monitor:
             self._exposed = registry
 
     def request(self, path: str, status: int, seconds: float) -> None:
-        """Count one answered request: one dict lookup on the hot path."""
-        pair = self._pairs.get((path, status))
-        if pair is None:
-            pair = self._pair(path, status)
-        pair[0].inc()
-        pair[1].observe(seconds)
+        """Count one answered request: one dict lookup and one append on the hot path."""
+        pending = self._pending.get((path, status))
+        if pending is None:
+            pending = self._pending_for(path, status)
+        pending.append(seconds)
+        if len(pending) >= self._fold_every:
+            self._fold(pending)
 
-    def _pair(self, path: str, status: int) -> tuple:
-        """The count and latency children of ``(path, status)``, cached only for endpoints.
+    def _pending_for(self, path: str, status: int) -> _Pending:
+        """The pending latencies of ``(path, status)``, cached only for endpoints.
 
         Any other path counts as ``other`` uncached, so a client probing
         random paths cannot grow the cache.
         """
         endpoint = self._endpoints.get(path, "other")
-        pair = self._pairs.get((endpoint, status))
-        if pair is None:
-            pair = self._pairs[endpoint, status] = (self._requests.labels(endpoint, str(status)),
-                                                    self._latency[endpoint])
-        return pair
+        pending = self._pending.get((endpoint, status))
+        if pending is None:
+            pending = self._pending[endpoint, status] = _Pending(self._requests.labels(endpoint, str(status)),
+                                                                 self._latency[endpoint])
+        return pending
+
+    def _fold(self, pending: _Pending) -> None:
+        """Move pending latencies (and rows) into the counters prometheus-client exposes."""
+        pending.counter.inc(len(pending))
+        pending.observe_all(pending)
+        pending.clear()
+        if self.rows:
+            self._rows.inc(self.rows)
+            self.rows = 0
 
     def watch(self, row: dict) -> None:
-        """Count the unseen categories and out-of-range values of one conformed record."""
-        for name, known, child in self._categories:
-            value = row[name]
-            if value.__class__ is str and value not in known:  # NaN (missing) is neither
-                child.inc()
-        for name, low, high, child in self._ranges:
-            value = row[name]
-            if value < low or value > high:  # False for NaN
-                child.inc()
+        """Count the unseen categories and out-of-range values of one conformed record.
+
+        One membership test or chained comparison per column; a value failing
+        it (rare, or missing: NaN is in no set and no range) is looked at again.
+        """
+        for name, known in self._known:
+            if row[name] not in known:
+                self._unseen(name, row[name])
+        for name, low, high in self._bounds:
+            if not low <= row[name] <= high:
+                self._outside(name, row[name])
+
+    def _unseen(self, name: str, value) -> None:
+        if value.__class__ is str:  # NaN (missing) is no category
+            self._unseen_children[name].inc()
+
+    def _outside(self, name: str, value) -> None:
+        if value == value:  # NaN (missing) is in no range
+            self._outside_children[name].inc()
 
     def watch_frame(self, X) -> None:
         """Count the unseen categories and out-of-range values of a conformed DataFrame (``POST /invocations``).
@@ -148,22 +180,46 @@ class Monitor:
         value, as there: pandas' ``isin`` and ``notna`` cost about 460 us a
         request for diamonds' three, more than checking a few hundred values.
         """
-        for name, known, child in self._categories:
+        for name, known in self._known:
             unseen = sum(value.__class__ is str and value not in known for value in X[name].to_numpy(dtype=object))
             if unseen:
-                child.inc(unseen)
-        for name, low, high, child in self._ranges:
+                self._unseen_children[name].inc(unseen)
+        for name, low, high in self._bounds:
             values = X[name].to_numpy(dtype="float64")
             outside = int(np.count_nonzero((values < low) | (values > high)))
             if outside:
-                child.inc(outside)
+                self._outside_children[name].inc(outside)
 
     def scored(self, rows: int) -> None:
-        self._rows.inc(rows)
+        """Count records predicted; they reach the counter with the request's latency (:meth:`request`)."""
+        self.rows += rows
 
     def exposition(self) -> bytes:
         """Every series in Prometheus' text format (summed over worker processes in multiprocess mode)."""
+        for pending in list(self._pending.values()):
+            self._fold(pending)
         return self._generate(self._exposed)
+
+
+class _Pending(list):
+    """Latencies of one endpoint and status not yet in the histogram, with the children they go to."""
+
+    __slots__ = ("counter", "observe_all")
+
+    def __init__(self, counter, observe_all):
+        super().__init__()
+        self.counter, self.observe_all = counter, observe_all
+
+
+def _observe_all(child):
+    """``observe_all(latencies)`` for a histogram child: ours takes a list, prometheus-client's one value at a time."""
+    if isinstance(child, _Buckets):
+        return child.observe_all
+
+    def each(seconds: list[float]) -> None:
+        for value in seconds:
+            child.observe(value)
+    return each
 
 
 class _Tally:
@@ -187,9 +243,11 @@ class _Buckets:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
-        self.sum += seconds
+    def observe_all(self, seconds: list[float]) -> None:
+        # a bucket holds values <= its bound: numpy's "left" side, as bisect_left
+        found = np.bincount(np.searchsorted(BUCKETS, seconds, side="left"), minlength=len(self.counts))
+        self.counts = [a + int(b) for a, b in zip(self.counts, found)]
+        self.sum += math.fsum(seconds)
 
 
 class _Plain:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
+from time import perf_counter
 
 import pandas as pd
 
@@ -77,9 +77,9 @@ class App:
         if self._monitor is None:
             await self._answer(scope, receive, send)
             return
-        start = time.perf_counter()
+        start = perf_counter()
         status = await self._answer(scope, receive, send)
-        self._monitor.request(scope["path"], status, time.perf_counter() - start)
+        self._monitor.request(scope["path"], status, perf_counter() - start)
 
     async def _answer(self, scope, receive, send) -> int:
         path, method = scope["path"], scope["method"]
