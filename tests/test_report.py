@@ -1,10 +1,13 @@
 """The evaluation report: its numbers equal the card's, it is one self-contained page, and it renders in a real browser."""
 
+import base64
 import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -160,10 +163,30 @@ def test_page_is_one_self_contained_file(bundle, request):
         assert f'<section id="{section}">' in page
     assert "<script" not in page.lower() and "@import" not in page
     targets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
-    assert targets and all(t.startswith(("data:image/png;base64,", "#")) for t in targets)  # inline images, in-page links
-    assert not re.search(r"url\(", page)
+    assert targets and all(t.startswith(("data:image/svg+xml;base64,", "#")) for t in targets)  # inline images, links
+    for target in targets:  # every figure is well-formed SVG, drawing no image from anywhere but itself
+        if target.startswith("data:"):
+            svg = ElementTree.fromstring(base64.b64decode(target.split(",", 1)[1]))
+            assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+            linked = [v for e in svg.iter() for k, v in e.attrib.items() if k.endswith("href")]
+            assert all(v.startswith(("#", "data:image/png;base64,")) for v in linked), linked
+    assert not re.search(r"url\(", page.replace("url(#", ""))  # SVG clip paths name their own elements
     assert "default-src 'none'" in page  # and the browser is told to fetch nothing
     assert page.count("<img ") >= 4  # data, tuning, diagnostics, importance
+    text = _Text()
+    text.feed(page)  # markup escaped into the text (a str added to markupsafe's Markup) would show as words
+    assert not re.search(r"</?(p|h3|div|span|table|code)\b|class=", " ".join(text.parts)), text.parts
+
+
+class _Text(HTMLParser):
+    """The page's text, as the reader sees it (entities decoded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
 
 
 def test_report_command_rebuilds_outside_the_bundle(diamonds_bundle, tmp_path):
@@ -256,4 +279,4 @@ def test_a_figure_too_small_for_its_labels_draws_without_a_raw_warning():
         warnings.simplefilter("always")
         img = plots.plot("tiny", (0.6, 0.4), draw)
     assert not [w for w in shown if "constrained_layout" in str(w.message)]
-    assert img.startswith('<img alt="tiny" src="data:image/png;base64,')
+    assert img.startswith('<img alt="tiny" src="data:image/svg+xml;base64,')

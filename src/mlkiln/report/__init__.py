@@ -16,8 +16,8 @@ curves need predictions and those exist only while labelled data is at hand:
 
 Every metric comes from the card (:mod:`mlkiln.metrics` computed it), so the
 page, the JSON and the terminal summary show the same numbers. Plots are drawn
-with matplotlib's Agg canvas (set explicitly on each figure, so the caller's
-pyplot backend is left alone) and embedded as base64 PNG; the page loads no
+with matplotlib on an SVG canvas (set explicitly on each figure, so the caller's
+pyplot backend is left alone) and embedded as base64 SVG; the page loads no
 script, font, stylesheet or image from anywhere, and its Content-Security-Policy
 forbids it to.
 

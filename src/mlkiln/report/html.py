@@ -213,9 +213,10 @@ def _diagnostics_section(report: dict) -> str:
         reg = diag["regression"]
         n = len(reg["sample"]["actual"])
         shown = f"{n:,} of the {on['rows']:,} rows (a seeded random sample)" if n < on["rows"] else f"all {n:,} rows"
-        return (intro + f'<p class="note">Scatter plots show {shown}; the histogram uses every row.</p>'
-                + plot("Predicted against actual, residuals against predicted, residual histogram", (10, 3.5),
-                        lambda fig: plots.draw_regression(fig, reg, s["target"])))
+        # joined, not added: str + Markup would escape the str
+        return "".join([intro, f'<p class="note">Scatter plots show {shown}; the histogram uses every row.</p>',
+                        plot("Predicted against actual, residuals against predicted, residual histogram", (10, 3.5),
+                             lambda fig: plots.draw_regression(fig, reg, s["target"]))])
     m = report["metrics"][on["split"]]
     curves = diag["classification"]["curves"]
     per_class = [[label, fmt(v["precision"]), fmt(v["recall"]), fmt(v["f1"]), f"{v['support']:,}"]

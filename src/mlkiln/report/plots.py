@@ -1,4 +1,13 @@
-"""The report's figures: matplotlib on an Agg canvas (no pyplot state), embedded as base64 PNG."""
+"""The report's figures: matplotlib (no pyplot state), embedded in the page as SVG.
+
+Why SVG rather than PNG: the browser draws it sharp at any zoom, and it is
+about a fifth quicker to make (no rasterising, no PNG compression; a figure's
+time is mostly matplotlib's text layout, which both need). Text stays text
+(``svg.fonttype: none``), drawn in the reader's sans-serif. Point clouds,
+whose thousands of markers would make the SVG large, are rasterised inside it
+(``rasterized=True`` where they are drawn). The SVG is deterministic: fixed
+element ids (``svg.hashsalt``) and no date, so a rebuilt page is the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +27,8 @@ if TYPE_CHECKING:
 
 #: bars shown in the importance and coefficient charts
 MAX_BARS = 25
+#: a point cloud larger than this is rasterised inside the SVG
+RASTER_POINTS = 300
 
 BLUE, AMBER, RED, GREY = "#2563eb", "#d97706", "#dc2626", "#94a3b8"
 PALETTE = [BLUE, "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d"]
@@ -26,28 +37,31 @@ _STYLE = {
     "axes.edgecolor": "#9ca3af", "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.color": "#e5e7eb", "grid.linewidth": 0.8, "axes.axisbelow": True,
     "xtick.color": "#4b5563", "ytick.color": "#4b5563", "legend.frameon": False,
+    "svg.fonttype": "none", "svg.hashsalt": "mlkiln",
 }
+#: resolution of the rasterised parts of a figure (point clouds)
+DPI = 144
 
 
 def plot(alt: str, size: tuple[float, float], draw) -> Markup:
-    """Run ``draw(figure)`` on a fresh Agg figure and return it as an inline PNG ``<img>``.
+    """Run ``draw(figure)`` on a fresh figure and return it as an inline SVG ``<img>``.
 
     matplotlib is imported here, on the first figure: nothing else needs it.
     """
     from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
     with rc_context(_STYLE), warnings.catch_warnings():
         # a figure too small for its labels is drawn without the layout: said by matplotlib with its source line
         warnings.filterwarnings("ignore", message="constrained_layout not applied")
         fig = Figure(figsize=size, layout="constrained", facecolor="white")
-        FigureCanvasAgg(fig)  # Agg, explicitly: no GUI, no global pyplot state
+        FigureCanvasSVG(fig)  # explicitly: no GUI, no global pyplot state
         draw(fig)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=144)
+        fig.savefig(buffer, format="svg", dpi=DPI, metadata={"Date": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return Markup(f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">')
+    return Markup(f'<img alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">')
 
 
 def draw_target(fig: Figure, target: dict) -> None:
@@ -97,12 +111,12 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
         mean = np.array([p["mean"] for p in points])
         std = np.array([p["std"] or 0.0 for p in points])
         ax.plot(x, mean, "o-" if connect else "o", color=color, markersize=4, linewidth=1.8, label=label or None)
-        if len(groups) == 1:
+        if len(groups) == 1 and connect:
             ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        else:  # overlapping bands would hide each other: error bars instead
+        else:  # overlapping bands would hide each other, and unconnected points have no band: error bars
             ax.errorbar(x, mean, yerr=std, fmt="none", ecolor=color, elinewidth=1, capsize=2, alpha=0.6)
         folds = [(where[id(p)], f) for p in points for f in p["folds"] if f is not None]
-        ax.scatter(*zip(*folds), s=9, color=color, alpha=0.45, linewidths=0)
+        ax.scatter(*zip(*folds), s=9, color=color, alpha=0.45, linewidths=0, rasterized=len(folds) > RASTER_POINTS)
         early = [p for p in points if (p.get("n_samples") or full) < full]
         ax.scatter([where[id(p)] for p in early], [p["mean"] for p in early], s=30, facecolors="white", edgecolors=color, zorder=4)
     if any((p.get("n_samples") or full) < full for p in scored):
@@ -200,12 +214,13 @@ def draw_regression(fig: Figure, reg: dict, target: str) -> None:
     scatter, residual, hist = fig.subplots(1, 3)
     actual, predicted = np.asarray(reg["sample"]["actual"]), np.asarray(reg["sample"]["predicted"])
     alpha = 0.35 if len(actual) > 500 else 0.7
-    scatter.scatter(actual, predicted, s=6, alpha=alpha, color=BLUE, linewidths=0)
+    dense = len(actual) > RASTER_POINTS
+    scatter.scatter(actual, predicted, s=6, alpha=alpha, color=BLUE, linewidths=0, rasterized=dense)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     scatter.plot([low, high], [low, high], color=AMBER, linestyle="--", linewidth=1.2)
     scatter.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
     scatter.set_title("predicted against actual", loc="left")
-    residual.scatter(predicted, actual - predicted, s=6, alpha=alpha, color=BLUE, linewidths=0)
+    residual.scatter(predicted, actual - predicted, s=6, alpha=alpha, color=BLUE, linewidths=0, rasterized=dense)
     residual.axhline(0, color=AMBER, linestyle="--", linewidth=1.2)
     residual.set(xlabel=f"predicted {target}", ylabel="residual (actual − predicted)")
     residual.set_title("residuals against predicted", loc="left")
