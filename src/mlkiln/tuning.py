@@ -60,6 +60,12 @@ HALVING_MIN_ROWS = 20_000
 PROGRESS_SECONDS = 10.0
 
 
+#: a single fit on fewer rows runs on one thread: OpenMP's synchronisation at every boosting iteration costs more
+#: than the threads save (gradient boosting with early stopping on 240 rows: 0.48 s on 2 threads, 0.07 s on one;
+#: 2,000 diamonds rows 1.4x slower on 2; 20,000 rows 0.73x); see benchmarks/RESULTS.md
+THREADED_FIT_ROWS = 8_000
+
+
 class Compute:
     """The thread budget and the place every fit of one training run uses.
 
@@ -99,11 +105,16 @@ class Compute:
             stack.enter_context(joblib.parallel_config(backend="loky", n_jobs=self.cores, inner_max_num_threads=1))
         return stack
 
-    def single(self):
-        """Context for one fit or prediction in this process: ``cores`` threads (OpenMP, BLAS, joblib)."""
+    def threads(self, rows: int) -> int:
+        """Threads for one fit on ``rows`` rows: all the cores, or one below :data:`THREADED_FIT_ROWS`."""
+        return self.cores if rows >= THREADED_FIT_ROWS else 1
+
+    def single(self, rows: int):
+        """Context for one fit in this process on ``rows`` rows: :meth:`threads` threads (OpenMP, BLAS, joblib)."""
+        threads = self.threads(rows)
         stack = contextlib.ExitStack()
-        stack.enter_context(threadpool_limits(limits=self.cores))
-        stack.enter_context(joblib.parallel_config(n_jobs=self.cores))
+        stack.enter_context(threadpool_limits(limits=threads))
+        stack.enter_context(joblib.parallel_config(n_jobs=threads))
         return stack
 
 
@@ -524,17 +535,17 @@ def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
 
 
 def fit_final(pipe, X, y, compute: Compute):
-    """Fit one pipeline (or an ensemble of them) in this process on all ``compute.cores`` threads.
+    """Fit one pipeline (or an ensemble of them) in this process on ``compute.threads(len(X))`` threads.
 
-    A forest grows its trees on ``cores`` threads, then gets its ``n_jobs``
+    A forest grows its trees on those threads, then gets its ``n_jobs``
     back, so that the saved model predicts exactly like ``train.py``'s.
     """
     # only the estimators whose n_jobs mlkiln set (forests, in a pipeline's "model" step, perhaps an ensemble's
     # member); LogisticRegression's is deprecated and unset, the encoders' stays 1
     jobs = {k: v for k, v in pipe.get_params().items()
             if k.split("__")[-1] == "n_jobs" and "model" in k.split("__")[:-1] and v is not None}
-    pipe.set_params(**dict.fromkeys(jobs, compute.cores))
-    with compute.single(), warnings.catch_warnings(record=True) as caught:
+    pipe.set_params(**dict.fromkeys(jobs, compute.threads(len(X))))
+    with compute.single(len(X)), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         least_squares.fit(pipe, X, y)
     others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
