@@ -15,7 +15,7 @@ from mlkiln import tuning
 from mlkiln.errors import ArgumentError
 from mlkiln.options import FAMILIES
 from mlkiln.pipeline import REGISTRY
-from mlkiln.tuning import Compute, halving_start, search_strategy
+from mlkiln.tuning import THREADED_FIT_ROWS, Compute, halving_start, search_strategy
 
 
 def grid_size(family: str) -> int:
@@ -116,8 +116,11 @@ def test_thread_budget_one_thread_per_worker_all_cores_for_one_fit():
     compute = Compute(n_jobs=2)
     with compute.parallel():
         assert {p["num_threads"] for p in threadpool_info()} == {1}
-    with compute.single():
-        assert {p["num_threads"] for p in threadpool_info()} <= {1, 2}
+    compute.cores = 2  # as on a two-core machine (each test worker is given one core)
+    with compute.single(THREADED_FIT_ROWS):
+        assert {p["num_threads"] for p in threadpool_info()} == {2}
+    with compute.single(THREADED_FIT_ROWS - 1):  # a small fit: OpenMP's synchronisation costs more than it saves
+        assert {p["num_threads"] for p in threadpool_info()} == {1}
 
 
 @pytest.mark.parametrize(
