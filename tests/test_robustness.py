@@ -18,6 +18,9 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
+from mlkiln.errors import InputError
+from mlkiln.pipeline import REGISTRY, Family, register
+from sklearn.tree import DecisionTreeRegressor
 from common import copy_bundle, rehash
 
 
@@ -472,3 +475,37 @@ def test_interrupted_train_leaves_old_or_new_bundle(small_bundle, tmp_path, sig)
         # any other end (a signal before Python started, or while it exited) is
         # covered by the checks above: a complete bundle and no leftovers
         before = bundle.file_sha256(out / "card.json")
+
+
+def test_every_family_failing_says_why_and_a_kept_empty_column_is_refused(tmp_path, capsys):
+    frame = table()
+    frame["empty"] = np.nan
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "y", "--keep", "empty", "--models", "hgb"),
+                   "keep column 'empty' has no values at all", tmp_path)
+    # a family whose every fit fails (scikit-learn refuses the depth): its reason, in scikit-learn's words
+    register(Family("broken", ("regression",), lambda task, seed, n_classes=2: DecisionTreeRegressor(random_state=seed),
+                    grid={"max_depth": [-1]}))
+    try:
+        with pytest.raises(InputError, match=r"every model family failed to fit \(broken: every candidate failed "
+                                             r"to fit \(InvalidParameterError: The 'max_depth' parameter"):
+            mlkiln.train(frame.drop(columns="empty"), target="y", models=["broken"])
+        run = mlkiln.train(frame.drop(columns="empty"), target="y", models=["broken", "linear"])
+    finally:
+        del REGISTRY["broken"]
+    failed = run.leaderboard.set_index("family").loc["broken"]
+    assert failed["status"] == "failed" and run.card.model.family == "linear"
+    assert "broken       failed: every candidate failed to fit (InvalidParameterError" in capsys.readouterr().err
+
+
+def test_a_target_too_large_for_the_models_is_named_as_such(tmp_path, capsys):
+    frame = table()
+    frame["y"] = frame["y"] * 1e160
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "y", "--models", "linear"), "too large for the models", tmp_path)
+    frame = table()
+    frame.loc[:4, "y"] = 1e300
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "some.csv", frame), "y", "--models", "linear")
+    assert code == 0 and "5 value(s) of the target 'y' are beyond" in err
+    split = json.loads((out / "card.json").read_text())["split"]
+    assert split["n_train"] + split["n_test"] == len(frame) - 5

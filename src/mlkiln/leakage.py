@@ -248,8 +248,10 @@ def _pruned(leak: CombinationLeak, columns: pd.DataFrame, y: pd.Series, target: 
 
 def _standardised(values: np.ndarray) -> np.ndarray:
     """Centred, unit-variance columns with missing values at 0 (the mean); constant columns stay 0."""
-    mean = np.nanmean(values, axis=0)
-    std = np.nanstd(values, axis=0)
+    with warnings.catch_warnings():  # a column missing in every sampled row: its mean is NaN, and it becomes 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0)
     out = (values - mean) / np.where(std > 0, std, 1.0)
     out[np.isnan(out)] = 0.0
     return out

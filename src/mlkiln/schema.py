@@ -276,6 +276,8 @@ def screen_columns_with_evidence(
         # text is hashed once, for both of its checks; numbers are compared, not hashed
         n_unique = col.nunique() if kinds[name] == "categorical" else None
         if missing.all():
+            if name in keep:  # every model would learn nothing from it, and gradient boosting fails on it
+                raise InputError(f"keep column {name!r} has no values at all: nothing to learn from; drop it from keep")
             reasons[name] = "empty: no values at all"
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"

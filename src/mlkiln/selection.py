@@ -180,7 +180,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
         X, y = X.iloc[plan.found.rows], y.iloc[plan.found.rows]
     ranked = sorted((r for r in results if not r.error), key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     if not ranked:
-        raise InputError("every model family failed to fit; check the data (see warnings above)")
+        reasons = "; ".join(f"{r.family}: {r.error}" for r in results if r.error)
+        raise InputError(f"every model family failed to fit ({reasons}); check the data")
     best = ranked[0]
     if not best.oofs:  # halving kept no predictions of the winner on full folds
         pipe = build_pipeline(task, best.family, table.kinds, best.params, options.seed, n_classes,

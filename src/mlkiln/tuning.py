@@ -346,6 +346,7 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     scores = np.full((len(candidates), len(splits)), np.nan)
     fit_times = np.zeros((len(candidates), len(splits)))
     kept: list[tuple[float, int, tuple]] = []  # (mean score, candidate, pooled predictions), best first
+    failure = None  # the first failed fit's reason
     progress = _Progress(label, len(candidates) * len(splits))
     with compute.parallel():
         jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
@@ -360,6 +361,8 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
                 fit_times[i, k] = seconds
                 if pred is not None:
                     scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
+                else:
+                    failure = failure or proba  # a failed fit's reason, in the probabilities' place
             mean = scores[i].mean()
             if np.isfinite(mean) and (len(kept) < keep or mean > kept[-1][0]):
                 # a stable sort: of equal scores the earlier candidate stays ahead, as np.nanargmax picks it
@@ -370,6 +373,7 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
         "std_test_score": scores.std(axis=1),
         "mean_fit_time": fit_times.mean(axis=1),
         **{f"split{k}_test_score": scores[:, k] for k in range(len(splits))},
+        "first_failure": failure,
     }
     oofs = [Predictions(label, _estimator_params(candidates[i]), float(mean), pred, proba)
             for mean, i, (pred, proba) in kept]
@@ -461,10 +465,12 @@ def tune_family(
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
         searcher.label = family
-        with warnings.catch_warnings(), compute.parallel():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught, compute.parallel():
+            warnings.simplefilter("always")
             searcher.fit(X, y)
-        res, oofs = searcher.cv_results_, []
+        res, oofs = dict(searcher.cv_results_), []
+        # scikit-learn says why fits failed in a FitFailedWarning, its last line the error
+        res["first_failure"] = next((_last_line(w.message) for w in caught if w.category.__name__ == "FitFailedWarning"), None)
     else:
         planned = candidates_for(task, family, strategy, seed, len(y), trials)
         res, _, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, family)
@@ -483,8 +489,9 @@ def tune_family(
         for i in rows
     ]
     if not np.isfinite(means).any():
+        why = res.get("first_failure")
         return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, len(rows), candidates,
-                            "every candidate failed to fit", strategy)
+                            "every candidate failed to fit" + (f" ({why})" if why else ""), strategy)
     best_index = searcher.best_index_ if strategy == "halving" else int(np.nanargmax(means))
     best = rows.index(best_index)
     return FamilyResult(
@@ -501,6 +508,18 @@ def tune_family(
     )
 
 
+def _last_line(message) -> str:
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def failure_text(exc: BaseException) -> str:
+    """An exception in one line of at most 200 characters: its type and the last line of its message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _one_round(task: str, family: str, n_rows: int, trials: int | None) -> bool:
     """True when halving would be a single round on all rows: the plain search, which keeps its predictions."""
     grid, _ = _spaces(task, family, n_rows)
@@ -515,20 +534,25 @@ def out_of_fold(X, y, pipe, cv, task, compute: Compute) -> tuple:
     splits = list(cv.split(X, y))
     with compute.parallel():
         folds = Parallel()(delayed(_fit_predict)(clone(pipe), X, y, fit_idx, val_idx, task) for fit_idx, val_idx in splits)
-    if any(pred is None for pred, _, _ in folds):
-        raise InputError("the chosen model failed to fit on a cross-validation fold")
+    failed = [why for pred, why, _ in folds if pred is None]
+    if failed:
+        raise InputError(f"the chosen model failed to fit on a cross-validation fold ({failed[0]})")
     return _pool(splits, folds, len(y))
 
 
 def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
-    """Fit on ``fit_idx``; ``(predictions, probabilities, fit seconds)`` on ``val_idx``, or ``(None, None, s)`` if it failed."""
+    """Fit on ``fit_idx``; ``(predictions, probabilities, fit seconds)`` on ``val_idx``.
+
+    A fit that fails gives ``(None, why, seconds)``: ``why`` is the error in
+    one line, which the search reports when every candidate of a family failed.
+    """
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             model = least_squares.fit(pipe, X.iloc[fit_idx], y.iloc[fit_idx])
-        except Exception:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
-            return None, None, time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
+            return None, failure_text(exc), time.perf_counter() - start
         seconds = time.perf_counter() - start
         X_val = X.iloc[val_idx]
         return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None, seconds

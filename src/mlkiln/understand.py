@@ -17,6 +17,7 @@ from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
 from .schema import (
+    VALUE_MAX,
     as_categories,
     check_target,
     coerce_frame,
@@ -67,6 +68,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         task = infer_task(raw_target)
         log.info("task: %s (inferred from %r; override with --task)", task, target)
     y = coerce_target(raw_target, task)
+    if task == "regression":
+        _check_target_size(raw_target, y, target)
     if len(y) == 0:
         raise InputError(f"target column {target!r} has no numeric values; use --task classification")
     rows_dropped = len(frame) - len(y)
@@ -143,3 +146,16 @@ def _warn_day_first(name: str, col: pd.Series) -> None:
         log.warning("column %r: dates such as %r are written day first, but each value is read on its own, so one "
                     "whose day is 12 or less is read month first (01/02 as January 2nd); write dates as YYYY-MM-DD",
                     name, example)
+
+
+def _check_target_size(raw: pd.Series, y: pd.Series, target: str) -> None:
+    """Say so when target values were lost for being too large for the models (beyond ``VALUE_MAX``), not unreadable."""
+    numbers = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw.astype("float64")
+    huge = int((numbers.abs() > VALUE_MAX).sum())
+    if not huge:
+        return
+    if huge == raw.notna().sum() or len(y) == 0:
+        raise InputError(f"target column {target!r}: its values are beyond ±{VALUE_MAX:.3g}, too large for the models; "
+                         "rescale it (divide it by a power of ten)")
+    log.warning("%d value(s) of the target %r are beyond ±%.3g, too large for the models, so unreadable",
+                huge, target, VALUE_MAX)
