@@ -509,3 +509,19 @@ def test_a_target_too_large_for_the_models_is_named_as_such(tmp_path, capsys):
     assert code == 0 and "5 value(s) of the target 'y' are beyond" in err
     split = json.loads((out / "card.json").read_text())["split"]
     assert split["n_train"] + split["n_test"] == len(frame) - 5
+
+
+def test_a_true_false_target_keeps_its_labels(tmp_path, capsys):
+    frame = table()
+    frame["label"] = frame["label"] == "yes"
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "label", "--models", "logistic_l2")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.classes == [False, True] and model.card.schema.target.dtype == "bool"
+    record = frame.drop(columns="label").iloc[0].to_dict()
+    answer = model.predict_record(record)
+    assert type(answer["prediction"]) is bool and set(answer["probabilities"]) == {"False", "True"}
+    scored = tmp_path / "scored.csv"
+    assert run(["predict", out, path, "-o", scored], capsys)[0] == 0
+    assert set(pd.read_csv(scored)["prediction"]) <= {True, False}

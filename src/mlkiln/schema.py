@@ -152,7 +152,9 @@ def coerce_target(y, task):
         numbers = to_number(y)
         return numbers[numbers.notna()]
     y = y[y.notna()]
-    if pd.api.types.is_bool_dtype(y) or pd.api.types.is_numeric_dtype(y):
+    if pd.api.types.is_bool_dtype(y):  # True and False stay themselves, not 1 and 0
+        return y.astype("bool")
+    if pd.api.types.is_numeric_dtype(y):
         numbers = y.astype("float64")
         if np.all(np.mod(numbers, 1.0) == 0.0):
             return numbers.astype("int64")
