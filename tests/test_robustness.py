@@ -525,3 +525,21 @@ def test_a_true_false_target_keeps_its_labels(tmp_path, capsys):
     scored = tmp_path / "scored.csv"
     assert run(["predict", out, path, "-o", scored], capsys)[0] == 0
     assert set(pd.read_csv(scored)["prediction"]) <= {True, False}
+
+
+def test_dotted_and_month_name_dates_are_dates_and_dots_are_day_first(tmp_path, capsys):
+    frame = table(n=120)
+    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(frame)) * 3, unit="D")
+    frame["dotted"] = days.strftime("%d.%m.%Y")  # 01.02.2020 is the first of February, as in every dotted date
+    frame["named"] = days.strftime("%d %b %Y")
+    path = write(tmp_path / "t.csv", frame.drop(columns="label"))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear", "--keep", "dotted", "named")
+    assert code == 0, err
+    kinds = mlkiln.load(out).card.schema.kinds
+    assert kinds["dotted"] == kinds["named"] == "datetime"
+    assert "written day first" not in err
+    from mlkiln.schema import to_seconds
+
+    seconds = to_seconds(frame["dotted"])
+    np.testing.assert_array_equal(seconds, to_seconds(frame["named"]))
+    np.testing.assert_array_equal(seconds, (days - pd.Timestamp("1970-01-01")).total_seconds())

@@ -81,6 +81,8 @@ def to_seconds(col):
             text = text.str.strip()
             time_only = text.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp][Mm])?", na=False)
             text = text.where(~time_only, "1970-01-01 " + text)
+            # 13.02.2020: dots are written day first wherever they are used; pandas would read 01.02 as January 2nd
+            text = text.str.replace(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})\b", r"\3-\2-\1", regex=True)
         try:
             stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         except (ValueError, OverflowError):  # e.g. a year out of range: parse value by value
@@ -187,6 +189,12 @@ def _is_placeholder(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in NA_TOKENS
 
 
+#: what every value of a text column must show to be tried as dates: a separator of dates or times, a dotted
+#: day.month.year, or a month's name beside a four-digit year ("01 Jan 2020", "Jan 5, 2021")
+DATE_HINT = (r"[-/:]|^\s*\d{1,2}\.\d{1,2}\.\d{4}\b"
+             r"|(?i:\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\b.*\b\d{4}\b)")
+
+
 def column_kind(col: pd.Series) -> str:
     """Classify a raw column as ``numeric``, ``datetime`` or ``categorical``.
 
@@ -206,7 +214,7 @@ def column_kind(col: pd.Series) -> str:
     if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
         return "numeric"
     text = sample.astype("object").map(str)
-    if text.str.contains(r"\d", regex=True).all() and text.str.contains(r"[-/:]", regex=True).all():
+    if text.str.contains(r"\d", regex=True).all() and text.str.contains(DATE_HINT, regex=True).all():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")

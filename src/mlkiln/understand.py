@@ -137,10 +137,11 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
 
 def _warn_day_first(name: str, col: pd.Series) -> None:
     """Say so when a text date column is written day first (13/02/2020): each value is read on its own,
-    so 01/02/2020 in the same column is read as January 2nd."""
+    so 01/02/2020 in the same column is read as January 2nd. (Dotted dates, 13.02.2020, are always read
+    day first: :func:`mlkiln.schema.to_seconds`.)"""
     if pd.api.types.is_datetime64_any_dtype(col):
         return
-    parts = col.dropna().astype(str).str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b").dropna().astype(int)
+    parts = col.dropna().astype(str).str.extract(r"^\s*(\d{1,2})[/-](\d{1,2})[/-]\d{2,4}\b").dropna().astype(int)
     if len(parts) and (parts[0] > 12).any() and (parts[1] <= 12).all():
         example = col.dropna().astype(str)[parts.index[(parts[0] > 12).to_numpy()][0]]
         log.warning("column %r: dates such as %r are written day first, but each value is read on its own, so one "
