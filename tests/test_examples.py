@@ -268,8 +268,8 @@ def test_write_all_atomic_writes_every_file_or_none(tmp_path):
     for path, content in old.items():
         path.write_bytes(content)
 
-    with pytest.raises(OSError):  # the second file cannot be written (here: its directory is gone)
-        write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / "gone" / "r.html": b"new html"})
+    with pytest.raises(OSError):  # the second file cannot be written (here: its name is too long for the disk)
+        write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / ("r" * 300 + ".html"): b"new html"})
     assert {p: p.read_bytes() for p in old} == old and sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]
     write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / "r.html": b"new html"})
     assert (tmp_path / "r.json").read_bytes() == b"new json" and (tmp_path / "r.html").read_bytes() == b"new html"

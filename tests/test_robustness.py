@@ -543,3 +543,24 @@ def test_dotted_and_month_name_dates_are_dates_and_dots_are_day_first(tmp_path, 
     seconds = to_seconds(frame["dotted"])
     np.testing.assert_array_equal(seconds, to_seconds(frame["named"]))
     np.testing.assert_array_equal(seconds, (days - pd.Timestamp("1970-01-01")).total_seconds())
+
+
+def test_outputs_in_new_folders_are_made_and_a_folder_or_file_in_the_way_is_named(tmp_path, capsys):
+    """predict, evaluate and drift: a missing folder is made (as train -o makes a bundle's); an output that is a
+    folder, or under a file, is one line naming it, never a temporary file's name, and nothing is written."""
+    frame = table()
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert run(["predict", out, path, "-o", tmp_path / "new" / "deeper" / "p.csv"], capsys)[0] == 0
+    assert len(pd.read_csv(tmp_path / "new" / "deeper" / "p.csv")) == len(frame)
+    assert run(["evaluate", out, path, "--report", tmp_path / "reports" / "e.html"], capsys)[0] == 0
+    assert (tmp_path / "reports" / "e.json").is_file()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain").write_text("a file")
+    for command, name in ((["predict", out, path, "-o"], "x.csv"), (["drift", out, path, "-o"], "x.html"),
+                          (["evaluate", out, path, "--report"], "x.html")):
+        for where, message in ((tmp_path / "folder", "is a directory"), (tmp_path / "plain" / name, "is a file, not a folder")):
+            code, _, err = run([*command, where], capsys)
+            assert code == 2 and message in err and ".tmp-" not in err, err
+    assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "plain").read_text() == "a file"

@@ -13,11 +13,24 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed.
+
+    A missing parent directory is made first (as ``train -o`` makes a bundle's);
+    a ``path`` that is a directory is an :class:`InputError`, before anything
+    is written (the temporary file's name would otherwise be in the message).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give the name of a file to write")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
