@@ -509,15 +509,16 @@ def tune_family(
 
 
 def _last_line(message) -> str:
+    """The last non-empty line of a message, at most 200 characters: where Python and scikit-learn put the error."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    text = lines[-1] if lines else ""
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def failure_text(exc: BaseException) -> str:
-    """An exception in one line of at most 200 characters: its type and the last line of its message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    """An exception in one line: its type and the last line of its message."""
+    last = _last_line(exc)
+    return _last_line(f"{type(exc).__name__}: {last}") if last else type(exc).__name__
 
 
 def _one_round(task: str, family: str, n_rows: int, trials: int | None) -> bool:
