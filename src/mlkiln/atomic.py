@@ -24,12 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     a ``path`` that is a directory is an :class:`InputError`, before anything
     is written (the temporary file's name would otherwise be in the message).
     """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; give the name of a file to write")
-    folder = next((p for p in path.parents if p.exists()), None)
-    if folder is not None and not folder.is_dir():
-        raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+    path = check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -37,6 +32,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_file_target(path: str | os.PathLike) -> Path:
+    """``path`` as a file to write, or an :class:`InputError` when it is a folder or would be under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give the name of a file to write")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+    return path
 
 
 def holds(container: str | os.PathLike, path: str | os.PathLike) -> bool:

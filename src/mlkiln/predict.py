@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import holds, write_atomic
+from .atomic import check_file_target, holds, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import read_table
@@ -117,6 +117,8 @@ class Model:
         JSON beside it), with curves and importances on this data; see
         :func:`mlkiln.report.write_evaluation`.
         """
+        if report is not None:  # before the work: a report path that cannot be written fails first
+            check_file_target(bundle.check_outside(report))
         frame = _as_frame(data)
         target = self.card.target
         if target not in frame.columns:
@@ -135,7 +137,6 @@ class Model:
         if report is not None:
             from . import report as reporting
 
-            bundle.check_outside(report)
             source = Path(data).name if isinstance(data, (str, os.PathLike)) else "DataFrame"
             diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card, predictor=self.predictor)
             reporting.write_evaluation(report, self.card, diagnostics, result, source)
