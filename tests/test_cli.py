@@ -1,5 +1,6 @@
 """The ``mlkiln`` command end to end, in subprocesses, on real files."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -219,3 +220,15 @@ def test_more_jobs_than_cores_are_capped_with_a_warning(caplog):
     with Compute(n_jobs=1000) as compute:
         assert compute.cores == joblib.cpu_count()
     assert "more than the" in caplog.text
+
+
+def test_every_command_takes_quiet(diamonds_bundle):
+    """-q on any command: a script can silence progress messages without knowing which command takes it."""
+    from mlkiln.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert all(any("-q" in a.option_strings for a in sub._actions) for sub in commands.values()), \
+        [name for name, sub in commands.items() if not any("-q" in a.option_strings for a in sub._actions)]
+    result = cli("inspect", diamonds_bundle, "-q")
+    assert result.returncode == 0 and "ok" in result.stdout and result.stderr == ""

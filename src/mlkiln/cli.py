@@ -394,6 +394,7 @@ def _add_inspect(sub) -> None:
     i = sub.add_parser("inspect", help="show a bundle's model card and verify its files")
     i.add_argument("bundle")
     i.add_argument("--json", action="store_true", help="print the card and file checks as JSON")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     i.set_defaults(func=cmd_inspect)
 
 
