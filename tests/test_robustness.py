@@ -564,3 +564,23 @@ def test_outputs_in_new_folders_are_made_and_a_folder_or_file_in_the_way_is_name
             code, _, err = run([*command, where], capsys)
             assert code == 2 and message in err and ".tmp-" not in err, err
     assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "plain").read_text() == "a file"
+
+
+def test_text_that_training_read_as_missing_is_missing_again_at_prediction(tmp_path, capsys):
+    """A code such as "136A" in a numeric column was missing in training: predicting the same file must work,
+    and a record with it too; text training never saw there is still an error naming it."""
+    frame = table()
+    frame["x"] = frame["x"].round(3).astype(str)
+    frame.loc[[5, 17], "x"] = "136A"
+    path = write(tmp_path / "t.csv", frame.drop(columns="label"))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0 and "'x': 2 value(s) are not finite numbers" in err, err
+    model = mlkiln.load(out)
+    assert model.card.columns[[c.name for c in model.card.columns].index("x")].unreadable == ("136A",)
+    scored = tmp_path / "scored.csv"
+    assert run(["predict", out, path, "-o", scored], capsys)[0] == 0
+    predictions = pd.read_csv(scored)["prediction"]
+    record = frame.drop(columns=["label", "y"]).iloc[5].to_dict()
+    assert model.predict_record(record)["prediction"] == pytest.approx(predictions[5], rel=1e-12)
+    with pytest.raises(mlkiln.MlkilnError, match="column 'x' expects a number, got '999B'"):
+        model.predict_record({**record, "x": "999B"})

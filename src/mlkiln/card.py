@@ -35,6 +35,9 @@ class Column:
     categories: tuple[str, ...] | None = None  # the most frequent ones, at most schema.MAX_LISTED_CATEGORIES
     min: float | None = None
     max: float | None = None
+    # text that training read as missing in this numeric or date column (the most frequent, at most
+    # schema.MAX_LISTED_UNREADABLE), read so again at prediction; other unreadable text is an error there
+    unreadable: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -384,6 +384,10 @@ def _screening_rows(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)[: min(n, 20_000)]
 
 
+#: text values a numeric or date column's card lists as read as missing in training (the most frequent)
+MAX_LISTED_UNREADABLE = 100
+
+
 def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.DataFrame | None = None) -> tuple[Column, ...]:
     """The input schema stored in the card: names, kinds, dtypes, categories, ranges.
 
@@ -397,8 +401,13 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
         if kind == "categorical":
             counts = col.value_counts()
             facts = {"n_categories": int(len(counts)), "categories": tuple(str(v) for v in counts.index[:MAX_LISTED_CATEGORIES])}
-        elif col.notna().any():
-            facts = {"min": float(col.min()), "max": float(col.max())}
+        else:
+            facts = {"min": float(col.min()), "max": float(col.max())} if col.notna().any() else {}
+            raw = frame[name]
+            if not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
+                lost = raw[col.isna() & ~is_missing_text(raw)].astype(str).str.strip()
+                if len(lost):
+                    facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
         described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
     return tuple(described)
 
@@ -420,6 +429,8 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
         if spec.kind == "categorical":
             continue
         bad = coerced[spec.name].isna() & ~is_missing_text(frame[spec.name])
+        if bad.any() and spec.unreadable:  # text that training read as missing (a code such as "136A") is so here
+            bad &= ~frame[spec.name].astype(str).str.strip().isin(spec.unreadable)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise _unreadable(spec.name, spec.kind, frame[spec.name].iloc[row], f" in row {row + first_row}")
@@ -453,13 +464,13 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     for spec in columns:
         if spec.name not in record:
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
-        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name])
+        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable)
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
-def _record_value(name: str, kind: str, value):
+def _record_value(name: str, kind: str, value, unreadable=None):
     number = type(value) in (float, int, bool)
     if value is None or (number and value != value):
         return np.nan
@@ -475,7 +486,7 @@ def _record_value(name: str, kind: str, value):
         raise _unreadable(name, kind, value)
     cell = pd.Series([value], dtype=object)
     parsed = float((to_number if kind == "numeric" else to_seconds)(cell).iloc[0])
-    if parsed != parsed and not is_missing_text(cell).iloc[0]:
+    if parsed != parsed and not is_missing_text(cell).iloc[0] and not (unreadable and str(value).strip() in unreadable):
         raise _unreadable(name, kind, value)
     return parsed
 
