@@ -584,3 +584,20 @@ def test_text_that_training_read_as_missing_is_missing_again_at_prediction(tmp_p
     assert model.predict_record(record)["prediction"] == pytest.approx(predictions[5], rel=1e-12)
     with pytest.raises(mlkiln.MlkilnError, match="column 'x' expects a number, got '999B'"):
         model.predict_record({**record, "x": "999B"})
+
+
+def test_json_and_excel_files_are_named_for_what_they_are(tmp_path, capsys):
+    frame = table()
+    frame.to_json(tmp_path / "t.json", orient="records")
+    frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    for name in ("t.json", "t.jsonl"):
+        assert_refused(train(tmp_path, capsys, tmp_path / name, "y"), "looks like JSON", tmp_path)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "book.xlsx", "w") as book:  # a workbook is a zip of XML files
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    assert_refused(train(tmp_path, capsys, tmp_path / "book.xlsx", "y"), "looks like an Excel workbook", tmp_path)
+    # SQL Server writes headers in brackets: still a CSV
+    bracketed = frame.drop(columns="label").rename(columns=lambda c: f"[{c}]")
+    code, err, _ = train(tmp_path, capsys, write(tmp_path / "sql.csv", bracketed), "[y]", "--models", "linear")
+    assert code == 0, err

@@ -221,8 +221,15 @@ def sniff_csv(path: str | os.PathLike) -> dict:
         head = stream.read(_SNIFF_BYTES)
         # UTF-16 (Excel's "Unicode text") starts with its byte-order mark, and half its bytes are NUL
         encoding = "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8"
+        if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):  # zip (.xlsx) or OLE (.xls)
+            raise InputError(f"{path} looks like an Excel workbook (or another zip file), not a CSV or Parquet "
+                             "file; save the sheet as CSV")
         if b"\x00" in head and encoding == "utf-8":
             raise InputError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
+        # an object, or an array of objects or arrays: a header such as "[id],[name]" (SQL Server's) is CSV
+        if re.match(rb"\{|\[\s*[{\[]", head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")):
+            raise InputError(f"{path} looks like JSON, not a CSV or Parquet file; save the table as CSV or "
+                             "Parquet (pandas: read_json, then to_csv or to_parquet)")
         decoder = codecs.getincrementaldecoder(encoding)()
         chunk = head
         try:
