@@ -34,8 +34,12 @@ def _samples(port: int) -> dict:
     """``{(sample name, sorted labels): value}`` parsed by prometheus-client's own parser."""
     status, content_type, body = _call(port, "GET", "/metrics")
     assert status == 200 and content_type.startswith("text/plain")
+    return _parse(body)
+
+
+def _parse(exposition: bytes) -> dict:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+            for family in text_string_to_metric_families(exposition.decode()) for s in family.samples}
 
 
 @pytest.fixture(scope="module")
@@ -174,5 +178,4 @@ def test_a_record_s_missing_values_are_neither_unseen_nor_out_of_range(diamonds_
 
 
 def _parsed(monitor) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(monitor.exposition().decode()) for s in family.samples}
+    return _parse(monitor.exposition())

@@ -77,8 +77,7 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
     the bundle being read): replacing it would delete them.
     """
     path = Path(path)
-    where, cwd = path.resolve(), Path.cwd().resolve()
-    if where == cwd or where in cwd.parents:
+    if holds(path, Path.cwd()):
         raise InputError(f"the output {str(path) or '.'} is the working directory or one of its parents; "
                          "name a new directory for it")
     for item in inputs:

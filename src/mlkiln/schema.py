@@ -164,6 +164,11 @@ def coerce_target(y, task):
     return y.astype("object").map(lambda v: str(v).strip()).astype("object")
 
 
+def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
+    """Where a value of ``raw`` did not read as its column's kind: missing once ``coerced``, yet no missing marker."""
+    return coerced.isna() & ~is_missing_text(raw)
+
+
 #: text that means "no value" in hand-made tables; never a reason to call a column text
 NA_TOKENS = frozenset({"", "-", "--", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a"})
 
@@ -405,7 +410,7 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
             facts = {"min": float(col.min()), "max": float(col.max())} if col.notna().any() else {}
             raw = frame[name]
             if not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
-                lost = raw[col.isna() & ~is_missing_text(raw)].astype(str).str.strip()
+                lost = raw[unreadable(raw, col)].astype(str).str.strip()
                 if len(lost):
                     facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
         described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
@@ -428,7 +433,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     for spec in columns:
         if spec.kind == "categorical":
             continue
-        bad = coerced[spec.name].isna() & ~is_missing_text(frame[spec.name])
+        bad = unreadable(frame[spec.name], coerced[spec.name])
         if bad.any() and spec.unreadable:  # text that training read as missing (a code such as "136A") is so here
             bad &= ~frame[spec.name].astype(str).str.strip().isin(spec.unreadable)
         if bad.any():
@@ -464,13 +469,13 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     for spec in columns:
         if spec.name not in record:
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
-        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable)
+        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable or ())
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
-def _record_value(name: str, kind: str, value, unreadable=None):
+def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = ()):
     number = type(value) in (float, int, bool)
     if value is None or (number and value != value):
         return np.nan
@@ -486,7 +491,7 @@ def _record_value(name: str, kind: str, value, unreadable=None):
         raise _unreadable(name, kind, value)
     cell = pd.Series([value], dtype=object)
     parsed = float((to_number if kind == "numeric" else to_seconds)(cell).iloc[0])
-    if parsed != parsed and not is_missing_text(cell).iloc[0] and not (unreadable and str(value).strip() in unreadable):
+    if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
     return parsed
 

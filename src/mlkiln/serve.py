@@ -30,7 +30,7 @@ from time import perf_counter
 
 import pandas as pd
 
-from .errors import InputError, require
+from .errors import ArgumentError, InputError, require
 from .predict import Model, load
 
 log = logging.getLogger("mlkiln")
@@ -340,10 +340,10 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     """
     uvicorn = require("uvicorn", "serve", "serving")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise InputError(f"--port {port}: must be a TCP port, between 1 and 65535")
+        raise ArgumentError("port", port, "must be a TCP port, between 1 and 65535")
     cores = os.cpu_count() or 1
     if workers < 1 or workers > cores:
-        raise InputError(f"--workers {workers}: must be between 1 and the {cores} cores of this machine")
+        raise ArgumentError("workers", workers, f"must be between 1 and the {cores} cores of this machine")
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     limit_threads()
     model = load(bundle_path, trust_pickle=trust_pickle)

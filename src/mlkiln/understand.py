@@ -25,8 +25,8 @@ from .schema import (
     column_kind,
     describe_columns,
     infer_task,
-    is_missing_text,
     screen_columns_with_evidence,
+    unreadable,
 )
 
 log = logging.getLogger("mlkiln")
@@ -129,7 +129,7 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
             continue
         if kind == "datetime":
             _warn_day_first(name, frame[name])
-        lost = int((X[name].isna() & ~is_missing_text(frame[name])).sum())
+        lost = int(unreadable(frame[name], X[name]).sum())
         if lost:
             log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost,
                         "finite numbers (within +-3.4e38)" if kind == "numeric" else "dates")
@@ -155,7 +155,7 @@ def _check_target_size(raw: pd.Series, y: pd.Series, target: str) -> None:
     huge = int((numbers.abs() > VALUE_MAX).sum())
     if not huge:
         return
-    if huge == raw.notna().sum() or len(y) == 0:
+    if len(y) == 0:  # every value was too large (or unreadable)
         raise InputError(f"target column {target!r}: its values are beyond ±{VALUE_MAX:.3g}, too large for the models; "
                          "rescale it (divide it by a power of ten)")
     log.warning("%d value(s) of the target %r are beyond ±%.3g, too large for the models, so unreadable",
