@@ -17,6 +17,7 @@ from PIL import Image
 
 import mlkiln
 from mlkiln import report
+from mlkiln.report import plots
 from mlkiln.pipeline import REGISTRY
 
 SECTIONS = ("data", "leaderboard", "tuning", "metrics", "diagnostics", "drivers", "bundle")
@@ -164,12 +165,18 @@ def test_page_is_one_self_contained_file(bundle, request):
     assert "<script" not in page.lower() and "@import" not in page
     targets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
     assert targets and all(t.startswith(("data:image/svg+xml;base64,", "#")) for t in targets)  # inline images, links
+    rasters = []
     for target in targets:  # every figure is well-formed SVG, drawing no image from anywhere but itself
         if target.startswith("data:"):
             svg = ElementTree.fromstring(base64.b64decode(target.split(",", 1)[1]))
             assert svg.tag == "{http://www.w3.org/2000/svg}svg"
             linked = [v for e in svg.iter() for k, v in e.attrib.items() if k.endswith("href")]
             assert all(v.startswith(("#", "data:image/png;base64,")) for v in linked), linked
+            rasters += [(e, v) for e in svg.iter() for k, v in e.attrib.items() if k.endswith("href") and v[0] != "#"]
+    assert rasters or bundle == "failure_bundle"  # diamonds' predicted-against-actual cloud is rasterised
+    for image, href in rasters:  # a rasterised point cloud is as sharp as plots.DPI says, not the screen's 72 dpi
+        width = int.from_bytes(base64.b64decode(href.split(",", 1)[1])[16:20], "big")  # the PNG's IHDR width
+        assert width == pytest.approx(float(image.get("width")) * plots.DPI / 72, abs=2)
     assert not re.search(r"url\(", page.replace("url(#", ""))  # SVG clip paths name their own elements
     assert "default-src 'none'" in page  # and the browser is told to fetch nothing
     assert page.count("<img ") >= 4  # data, tuning, diagnostics, importance
@@ -267,8 +274,6 @@ def page_requests(net_log: Path) -> list[str]:
 def test_a_figure_too_small_for_its_labels_draws_without_a_raw_warning():
     """matplotlib says "constrained_layout not applied" with its own source line; the figure is drawn anyway."""
     import warnings
-
-    from mlkiln.report import plots
 
     def draw(fig):
         ax = fig.subplots()
