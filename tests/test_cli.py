@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import mlkiln
 from common import cli, copy_bundle, one_line_error, run_cli
 
 
@@ -172,6 +173,40 @@ def test_a_path_that_is_no_bundle_is_refused_before_scikit_learn_is_loaded(diamo
              (tmp_path, "has no MANIFEST.sha256; it is not an mlkiln bundle or it is incomplete")]
     body = "".join(_refused([a.format(b=bundle, d=diamonds_csv) for a in command], words) for bundle, words in cases)
     assert _heavy_modules_after(body, tmp_path) == "[]"
+
+
+def test_a_report_or_drift_page_never_replaces_the_data_it_reads(diamonds_bundle, tmp_path):
+    """evaluate --report and drift -o write a page (and its JSON): never onto the data, even through a link."""
+    data = tmp_path / "week.csv"
+    pd.read_csv(Path(diamonds_bundle).parent / "diamonds.csv").head(200).to_csv(data, index=False)
+    before = data.read_bytes()
+    (tmp_path / "link.csv").symlink_to(data)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(before)
+    for command in (["evaluate", diamonds_bundle, data, "--report", data],
+                    ["evaluate", diamonds_bundle, tmp_path / "link.csv", "--report", data],
+                    ["drift", diamonds_bundle, data, "-o", tmp_path / "link.csv"],
+                    ["drift", diamonds_bundle, folder, "-o", folder / "a.csv"]):
+        one_line_error(cli(*command), "must not be, or hold, one of the input files")
+    assert data.read_bytes() == before and (folder / "a.csv").read_bytes() == before
+
+
+def test_an_output_through_a_symbolic_link_replaces_its_target_and_keeps_the_link(diamonds_bundle, diamonds_csv,
+                                                                                 tmp_path):
+    target = copy_bundle(diamonds_bundle, tmp_path)
+    (tmp_path / "current").symlink_to(target, target_is_directory=True)
+    data = tmp_path / "d.csv"
+    pd.read_csv(diamonds_csv).head(300).to_csv(data, index=False)
+    done = cli("train", data, "--target", "price", "--models", "linear", "--no-ensemble", "-o", tmp_path / "current",
+               "--force", "-q")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "current").is_symlink() and mlkiln.load(tmp_path / "current").card.data.rows == 300
+    (tmp_path / "scored.csv").symlink_to(tmp_path / "old-scores.csv")
+    (tmp_path / "old-scores.csv").write_text("old")
+    assert cli("predict", target, data, "-o", tmp_path / "scored.csv").returncode == 0
+    assert (tmp_path / "scored.csv").is_symlink() and len(pd.read_csv(tmp_path / "old-scores.csv")) == 300
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no old link or copy left behind
 
 
 def test_an_output_that_holds_an_input_is_refused_even_with_force(diamonds_bundle, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     a ``path`` that is a directory is an :class:`InputError`, before anything
     is written (the temporary file's name would otherwise be in the message).
     """
-    path = check_file_target(path)
+    path = followed(check_file_target(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -32,6 +32,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def followed(path: str | os.PathLike) -> Path:
+    """``path``, or the path a symbolic link there points to: an output written through a link replaces
+    the link's target, and the link stays (replacing the link itself would leave the target as it was,
+    and the old link beside the new output)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def check_file_target(path: str | os.PathLike) -> Path:
@@ -43,6 +51,19 @@ def check_file_target(path: str | os.PathLike) -> Path:
     if folder is not None and not folder.is_dir():
         raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
     return path
+
+
+def check_apart(outputs, inputs) -> None:
+    """Refuse ``outputs`` (files or folders to write) that are, or hold, one of ``inputs`` (the files being read).
+
+    Paths are compared resolved: a symbolic link to the data is the data.
+    Writing there would replace the data with the output, losing it.
+    """
+    for output in outputs:
+        for item in inputs:
+            if holds(output, item):
+                raise InputError(f"the output {output} must not be, or hold, one of the input files ({item}); "
+                                 "choose another name")
 
 
 def holds(container: str | os.PathLike, path: str | os.PathLike) -> bool:
@@ -72,7 +93,7 @@ def replace_path(new: Path, path: Path) -> None:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() and not old.is_symlink() else old.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, content: bytes) -> None:

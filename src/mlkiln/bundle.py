@@ -23,7 +23,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from .data import file_sha256
-from .atomic import holds, replace_path
+from .atomic import followed, holds, replace_path
 from .card import Card
 from .errors import BundleError, InputError
 from .options import MANIFEST, check_bundle_path
@@ -106,7 +106,7 @@ def write_bundle(path: str | os.PathLike, files: dict[str, bytes], force: bool =
     into place at the end: an interrupted run leaves either the old bundle or
     the new one, never a mixture.
     """
-    path = check_destination(path, force)
+    path = followed(check_destination(path, force))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

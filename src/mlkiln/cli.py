@@ -188,12 +188,13 @@ def cmd_drift(args) -> int:
     check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import drift, drift_report
-    from .atomic import check_file_target
+    from .atomic import check_apart, check_file_target
     from .bundle import check_outside
-    from .data import read_table
+    from .data import dataset_files, read_table
     from .predict import load
 
     output = check_file_target(check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html")))
+    check_apart([output, output.with_suffix(".json")], dataset_files(args.data))  # the page and its JSON, not the data
     model = load(args.bundle, trust_pickle=args.trust_pickle)
     drift.profile_of(model.card)  # an old bundle is refused before the data is read
     doc = drift_report.document(drift.check(model, read_table(args.data)), model.card, Path(args.data).name)

@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__, bundle, schema
-from .atomic import replace_path
+from .atomic import followed, replace_path
 from .card import Card, Column
 from .errors import BundleError, require
 from .predict import load
@@ -80,6 +80,7 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     for name, content in files.items():
         if hashlib.sha256(content).hexdigest() != hashes.get(name):
             raise BundleError(f"bundle file {name} changed while exporting {bundle_path}; export again")
+    output = followed(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import check_file_target, holds, write_atomic
+from .atomic import check_apart, check_file_target, holds, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
-from .data import read_table
+from .data import dataset_files, read_table
 from .errors import BundleError, InputError
 from .schema import coerce_target, conform, conform_record
 
@@ -119,6 +119,8 @@ class Model:
         """
         if report is not None:  # before the work: a report path that cannot be written fails first
             check_file_target(bundle.check_outside(report))
+            if isinstance(data, (str, os.PathLike)):  # the report and its JSON never replace the data
+                check_apart([report, Path(report).with_suffix(".json")], dataset_files(data))
         frame = _as_frame(data)
         target = self.card.target
         if target not in frame.columns:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, holds, replace_path
+from .atomic import atomic_path, check_apart, followed, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     CSV_SUFFIXES, LARGE_FILE_BYTES, PARQUET_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
@@ -66,8 +66,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     """
     files = dataset_files(data)
     output = Path(output)
-    if any(holds(output, file) for file in files):
-        raise InputError(f"the output {output} must not be, or hold, one of the input files")
+    check_apart([output], files)
     if output.suffix and not _is_table_name(output) and not output.is_dir():
         raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
     address = scheduler_address(cluster)
@@ -110,6 +109,7 @@ def _write_file(model, files: list[Path], output: Path) -> int:
 
 def _write_parts(output: Path, files: list[Path], run: Callable[[list[tuple[Path, Path]]], Iterable[int]]) -> int:
     """Score ``files`` into parts ``part-00000.parquet``, ... of a temporary directory, then rename it to ``output``."""
+    output = followed(output)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
