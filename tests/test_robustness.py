@@ -5,6 +5,7 @@ Each case writes a real file and runs the real CLI entry point in-process.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
-from mlkiln.errors import InputError
+from mlkiln.errors import BundleError, InputError
 from mlkiln.pipeline import REGISTRY, Family, register
 from sklearn.tree import DecisionTreeRegressor
 from common import copy_bundle, rehash
@@ -431,6 +432,42 @@ def test_pickle_that_runs_code_is_refused_without_trust(small_bundle, tmp_path):
     rehash(path)
     model = mlkiln.load(path)  # default: the audited skops file, never the pickle
     assert not marker.exists() and model.pipeline is not None
+
+
+def _rename_x(card):
+    card["schema"]["columns"][0]["name"] = "x2"
+
+
+def _x_as_text(card):
+    card["schema"]["columns"][0].update(kind="categorical", categories=["1"], n_categories=1, min=None, max=None)
+
+
+def _swap_classes(card):
+    card["schema"]["target"]["classes"] = card["schema"]["target"]["classes"][::-1]
+
+
+def _as_regression(card):
+    card["task"] = "regression"
+
+
+@pytest.mark.parametrize("edit, words", [(_rename_x, "the model reads columns ['x', 'z', 'colour'], the card lists ['x2'"),
+                                         (_x_as_text, "column 'x' is numeric to the model, categorical on the card"),
+                                         (_swap_classes, "the model's classes are ['no', 'yes'], the card's ['yes', 'no']"),
+                                         (_as_regression, "the model is a classifier, the card says regression")],
+                         ids=["renamed column", "kind", "classes", "task"])
+def test_a_card_edited_and_hashed_again_is_refused_as_not_its_model(small_bundle, tmp_path, capsys, edit, words):
+    """The manifest vouches for the files, not that they belong together: the model itself is compared with the card."""
+    path = copy_bundle(small_bundle, tmp_path)
+    card = json.loads((path / "card.json").read_text())
+    edit(card)
+    (path / "card.json").write_text(json.dumps(card))
+    rehash(path)
+    for trust_pickle in (False, True):
+        with pytest.raises(BundleError, match=re.escape(words)):
+            mlkiln.load(path, trust_pickle=trust_pickle)
+    data = write(tmp_path / "new.csv", table(n=5).drop(columns=["y", "label"]))
+    code, _, err = run(["predict", path, data, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 2 and "card.json does not describe model.skops" in err and not (tmp_path / "p.csv").exists()
 
 
 @pytest.mark.parametrize("change, outcome", [("major", "refuse"), ("minor", "warn")])

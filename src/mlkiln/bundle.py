@@ -217,8 +217,60 @@ def load(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[object, C
     card = Card.from_json((path / CARD).read_bytes())
     check_versions(card.versions, path)
     if trust_pickle and MODEL_JOBLIB in files:
-        return joblib.load(path / MODEL_JOBLIB), card
-    return _audited_load(path / MODEL_SKOPS), card
+        model = joblib.load(path / MODEL_JOBLIB)
+    else:
+        model = _audited_load(path / MODEL_SKOPS)
+    check_model_matches_card(model, card, path)
+    return model, card
+
+
+def check_model_matches_card(model, card: Card, path) -> None:
+    """Refuse a card that does not describe its model: input columns, their kinds, the task and the classes.
+
+    The manifest proves the files are the ones it lists, not that they belong
+    together: a card edited and hashed again would make the inputs conform to
+    the wrong columns and fail deep inside scikit-learn, or label the wrong
+    class. What the model itself records is compared with the card.
+    """
+    def refuse(what: str) -> BundleError:
+        return BundleError(f"{path}: {CARD} does not describe model.skops ({what}); the bundle was edited: "
+                           "restore it or train again")
+
+    names = [column.name for column in card.columns]
+    kinds = card.schema.kinds
+    for prep in _preprocessors(model):
+        seen = [str(n) for n in getattr(prep, "feature_names_in_", names)]
+        if seen != names:
+            raise refuse(f"the model reads columns {seen}, the card lists {names}")
+        for block, _, columns in prep.transformers_:
+            if block in ("numeric", "categorical"):
+                wrong = [c for c in columns if (kinds.get(c) == "categorical") != (block == "categorical")]
+                if wrong:
+                    raise refuse(f"column {wrong[0]!r} is {block} to the model, {kinds.get(wrong[0])} on the card")
+    classes = getattr(model, "classes_", None)
+    if (classes is not None) != (card.task == "classification"):
+        raise refuse(f"the model is {'a classifier' if classes is not None else 'a regressor'}, the card says {card.task}")
+    if classes is not None and [str(c) for c in classes] != [str(c) for c in card.classes]:
+        raise refuse(f"the model's classes are {[str(c) for c in classes]}, the card's {[str(c) for c in card.classes]}")
+
+
+def _preprocessors(model):
+    """Every fitted ColumnTransformer in ``model``: a Pipeline's, a threshold's estimator's, each ensemble member's."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, ColumnTransformer):
+        yield model
+    elif isinstance(model, Pipeline):
+        for _, step in model.steps:
+            yield from _preprocessors(step)
+    elif isinstance(model, FixedThresholdClassifier):
+        yield from _preprocessors(model.estimator_)
+    elif isinstance(model, (VotingClassifier, VotingRegressor)):
+        for member in model.estimators_:
+            yield from _preprocessors(member)
 
 
 def _audited_load(file: Path):
