@@ -233,6 +233,14 @@ def test_invocations_wrong_value_is_422_naming_column_and_row(server, rows):
     assert status == 422 and "'Torque [Nm]'" in answer["error"] and "row 3" in answer["error"]
 
 
+def test_invocations_a_model_column_given_twice_is_422_naming_it(server, rows):
+    port, _ = server
+    split = json.loads(rows.head(2).to_json(orient="split", index=False))
+    split["columns"].append("Type")
+    split["data"] = [[*row, "L"] for row in split["data"]]
+    status, answer = request(port, "POST", "/invocations", {"dataframe_split": split})
+    assert status == 422 and "duplicate column name(s) 'Type'" in answer["error"], answer
+
 def test_invocations_csv_and_get_are_refused_and_documented(server):
     port, _ = server
     status, answer = request(port, "POST", "/invocations", b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})

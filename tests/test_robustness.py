@@ -638,3 +638,18 @@ def test_json_and_excel_files_are_named_for_what_they_are(tmp_path, capsys):
     bracketed = frame.drop(columns="label").rename(columns=lambda c: f"[{c}]")
     code, err, _ = train(tmp_path, capsys, write(tmp_path / "sql.csv", bracketed), "[y]", "--models", "linear")
     assert code == 0, err
+
+
+def test_a_model_column_given_twice_is_named(small_bundle, tmp_path, capsys):
+    frame = table(n=5).drop(columns=["y", "label"])
+    twice = pd.concat([frame, frame[["colour"]]], axis=1)
+    with pytest.raises(InputError, match="duplicate column name\\(s\\) 'colour'"):
+        mlkiln.load(small_bundle).predict(twice)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # a CSV reader renames the second; a Parquet file keeps both (pandas will not write it, pyarrow will)
+    arrays = [pa.array(twice.iloc[:, i].tolist()) for i in range(twice.shape[1])]
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(twice.columns)), tmp_path / "twice.parquet")
+    code, _, err = run(["predict", small_bundle, tmp_path / "twice.parquet", "-o", tmp_path / "p.csv"], capsys)
+    assert code == 2 and "duplicate column name(s) 'colour'" in err and not (tmp_path / "p.csv").exists()

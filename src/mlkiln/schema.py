@@ -11,6 +11,7 @@ import difflib
 import functools
 import logging
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -497,7 +498,13 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
 
 
 def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
-    """Fail on columns the model needs but ``names`` lacks; warn or fail on ones it does not use."""
+    """Fail on columns the model needs but ``names`` lacks, or has twice; warn or fail on ones it does not use."""
+    names = list(names)
+    counts = Counter(names)
+    twice = [name for name in kinds if counts[name] > 1]
+    if twice:  # which of the two would be the model's column? (a Parquet file or JSON body can hold both)
+        raise InputError(f"duplicate column name(s) {', '.join(map(repr, twice))}: each of the model's columns must "
+                         "appear once")
     missing = [name for name in kinds if name not in names]
     if missing:
         raise InputError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
