@@ -192,6 +192,17 @@ def test_a_report_or_drift_page_never_replaces_the_data_it_reads(diamonds_bundle
     assert data.read_bytes() == before and (folder / "a.csv").read_bytes() == before
 
 
+def test_a_report_page_named_json_is_refused_and_evaluate_json_is_strict(diamonds_bundle, tmp_path):
+    data = tmp_path / "week.csv"
+    pd.read_csv(Path(diamonds_bundle).parent / "diamonds.csv").head(200).to_csv(data, index=False)
+    one_line_error(cli("evaluate", diamonds_bundle, data, "--report", tmp_path / "ev.json"), "name the page .html")
+    one_line_error(cli("drift", diamonds_bundle, data, "-o", tmp_path / "dr.JSON"), "name the page .html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["week.csv"]
+    pd.read_csv(data).head(1).to_csv(tmp_path / "one.csv", index=False)  # R2 of one row is undefined
+    done = cli("evaluate", diamonds_bundle, tmp_path / "one.csv", "--json", "--report", tmp_path / "one.html")
+    assert done.returncode == 0 and "NaN" not in done.stdout
+    assert json.loads(done.stdout)["r2"] is None
+
 def test_an_output_through_a_symbolic_link_replaces_its_target_and_keeps_the_link(diamonds_bundle, diamonds_csv,
                                                                                  tmp_path):
     target = copy_bundle(diamonds_bundle, tmp_path)

@@ -53,6 +53,15 @@ def check_file_target(path: str | os.PathLike) -> Path:
     return path
 
 
+def page_and_json(path: str | os.PathLike) -> tuple[Path, Path]:
+    """A report page's path and its JSON's (the same name, ``.json``); a page named ``.json`` would be both."""
+    path = check_file_target(path)
+    if path.suffix.lower() == ".json":
+        raise InputError(f"the report {path} is named .json, where its numbers go (a .json beside the page); "
+                         "name the page .html")
+    return path, path.with_suffix(".json")
+
+
 def check_apart(outputs, inputs) -> None:
     """Refuse ``outputs`` (files or folders to write) that are, or hold, one of ``inputs`` (the files being read).
 

@@ -8,7 +8,6 @@ and status 1 (set ``MLKILN_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -175,7 +174,9 @@ def cmd_evaluate(args) -> int:
     report = args.report or Path(args.data).with_name(f"{_data_name(args.data)}-report.html")
     result = model.evaluate(args.data, report=report)
     if args.json:
-        print(json.dumps(result, indent=2))
+        from .jsonio import dumps
+
+        print(dumps(result, indent=2).decode())  # strict JSON: an undefined metric (R2 of one row) is null
     else:
         print(summary.evaluation_summary(model.card, result))
     log.info("evaluation report written to %s (its numbers in the .json beside it)", report)
@@ -188,13 +189,14 @@ def cmd_drift(args) -> int:
     check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import drift, drift_report
-    from .atomic import check_apart, check_file_target
+    from .atomic import check_apart, page_and_json
     from .bundle import check_outside
     from .data import dataset_files, read_table
     from .predict import load
 
-    output = check_file_target(check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html")))
-    check_apart([output, output.with_suffix(".json")], dataset_files(args.data))  # the page and its JSON, not the data
+    pages = page_and_json(check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html")))
+    check_apart(pages, dataset_files(args.data))  # the page and its JSON, not the data
+    output = pages[0]
     model = load(args.bundle, trust_pickle=args.trust_pickle)
     drift.profile_of(model.card)  # an old bundle is refused before the data is read
     doc = drift_report.document(drift.check(model, read_table(args.data)), model.card, Path(args.data).name)
@@ -226,7 +228,9 @@ def cmd_inspect(args) -> int:
         raise MlkilnError(f"{args.bundle} has no {bundle.CARD}")
     card = Card.from_json((Path(args.bundle) / bundle.CARD).read_bytes())
     if args.json:
-        print(json.dumps({"card": card.to_dict(), "files": files}, indent=2))
+        from .jsonio import dumps
+
+        print(dumps({"card": card.to_dict(), "files": files}, indent=2).decode())
     else:
         print(summary.card_summary(card, files))
     bad = [f"{f['file']} ({f['status']})" for f in files if f["status"] != "ok"]

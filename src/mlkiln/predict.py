@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import check_apart, check_file_target, holds, write_atomic
+from .atomic import check_apart, holds, page_and_json, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import dataset_files, read_table
@@ -118,9 +118,9 @@ class Model:
         :func:`mlkiln.report.write_evaluation`.
         """
         if report is not None:  # before the work: a report path that cannot be written fails first
-            check_file_target(bundle.check_outside(report))
+            pages = page_and_json(bundle.check_outside(report))
             if isinstance(data, (str, os.PathLike)):  # the report and its JSON never replace the data
-                check_apart([report, Path(report).with_suffix(".json")], dataset_files(data))
+                check_apart(pages, dataset_files(data))
         frame = _as_frame(data)
         target = self.card.target
         if target not in frame.columns:
