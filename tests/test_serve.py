@@ -143,3 +143,34 @@ def test_never_500_on_bad_input(diamonds_server, body):
 def test_cli_serve_bad_bundle(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mlkiln", "serve", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("mlkiln: error:")
+
+
+def test_a_port_in_use_a_foreign_address_or_a_used_metrics_directory_is_refused_before_serving(
+        diamonds_bundle, tmp_path, monkeypatch):
+    import socket
+
+    from mlkiln.errors import InputError
+    from mlkiln.monitor import check_multiprocess_directory
+    from mlkiln.serve import check_can_listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            check_can_listen("127.0.0.1", port)
+        out = subprocess.run([sys.executable, "-m", "mlkiln", "serve", diamonds_bundle, "--port", str(port)],
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.splitlines() == [
+        f"mlkiln: error: cannot listen on 127.0.0.1:{port}: Address already in use"], out.stderr  # no 'serving' first
+    with pytest.raises(InputError, match="cannot listen on 203.0.113.7"):  # an address of no interface here
+        check_can_listen("203.0.113.7", free_port())
+    check_can_listen("127.0.0.1", free_port())
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    check_multiprocess_directory()  # empty: fine
+    (tmp_path / "counter_123.db").write_bytes(b"")
+    with pytest.raises(InputError, match="PROMETHEUS_MULTIPROC_DIR=.* is not empty"):
+        check_multiprocess_directory()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="is not a directory"):
+        check_multiprocess_directory()

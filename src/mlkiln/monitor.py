@@ -42,7 +42,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import require
+from .errors import InputError, require
 
 #: latency buckets in seconds: predictions take microseconds, a loaded service milliseconds
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -290,6 +290,19 @@ class _Collector:
 
         for family in self.families:
             yield family.family(metrics_core)
+
+
+def check_multiprocess_directory() -> None:
+    """A ``PROMETHEUS_MULTIPROC_DIR`` set by the user must be an empty directory: files left by another
+    run would be summed into this one's counts (prometheus-client's rule: wipe it before starting)."""
+    path = os.environ.get(_MULTIPROC)
+    if not path:
+        return
+    if not os.path.isdir(path):
+        raise InputError(f"{_MULTIPROC}={path} is not a directory; create it empty, or unset it")
+    if os.listdir(path):
+        raise InputError(f"{_MULTIPROC}={path} is not empty: another run's counts would be added to this one's; "
+                         "empty it, or unset it")
 
 
 @contextlib.contextmanager

@@ -330,6 +330,21 @@ def limit_threads() -> None:
     threadpool_limits(limits=1)
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go: a port in use or a host that is not this machine's is an
+    :class:`InputError` before the service says it is serving (uvicorn would log it and exit 3, the code
+    ``drift --fail-above`` gives to drift)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+            probe.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, trust_pickle: bool = False,
           metrics: bool = True) -> None:
     """Run the service until interrupted.
@@ -347,6 +362,11 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     limit_threads()
     model = load(bundle_path, trust_pickle=trust_pickle)
+    if metrics:
+        from .monitor import check_multiprocess_directory
+
+        check_multiprocess_directory()
+    check_can_listen(host, port)
     app = App(model, metrics=metrics)
     path = "compiled" if model.predictor.compiled else f"scikit-learn ({model.predictor.reason})"
     log.info("serving %s on http://%s:%d with %d worker(s); predictions: %s", bundle_path, host, port, workers, path)
