@@ -161,6 +161,22 @@ def test_latin1_text(tmp_path, capsys):
     assert sorted(colour["categories"]) == ["café", "crème"]
 
 
+
+def test_windows_1252_text_is_read_as_such_and_matches_the_same_text_in_utf8(tmp_path, capsys):
+    """Excel on Windows saves CSV in cp1252: its € and curly quotes are control characters in Latin-1."""
+    frame = table()
+    frame["colour"] = np.where(frame["x"] > 0, "5€ plan", "“Premium”")
+    path = write(tmp_path / "t.csv", frame, encoding="cp1252")
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0 and "not UTF-8; reading it as Windows-1252" in err
+    colour = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "colour")
+    assert sorted(colour["categories"]) == ["5€ plan", "“Premium”"]
+    same = write(tmp_path / "utf8.csv", frame.drop(columns="y"))
+    code, _, err = run(["predict", out, same, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 0 and "not seen in training" not in err
+    (tmp_path / "odd.csv").write_bytes(b"x,y,colour\n1,2,a\x81b\n" * 50)  # 0x81: no character in cp1252
+    assert mlkiln.data.sniff_csv(tmp_path / "odd.csv")["encoding"] == "latin-1"
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_other_delimiters(tmp_path, capsys, sep):
     path = write(tmp_path / "t.csv", table(), sep=sep)

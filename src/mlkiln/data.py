@@ -211,6 +211,20 @@ DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 1 << 16
 
 
+def _decodes(head: bytes, stream, encoding: str) -> bool:
+    """Whether ``head`` and the rest of ``stream`` decode as ``encoding``, read in blocks."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    chunk = head or stream.read(1 << 22)
+    try:
+        while chunk:
+            decoder.decode(chunk)
+            chunk = stream.read(1 << 22)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def sniff_csv(path: str | os.PathLike) -> dict:
     """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers.
 
@@ -230,16 +244,13 @@ def sniff_csv(path: str | os.PathLike) -> dict:
         if re.match(rb"\{|\[\s*[{\[]", head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")):
             raise InputError(f"{path} looks like JSON, not a CSV or Parquet file; save the table as CSV or "
                              "Parquet (pandas: read_json, then to_csv or to_parquet)")
-        decoder = codecs.getincrementaldecoder(encoding)()
-        chunk = head
-        try:
-            while chunk:
-                decoder.decode(chunk)
-                chunk = stream.read(1 << 22)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            encoding = "latin-1"
-            log.warning("%s is not UTF-8; reading it as Latin-1 (re-save it as UTF-8 if text looks wrong)", path)
+        if not _decodes(head, stream, encoding):
+            # Windows' "ANSI" (what Excel saves as CSV there) where it decodes: € and curly quotes are its bytes
+            # 0x80-0x9F, control characters in Latin-1, which agrees with it everywhere else
+            with pa.input_stream(str(path), compression="detect") as again:
+                encoding = "cp1252" if _decodes(b"", again, "cp1252") else "latin-1"
+            log.warning("%s is not UTF-8; reading it as %s (re-save it as UTF-8 if text looks wrong)", path,
+                        "Windows-1252" if encoding == "cp1252" else "Latin-1")
     text = head.decode(encoding, errors="ignore")
     if text.startswith("\ufeff"):
         text = text[1:]
