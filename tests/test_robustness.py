@@ -669,3 +669,19 @@ def test_a_model_column_given_twice_is_named(small_bundle, tmp_path, capsys):
     pq.write_table(pa.Table.from_arrays(arrays, names=list(twice.columns)), tmp_path / "twice.parquet")
     code, _, err = run(["predict", small_bundle, tmp_path / "twice.parquet", "-o", tmp_path / "p.csv"], capsys)
     assert code == 2 and "duplicate column name(s) 'colour'" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_scoring_a_scored_file_puts_the_new_scores_under_the_same_names(small_bundle, tmp_path, capsys):
+    data = write(tmp_path / "new.csv", table(n=40).drop(columns=["y", "label"]))
+    model = mlkiln.load(small_bundle)
+    first = model.predict_frame(pd.read_csv(data))
+    stale = first.assign(prediction="stale", proba_yes=-1.0)  # as if another model had scored it
+    write(tmp_path / "scored.csv", stale)
+    for suffix in (".csv", ".parquet"):
+        code, _, err = run(["predict", small_bundle, tmp_path / "scored.csv", "-o", tmp_path / f"again{suffix}"], capsys)
+        assert code == 0 and "'prediction', 'proba_no', 'proba_yes' are replaced by this model's scores" in err
+        again = pd.read_csv(tmp_path / "again.csv") if suffix == ".csv" else pd.read_parquet(tmp_path / "again.parquet")
+        assert list(again.columns) == list(first.columns)  # no prediction_1: the names a job reads hold the new scores
+        np.testing.assert_array_equal(again["prediction"], first["prediction"])
+        np.testing.assert_allclose(again["proba_yes"], first["proba_yes"])
+    assert list(model.predict_frame(stale).columns) == list(first.columns)

@@ -91,23 +91,30 @@ class Model:
     def predict_frame(self, data) -> pd.DataFrame:
         """The input columns plus ``prediction`` and, for classification, ``proba_<class>`` columns."""
         frame = _as_frame(data)
-        return frame.assign(**self.score_columns(frame))
+        scores = self.score_columns(frame)
+        return frame.drop(columns=[name for name in scores if name in frame.columns]).assign(**scores)
 
     def score_columns(self, frame: pd.DataFrame, first_row: int = 1) -> dict[str, np.ndarray]:
         """The columns :meth:`predict_frame` adds to ``frame``, by name; errors count rows from ``first_row``.
 
         Streaming scoring (:mod:`mlkiln.scoring`) appends them to each batch
-        of a file, whose first row is ``first_row`` of the file.
+        of a file, whose first row is ``first_row`` of the file. The names are
+        always ``prediction`` and ``proba_<class>``: an input column of the same
+        name (a file scored before) gives way, with a warning on the first batch,
+        so a job reading ``prediction`` never reads an older model's scores.
         """
         X = conform(frame, self.card.columns, self.card.target, first_row=first_row)
-        name = _free_name(frame.columns, "prediction")
+        names = ["prediction", *(f"proba_{cls}" for cls in self.classes)] if self.task == "classification" else ["prediction"]
+        taken = [name for name in names if name in frame.columns]
+        if taken and first_row == 1:
+            log.warning("the input's column(s) %s are replaced by this model's scores in the output",
+                        ", ".join(map(repr, taken)))
         if len(X) == 0:
-            return {name: np.empty(0, dtype="float64")}
+            return {"prediction": np.empty(0, dtype="float64")}
         prediction, proba = self.predictor.score(X)
-        scores = {name: prediction}
+        scores = {"prediction": prediction}
         if self.task == "classification":
-            for i, cls in enumerate(self.classes):
-                scores[_free_name([*frame.columns, *scores], f"proba_{cls}")] = proba[:, i]
+            scores.update((name, proba[:, i]) for i, name in enumerate(names[1:]))
         return scores
 
     def evaluate(self, data, report: str | os.PathLike | None = None) -> dict:
@@ -212,11 +219,3 @@ def _as_frame(data) -> pd.DataFrame:
         return read_table(data, allow_empty=True)
     raise InputError(f"expected a DataFrame, a file path, a record (dict) or a list of records, got {type(data).__name__}")
 
-
-def _free_name(columns, name: str) -> str:
-    """``name``, or ``name_1``, ... when the input already has such a column."""
-    candidate, i = name, 0
-    while candidate in columns:
-        i += 1
-        candidate = f"{name}_{i}"
-    return candidate

@@ -180,6 +180,8 @@ def _score_batch(model, batch: pa.RecordBatch, file: Path, first_row: int) -> pa
     except MlkilnError as exc:
         raise InputError(f"{file}: {exc}") from exc
     for name, values in scores.items():
+        if name in batch.schema.names:  # a file scored before: the new scores take the name (score_columns warns)
+            batch = batch.remove_column(batch.schema.get_field_index(name))
         batch = batch.append_column(name, pa.array(values))
     return batch
 
