@@ -203,6 +203,11 @@ def test_a_report_page_named_json_is_refused_and_evaluate_json_is_strict(diamond
     assert done.returncode == 0 and "NaN" not in done.stdout
     assert json.loads(done.stdout)["r2"] is None
 
+@pytest.mark.parametrize("name", ["d.json", "d.csv.gz", "d.xlsx"])
+def test_example_output_is_csv_or_parquet_by_name(tmp_path, name):
+    one_line_error(cli("example", "diamonds", "-o", tmp_path / name), "neither .csv nor .parquet")
+    assert not list(tmp_path.iterdir())
+
 def test_an_output_through_a_symbolic_link_replaces_its_target_and_keeps_the_link(diamonds_bundle, diamonds_csv,
                                                                                  tmp_path):
     target = copy_bundle(diamonds_bundle, tmp_path)

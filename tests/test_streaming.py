@@ -171,9 +171,10 @@ def test_csv_output_writes_list_struct_and_bytes_columns_as_text(diamonds_bundle
     written = pd.read_csv(tmp_path / "out.csv")
     assert written["tags"][3] == "[3, 4]" and written["meta"][3] == '{"k": 3}' and written["raw"][3] == "03"
     np.testing.assert_allclose(written["prediction"], mlkiln.load(diamonds_bundle).predict(rows), rtol=1e-12)
-    with pytest.raises(InputError, match="neither .csv nor .parquet"):
-        predict_file(diamonds_bundle, source, tmp_path / "out.json")
-    assert not (tmp_path / "out.json").exists()
+    for name in ("out.json", "out.csv.gz", "out.tsv", "out.txt"):  # each would promise a format it would not have
+        with pytest.raises(InputError, match="neither .csv nor .parquet"):
+            predict_file(diamonds_bundle, source, tmp_path / name)
+        assert not (tmp_path / name).exists()
 
 
 def test_an_empty_header_name_reads_as_in_training(tmp_path):

@@ -252,9 +252,10 @@ def cmd_export(args) -> int:
 def cmd_example(args) -> int:
     if not 0 <= args.seed <= MAX_SEED:
         raise ArgumentError("seed", args.seed, f"must be a whole number, between 0 and {MAX_SEED}")
-    from .data import write_table
+    from .data import output_format, write_table
     from .examples import load_example
 
+    output_format(args.output)  # a name it would not be written as is refused before the table is made
     write_table(load_example(args.name, seed=args.seed, rows=args.rows), args.output)
     log.info("wrote example %r to %s", args.name, args.output)
     return 0

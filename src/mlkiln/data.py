@@ -460,8 +460,17 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None = 
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """Like :func:`table_format` but for a file that does not exist yet."""
-    return "parquet" if str(path).lower().endswith(PARQUET_SUFFIXES) else "csv"
+    """Like :func:`table_format` but for a file to write: ``.csv`` (or no suffix) or a Parquet suffix.
+
+    Other names are refused: ``.csv.gz`` or ``.tsv`` would promise a format
+    (compressed, tab-separated) the file would not have.
+    """
+    name = str(path).lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if Path(path).suffix and not name.endswith(".csv"):
+        raise InputError(f"the output {path} is neither .csv nor .parquet; name the file for the format to write")
+    return "csv"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
