@@ -56,6 +56,8 @@ RANDOM_TRIALS = 10
 KEEP_PER_FAMILY = 5
 #: no halving round uses fewer rows (smaller tables get the full grid): small subsamples favour small models
 HALVING_MIN_ROWS = 20_000
+#: validation folds smaller than this get a warning: a score on a handful of rows is mostly noise
+FEW_FOLD_ROWS = 10
 #: seconds between two progress lines of a family's search; a search shorter than this prints none
 PROGRESS_SECONDS = 10.0
 
@@ -191,7 +193,8 @@ def make_cv(task: str, folds: int, seed: int):
 
 
 def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
-    """Every training fold must hold every class, and every fold some rows.
+    """Every training fold must hold every class, and every fold some rows (two for R2; a warning below
+    :data:`FEW_FOLD_ROWS`).
 
     Before the split, ``spare=1`` asks each class for one more row, for the test split.
     """
@@ -208,6 +211,15 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
                 f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
                 + ("; or, if the target counts or measures something, use --task regression" if numbers else "")
             )
+    if spare:
+        return
+    per_fold = len(y) // folds
+    if task == "regression" and per_fold < 2:  # R2 of one row is undefined: every candidate would 'fail'
+        raise InputError(f"{folds}-fold cross-validation of {len(y)} training rows leaves validation folds of one row, "
+                         f"where R2 is undefined; use at most {len(y) // 2} folds")
+    if per_fold < FEW_FOLD_ROWS:
+        log.warning("%d-fold cross-validation of %d rows: validation folds of %d rows score each candidate on so few "
+                    "rows that the choice is mostly noise; fewer folds choose more steadily", folds, len(y), per_fold)
 
 
 def search_strategy(family: str, search: str = "auto") -> str:
