@@ -102,6 +102,13 @@ def test_duplicate_column_names(tmp_path, capsys):
 def test_misspelled_target_suggests(tmp_path, capsys):
     path = write(tmp_path / "t.csv", table())
     assert_refused(train(tmp_path, capsys, path, "lable"), "did you mean 'label'", tmp_path)
+    assert_refused(train(tmp_path, capsys, path, "Y"), "target column 'Y' not found; did you mean 'y'?", tmp_path)
+
+
+def test_a_column_named_in_another_case_is_suggested_at_prediction(small_bundle, tmp_path, capsys):
+    frame = table(n=5).drop(columns=["y", "label"]).rename(columns={"colour": "Colour "})
+    code, _, err = run(["predict", small_bundle, write(tmp_path / "new.csv", frame), "-o", tmp_path / "p.csv"], capsys)
+    assert code == 2 and "missing column(s) the model needs: 'colour'; did you mean 'Colour ' for 'colour'?" in err
 
 
 def test_misspelled_drop_or_keep_column_is_named_as_such(tmp_path, capsys):

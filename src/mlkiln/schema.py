@@ -248,12 +248,21 @@ def infer_task(y: pd.Series) -> str:
     return "classification" if values.nunique() <= MAX_CLASSES_FOR_AUTO else "regression"
 
 
+def close_names(name: str, names: Sequence[str], n: int = 3) -> list[str]:
+    """The names a user most likely meant by ``name``: the same but for case and spaces first, then near misses."""
+    key = name.strip().casefold()
+    same = [other for other in names if other.strip().casefold() == key and other != name]
+    folded = {other.strip().casefold(): other for other in names}
+    near = [folded[k] for k in difflib.get_close_matches(key, list(folded), n=n, cutoff=0.5)]
+    return list(dict.fromkeys(same + near))[:n]
+
+
 def check_target(frame: pd.DataFrame, target: str, what: str = "target column") -> None:
     """Fail with the closest column names when ``target`` (or another named column, ``what``) is not a column."""
     if target in frame.columns:
         return
     names = [str(c) for c in frame.columns]
-    close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
+    close = close_names(target, names)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     shown = ", ".join(map(repr, names[:20])) + (" ..." if len(names) > 20 else "")
     raise InputError(f"{what} {target!r} not found{hint} (columns: {shown})")
@@ -507,7 +516,11 @@ def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
                          "appear once")
     missing = [name for name in kinds if name not in names]
     if missing:
-        raise InputError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}")
+        others = [str(name) for name in names if name not in kinds]
+        close = {name: close_names(name, others, n=1) for name in missing}
+        hints = [f"{close[name][0]!r} for {name!r}" for name in missing if close[name]]
+        raise InputError(f"input is missing column(s) the model needs: {', '.join(map(repr, missing))}"
+                         + (f"; did you mean {', '.join(hints)}?" if hints else ""))
     extra = [str(name) for name in names if name not in kinds and name != target]
     if extra and unknown == "error":
         raise InputError(f"unknown column(s) the model does not use: {', '.join(map(repr, extra))}")
