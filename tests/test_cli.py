@@ -81,6 +81,14 @@ def test_inspect_reports_tampering(diamonds_bundle, tmp_path):
     one_line_error(result, "bundle does not verify: train.py (MODIFIED)")
 
 
+def test_inspect_names_a_file_of_the_user_s_without_failing(diamonds_bundle, tmp_path):
+    """predict and serve never read a file the manifest does not list; inspect says so and verifies the rest."""
+    copy = copy_bundle(diamonds_bundle, tmp_path)
+    (copy / "notes.txt").write_text("mine")
+    result = cli("inspect", copy)
+    assert result.returncode == 0 and "not in the manifest, which loading ignores: notes.txt" in result.stderr
+
+
 def test_inspect_refuses_a_manifest_that_leaves_files_out(diamonds_bundle, tmp_path):
     """A manifest emptied or cut to card.json was 'verified' with exit 0 while the other files were tampered with."""
     import mlkiln

@@ -33,6 +33,8 @@ log = logging.getLogger("mlkiln")
 CARD = "card.json"
 MODEL_SKOPS = "model.skops"
 MODEL_JOBLIB = "model.joblib"
+#: every file mlkiln writes into a bundle besides the manifest: one of them outside the manifest is tampering
+BUNDLE_FILES = (CARD, MODEL_SKOPS, MODEL_JOBLIB, "train.py", "requirements.txt", "report.html", "report.json")
 
 #: distributions a bundle needs to load and run its model (train.py also uses pyarrow)
 RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threadpoolctl", "pyarrow", "skops")

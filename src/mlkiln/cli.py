@@ -233,7 +233,12 @@ def cmd_inspect(args) -> int:
         print(dumps({"card": card.to_dict(), "files": files}, indent=2).decode())
     else:
         print(summary.card_summary(card, files))
-    bad = [f"{f['file']} ({f['status']})" for f in files if f["status"] != "ok"]
+    # a file of the user's (notes) is never read by load, predict or serve: said, not failed; one of mlkiln's
+    # own outside the manifest is tampering
+    extra = [f["file"] for f in files if f["status"] == "NOT IN MANIFEST" and f["file"] not in bundle.BUNDLE_FILES]
+    if extra:
+        log.warning("file(s) not in the manifest, which loading ignores: %s", ", ".join(extra))
+    bad = [f"{f['file']} ({f['status']})" for f in files if f["status"] != "ok" and f["file"] not in extra]
     bad += [f"{name} (missing)" for name in (bundle.CARD, bundle.MODEL_SKOPS) if name not in {f["file"] for f in files}]
     if bad:
         print(f"mlkiln: error: bundle does not verify: {', '.join(bad)}", file=sys.stderr)
