@@ -51,18 +51,30 @@ VALUE_MAX = float(np.finfo(np.float32).max)
 
 
 def to_number(col):
-    """Read a column as float64: thousands separators ("1,234.5") and a currency or percent sign ("$8,369.00",
-    "8369 €", "8.4%" is 8.4) are understood; text that is not a number, +-inf and values beyond
-    :data:`VALUE_MAX` become NaN. pandas and numpy only."""
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+    """Read a column as float64: thousands separators ("1,234.5"; "1 234,5" and "1'234.5" with a space,
+    no-break space or apostrophe), a currency or percent sign ("$8,369.00", "8369 €", "8.4%" is 8.4), the
+    typographic minus sign ("−0.5") and an accountant's negative ("(1,234.50)") are understood; a duration
+    is its seconds; text that is not a number, +-inf and values beyond :data:`VALUE_MAX` become NaN.
+    pandas and numpy only."""
+    if pd.api.types.is_timedelta64_dtype(col):
+        numbers = col.dt.total_seconds().astype("float64")
+    elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
         text = col.astype("object").map(str, na_action="ignore")
         if not text.notna().any():  # pandas' .str refuses a column of NaN alone
             return pd.Series(np.nan, index=col.index)
-        text = text.str.strip().str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
+        text = text.str.strip().str.replace("\u2212", "-", regex=False).str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+        text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
         grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
+        # grouped by a space, a no-break space (French, Polish, Russian) or an apostrophe (Swiss); then the
+        # decimal mark is whichever of . and , is left
+        spaced = text.str.fullmatch("[+-]?\\d{1,3}([ \u00a0\u202f'\u2019]\\d{3})+([.,]\\d+)?", na=False)
+        text = text.where(~spaced, text.str.replace("[ \u00a0\u202f'\u2019]", "", regex=True).str.replace(",", ".", regex=False))
+        # a decimal comma no thousands grouping can explain ("771,9", "0,25"; "1,234" stays a thousand)
+        decimal = text.str.fullmatch(r"[+-]?\d+,(\d{1,2}|\d{4,})", na=False)
+        text = text.where(~decimal, text.str.replace(",", ".", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
 
@@ -207,8 +219,8 @@ def column_kind(col: pd.Series) -> str:
     Text columns count as numeric (or datetime) when nearly all their values,
     ignoring placeholders such as "n/a" or "?", read as numbers (or dates).
     """
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-        return "numeric"
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+        return "numeric"  # a duration as its seconds (see to_number)
     if pd.api.types.is_datetime64_any_dtype(col):
         return "datetime"
     if isinstance(col.dtype, pd.CategoricalDtype):
