@@ -731,3 +731,18 @@ def test_folds_of_one_row_are_refused_and_of_a_few_rows_warned_about(tmp_path, c
                    "161-fold cross-validation of 320 training rows leaves validation folds of one row", tmp_path)
     code, err, _ = train(tmp_path, capsys, path, "y", "--models", "ridge", "--folds", "40")
     assert code == 0 and "validation folds of 8 rows score each candidate on so few rows" in err
+
+
+def test_columns_the_model_does_not_use_are_echoed_as_written(small_bundle, tmp_path, capsys):
+    """Identifiers kept their type's reading: '000157' came out 157, and twenty-digit ids all as 1e+20."""
+    frame = table(n=30).drop(columns=["y", "label"])
+    frame.insert(0, "acct", [f"{i:06d}" for i in range(30)])
+    frame.insert(1, "id20", [str(10**20 + i) for i in range(30)])
+    data = tmp_path / "new.csv"
+    frame.to_csv(data, index=False)
+    for out in (tmp_path / "p.csv", tmp_path / "p.parquet"):
+        code, _, err = run(["predict", small_bundle, data, "-o", out], capsys)
+        assert code == 0, err
+        scored = pd.read_csv(out, dtype=str) if out.suffix == ".csv" else pd.read_parquet(out)
+        assert scored["acct"].tolist() == frame["acct"].tolist() and scored["id20"].tolist() == frame["id20"].tolist()
+        np.testing.assert_allclose(scored["proba_yes"].astype(float), mlkiln.load(small_bundle).predict_frame(frame)["proba_yes"])

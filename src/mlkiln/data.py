@@ -16,6 +16,7 @@ import csv
 import glob
 import hashlib
 import io
+import itertools
 import logging
 import os
 import re
@@ -318,14 +319,18 @@ class TypeDrift(Exception):
 _WIDENING = (pa.null(), pa.int64(), pa.bool_(), pa.float64(), pa.timestamp("s"), pa.timestamp("ns"), pa.string())
 
 
-def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None = None) -> Iterator[pa.RecordBatch]:
+def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None = None,
+                 parsed=None) -> Iterator[pa.RecordBatch]:
     """Stream a CSV or Parquet file as record batches: :data:`BATCH_ROWS` rows, or CSV blocks of :data:`CSV_BLOCK_BYTES`.
 
     Each column gets the type :func:`read_table` would give it: CSV files are
     sniffed as there, read with pandas' missing-value markers, parsed as text
     and cast batch by batch to ``types[column]``, else to the type pyarrow
-    infers from the first block. At least one (possibly empty) batch is yielded,
-    so the caller always learns the columns.
+    infers from the first block. With ``parsed`` (the columns a model reads),
+    a CSV column outside it whose numbers would not be written back as they
+    are (leading zeros, more than 15 digits: identifiers) stays text, so a
+    scored file echoes what it was given. At least one (possibly empty) batch
+    is yielded, so the caller always learns the columns.
 
     Raises
     ------
@@ -358,7 +363,16 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
             batches = _open_csv(path, options, dict.fromkeys(schema.names, pa.string()))
         # a CSV header's empty name is pandas' "Unnamed: i", as read_table (and training) calls it
         names = [f"Unnamed: {i}" if f.name == "" and csv_file else f.name for i, f in enumerate(schema)]
-        wanted = pa.schema([pa.field(n, types.get(n, _as_read(f.type))) for n, f in zip(names, schema)])
+        verbatim: set = set()
+        if csv_file and parsed is not None:
+            first = next(batches, None)
+            if first is not None:
+                verbatim = {n for n, f, text in zip(names, schema, first.columns) if n not in parsed
+                            and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+                            and pc.any(pc.match_substring_regex(text, r"^\s*[+-]?0\d|\d{16}")).as_py()}
+                batches = itertools.chain([first], batches)
+        wanted = pa.schema([pa.field(n, types.get(n, pa.string() if n in verbatim else _as_read(f.type)))
+                            for n, f in zip(names, schema)])
         empty = True
         for batch in batches:
             empty = False
