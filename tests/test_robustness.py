@@ -746,3 +746,12 @@ def test_columns_the_model_does_not_use_are_echoed_as_written(small_bundle, tmp_
         scored = pd.read_csv(out, dtype=str) if out.suffix == ".csv" else pd.read_parquet(out)
         assert scored["acct"].tolist() == frame["acct"].tolist() and scored["id20"].tolist() == frame["id20"].tolist()
         np.testing.assert_allclose(scored["proba_yes"].astype(float), mlkiln.load(small_bundle).predict_frame(frame)["proba_yes"])
+
+
+def test_classes_that_differ_only_in_case_are_warned_about(tmp_path, capsys):
+    frame = table(n=200)
+    frame["label"] = np.where(frame["x"] > 0.5, "Yes", frame["label"])
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--drop", "y",
+                           "--models", "logistic_l2")
+    assert code == 0 and "classes 'Yes', 'yes' differ only in case or spaces" in err
+    assert card_of(out)["schema"]["target"]["classes"] == ["Yes", "no", "yes"]  # kept as written

@@ -86,6 +86,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         classes = sorted(y.unique().tolist())
         if len(classes) < 2:
             raise InputError(f"target {target!r} has a single class ({classes[0]!r}); there is nothing to learn")
+        _warn_classes_in_several_spellings(classes, target)
 
     reasons, leaks = screen_columns_with_evidence(X, y, task, kinds, options.seed, options.keep)
     excluded = {name: why for name, why in reasons.items() if name not in options.keep}
@@ -121,6 +122,18 @@ def choose_metric(task: str, metric: str | None, y: pd.Series) -> Metric:
             raise ArgumentError("metric", metric, "needs two classes; use f1_macro or accuracy")
         name, why = metric, f"{metric} (chosen with --metric)"
     return Metric(name, why, SELECTION_METRICS[task][name])
+
+
+def _warn_classes_in_several_spellings(classes: list, target: str) -> None:
+    """Classes the same but for case or spaces ('yes', 'Yes', 'YES ') are kept apart, as written; said, since
+    they are most often one class typed several ways."""
+    spellings: dict[str, list] = {}
+    for cls in classes:
+        if isinstance(cls, str):
+            spellings.setdefault(cls.strip().casefold(), []).append(cls)
+    for same in (group for group in spellings.values() if len(group) > 1):
+        log.warning("target %r: classes %s differ only in case or spaces and are learned as different classes; "
+                    "write them one way if they are one", target, ", ".join(map(repr, same)))
 
 
 def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
