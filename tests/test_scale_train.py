@@ -175,3 +175,17 @@ def test_training_metrics_above_the_limit_use_a_seeded_sample_and_say_so(diamond
     assert card.metrics["train"]["n"] == 1000
     assert card.metrics["test"]["r2"] == pytest.approx(r2_score(y_test, pipe.predict(run.model.prepare(X_test))),
                                                        abs=1e-9)
+
+
+def test_a_dataset_whose_csv_files_are_written_differently_is_refused_for_training(tmp_path):
+    """train.py reads a dataset's files with one set of options: it crashed on a second file in ';' and ','."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "z": rng.normal(size=200)}).assign(y=lambda f: 3 * f["x"])
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.head(100).to_csv(folder / "a.csv", index=False)
+    frame.tail(100).to_csv(folder / "b.csv", index=False, sep=";", decimal=",")
+    one_line_error(cli("train", folder, "--target", "y", "--models", "ridge", "-o", tmp_path / "m"),
+                   "b.csv is written differently from")
+    assert not (tmp_path / "m").exists()
+    assert len(data.read_table(folder)) == 200  # scoring and drift still read each file its own way

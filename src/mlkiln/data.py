@@ -116,7 +116,7 @@ def table_columns(path: Path) -> list[str]:
         raise _unreadable_file(path, exc) from exc
 
 
-def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, allow_empty: bool = False, one_format: bool = False) -> pd.DataFrame:
     """Read a CSV or Parquet file, or a partitioned dataset of them, into a DataFrame.
 
     CSV files are sniffed first: the delimiter (``,`` ``;`` tab ``|``) and the
@@ -130,7 +130,9 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
     InputError
         When the file is missing, empty, binary, too large for memory, has
         duplicate column names, or cannot be parsed; when a dataset's files
-        do not share their columns.
+        do not share their columns, or, with ``one_format`` (training: its
+        ``train.py`` reads every file with one set of options), are CSV files
+        written differently (delimiter, decimal mark, encoding).
     """
     files = dataset_files(path)
     if not is_dataset(path):
@@ -138,6 +140,14 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False) -> pd.DataFra
     check_same_columns(files)
     _check_size(sum(f.stat().st_size for f in files), path)
     frames = [_read_file(file, allow_empty=True, check=False) for file in files]
+    written = [(file, f.attrs["read_options"]) for file, f in zip(files, frames) if f.attrs.get("read_options")]
+    for file, options in written[1:] if one_format else ():
+        if options != written[0][1]:
+            differ = ", ".join(f"{key} {options.get(key)!r} against {written[0][1].get(key)!r}"
+                               for key in sorted(set(options) | set(written[0][1]))
+                               if options.get(key) != written[0][1].get(key))
+            raise InputError(f"{file} is written differently from {written[0][0]} ({differ}); the bundle's train.py "
+                             "reads every file of a dataset one way: save them alike")
     frame = pd.concat(frames, ignore_index=True)
     if len(frame) == 0 and not allow_empty:
         raise InputError(f"the files of {path} have no data rows")
@@ -536,7 +546,7 @@ def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
         frame = data.reset_index(drop=True)
         info = {"source": source or "DataFrame", "sha256": frame_sha256(frame)}
     elif isinstance(data, (str, os.PathLike)):
-        frame = read_table(data)
+        frame = read_table(data, one_format=True)
         info = {"source": source or str(Path(data).name), "sha256": file_sha256(data),
                 "read_options": frame.attrs.get("read_options", {})}
     else:
