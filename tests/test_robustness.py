@@ -755,3 +755,9 @@ def test_classes_that_differ_only_in_case_are_warned_about(tmp_path, capsys):
                            "--models", "logistic_l2")
     assert code == 0 and "classes 'Yes', 'yes' differ only in case or spaces" in err
     assert card_of(out)["schema"]["target"]["classes"] == ["Yes", "no", "yes"]  # kept as written
+
+
+def test_a_test_split_of_one_row_is_refused(tmp_path, capsys):
+    path = write(tmp_path / "t.csv", table(n=400))
+    assert_refused(train(tmp_path, capsys, path, "y", "--models", "ridge", "--test-size", "0.001"),
+                   "a test split of 0.001 holds one of the 400 rows, too few to score a model on", tmp_path)

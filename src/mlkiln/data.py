@@ -525,6 +525,9 @@ def split_train_test(
             f"{len(y)} rows are too few to hold out a test split of {test_size:g}; "
             "use more data or a smaller test size"
         )
+    if n_test < 2:  # the test metrics of one row are undefined (R2) or meaningless
+        raise InputError(f"a test split of {test_size:g} holds one of the {len(y)} rows, too few to score a model "
+                         f"on; use a test size of at least {2 / len(y):.2g}")
     if stratify:
         n_classes = y.nunique()
         if n_test < n_classes:
