@@ -96,7 +96,9 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
     data = work / "mlkiln"
     data.mkdir()
     (data / bundle.MODEL_SKOPS).write_bytes(files[bundle.MODEL_SKOPS])
-    (data / _KINDS_FILE).write_text(json.dumps({c.name: c.kind for c in card.columns}, indent=2))
+    (data / _KINDS_FILE).write_text(json.dumps({"kinds": {c.name: c.kind for c in card.columns},
+                                                "unreadable": {c.name: list(c.unreadable) for c in card.columns
+                                                               if c.unreadable}}, indent=2))
     loader = work / f"{LOADER_MODULE}.py"
     loader.write_text(loader_source())
     model = mlflow.models.Model(metadata=metadata)
@@ -191,10 +193,12 @@ def _requirements(text: bytes) -> list[str]:
 def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
-        inspect.getsource(f).rstrip() for f in (schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame)
+        inspect.getsource(f).rstrip() for f in (schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
+                                                schema.first_unreadable, schema.unreadable, schema.is_missing_text,
+                                                schema._is_placeholder)
     )
     return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
-                          skops_file=bundle.MODEL_SKOPS, rules=rules)
+                          skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS))
 
 
 _LOADER = '''"""Loader of an mlkiln model exported to MLflow (mlkiln {version}, ``mlkiln export --format mlflow``).
@@ -218,6 +222,9 @@ TRUSTED_TYPES = {trusted!r}
 #: as mlkiln.schema.VALUE_MAX: a number beyond float32's range is unreadable
 VALUE_MAX = float(np.finfo(np.float32).max)
 
+#: as mlkiln.schema.NA_TOKENS: text that means "no value"
+NA_TOKENS = frozenset({na_tokens!r})
+
 
 {rules}
 
@@ -225,22 +232,32 @@ VALUE_MAX = float(np.finfo(np.float32).max)
 class MlkilnModel:
     """The fitted Pipeline behind mlkiln's input rules."""
 
-    def __init__(self, pipeline, kinds):
+    def __init__(self, pipeline, kinds, unreadable_text):
         self.pipeline = pipeline
         self.kinds = kinds
+        self.unreadable_text = unreadable_text
 
     def predict(self, model_input, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.pipeline.predict(coerce_frame(frame, self.kinds))
+        coerced = coerce_frame(frame, self.kinds)
+        first = first_unreadable(frame, coerced, self.kinds, self.unreadable_text)
+        if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
+            name, row = first
+            expected = "a number" if self.kinds[name] == "numeric" else "a date/time"
+            value = frame[name].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise ValueError(f"column {{name!r}} expects {{expected}}, got {{value!r}} in row {{row + 1}}")
+        return self.pipeline.predict(coerced)
 
 
 def _load_pyfunc(path):
     with open(os.path.join(path, "{kinds_file}")) as f:
-        kinds = json.load(f)
+        saved = json.load(f)
+    kinds, unreadable_text = saved["kinds"], saved["unreadable"]
     file = os.path.join(path, "{skops_file}")
     untrusted = skops.io.get_untrusted_types(file=file)
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
-    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds)
+    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text)
 '''

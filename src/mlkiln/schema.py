@@ -182,6 +182,21 @@ def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
     return coerced.isna() & ~is_missing_text(raw)
 
 
+def first_unreadable(frame, coerced, kinds, allowed):
+    """``(column, row position)`` of the first value of ``frame`` that did not read as its column's kind
+    (``coerced`` is :func:`coerce_frame` of it), or None. ``allowed``: per column, the text training read
+    as missing (a code such as "136A"), which is missing here too. pandas and numpy only."""
+    for name, kind in kinds.items():
+        if kind == "categorical":
+            continue
+        bad = unreadable(frame[name], coerced[name])
+        if bad.any() and allowed.get(name):
+            bad &= ~frame[name].astype(str).str.strip().isin(allowed[name])
+        if bad.any():
+            return name, int(np.flatnonzero(bad.to_numpy())[0])
+    return None
+
+
 #: text that means "no value" in hand-made tables; never a reason to call a column text
 NA_TOKENS = frozenset({"", "-", "--", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a"})
 
@@ -452,15 +467,10 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     frame = frame.rename(columns=str)
     _check_names(frame.columns, kinds, target, unknown="warn")
     coerced = coerce_frame(frame, kinds)
-    for spec in columns:
-        if spec.kind == "categorical":
-            continue
-        bad = unreadable(frame[spec.name], coerced[spec.name])
-        if bad.any() and spec.unreadable:  # text that training read as missing (a code such as "136A") is so here
-            bad &= ~frame[spec.name].astype(str).str.strip().isin(spec.unreadable)
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _unreadable(spec.name, spec.kind, frame[spec.name].iloc[row], f" in row {row + first_row}")
+    first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
+    if first is not None:
+        name, row = first
+        raise _unreadable(name, kinds[name], frame[name].iloc[row], f" in row {row + first_row}")
     for spec in columns:
         if spec.kind == "categorical" and (spec.n_categories or 0) <= len(spec.categories or ()):
             unseen = coerced[spec.name].dropna()
