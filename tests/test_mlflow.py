@@ -213,6 +213,14 @@ def test_invocations_answers_each_mlflow_body_like_predict(server, rows, form):
     assert body == {"predictions": expected}
 
 
+def test_invocations_accept_mlflow_s_optional_params_and_index(server, rows):
+    port, _ = server
+    split = json.loads(rows.head(2).to_json(orient="split"))  # with its "index", as pandas writes it
+    plain = request(port, "POST", "/invocations", {"dataframe_split": {k: split[k] for k in ("columns", "data")}})
+    assert request(port, "POST", "/invocations", {"dataframe_split": split, "params": {"x": 1}}) == plain
+    assert plain[0] == 200
+
+
 def test_invocations_empty_rows_give_no_predictions(server, rows):
     port, _ = server
     split = {"columns": list(rows.columns), "data": []}
@@ -232,6 +240,8 @@ def test_invocations_empty_rows_give_no_predictions(server, rows):
     ({"dataframe_records": [{"Type": "L", "Torque [Nm]": 40}, {"Type": "M"}]}, 400,
      "row 1 lacks column(s) 'Torque [Nm]' that other rows have"),
     ("not json", 400, "not valid JSON"),
+    ({"dataframe_records": [], "params": [1]}, 400, "params must be an object"),
+    ({"dataframe_split": {"columns": ["Type"], "data": [["L"]], "index": [0, 1]}}, 400, '"index" must be a list of 1'),
 ])
 def test_invocations_bad_bodies_are_named_never_5xx(server, rows, body, status, message):
     port, _ = server

@@ -211,11 +211,15 @@ def mlflow_frame(payload) -> pd.DataFrame:
 
     ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``,
     ``{"dataframe_records": [{...}, ...]}`` or ``{"instances": [{...}, ...]}``.
-    Cells must be JSON scalars: a nested value is no column's value.
+    Cells must be JSON scalars: a nested value is no column's value. MLflow's
+    optional ``"params"`` (an object of inference parameters) is accepted and
+    unused, as MLflow does for a model without a params schema.
     """
     keys = [k for k in MLFLOW_FORMATS if isinstance(payload, dict) and k in payload]
-    if len(keys) != 1 or len(payload) != 1:
-        raise ValueError(f"body must be a JSON object with exactly one of {', '.join(MLFLOW_FORMATS)}")
+    if len(keys) != 1 or len(payload) != 1 + ("params" in payload):
+        raise ValueError(f"body must be a JSON object with exactly one of {', '.join(MLFLOW_FORMATS)} (and optionally params)")
+    if not isinstance(payload.get("params", {}), (dict, type(None))):
+        raise ValueError("params must be an object of parameter names and values")
     (key,) = keys
     body = payload[key]
     if key == "dataframe_split":
@@ -227,6 +231,9 @@ def mlflow_frame(payload) -> pd.DataFrame:
         for i, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(columns):
                 raise ValueError(f"dataframe_split: row {i} must be a list of {len(columns)} values, one per column")
+        index = body.get("index")
+        if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
+            raise ValueError(f'dataframe_split: "index" must be a list of {len(rows)} labels, one per row of "data"')
         records = [dict(zip(columns, row)) for row in rows]
     else:
         if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
