@@ -184,6 +184,16 @@ def test_windows_1252_text_is_read_as_such_and_matches_the_same_text_in_utf8(tmp
     (tmp_path / "odd.csv").write_bytes(b"x,y,colour\n1,2,a\x81b\n" * 50)  # 0x81: no character in cp1252
     assert mlkiln.data.sniff_csv(tmp_path / "odd.csv")["encoding"] == "latin-1"
 
+def test_excel_s_sep_line_names_the_delimiter(tmp_path, capsys):
+    """Excel writes "sep=;" above the header when asked to; it was taken for the header (column 'sep=;')."""
+    path = tmp_path / "t.csv"
+    path.write_text("sep=;\n" + table().to_csv(index=False, sep=";"))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    assert card_of(out)["data"]["read_options"]["skiprows"] == 1 and card_of(out)["metrics"]["test"]["r2"] > 0.9
+    code, _, err = run(["predict", out, path, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 0 and len(pd.read_csv(tmp_path / "p.csv")) == len(table()), err
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_other_delimiters(tmp_path, capsys, sep):
     path = write(tmp_path / "t.csv", table(), sep=sep)

@@ -211,10 +211,11 @@ CSV_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "
 
 
 def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
-             na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False, decimal: str = ".") -> pd.DataFrame:
+             na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False, decimal: str = ".",
+             skiprows: int = 0) -> pd.DataFrame:
     """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
     return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
-                       keep_default_na=keep_default_na, decimal=decimal)
+                       keep_default_na=keep_default_na, decimal=decimal, skiprows=skiprows)
 
 
 #: delimiters tried when sniffing, in order of preference on ties
@@ -268,13 +269,18 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     lines = text.splitlines(keepends=True)
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut short
-    sep = _best_delimiter("".join(lines[:50]))
+    excel = re.fullmatch(r"sep=(.)\r?\n?", lines[0]) if lines else None  # Excel's line naming the delimiter
+    if excel:
+        lines = lines[1:]
+    sep = excel.group(1) if excel else _best_delimiter("".join(lines[:50]))
     header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
     names = [name.strip() for name in header]
     duplicates = sorted({n for n in names if n and names.count(n) > 1})  # empty ones become "Unnamed: i"
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
+    if excel:
+        options["skiprows"] = 1
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
         example = _decimal_comma(lines[1:50], sep)
@@ -399,7 +405,8 @@ def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreami
     """pyarrow's streaming CSV reader with the options of :func:`read_csv` (pandas' pyarrow engine)."""
     return pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES),
+        read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES,
+                                       skip_rows=options.get("skiprows", 0)),
         parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
         convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]), strings_can_be_null=True,
                                              column_types=column_types, decimal_point=options.get("decimal", ".")),
