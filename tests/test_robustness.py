@@ -184,6 +184,13 @@ def test_windows_1252_text_is_read_as_such_and_matches_the_same_text_in_utf8(tmp
     (tmp_path / "odd.csv").write_bytes(b"x,y,colour\n1,2,a\x81b\n" * 50)  # 0x81: no character in cp1252
     assert mlkiln.data.sniff_csv(tmp_path / "odd.csv")["encoding"] == "latin-1"
 
+def test_classic_mac_line_ends_and_pipes_are_named(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_bytes(table().to_csv(index=False).replace("\n", "\r").encode())  # pyarrow: "universal-newline mode?"
+    assert_refused(train(tmp_path, capsys, path, "y"), "lines that end in a carriage return alone", tmp_path)
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert_refused(train(tmp_path, capsys, tmp_path / "pipe.csv", "y"), "is not a regular file (a pipe?)", tmp_path)
+
 def test_excel_s_sep_line_names_the_delimiter(tmp_path, capsys):
     """Excel writes "sep=;" above the header when asked to; it was taken for the header (column 'sep=;')."""
     path = tmp_path / "t.csv"

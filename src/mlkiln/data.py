@@ -161,6 +161,8 @@ def _check_file(path: Path) -> None:
         raise InputError(data_not_found(path))
     if path.is_dir():
         raise InputError(f"{path} is a directory; give the path of a CSV or Parquet file")
+    if not path.is_file():  # a pipe (/dev/stdin, <(...)) is read once; a table is read twice (sniffed, then parsed)
+        raise InputError(f"{path} is not a regular file (a pipe?); save the table to a file and give its path")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
 
@@ -252,6 +254,10 @@ def sniff_csv(path: str | os.PathLike) -> dict:
                              "file; save the sheet as CSV")
         if b"\x00" in head and encoding == "utf-8":
             raise InputError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
+        lone = len(re.findall(rb"\r(?!\n)", head.rstrip(b"\r")))  # classic Mac OS's line ends (a few may be in text)
+        if encoding == "utf-8" and lone >= 2 and lone * 10 >= lone + head.count(b"\n"):
+            raise InputError(f"{path} has lines that end in a carriage return alone (classic Mac OS); save it with "
+                             "Unix (LF) or Windows (CRLF) line endings")
         # an object, or an array of objects or arrays: a header such as "[id],[name]" (SQL Server's) is CSV
         if re.match(rb"\{|\[\s*[{\[]", head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")):
             raise InputError(f"{path} looks like JSON, not a CSV or Parquet file; save the table as CSV or "
