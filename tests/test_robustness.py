@@ -158,29 +158,24 @@ def test_larger_than_memory(tmp_path, capsys, monkeypatch):
 
 # ---- training-time data problems that still give a correct model, with a warning ----
 
-def test_latin1_text(tmp_path, capsys):
+@pytest.mark.parametrize("encoding, values", [("latin-1", ("café", "crème")),
+                                             ("cp1252", ("5€ plan", "\u201cPremium\u201d"))])  # Excel on Windows
+def test_text_that_is_not_utf8_keeps_its_categories(tmp_path, capsys, encoding, values):
+    """Read as Windows-1252 where the file decodes so: its € and curly quotes were control characters in Latin-1,
+    and the same categories from a UTF-8 file were then 'unseen'."""
     frame = table()
-    frame["colour"] = np.where(frame["x"] > 0, "café", "crème")
-    path = write(tmp_path / "t.csv", frame, encoding="latin-1")
-    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
-    assert code == 0 and "not UTF-8" in err
-    colour = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "colour")
-    assert sorted(colour["categories"]) == ["café", "crème"]
-
-
-
-def test_windows_1252_text_is_read_as_such_and_matches_the_same_text_in_utf8(tmp_path, capsys):
-    """Excel on Windows saves CSV in cp1252: its € and curly quotes are control characters in Latin-1."""
-    frame = table()
-    frame["colour"] = np.where(frame["x"] > 0, "5€ plan", "“Premium”")
-    path = write(tmp_path / "t.csv", frame, encoding="cp1252")
+    frame["colour"] = np.where(frame["x"] > 0, *values)
+    path = write(tmp_path / "t.csv", frame, encoding=encoding)
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
     assert code == 0 and "not UTF-8; reading it as Windows-1252" in err
     colour = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "colour")
-    assert sorted(colour["categories"]) == ["5€ plan", "“Premium”"]
+    assert sorted(colour["categories"]) == sorted(values)
     same = write(tmp_path / "utf8.csv", frame.drop(columns="y"))
     code, _, err = run(["predict", out, same, "-o", tmp_path / "p.csv"], capsys)
     assert code == 0 and "not seen in training" not in err
+
+
+def test_text_that_is_not_windows_1252_is_read_as_latin1(tmp_path):
     (tmp_path / "odd.csv").write_bytes(b"x,y,colour\n1,2,a\x81b\n" * 50)  # 0x81: no character in cp1252
     assert mlkiln.data.sniff_csv(tmp_path / "odd.csv")["encoding"] == "latin-1"
 
