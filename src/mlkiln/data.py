@@ -40,6 +40,8 @@ log = logging.getLogger("mlkiln")
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+#: names an output table may have: what it is written as (a .csv.gz or .tsv name would promise another format)
+OUTPUT_SUFFIXES = (".csv", *PARQUET_SUFFIXES)
 #: files at least this large get a progress line before and after reading
 LARGE_FILE_BYTES = 10 << 20
 #: rows per Parquet record batch when streaming: per-batch overhead is amortised, memory stays small
@@ -140,20 +142,26 @@ def read_table(path: str | os.PathLike, allow_empty: bool = False, one_format: b
     check_same_columns(files)
     _check_size(sum(f.stat().st_size for f in files), path)
     frames = [_read_file(file, allow_empty=True, check=False) for file in files]
-    written = [(file, f.attrs["read_options"]) for file, f in zip(files, frames) if f.attrs.get("read_options")]
-    for file, options in written[1:] if one_format else ():
-        if options != written[0][1]:
-            differ = ", ".join(f"{key} {options.get(key)!r} against {written[0][1].get(key)!r}"
-                               for key in sorted(set(options) | set(written[0][1]))
-                               if options.get(key) != written[0][1].get(key))
-            raise InputError(f"{file} is written differently from {written[0][0]} ({differ}); the bundle's train.py "
-                             "reads every file of a dataset one way: save them alike")
+    if one_format:
+        _check_one_format([(file, f.attrs["read_options"]) for file, f in zip(files, frames)
+                           if f.attrs.get("read_options")])
     frame = pd.concat(frames, ignore_index=True)
     if len(frame) == 0 and not allow_empty:
         raise InputError(f"the files of {path} have no data rows")
     log.info("read %d rows from %d files of %s", len(frame), len(files), path)
     frame.attrs["read_options"] = frames[0].attrs["read_options"]
     return frame
+
+
+def _check_one_format(written: list[tuple[Path, dict]]) -> None:
+    """Each CSV file's read options (``(file, options)``) the first one's, or an error naming the difference."""
+    for file, options in written[1:]:
+        first_file, first = written[0]
+        if options != first:
+            differ = ", ".join(f"{key} {options.get(key)!r} against {first.get(key)!r}"
+                               for key in sorted(set(options) | set(first)) if options.get(key) != first.get(key))
+            raise InputError(f"{file} is written differently from {first_file} ({differ}); the bundle's train.py "
+                             "reads every file of a dataset one way: save them alike")
 
 
 def _check_file(path: Path) -> None:
@@ -503,11 +511,9 @@ def output_format(path: str | os.PathLike) -> str:
     (compressed, tab-separated) the file would not have.
     """
     name = str(path).lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if Path(path).suffix and not name.endswith(".csv"):
+    if Path(path).suffix and not name.endswith(OUTPUT_SUFFIXES):
         raise InputError(f"the output {path} is neither .csv nor .parquet; name the file for the format to write")
-    return "csv"
+    return "parquet" if name.endswith(PARQUET_SUFFIXES) else "csv"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

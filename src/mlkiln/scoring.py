@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, check_apart, followed, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
-    LARGE_FILE_BYTES, PARQUET_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
+    LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
     output_format, read_batches,
 )
 from .errors import InputError, MlkilnError
@@ -209,7 +209,7 @@ def _writer(dest: Path, fmt: str, schema: pa.Schema):
 
 def _is_table_name(path: Path) -> bool:
     """Whether ``path`` names one output table (see :func:`mlkiln.data.output_format`), not a directory."""
-    return path.name.lower().endswith((".csv", *PARQUET_SUFFIXES))
+    return path.name.lower().endswith(OUTPUT_SUFFIXES)
 
 
 class _Progress:
