@@ -195,7 +195,7 @@ def loader_source() -> str:
     rules = "\n\n\n".join(
         inspect.getsource(f).rstrip() for f in (schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
-                                                schema._is_placeholder)
+                                                schema._is_placeholder, schema.unreadable_message)
     )
     return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
                           skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS))
@@ -243,10 +243,7 @@ class MlkilnModel:
         first = first_unreadable(frame, coerced, self.kinds, self.unreadable_text)
         if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
             name, row = first
-            expected = "a number" if self.kinds[name] == "numeric" else "a date/time"
-            value = frame[name].iloc[row]
-            value = value.item() if isinstance(value, np.generic) else value
-            raise ValueError(f"column {{name!r}} expects {{expected}}, got {{value!r}} in row {{row + 1}}")
+            raise ValueError(unreadable_message(name, self.kinds[name], frame[name].iloc[row], f" in row {{row + 1}}"))
         return self.pipeline.predict(coerced)
 
 

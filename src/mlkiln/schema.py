@@ -551,7 +551,12 @@ def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
 
 
 def _unreadable(name: str, kind: str, value, where: str = "") -> InputError:
+    return InputError(unreadable_message(name, kind, value, where))
+
+
+def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
+    """What to say of a value that is not of its column's kind (the exported MLflow loader says it too)."""
     expected = {"numeric": "a number", "datetime": "a date/time", "categorical": "a text value"}[kind]
     if isinstance(value, np.generic):  # inf, not np.float64(inf)
         value = value.item()
-    return InputError(f"column {name!r} expects {expected}, got {value!r}{where}")
+    return f"column {name!r} expects {expected}, got {value!r}{where}"
