@@ -238,3 +238,40 @@ def test_a_final_fit_that_does_not_converge_is_said_once_in_our_words(caplog):
     assert fitted[-1].n_iter_[0] == 1
     assert not [w for w in shown if "converge" in str(w.message)]
     assert sum("iteration limit" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("family", ["hgb", "logistic_l2"])
+def test_folds_preprocessed_once_give_the_candidates_the_same_scores_and_predictions(diamonds, monkeypatch, family):
+    # the candidates share each fold's fitted preprocessor; fitting it inside every candidate's pipeline
+    # (the path taken when the folds are too large to keep) must give the very same numbers
+    from mlkiln.pipeline import build_pipeline
+    from mlkiln.schema import column_kind
+
+    table = diamonds.head(600).copy()
+    table.loc[::7, "carat"] = np.nan  # missing values: imputed for one-hot, left to the trees for ordinal
+    X, y = table.drop(columns="cut"), table["cut"].astype(str)
+    X = X.astype({c: "category" for c in ("color", "clarity")})
+    kinds = {c: column_kind(X[c]) for c in X.columns}
+    pipe = build_pipeline("classification", family, kinds, n_classes=y.nunique())
+    candidates = tuning.candidates_for("classification", family, "random", 0, len(y), 3)
+    cv, scorer = tuning.make_cv("classification", 3, 0), tuning.Scorer("classification", "log_loss")
+
+    def search(prepared_bytes):
+        monkeypatch.setattr(tuning, "PREPARED_BYTES", prepared_bytes)
+        with Compute(n_jobs=1) as compute:
+            results = tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "classification", compute)
+            splits = list(cv.split(X, y))
+            folds = compute.prepared.get(pipe, candidates, X, y, splits)
+            shared = folds is not None and compute.prepared.get(pipe, candidates, X, y, splits) is folds
+            return results, shared
+
+    (shared_res, _, shared_oofs), shared = search(tuning.PREPARED_BYTES)
+    (own_res, _, own_oofs), not_shared = search(0)
+    assert shared and not not_shared
+    for k in range(3):
+        np.testing.assert_array_equal(shared_res[f"split{k}_test_score"], own_res[f"split{k}_test_score"])
+    assert np.isfinite(shared_res["mean_test_score"]).all()
+    assert [p.params for p in shared_oofs] == [p.params for p in own_oofs] and len(own_oofs) == 3
+    for a, b in zip(shared_oofs, own_oofs):
+        np.testing.assert_array_equal(a.pred, b.pred)
+        np.testing.assert_array_equal(a.proba, b.proba)
