@@ -50,7 +50,7 @@ MAX_LISTED_CATEGORIES = 100
 #: internal error in training; beyond it a value counts as unreadable (missing), as +-inf does
 VALUE_MAX = float(np.finfo(np.float32).max)
 #: a number as Python and pandas read it alike ("-1.5e3"): one record's value skips :func:`to_number`'s pandas
-#: steps (half a millisecond a value) for the same float. Not with a leading "+": pandas reads "+823.E23" one
+#: steps (2.4 ms a value) for the same float. Not with a leading "+": pandas reads "+823.E23" one
 #: bit off Python's float (a property test in test_properties.py compares the two ways)
 _PLAIN_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
