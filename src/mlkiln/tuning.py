@@ -352,6 +352,8 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     validation metrics and threshold, and the ensemble is selected from them.
     (A budget is kept by the caller, :func:`search_rungs`, which starts only
     the batches it expects to finish; every candidate given here is reached.)
+    Each fold's rows go through the preprocessor once for all candidates
+    (:class:`PreparedFolds`), unless a candidate sets its parameters.
     A search longer than PROGRESS_SECONDS logs its progress under ``label``.
     """
     one_pass = _least_squares_one_pass(pipe, candidates, X, y, cv, scorer, label)
@@ -363,16 +365,16 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     kept: list[tuple[float, int, tuple]] = []  # (mean score, candidate, pooled predictions), best first
     failure = None  # the first failed fit's reason
     progress = _Progress(label, len(candidates) * len(splits))
-    folds = compute.prepared.get(pipe, candidates, X, y, splits)
+    prepared = compute.prepared.get(pipe, candidates, X, y, splits)
     with compute.parallel():
-        if folds is None:
+        if prepared is None:
             jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
                     for candidate in candidates for fit_idx, val_idx in splits]
         else:
             model = pipe.named_steps["model"]
             jobs = [delayed(_fit_predict_prepared)(
                         clone(model).set_params(**{k.removeprefix("model__"): v for k, v in candidate.items()}), fold, task)
-                    for candidate in candidates for fold in folds]
+                    for candidate in candidates for fold in prepared]
         results = Parallel(return_as="generator")(jobs)
         for i in range(len(candidates)):
             folds = []
@@ -630,7 +632,7 @@ class PreparedFolds:
     def get(self, pipe, candidates: list[dict], X, y, splits) -> list[PreparedFold] | None:
         """The folds of ``X``, ``y`` through ``pipe``'s preprocessor, or None where they cannot be shared."""
         steps = getattr(pipe, "steps", None)
-        if (len(candidates) < 2 or not isinstance(steps, list) or [name for name, _ in steps] != ["prep", "model"]
+        if (not isinstance(steps, list) or [name for name, _ in steps] != ["prep", "model"]
                 or not all(key.startswith("model__") for candidate in candidates for key in candidate)
                 or least_squares.streams(pipe, X, y)):  # least squares' own fit, not scikit-learn's
             return None
