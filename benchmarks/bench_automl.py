@@ -104,6 +104,22 @@ def _flights() -> pd.DataFrame:
             return pd.read_csv(f)
 
 
+def _digits() -> pd.DataFrame:
+    """scikit-learn's bundled 8x8 digits (sklearn/datasets/data/digits.csv.gz, read locally: no download)."""
+    from sklearn.datasets import load_digits
+
+    return load_digits(as_frame=True).frame.rename(columns={"target": "digit"})
+
+
+def _bundesliga() -> pd.DataFrame:
+    """vcd's Bundesliga results with the match outcome (home win, draw, away win) as a column; the goals it is
+    computed from stay in the table and are passed as --drop."""
+    frame = _rdataset("vcd/Bundesliga")
+    frame["result"] = np.select([frame["HomeGoals"] > frame["AwayGoals"], frame["HomeGoals"] < frame["AwayGoals"]],
+                                ["home", "away"], "draw")
+    return frame
+
+
 #: cheapest first, so a partial run has the most tables
 TABLES: dict[str, Table] = {
     "penguins": Table("species", lambda: _package_csv("palmerpenguins", "data", "penguins.csv"),
@@ -115,6 +131,15 @@ TABLES: dict[str, Table] = {
     "seattle-weather": Table("weather", lambda: _package_csv("vega_datasets", "_data", "seattle-weather.csv"),
                              "vega_datasets 0.9.0, _data/seattle-weather.csv (1,461 x 6; 5 weather classes, "
                              "imbalanced; a date column; BSD-3 (Vega datasets))"),
+    "digits": Table("digit", _digits,
+                    "scikit-learn 1.9.1, sklearn/datasets/data/digits.csv.gz (1,797 x 65; 10 classes; 64 pixel "
+                    "counts 0-16, 3 of them constant; no text, no missing values; BSD-3 (scikit-learn), data "
+                    "UCI Optical Recognition of Handwritten Digits, CC BY 4.0)"),
+    "forbes2000": Table("marketvalue", lambda: _rdataset("HSAUR/Forbes2000"),
+                        "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/HSAUR/Forbes2000.csv (2,000 x 8; market "
+                        "value regression, billion USD, 0.02-328.5, median 5.2; country (61) and category (27) "
+                        "text, name unique; 5 profits missing; GPL-2 (HSAUR))",
+                        drop=("rank",)),  # Forbes ranks on a composite of sales, profits, assets and market value
     "txhousing": Table("median", lambda: _package_csv("plotnine", "data", "txhousing.csv"),
                        "plotnine 0.15.9, data/txhousing.csv (ggplot2's; 8,602 x 9; median sale price "
                        "regression, 616 rows without it; city text, missing values; MIT (plotnine), data from "
@@ -122,6 +147,11 @@ TABLES: dict[str, Table] = {
     "machine-failure": Table("Machine failure", lambda: load_example("machine-failure"),
                              "mlkiln's example (AI4I 2020, 10,000 x 14; binary, 3.4 % failures; CC BY 4.0)",
                              drop=("RNF",)),
+    "bundesliga": Table("result", _bundesliga,
+                        "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/vcd/Bundesliga.csv (14,018 x 7 + the "
+                        "outcome; multiclass home / draw / away; HomeTeam, AwayTeam text with 52 teams each, Date "
+                        "a date (2 missing), Round, Year; GPL-2 (vcd))",
+                        drop=("HomeGoals", "AwayGoals")),  # the outcome is computed from them
     "health-insurance": Table("whi", lambda: _rdataset("Ecdat/HI"),
                               "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/HI.csv (22,272 x 13; "
                               "binary: wife covered by her own job's insurance; education, race, region text; "

@@ -217,6 +217,9 @@ def test_a_wide_table_s_ceiling_alarm_scores_a_smaller_sample(rng):
     narrow = leakage.ceiling_alarm("regression", {"r2": 1.0}, LinearRegression().fit(X[["c7", "c30"]], y),
                                    X[["c7", "c30"]], y)
     assert narrow.rows == 1500  # a narrow table keeps every row up to IMPORTANCE_ROWS
+    # a model of many trees (as counted by metrics.count_trees) is shuffled on fewer rows, once per column
+    large = leakage.ceiling_alarm("regression", {"r2": 1.0}, model, X, y, trees=5_000)
+    assert large.rows == leakage.ALARM_MIN_ROWS and large.columns[:2] == ("c7", "c30")
 
 
 def test_no_ceiling_alarm_on_an_honest_strong_signal(diamonds_run, diamonds):

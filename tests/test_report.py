@@ -99,6 +99,43 @@ def test_a_wide_table_s_importance_scores_a_smaller_sample(tmp_path):
     assert [f["feature"] for f in importance["features"][:2]] == ["c4", "c9"]
 
 
+def test_a_large_model_s_importance_scores_fewer_rows_and_repeats(failure_run):
+    """Rows x trees are bounded: digits' 61 columns through 5,100 trees get 200 rows, shuffled twice each."""
+    from mlkiln.metrics import count_trees
+    from mlkiln.report.diagnostics import IMPORTANCE_REPEATS, importance_plan
+
+    assert importance_plan(360, 61, 0) == (360, IMPORTANCE_REPEATS)
+    assert importance_plan(360, 61, 5_100) == (200, 2)
+    assert importance_plan(5_000, 8, 100) == importance_plan(5_000, 8, 0)  # a usual model: as before
+    trees = count_trees(failure_run.pipeline)
+    importance = failure_run.diagnostics["permutation_importance"]
+    rows, repeats = importance_plan(failure_run.card.split.n_test, len(failure_run.card.columns), trees)
+    assert (importance["rows"], importance["repeats"]) == (rows, repeats)
+
+
+def test_trees_are_counted_per_class_member_and_forest():
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlkiln.metrics import count_trees
+
+    X, y = load_iris(return_X_y=True)
+    boosted = HistGradientBoostingClassifier(max_iter=7, early_stopping=False).fit(X, y)
+    forest = RandomForestClassifier(n_estimators=11, random_state=0).fit(X, y)
+    linear = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    assert count_trees(boosted) == 7 * 3 and count_trees(forest) == 11 and count_trees(linear) == 0
+    vote = VotingClassifier([("b", make_pipeline(StandardScaler(), boosted)), ("f", forest), ("l", linear)],
+                            voting="soft").fit(X, y)
+    assert count_trees(vote) == 21 + 11
+    binary = y == 1
+    cut = FixedThresholdClassifier(RandomForestClassifier(n_estimators=5, random_state=0), threshold=0.3).fit(X, binary)
+    assert count_trees(make_pipeline(StandardScaler(), cut)) == 5
+
+
 def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bundle):
     curve = saved(failure_bundle)["tuning"]["logistic_l1"]
     grid = REGISTRY["logistic_l1"].grid["C"]

@@ -315,6 +315,26 @@ class Scorer:
 BLOCK_ROWS = 1 << 16
 
 
+def count_trees(model) -> int:
+    """The trees a fitted model walks for one row (every class's, every member's); 0 for a linear model.
+
+    What scoring a row costs grows with it: the permutation importances bound
+    their rows by it (a row through the 5,100 trees of a 10-class boosted
+    model costs about 0.16 ms, through a linear model a few microseconds).
+    """
+    if hasattr(model, "steps"):  # a Pipeline: its model step
+        return count_trees(model.steps[-1][1])
+    if hasattr(model, "n_trees_per_iteration_"):  # gradient boosting: one tree per class and iteration
+        return int(model.n_iter_) * int(model.n_trees_per_iteration_)
+    if hasattr(model, "tree_"):
+        return 1
+    if hasattr(model, "estimators_"):  # forests, voting ensembles (a forest's estimator_ is its unfitted template)
+        return sum(count_trees(member) for member in model.estimators_)
+    if hasattr(model, "estimator_"):  # FixedThresholdClassifier: the classifier it cuts
+        return count_trees(model.estimator_)
+    return 0
+
+
 def predict_in_blocks(pipe, X: pd.DataFrame, task: str, predictor=None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(predictions, class probabilities or None)`` of a fitted ``pipe`` for every row of ``X``, in row blocks.
 

@@ -176,6 +176,7 @@ def train(
                                                                   compute)
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
+        trees=metrics.count_trees(final),
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
     if alarm:
         log.warning("%s", alarm.message)
@@ -229,7 +230,8 @@ def make_card(table: Table, selection: Selection, split_metrics: dict, options: 
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         profile=profile,
         leakage=evidence,
-        evaluation=report.evaluation_info(n_train, n_test, options.seed, train_metric_rows, table.X.shape[1]),
+        evaluation=report.evaluation_info(n_train, n_test, options.seed, train_metric_rows, table.X.shape[1],
+                                          metrics.count_trees(final)),
     )
     return Card.from_dict(card.to_dict())  # numpy values become the plain ones card.json will hold
 

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..card import Card, Evaluation
 from ..jsonio import plain
-from ..metrics import BLOCK_ROWS, Scorer, predict_in_blocks
+from ..metrics import BLOCK_ROWS, Scorer, count_trees, predict_in_blocks
 
 #: points drawn in the regression scatter plots (a seeded sample of the rows)
 SCATTER_POINTS = 2000
@@ -24,6 +24,11 @@ IMPORTANCE_REPEATS = 5
 #: gets a smaller sample, never under IMPORTANCE_MIN_ROWS; 200 columns at 2,000 rows would score 2M rows
 IMPORTANCE_SCORED = 200_000
 IMPORTANCE_MIN_ROWS = 200
+#: ...and at most this many rows x trees (:func:`mlkiln.metrics.count_trees`): a large model gets fewer rows, and
+#: below IMPORTANCE_MIN_ROWS fewer repeats (not under MIN_REPEATS) instead. The 5,100 trees of a 10-class boosted
+#: model on scikit-learn's digits (61 columns) scored 110k rows, 60 s of a 200 s training; now 200 rows x 2 repeats
+IMPORTANCE_TREE_ROWS = 100_000_000
+MIN_REPEATS = 2
 #: points kept per ROC / precision-recall curve
 CURVE_POINTS = 400
 
@@ -73,25 +78,30 @@ def diagnostics(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, target: pd.
     return plain(out)
 
 
-def importance_rows(n_rows: int, n_columns: int) -> int:
-    """Rows of the permutation importance's sample: :data:`IMPORTANCE_ROWS`, fewer for a wide table."""
-    per_row = 1 + n_columns * IMPORTANCE_REPEATS
-    return min(n_rows, max(IMPORTANCE_MIN_ROWS, min(IMPORTANCE_ROWS, IMPORTANCE_SCORED // per_row)))
+def importance_plan(n_rows: int, n_columns: int, trees: int = 0) -> tuple[int, int]:
+    """``(rows, repeats)`` of the permutation importance: :data:`IMPORTANCE_ROWS` rows, each column shuffled
+    :data:`IMPORTANCE_REPEATS` times; fewer for a wide table or a large model (``trees``)."""
+    scored = min(IMPORTANCE_SCORED, IMPORTANCE_TREE_ROWS // max(trees, 1))
+    repeats = IMPORTANCE_REPEATS
+    while repeats > MIN_REPEATS and scored // (1 + n_columns * repeats) < IMPORTANCE_MIN_ROWS:
+        repeats -= 1
+    rows = max(IMPORTANCE_MIN_ROWS, min(IMPORTANCE_ROWS, scored // (1 + n_columns * repeats)))
+    return min(n_rows, rows), repeats
 
 
 def evaluation_info(n_train: int, n_test: int, seed: int, train_rows: int | None = None,
-                    n_columns: int = 0) -> Evaluation:
+                    n_columns: int = 0, trees: int = 0) -> Evaluation:
     """What the card says about the rows behind the metrics and the report: all of them, and the seeded samples.
 
     ``train_rows``: the training metrics' seeded sample, when they did not use
     all ``n_train`` rows (see :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`);
-    ``n_columns``: the model's input columns, which bound the importance's sample.
+    ``n_columns``, ``trees``: the model's input columns and trees, which bound the importance's sample.
     """
     train = "every row" if train_rows is None else f"a seeded sample of {train_rows:,} of the {n_train:,} rows"
     return Evaluation(
         metrics=f"test: every row; train: {train}; predicted in blocks of {BLOCK_ROWS:,} rows",
         rows={"train": n_train if train_rows is None else train_rows, "test": n_test,
-              "importance": importance_rows(n_test, n_columns), "scatter": min(n_test, SCATTER_POINTS)},
+              "importance": importance_plan(n_test, n_columns, trees)[0], "scatter": min(n_test, SCATTER_POINTS)},
         seed=seed,
     )
 
@@ -156,19 +166,19 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     """Drop in the selection metric when one input column is shuffled, on a sample of the rows.
 
     scikit-learn's permutation importance (``baseline - shuffled`` score, each
-    column shuffled :data:`IMPORTANCE_REPEATS` times), with the shuffled
+    column shuffled :data:`IMPORTANCE_REPEATS` times, see :func:`importance_plan`), with the shuffled
     copies scored together, by ``predictor`` when the pipeline is compiled:
     a tree ensemble's cost is per call and per tree, so 31 calls of 2,000 rows
     took 3 s of the machine-failure example's 19 s training.
     """
     metric = card.metric.name
-    n_rows = importance_rows(len(X), X.shape[1])
+    n_rows, repeats = importance_plan(len(X), X.shape[1], count_trees(pipeline))
     if len(X) > n_rows:
         take = np.sort(rng.choice(len(X), n_rows, replace=False))
         X, y = X.iloc[take], y.iloc[take]
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
-    copies = _shuffled_copies(X, np.random.default_rng(card.split.seed))
+    copies = _shuffled_copies(X, np.random.default_rng(card.split.seed), repeats)
     n, per_call = len(X), max(1, BLOCK_ROWS // max(len(X), 1))
     scores = []
     # at most BLOCK_ROWS rows of copies exist at a time: a wide table has many columns to shuffle
@@ -177,21 +187,21 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
         for k in range(len(batch)):
             rows = slice(k * n, (k + 1) * n)
             scores.append(scorer.from_predictions(y, pred[rows], None if proba is None else proba[rows]))
-    drops = scores[0] - np.reshape(scores[1:], (X.shape[1], IMPORTANCE_REPEATS))
+    drops = scores[0] - np.reshape(scores[1:], (X.shape[1], repeats))
     means, stds = drops.mean(axis=1), drops.std(axis=1)
     order = np.argsort(-means, kind="stable")
     return {
-        "metric": metric, "rows": int(len(X)), "repeats": IMPORTANCE_REPEATS,
+        "metric": metric, "rows": int(len(X)), "repeats": repeats,
         "features": [{"feature": str(X.columns[i]), "mean": means[i], "std": stds[i]} for i in order],
     }
 
 
-def _shuffled_copies(X: pd.DataFrame, shuffle: np.random.Generator) -> Iterator[pd.DataFrame]:
-    """``X``, then ``X`` with each column shuffled in turn, :data:`IMPORTANCE_REPEATS` times each."""
+def _shuffled_copies(X: pd.DataFrame, shuffle: np.random.Generator, repeats: int) -> Iterator[pd.DataFrame]:
+    """``X``, then ``X`` with each column shuffled in turn, ``repeats`` times each."""
     yield X
     for column in X.columns:
         values = X[column].to_numpy()
-        for _ in range(IMPORTANCE_REPEATS):
+        for _ in range(repeats):
             copy = X.copy()
             copy[column] = values[shuffle.permutation(len(X))]
             yield copy
