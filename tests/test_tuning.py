@@ -275,3 +275,34 @@ def test_folds_preprocessed_once_give_the_candidates_the_same_scores_and_predict
     for a, b in zip(shared_oofs, own_oofs):
         np.testing.assert_array_equal(a.pred, b.pred)
         np.testing.assert_array_equal(a.proba, b.proba)
+
+
+def test_saga_fits_follow_c_from_the_strongest_penalty_and_score_as_fitted_from_zero(diamonds, monkeypatch):
+    # several classes: L1 logistic regression is saga, and each fold fits the values of C in turn, warm;
+    # the scores stay each candidate's own (given in descending C, reported in that order)
+    from mlkiln.pipeline import build_pipeline
+    from mlkiln.schema import column_kind
+
+    table = diamonds.head(900)
+    X, y = table.drop(columns="cut"), table["cut"].astype(str)
+    X = X.astype({c: "category" for c in ("color", "clarity")})
+    kinds = {c: column_kind(X[c]) for c in X.columns}
+    pipe = build_pipeline("classification", "logistic_l1", kinds, n_classes=y.nunique())
+    candidates = [{"model__C": c} for c in (10.0, 0.01, 1.0, 0.1)]
+    cv, scorer = tuning.make_cv("classification", 3, 0), tuning.Scorer("classification", "log_loss")
+    assert tuning._warm_path(pipe.named_steps["model"], [{"C": c} for c in (10.0, 0.01, 1.0, 0.1)]) == [1, 3, 2, 0]
+
+    def search():
+        with Compute(n_jobs=2) as compute:
+            return tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "classification", compute)
+
+    warm, _, warm_oofs = search()
+    monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
+    cold, _, cold_oofs = search()
+    assert warm["params"] == cold["params"] == candidates
+    np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], atol=2e-3)
+    assert np.argmax(warm["mean_test_score"]) == np.argmax(cold["mean_test_score"])
+    assert [p.params for p in warm_oofs] == [p.params for p in cold_oofs]
+    # two classes: liblinear cannot start warm, and the course's model is fitted from zero as before
+    binary = build_pipeline("classification", "logistic_l1", kinds, n_classes=2)
+    assert tuning._warm_path(binary.named_steps["model"], [{"C": 1.0}, {"C": 10.0}]) is None

@@ -21,6 +21,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import joblib
@@ -367,20 +368,7 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     progress = _Progress(label, len(candidates) * len(splits))
     prepared = compute.prepared.get(pipe, candidates, X, y, splits)
     with compute.parallel():
-        if prepared is None:
-            jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
-                    for candidate in candidates for fit_idx, val_idx in splits]
-        else:
-            model = pipe.named_steps["model"]
-            jobs = [delayed(_fit_predict_prepared)(
-                        clone(model).set_params(**{k.removeprefix("model__"): v for k, v in candidate.items()}), fold, task)
-                    for candidate in candidates for fold in prepared]
-        results = Parallel(return_as="generator")(jobs)
-        for i in range(len(candidates)):
-            folds = []
-            for _ in splits:
-                folds.append(next(results))
-                progress.fits_done()
+        for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress)):
             for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
                 fit_times[i, k] = seconds
                 if pred is not None:
@@ -402,6 +390,67 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     oofs = [Predictions(label, _estimator_params(candidates[i]), float(mean), pred, proba)
             for mean, i, (pred, proba) in kept]
     return results, len(candidates), oofs
+
+
+def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: str, progress) -> Iterator[list]:
+    """Each candidate's ``(predictions, probabilities, seconds)`` on every fold, in the candidates' order.
+
+    One job per candidate and fold; on prepared folds, when the model can
+    start from the solution of its neighbour (:func:`_warm_path`), one job
+    per fold fits the candidates along that path instead.
+    """
+    if prepared is None:
+        jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
+                for candidate in candidates for fit_idx, val_idx in splits]
+    else:
+        model = pipe.named_steps["model"]
+        params = [{k.removeprefix("model__"): v for k, v in candidate.items()} for candidate in candidates]
+        order = _warm_path(model, params)
+        if order is not None:
+            by_fold = Parallel()(delayed(_fit_predict_path)(clone(model), [params[i] for i in order], fold, task)
+                                 for fold in prepared)
+            progress.fits_done(len(candidates) * len(splits))
+            place = {i: j for j, i in enumerate(order)}
+            yield from ([outputs[place[i]] for outputs in by_fold] for i in range(len(candidates)))
+            return
+        jobs = [delayed(_fit_predict_prepared)(clone(model).set_params(**values), fold, task)
+                for values in params for fold in prepared]
+    results = Parallel(return_as="generator")(jobs)
+    for _ in candidates:
+        folds = []
+        for _ in splits:
+            folds.append(next(results))
+            progress.fits_done()
+        yield folds
+
+
+#: the parameter along which a family's fits start from their neighbour's solution, strongest penalty first:
+#: saga's L1 logistic regression (several classes) on 7,500 rows of football results (104 one-hot team
+#: columns, 3 classes) took 49 s for the 11 values of C of one fold, fitted each from zero, and 16 s along
+#: the path, held-out log loss equal to the third decimal; liblinear (two classes) cannot start warm
+WARM_PATHS = {"C": 1}  # +1: ascending (a larger C penalises less)
+
+
+def _warm_path(model, params: list[dict]) -> list[int] | None:
+    """The order (strongest penalty first) in which ``params`` are fitted warm, or None to fit each from zero."""
+    if "warm_start" not in model.get_params() or getattr(model, "solver", None) != "saga" or len(params) < 2:
+        return None
+    varied = {k for p in params for k in p if len({repr(q.get(k)) for q in params}) > 1}
+    if len(varied) != 1 or next(iter(varied)) not in WARM_PATHS:
+        return None
+    (name,) = varied
+    return sorted(range(len(params)), key=lambda i: WARM_PATHS[name] * params[i][name])
+
+
+def _fit_predict_path(model, params: list[dict], fold: PreparedFold, task) -> list[tuple]:
+    """:func:`_fit_predict_prepared` of ``params`` in turn, each fit starting from the previous solution."""
+    model.set_params(warm_start=True)
+    outputs = []
+    for values in params:
+        outputs.append(_fit_predict_prepared(model.set_params(**values), fold, task))
+        if outputs[-1][0] is None:  # a failed fit leaves no solution to start from
+            model = clone(model)
+    return outputs
 
 
 def _least_squares_one_pass(pipe, candidates: list[dict], X, y, cv, scorer: Scorer,
