@@ -306,3 +306,29 @@ def test_saga_fits_follow_c_from_the_strongest_penalty_and_score_as_fitted_from_
     # two classes: liblinear cannot start warm, and the course's model is fitted from zero as before
     binary = build_pipeline("classification", "logistic_l1", kinds, n_classes=2)
     assert tuning._warm_path(binary.named_steps["model"], [{"C": 1.0}, {"C": 10.0}]) is None
+
+
+def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_from_zero(diamonds, monkeypatch):
+    from mlkiln.pipeline import build_pipeline
+    from mlkiln.schema import column_kind
+
+    X, y = diamonds.head(2000).drop(columns="price"), diamonds.head(2000)["price"].astype(float)
+    X = X.astype({c: "category" for c in ("cut", "color", "clarity")})
+    kinds = {c: column_kind(X[c]) for c in X.columns}
+    pipe = build_pipeline("regression", "lasso", kinds)
+    candidates = [{"model__alpha": a} for a in (0.01, 10.0, 1.0)]
+    assert tuning._warm_path(pipe.named_steps["model"], [{"alpha": a} for a in (0.01, 10.0, 1.0)]) == [1, 2, 0]
+    cv, scorer = tuning.make_cv("regression", 3, 0), tuning.Scorer("regression", "r2")
+
+    def search():
+        with Compute(n_jobs=2) as compute:
+            return tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "regression", compute)
+
+    warm, _, _ = search()
+    monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
+    cold, _, _ = search()
+    np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], rtol=1e-4)
+    assert len(set(np.round(cold["mean_test_score"], 4))) == 3  # three different scores, each back in its place
+    # ridge (a closed form) is fitted from zero
+    ridge = build_pipeline("regression", "ridge", kinds).named_steps["model"]
+    assert tuning._warm_path(ridge, [{"alpha": 1.0}, {"alpha": 10.0}]) is None

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, LogisticRegression
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
     HalvingGridSearchCV,
@@ -424,16 +425,19 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
         yield folds
 
 
-#: the parameter along which a family's fits start from their neighbour's solution, strongest penalty first:
-#: saga's L1 logistic regression (several classes) on 7,500 rows of football results (104 one-hot team
-#: columns, 3 classes) took 49 s for the 11 values of C of one fold, fitted each from zero, and 16 s along
-#: the path, held-out log loss equal to the third decimal; liblinear (two classes) cannot start warm
-WARM_PATHS = {"C": 1}  # +1: ascending (a larger C penalises less)
+#: the parameter along which a family's fits start from their neighbour's solution, and its direction (strongest
+#: penalty first: +1 ascending, a larger C penalises less). saga's L1 logistic regression (several classes) on
+#: 7,500 rows of football results (104 one-hot team columns, 3 classes) took 49 s for the 11 values of C of one
+#: fold, fitted each from zero, and 16 s along the path, held-out log loss equal to the third decimal. Lasso on
+#: 22,222 flights (231 one-hot columns): 9.9 s for its 5 alphas from zero (alpha 0.01: 4,643 passes), 0.6 s
+#: along the path, the same held-out R2 to the fifth decimal. liblinear (two classes) cannot start warm
+WARM_PATHS = {"C": 1, "alpha": -1}
 
 
 def _warm_path(model, params: list[dict]) -> list[int] | None:
     """The order (strongest penalty first) in which ``params`` are fitted warm, or None to fit each from zero."""
-    if "warm_start" not in model.get_params() or getattr(model, "solver", None) != "saga" or len(params) < 2:
+    warm = isinstance(model, Lasso) or (isinstance(model, LogisticRegression) and model.solver == "saga")
+    if not warm or len(params) < 2:
         return None
     varied = {k for p in params for k in p if len({repr(q.get(k)) for q in params}) > 1}
     if len(varied) != 1 or next(iter(varied)) not in WARM_PATHS:
