@@ -240,18 +240,31 @@ def test_a_final_fit_that_does_not_converge_is_said_once_in_our_words(caplog):
     assert sum("iteration limit" in r.getMessage() for r in caplog.records) == 1
 
 
+def _diamonds_task(diamonds, rows: int, target: str):
+    """The first ``rows`` diamonds as ``(X, y, kinds)``, ``cut`` as classes or ``price`` as numbers."""
+    from mlkiln.schema import column_kind
+
+    table = diamonds.head(rows)
+    X, y = table.drop(columns=target), table[target].astype(str if target == "cut" else float)
+    X = X.astype({c: "category" for c in ("cut", "color", "clarity") if c in X})
+    return X, y, {c: column_kind(X[c]) for c in X.columns}
+
+
+def _search(pipe, candidates, X, y, task: str, metric: str, n_jobs: int = 2):
+    """``tuning.cross_validate_candidates`` with seeded 3-fold CV on its own :class:`Compute`."""
+    cv, scorer = tuning.make_cv(task, 3, 0), tuning.Scorer(task, metric)
+    with Compute(n_jobs=n_jobs) as compute:
+        return tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, task, compute)
+
+
 @pytest.mark.parametrize("family", ["hgb", "logistic_l2"])
 def test_folds_preprocessed_once_give_the_candidates_the_same_scores_and_predictions(diamonds, monkeypatch, family):
     # the candidates share each fold's fitted preprocessor; fitting it inside every candidate's pipeline
     # (the path taken when the folds are too large to keep) must give the very same numbers
     from mlkiln.pipeline import build_pipeline
-    from mlkiln.schema import column_kind
 
-    table = diamonds.head(600).copy()
-    table.loc[::7, "carat"] = np.nan  # missing values: imputed for one-hot, left to the trees for ordinal
-    X, y = table.drop(columns="cut"), table["cut"].astype(str)
-    X = X.astype({c: "category" for c in ("color", "clarity")})
-    kinds = {c: column_kind(X[c]) for c in X.columns}
+    X, y, kinds = _diamonds_task(diamonds, 600, "cut")
+    X = X.assign(carat=X["carat"].mask(np.arange(len(X)) % 7 == 0))  # missing: imputed for one-hot, left to trees
     pipe = build_pipeline("classification", family, kinds, n_classes=y.nunique())
     candidates = tuning.candidates_for("classification", family, "random", 0, len(y), 3)
     cv, scorer = tuning.make_cv("classification", 3, 0), tuning.Scorer("classification", "log_loss")
@@ -281,24 +294,15 @@ def test_saga_fits_follow_c_from_the_strongest_penalty_and_score_as_fitted_from_
     # several classes: L1 logistic regression is saga, and each fold fits the values of C in turn, warm;
     # the scores stay each candidate's own (given in descending C, reported in that order)
     from mlkiln.pipeline import build_pipeline
-    from mlkiln.schema import column_kind
 
-    table = diamonds.head(900)
-    X, y = table.drop(columns="cut"), table["cut"].astype(str)
-    X = X.astype({c: "category" for c in ("color", "clarity")})
-    kinds = {c: column_kind(X[c]) for c in X.columns}
+    X, y, kinds = _diamonds_task(diamonds, 900, "cut")
     pipe = build_pipeline("classification", "logistic_l1", kinds, n_classes=y.nunique())
     candidates = [{"model__C": c} for c in (10.0, 0.01, 1.0, 0.1)]
-    cv, scorer = tuning.make_cv("classification", 3, 0), tuning.Scorer("classification", "log_loss")
     assert tuning._warm_path(pipe.named_steps["model"], [{"C": c} for c in (10.0, 0.01, 1.0, 0.1)]) == [1, 3, 2, 0]
 
-    def search():
-        with Compute(n_jobs=2) as compute:
-            return tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "classification", compute)
-
-    warm, _, warm_oofs = search()
+    warm, _, warm_oofs = _search(pipe, candidates, X, y, "classification", "log_loss")
     monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
-    cold, _, cold_oofs = search()
+    cold, _, cold_oofs = _search(pipe, candidates, X, y, "classification", "log_loss")
     assert warm["params"] == cold["params"] == candidates
     np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], atol=2e-3)
     assert np.argmax(warm["mean_test_score"]) == np.argmax(cold["mean_test_score"])
@@ -310,23 +314,15 @@ def test_saga_fits_follow_c_from_the_strongest_penalty_and_score_as_fitted_from_
 
 def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_from_zero(diamonds, monkeypatch):
     from mlkiln.pipeline import build_pipeline
-    from mlkiln.schema import column_kind
 
-    X, y = diamonds.head(2000).drop(columns="price"), diamonds.head(2000)["price"].astype(float)
-    X = X.astype({c: "category" for c in ("cut", "color", "clarity")})
-    kinds = {c: column_kind(X[c]) for c in X.columns}
+    X, y, kinds = _diamonds_task(diamonds, 2000, "price")
     pipe = build_pipeline("regression", "lasso", kinds)
     candidates = [{"model__alpha": a} for a in (0.01, 10.0, 1.0)]
     assert tuning._warm_path(pipe.named_steps["model"], [{"alpha": a} for a in (0.01, 10.0, 1.0)]) == [1, 2, 0]
-    cv, scorer = tuning.make_cv("regression", 3, 0), tuning.Scorer("regression", "r2")
 
-    def search():
-        with Compute(n_jobs=2) as compute:
-            return tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "regression", compute)
-
-    warm, _, _ = search()
+    warm, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
     monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
-    cold, _, _ = search()
+    cold, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
     np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], rtol=1e-4)
     assert len(set(np.round(cold["mean_test_score"], 4))) == 3  # three different scores, each back in its place
     # ridge (a closed form) is fitted from zero

@@ -624,16 +624,8 @@ def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
     A fit that fails gives ``(None, why, seconds)``: ``why`` is the error in
     one line, which the search reports when every candidate of a family failed.
     """
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            model = least_squares.fit(pipe, X.iloc[fit_idx], y.iloc[fit_idx])
-        except Exception as exc:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
-            return None, failure_text(exc), time.perf_counter() - start
-        seconds = time.perf_counter() - start
-        X_val = X.iloc[val_idx]
-        return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None, seconds
+    return _fitted_then_predicted(lambda: least_squares.fit(pipe, X.iloc[fit_idx], y.iloc[fit_idx]),
+                                  lambda: X.iloc[val_idx], task)
 
 
 def _fit_predict_prepared(model, fold: PreparedFold, task):
@@ -642,15 +634,22 @@ def _fit_predict_prepared(model, fold: PreparedFold, task):
     The same numbers as the whole pipeline's fit and predictions; the seconds
     include the preprocessor's fit on the fold, as a pipeline's fit would.
     """
+    return _fitted_then_predicted(lambda: model.fit(fold.X_fit, fold.y_fit), lambda: fold.X_val, task, fold.seconds)
+
+
+def _fitted_then_predicted(fit, validation, task, seconds_before: float = 0.0):
+    """``fit()``, then its model's ``(predictions, probabilities, fit seconds)`` on ``validation()``;
+    ``(None, why, seconds)`` when the fit fails."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model.fit(fold.X_fit, fold.y_fit)
-        except Exception as exc:  # noqa: BLE001 - as in _fit_predict
-            return None, failure_text(exc), time.perf_counter() - start + fold.seconds
-        seconds = time.perf_counter() - start + fold.seconds
-        return model.predict(fold.X_val), model.predict_proba(fold.X_val) if task == "classification" else None, seconds
+            model = fit()
+        except Exception as exc:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
+            return None, failure_text(exc), time.perf_counter() - start + seconds_before
+        seconds = time.perf_counter() - start + seconds_before
+        X_val = validation()
+        return model.predict(X_val), model.predict_proba(X_val) if task == "classification" else None, seconds
 
 
 @dataclass
