@@ -160,6 +160,16 @@ def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family
     assert model.card.model.estimator == type(final).__name__
 
 
+def test_a_bundle_loaded_again_is_a_copy_of_the_model_audited_before(failure_bundle, failure_csv):
+    frame = pd.read_csv(failure_csv, nrows=300)
+    first, again = mlkiln.load(failure_bundle), mlkiln.load(failure_bundle)
+    assert again.pipeline is not first.pipeline
+    np.testing.assert_array_equal(again.predict_proba(frame), first.predict_proba(frame))
+    threshold = first.pipeline.threshold  # the course's example: a tuned threshold around the pipeline
+    again.pipeline.set_params(threshold=0.0)  # the caller's own copy: changing it changes no other load
+    assert first.pipeline.threshold == mlkiln.load(failure_bundle).pipeline.threshold == threshold != 0.0
+
+
 def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
     card = mlkiln.load(diamonds_bundle).card
     assert card.card_version == CARD_VERSION and Card.from_json(card.to_json()) == card

@@ -137,7 +137,7 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     if log:
         ax.set_xscale("log")
-        _plain_log_ticks(ax.xaxis)
+        _plain_log_ticks(ax.xaxis, width)
     ax.set_xlabel(curve["param"] + (" (log scale)" if log else ""))
     ax.set_ylabel(f"CV {metric}")
     ax.set_title(family + ("  (chosen family)" if curve["winner"] else ""), loc="left")
@@ -145,19 +145,25 @@ def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
         ax.legend(fontsize=8)
 
 
-def _plain_log_ticks(axis) -> None:
+def _plain_log_ticks(axis, decades: float) -> None:
     """Label a log axis 0.01, 0.1, 1, 10, as the hyperparameters are written, not 10 to a power.
 
     matplotlib's powers are mathtext, parsed per label: a third of a tuning figure's time.
+    Over more than two decades the unlabelled minor ticks (2 to 9 of each decade) are
+    left out: matplotlib builds each tick for about a millisecond, and they were a fifth
+    of the report's figures' time on a small table.
     """
-    from matplotlib.ticker import LogFormatter
+    from matplotlib.ticker import LogFormatter, NullLocator
 
     class Plain(LogFormatter):  # LogFormatter still decides which ticks get a label
         def _num_to_string(self, x, vmin, vmax):
             return number_text(float(x))
 
     axis.set_major_formatter(Plain())
-    axis.set_minor_formatter(Plain(labelOnlyBase=False))
+    if decades > 2:
+        axis.set_minor_locator(NullLocator())
+    else:
+        axis.set_minor_formatter(Plain(labelOnlyBase=False))
 
 
 def draw_confusion(fig: Figure, matrix: list, labels: list, target: str) -> None:
