@@ -327,6 +327,12 @@ def test_infinite_values(tmp_path, capsys):
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
     assert code == 0, err
     assert "'z': 2 value(s) are not finite numbers" in err and "dropping 1 row(s)" in err
+    frame["grade"] = np.where(frame["x"] > 0, 2.0, 1.0)  # classes written as numbers, one of them infinite
+    frame.loc[7, "grade"] = np.inf
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "c.csv", frame.drop(columns="y")), "grade",
+                           "--task", "classification", "--models", "logistic_l2", "--force")
+    assert code == 0 and "dropping 1 row(s)" in err, err  # was scikit-learn's "Input y contains infinity"
+    assert card_of(out)["schema"]["target"]["classes"] == [1, 2]
 
 
 def test_a_decimal_comma_csv_reads_its_numbers(tmp_path, capsys):

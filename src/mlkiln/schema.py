@@ -164,7 +164,7 @@ def coerce_target(y, task):
     """Return the target as the model sees it, without the rows where it is missing.
 
     Regression targets become float64 (see :func:`to_number`; unreadable values
-    count as missing). Class labels that are whole numbers become int64 and
+    count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
     anything else stripped text, so labels read the same from CSV, Parquet or
     JSON. Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
@@ -176,6 +176,7 @@ def coerce_target(y, task):
         return y.astype("bool")
     if pd.api.types.is_numeric_dtype(y):
         numbers = y.astype("float64")
+        numbers = numbers[np.isfinite(numbers)]  # an infinite label is unreadable, as in a feature
         if np.all(np.mod(numbers, 1.0) == 0.0):
             return numbers.astype("int64")
         return numbers
