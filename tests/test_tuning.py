@@ -87,9 +87,9 @@ def test_halving_is_the_full_grid_on_small_tables():
 @pytest.mark.parametrize("search, trials", [("random", 2), ("halving", 3), ("auto", None)])
 def test_trials_give_the_same_model_whatever_the_cores(small, search, trials, monkeypatch):
     """The same seed gives the same model, on one core or two: with --trials, and with the default full search."""
-    if search == "halving":  # two rounds on 600 rows (three candidates); one round would be the random search again
+    if search == "halving":  # two rounds on 300 rows (three candidates); one round would be the random search again
         monkeypatch.setattr(tuning, "HALVING_MIN_ROWS", 50)
-    runs = [mlkiln.train(small.head(600), target="price", models=["ridge", "hgb"], search=search, trials=trials,
+    runs = [mlkiln.train(small.head(300), target="price", models=["ridge", "hgb"], search=search, trials=trials,
                          seed=1, n_jobs=jobs)
             for jobs in (1, 2)]
     assert runs[0].card.model == runs[1].card.model
