@@ -3,6 +3,7 @@
     python benchmarks/bench_serve.py [--seconds 15] [--connections 10]
     python benchmarks/bench_serve.py --metrics-overhead [--rounds 3] [--pin]
     python benchmarks/bench_serve.py --metrics-paired [--rounds 8] [--seconds 8]
+    python benchmarks/bench_serve.py --metrics-interleaved [--rounds 20] [--seconds 3] [--aa]
 
 Each server runs alone, one worker process, on 127.0.0.1; Debian's ``wrk``
 (``apt-get install wrk``) posts the same one-record JSON body for a bounded
@@ -20,6 +21,14 @@ runs (a server's CPU per request varied 38 to 66 us from one run to the next)
 this pairs the comparison within each second instead of across runs.
 Sharing a core costs each request some cache (about 48 us of CPU against 40
 alone, linear bundle), so the servers' absolute rates are not the service's.
+
+``--metrics-interleaved`` measures the service as it runs: one server at a
+time on core 0, ``wrk`` on core 1. Both servers are started once and stay up;
+the load moves between them in short blocks (``--seconds``), in the order
+with, without, without, with, ... so that a drift of the host's speed within
+a pair hits both sides alike. Each pair gives one ratio of requests per
+second. ``--aa`` runs two servers without /metrics instead: the method's own
+noise and bias.
 """
 
 from __future__ import annotations
@@ -218,6 +227,52 @@ def metrics_paired(body: bytes, seconds: int, connections: int, rounds: int) -> 
     os.unlink(script.name)
 
 
+def metrics_interleaved(body: bytes, seconds: int, connections: int, rounds: int, aa: bool) -> None:
+    """Requests per second with and without /metrics, each server alone on core 0, in alternating short blocks."""
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        raise SystemExit("--metrics-interleaved needs two cores and taskset")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+    sides = ("A", "B") if aa else ("with", "without")
+    print(f"{'bundle':8} {'pair':>4} {sides[0] + ' req/s':>12} {sides[1] + ' req/s':>15} {'ratio':>6}")
+    for family in ("linear", "hgb"):
+        bundle = str(diamonds_bundle(family))
+        servers, ports = {}, {}
+        try:
+            for side in sides:
+                ports[side] = port = free_port()
+                metrics = side == "with"
+                command = [sys.executable, "-m", "mlkiln", "serve", bundle, "--port", str(port), "-q",
+                           *([] if metrics else ["--no-metrics"])]
+                servers[side] = subprocess.Popen(["taskset", "-c", "0", *command], cwd=HERE,
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for port in ports.values():
+                wait_until_up(port, body)
+
+            def rate(side: str) -> float:
+                out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                                      "-s", script.name, f"http://127.0.0.1:{ports[side]}/predict"],
+                                     capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+                return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+            for side in sides:  # warm-up: a block each, not counted
+                rate(side)
+            ratios = []
+            for i in range(rounds):
+                order = sides if i % 2 == 0 else sides[::-1]
+                rates = {side: rate(side) for side in order}
+                ratios.append(rates[sides[0]] / rates[sides[1]])
+                print(f"{family:8} {i + 1:4d} {rates[sides[0]]:12.0f} {rates[sides[1]]:15.0f} {ratios[-1]:6.3f}")
+        finally:
+            for server in servers.values():
+                server.terminate()
+                server.wait(timeout=30)
+        print(f"{family:8} {'all':>4} median ratio {statistics.median(ratios):.3f}, geometric mean "
+              f"{statistics.geometric_mean(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
+    os.unlink(script.name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
@@ -225,6 +280,9 @@ def main() -> None:
     parser.add_argument("--metrics-overhead", action="store_true", help="mlkiln serve with and without /metrics")
     parser.add_argument("--metrics-paired", action="store_true",
                         help="with and without /metrics at the same time, sharing one core")
+    parser.add_argument("--metrics-interleaved", action="store_true",
+                        help="with and without /metrics, each alone on core 0, in alternating short blocks")
+    parser.add_argument("--aa", action="store_true", help="--metrics-interleaved with two servers without /metrics")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pin", action="store_true", help="server on CPU core 0, wrk on core 1 (taskset)")
     args = parser.parse_args()
@@ -234,6 +292,9 @@ def main() -> None:
     body = json.dumps(record).encode()
     if args.metrics_paired:
         metrics_paired(body, args.seconds, args.connections, args.rounds)
+        return
+    if args.metrics_interleaved:
+        metrics_interleaved(body, args.seconds, args.connections, args.rounds, args.aa)
         return
     if args.metrics_overhead:
         print(f"wrk: {args.connections} connections, {args.seconds} s, 1 worker each, 127.0.0.1")
