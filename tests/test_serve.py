@@ -1,5 +1,6 @@
 """The HTTP service, started for real on a free loopback port and spoken to over HTTP."""
 
+import http.client
 import subprocess
 import sys
 import threading
@@ -119,6 +120,17 @@ def test_routes_and_methods(diamonds_server):
     assert request(port, "GET", "/nowhere")[0] == 404
     assert request(port, "GET", "/predict")[0] == 405
     assert request(port, "POST", "/health", b"{}")[0] == 405
+    for path in ("/health", "/schema", "/openapi.json", "/metrics"):  # HEAD as GET, headers only
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", path)
+        body = connection.getresponse().read()
+        connection.request("HEAD", path)
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b"", path
+        if path != "/metrics":  # its counts move between the two requests
+            assert int(response.getheader("content-length")) == len(body) > 0
+        connection.close()
+    assert request(port, "HEAD", "/predict")[0] == 405
 
 
 def test_body_size_is_bounded(running, diamonds_bundle):

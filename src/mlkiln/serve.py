@@ -89,9 +89,9 @@ class App:
             handler = self._predict if path == "/predict" else self._invocations
             status, body = await handler(scope, receive)
             return await _respond(send, status, body)
-        if path in self._static:
-            if method != "GET":
-                return await _respond(send, 405, self._error(f"use GET for {path}"), [(b"allow", b"GET")])
+        if path in self._static:  # HEAD as GET, without the body (uvicorn drops it): load balancers' health checks
+            if method not in ("GET", "HEAD"):
+                return await _respond(send, 405, self._error(f"use GET for {path}"), [(b"allow", b"GET, HEAD")])
             return await _respond(send, 200, self._static[path])
         if path == "/metrics" and self._monitor is not None:
             return await self._metrics(send, method)
@@ -175,8 +175,8 @@ class App:
         return self._orjson.dumps({"error": message})
 
     async def _metrics(self, send, method: str) -> int:
-        if method != "GET":
-            return await _respond(send, 405, self._error("use GET for /metrics"), [(b"allow", b"GET")])
+        if method not in ("GET", "HEAD"):
+            return await _respond(send, 405, self._error("use GET for /metrics"), [(b"allow", b"GET, HEAD")])
         body = self._monitor.exposition()
         return await _respond(send, 200, body, content_type=self._monitor.content_type.encode())
 
