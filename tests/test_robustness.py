@@ -418,6 +418,25 @@ def test_numbers_in_other_notations_are_numbers(tmp_path, capsys, scale, write_n
     np.testing.assert_allclose(mlkiln.schema.to_number(frame["x"]), values, atol=0.051)
 
 
+def test_numbers_of_sixteen_digits_or_more_are_codes(tmp_path, capsys):
+    """Order numbers of 20 digits were read as float64: rounded, close values kept as a numeric feature."""
+    frame = table(n=300)
+    frame["order"] = [str(10**19 + 7919 * int(i)) for i in np.random.default_rng(3).permutation(300)]  # one per row
+    frame["account"] = np.where(frame["x"] > 0, "40000000000000000001", "40000000000000000002")  # two codes
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.card.excluded["order"].startswith("identifier")
+    account = next(c for c in model.card.columns if c.name == "account")
+    assert account.kind == "categorical" and sorted(account.categories) == sorted(set(frame["account"]))
+    code, _, err = run(["predict", out, path, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 0 and "not seen in training" not in err, err
+    scored = pd.read_csv(tmp_path / "p.csv", dtype={"order": str, "account": str})
+    assert scored["order"].tolist() == frame["order"].tolist()  # echoed as written
+    np.testing.assert_allclose(scored["prediction"], model.predict(frame.drop(columns="y")), rtol=1e-12)
+
+
 def test_a_duration_is_its_seconds(tmp_path, capsys):
     frame = table(n=300)
     frame["x"] = pd.to_timedelta(frame["x"] * 3600 + 10_000, unit="s")

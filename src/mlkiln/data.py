@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_path
 from .errors import InputError
-from .options import GLOB_CHARS, data_not_found
+from .options import CODE_DIGITS, GLOB_CHARS, data_not_found
 
 log = logging.getLogger("mlkiln")
 
@@ -196,6 +196,10 @@ def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFram
         else:
             options = sniff_csv(path)
             frame = read_csv(path, **options)
+            long_numbers = _long_number_columns(path, options, frame)
+            if long_numbers:  # train.py reads them as text too, through the same options
+                options["dtype"] = dict.fromkeys(long_numbers, "str")
+                frame[long_numbers] = read_csv(path, **{**options, "usecols": long_numbers})[long_numbers]
     except InputError:
         raise
     except MemoryError as exc:
@@ -222,10 +226,26 @@ CSV_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "
 
 def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
              na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False, decimal: str = ".",
-             skiprows: int = 0) -> pd.DataFrame:
+             skiprows: int = 0, dtype: dict | None = None, usecols: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
     return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
-                       keep_default_na=keep_default_na, decimal=decimal, skiprows=skiprows)
+                       keep_default_na=keep_default_na, decimal=decimal, skiprows=skiprows, dtype=dtype,
+                       usecols=usecols)
+
+
+def _long_number_columns(path: Path, options: dict, frame: pd.DataFrame) -> list[str]:
+    """The numeric columns of a CSV file most of whose values are written as codes (:data:`CODE_DIGITS`)."""
+    candidates = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
+                  and not pd.api.types.is_bool_dtype(frame[name])
+                  and np.nanmax(np.abs(frame[name].to_numpy(dtype="float64")), initial=0.0) >= 1e15]
+    if not candidates:  # the file is read again (these columns only) just when a value is that large
+        return []
+    text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})
+    found = [name for name in candidates if text[name].dropna().str.contains(CODE_DIGITS).mean() >= 0.5]
+    for name in found:
+        log.info("column %r: numbers of 16 digits or more read as text (codes, not quantities: a float64 "
+                 "cannot hold them exactly)", name)
+    return found
 
 
 #: delimiters tried when sniffing, in order of preference on ties
@@ -356,10 +376,11 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
     Each column gets the type :func:`read_table` would give it: CSV files are
     sniffed as there, read with pandas' missing-value markers, parsed as text
     and cast batch by batch to ``types[column]``, else to the type pyarrow
-    infers from the first block. With ``parsed`` (the columns a model reads),
-    a CSV column outside it whose numbers would not be written back as they
-    are (leading zeros, more than 15 digits: identifiers) stays text, so a
-    scored file echoes what it was given. At least one (possibly empty) batch
+    infers from the first block. With ``parsed`` (the kinds of the columns a
+    model reads), a CSV column outside it, or one the model reads as text,
+    whose numbers would not be written back as they are (leading zeros, more
+    than 15 digits: codes) stays text, so a scored file echoes what it was
+    given and the model sees the codes it was trained on. At least one (possibly empty) batch
     is yielded, so the caller always learns the columns.
 
     Raises
@@ -397,9 +418,10 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
         if csv_file and parsed is not None:
             first = next(batches, None)
             if first is not None:
-                verbatim = {n for n, f, text in zip(names, schema, first.columns) if n not in parsed
+                verbatim = {n for n, f, text in zip(names, schema, first.columns)
+                            if parsed.get(n, "categorical") == "categorical"
                             and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-                            and pc.any(pc.match_substring_regex(text, r"^\s*[+-]?0\d|\d{16}")).as_py()}
+                            and pc.any(pc.match_substring_regex(text, r"^\s*[+-]?0\d|" + CODE_DIGITS)).as_py()}
                 batches = itertools.chain([first], batches)
         wanted = pa.schema([pa.field(n, types.get(n, pa.string() if n in verbatim else _as_read(f.type)))
                             for n, f in zip(names, schema)])

@@ -24,6 +24,12 @@ TASKS = ("auto", "regression", "classification")
 #: characters that make a data path a glob pattern (a table in several files)
 GLOB_CHARS = "*?["
 
+#: a value written with 16 digits or more in a row is a code (an order or account number), not a quantity: a
+#: float64 holds 15 to 17 significant digits, and 20-digit order numbers read as numbers became close, rounded
+#: values kept as a numeric feature. A column where most values are so written is text (data.read_table reads
+#: it as such, and schema.column_kind calls it categorical); the scorer echoes such columns as written.
+CODE_DIGITS = r"(?:^|[^\d.,])\d{16}"  # not the fraction of a number written at full precision (0.1304035754887429)
+
 
 def check_data_path(path: str | os.PathLike) -> None:
     """Refuse a data path that names no file, directory or glob pattern: before scikit-learn is imported.

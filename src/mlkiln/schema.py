@@ -23,6 +23,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from .card import Column
 from .errors import InputError
 from .jsonio import scalar_text
+from .options import CODE_DIGITS
 from .leakage import CombinationLeak, find_combination_leaks
 
 log = logging.getLogger("mlkiln")
@@ -250,9 +251,11 @@ def column_kind(col: pd.Series) -> str:
     if not len(values):
         return "categorical"
     sample = values.sample(min(len(values), 1000), random_state=0)
+    text = sample.astype("object").map(str)
+    if text.str.contains(CODE_DIGITS).mean() >= 0.5:  # order or account numbers: codes, not quantities
+        return "categorical"
     if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
         return "numeric"
-    text = sample.astype("object").map(str)
     if text.str.contains(r"\d", regex=True).all() and text.str.contains(DATE_HINT, regex=True).all():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
