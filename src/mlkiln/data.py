@@ -237,7 +237,7 @@ def _long_number_columns(path: Path, options: dict, frame: pd.DataFrame) -> list
     """The numeric columns of a CSV file most of whose values are written as codes (:data:`CODE_DIGITS`)."""
     candidates = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
                   and not pd.api.types.is_bool_dtype(frame[name])
-                  and np.nanmax(np.abs(frame[name].to_numpy(dtype="float64")), initial=0.0) >= 1e15]
+                  and frame[name].abs().max() >= 1e15]  # NaN (no values) is not
     if not candidates:  # the file is read again (these columns only) just when a value is that large
         return []
     text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})

@@ -23,8 +23,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from .card import Column
 from .errors import InputError
 from .jsonio import scalar_text
-from .options import CODE_DIGITS
 from .leakage import CombinationLeak, find_combination_leaks
+from .options import CODE_DIGITS
 
 log = logging.getLogger("mlkiln")
 
