@@ -232,13 +232,13 @@ def test_invocations_empty_rows_give_no_predictions(server, rows):
     ([{"Type": "L"}], 400, "exactly one of"),
     ({"dataframe_records": [], "instances": []}, 400, "exactly one of"),
     ({"dataframe_split": {"columns": ["Type"]}}, 400, 'dataframe_split must be an object with "columns"'),
-    ({"dataframe_split": {"columns": ["Type", "Torque [Nm]"], "data": [["L"]]}}, 400, "row 0 must be a list of 2 values"),
+    ({"dataframe_split": {"columns": ["Type", "Torque [Nm]"], "data": [["L"]]}}, 400, "row 1 must be a list of 2 values"),
     ({"dataframe_split": {"columns": [1], "data": [[1]]}}, 400, "column name must be a string"),
     ({"dataframe_records": {"Type": "L"}}, 400, "dataframe_records must be a list of objects"),
-    ({"instances": [{"Type": ["L"]}]}, 400, "row 0, column 'Type': expected a single value, got a nested list"),
+    ({"instances": [{"Type": ["L"]}]}, 400, "row 1, column 'Type': expected a single value, got a nested list"),
     ({"dataframe_records": [{"Type": "L"}]}, 422, "missing column(s) the model needs"),
     ({"dataframe_records": [{"Type": "L", "Torque [Nm]": 40}, {"Type": "M"}]}, 400,
-     "row 1 lacks column(s) 'Torque [Nm]' that other rows have"),
+     "row 2 lacks column(s) 'Torque [Nm]' that other rows have"),
     ("not json", 400, "not valid JSON"),
     ({"dataframe_records": [], "params": [1]}, 400, "params must be an object"),
     ({"dataframe_split": {"columns": ["Type"], "data": [["L"]], "index": [0, 1]}}, 400, '"index" must be a list of 1'),
@@ -248,6 +248,18 @@ def test_invocations_bad_bodies_are_named_never_5xx(server, rows, body, status, 
     raw = b"{not json" if body == "not json" else body
     got, answer = request(port, "POST", "/invocations", raw)
     assert got == status and message in answer["error"], answer
+
+
+def test_invocations_count_rows_from_1_in_every_error(server, rows):
+    """The body's shape and its values name the same row: the second is row 2 in both."""
+    port, _ = server
+    records = json.loads(rows.head(2).to_json(orient="records"))
+    records[1]["Torque [Nm]"] = "heavy"
+    got, answer = request(port, "POST", "/invocations", {"dataframe_records": records})
+    assert got == 422 and "in row 2" in answer["error"], answer
+    del records[1]["Torque [Nm]"]
+    got, answer = request(port, "POST", "/invocations", {"dataframe_records": records})
+    assert got == 400 and "row 2 lacks column(s) 'Torque [Nm]'" in answer["error"], answer
 
 
 def test_invocations_wrong_value_is_422_naming_column_and_row(server, rows):

@@ -215,6 +215,7 @@ def mlflow_frame(payload) -> pd.DataFrame:
     optional ``"params"`` (an object of inference parameters) is accepted and
     unused, as MLflow does for a model without a params schema.
     """
+    # rows are counted from 1 here as in schema.conform's errors about their values ("... in row 2")
     keys = [k for k in MLFLOW_FORMATS if isinstance(payload, dict) and k in payload]
     if len(keys) != 1 or len(payload) != 1 + ("params" in payload):
         raise ValueError(f"body must be a JSON object with exactly one of {', '.join(MLFLOW_FORMATS)} (and optionally params)")
@@ -230,7 +231,7 @@ def mlflow_frame(payload) -> pd.DataFrame:
             raise ValueError("dataframe_split: every column name must be a string")
         for i, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(columns):
-                raise ValueError(f"dataframe_split: row {i} must be a list of {len(columns)} values, one per column")
+                raise ValueError(f"dataframe_split: row {i + 1} must be a list of {len(columns)} values, one per column")
         index = body.get("index")
         if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
             raise ValueError(f'dataframe_split: "index" must be a list of {len(rows)} labels, one per row of "data"')
@@ -243,12 +244,12 @@ def mlflow_frame(payload) -> pd.DataFrame:
         for i, record in enumerate(records):
             if len(record) != len(names):  # pandas would fill the gaps with missing values, unasked
                 lacking = ", ".join(repr(n) for n in sorted(names - set(record)))
-                raise ValueError(f"{key}: row {i} lacks column(s) {lacking} that other rows have; give every row "
+                raise ValueError(f"{key}: row {i + 1} lacks column(s) {lacking} that other rows have; give every row "
                                  "the same columns (null for a missing value)")
     for i, record in enumerate(records):
         for name, value in record.items():
             if isinstance(value, (list, dict)):
-                raise ValueError(f"{key}: row {i}, column {name!r}: expected a single value, got a nested {type(value).__name__}")
+                raise ValueError(f"{key}: row {i + 1}, column {name!r}: expected a single value, got a nested {type(value).__name__}")
     return pd.DataFrame.from_records(records, columns=columns)
 
 
