@@ -52,6 +52,13 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
     assert (frame["proba_0"] + frame["proba_1"]).round(9).eq(1).all()
     assert frame["prediction"].isin([0, 1]).all() and frame["prediction"].sum() > 0
 
+    piped = run_cli("predict", failure_bundle, failure_csv, "-o", "-", cwd=tmp_path)  # CSV on standard output
+    assert piped.returncode == 0 and "to standard output" in piped.stderr, piped.stderr
+    assert piped.stdout == out.read_text() and not (tmp_path / "-").exists()
+    pd.read_csv(failure_csv).drop(columns="Torque [Nm]").to_csv(tmp_path / "bad.csv", index=False)
+    failed = run_cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-", cwd=tmp_path)
+    assert failed.returncode == 2 and failed.stdout == "" and "'Torque [Nm]'" in failed.stderr  # nothing half written
+
 
 def test_example_export_and_train(tmp_path):
     csv = tmp_path / "mf.csv"

@@ -149,9 +149,29 @@ def cmd_predict(args) -> int:
     check_data_path(args.data)
     from .predict import predict_file
 
+    if args.output == "-":
+        return _predict_to_stdout(args, predict_file)
     rows = predict_file(args.bundle, args.data, args.output, trust_pickle=args.trust_pickle, cluster=args.cluster,
                         force=args.force)
     log.info("wrote %d scored rows to %s", rows, args.output)
+    return 0
+
+
+def _predict_to_stdout(args, predict_file) -> int:
+    """``-o -``: the scores as CSV on standard output, for a pipe. They are scored into a temporary file
+    first and copied out only once every row is scored, so a failure writes nothing (as for a file)."""
+    import shutil
+    import tempfile
+
+    if args.cluster:
+        raise ArgumentError("output", "-", "--cluster writes Parquet parts to a directory; give -o a directory")
+    with tempfile.TemporaryDirectory(prefix="mlkiln-predict-") as folder:
+        scores = Path(folder) / "scores.csv"
+        rows = predict_file(args.bundle, args.data, scores, trust_pickle=args.trust_pickle)
+        with open(scores, "rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+        sys.stdout.flush()
+    log.info("wrote %d scored rows to standard output", rows)
     return 0
 
 
@@ -339,8 +359,8 @@ def _add_predict(sub) -> None:
     p.add_argument("bundle")
     p.add_argument("data", help="CSV or Parquet file to score, or a directory or quoted glob ('data/*.parquet') of them")
     p.add_argument("-o", "--output", required=True,
-                   help="output file (.csv or .parquet); for a directory/glob input, or with --cluster, "
-                   "a directory that receives one Parquet part per input file")
+                   help="output file (.csv or .parquet), or - for CSV on standard output; for a directory/glob input, "
+                   "or with --cluster, a directory that receives one Parquet part per input file")
     p.add_argument("--force", action="store_true", help="replace the output directory if it exists")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="score the files on Dask: tcp://HOST:8786, or 'local' (default: $MLKILN_DASK_SCHEDULER; "
