@@ -65,6 +65,8 @@ def test_example_export_and_train(tmp_path):
     assert cli("example", "machine-failure", "-o", csv).returncode == 0
     frame = pd.read_csv(csv)
     assert len(frame) == 10_000 and frame["Machine failure"].sum() == 339
+    piped = run_cli("example", "machine-failure", "-o", "-", cwd=tmp_path)  # CSV on standard output
+    assert piped.returncode == 0 and piped.stdout == csv.read_text() and not (tmp_path / "-").exists()
 
 
 @pytest.mark.parametrize("extra, dropped", [([], ["RNF"]), (["--keep", "RNF"], [])])

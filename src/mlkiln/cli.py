@@ -280,6 +280,10 @@ def cmd_example(args) -> int:
     from .data import output_format, write_table
     from .examples import load_example
 
+    if args.output == "-":  # CSV on standard output, for a pipe
+        load_example(args.name, seed=args.seed, rows=args.rows).to_csv(sys.stdout, index=False)
+        log.info("wrote example %r to standard output", args.name)
+        return 0
     output_format(args.output)  # a name it would not be written as is refused before the table is made
     write_table(load_example(args.name, seed=args.seed, rows=args.rows), args.output)
     log.info("wrote example %r to %s", args.name, args.output)
@@ -434,7 +438,7 @@ def _add_example(sub) -> None:
 
     x = sub.add_parser("example", help="write a bundled example table to a file")
     x.add_argument("name", choices=sorted(EXAMPLES))
-    x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet)")
+    x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet), or - for CSV on standard output")
     x.add_argument("--seed", type=int, default=0, help="seed of the generated example (machine-failure-synthetic)")
     x.add_argument("--rows", type=int, metavar="N",
                    help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
