@@ -55,8 +55,9 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
     piped = run_cli("predict", failure_bundle, failure_csv, "-o", "-", cwd=tmp_path)  # CSV on standard output
     assert piped.returncode == 0 and "to standard output" in piped.stderr, piped.stderr
     assert piped.stdout == out.read_text() and not (tmp_path / "-").exists()
+    assert cli("predict", failure_bundle, failure_csv, "-o", "-").stdout == out.read_text()  # a text stdout (notebooks)
     pd.read_csv(failure_csv).drop(columns="Torque [Nm]").to_csv(tmp_path / "bad.csv", index=False)
-    failed = run_cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-", cwd=tmp_path)
+    failed = cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-")
     assert failed.returncode == 2 and failed.stdout == "" and "'Torque [Nm]'" in failed.stderr  # nothing half written
 
 
@@ -65,8 +66,8 @@ def test_example_export_and_train(tmp_path):
     assert cli("example", "machine-failure", "-o", csv).returncode == 0
     frame = pd.read_csv(csv)
     assert len(frame) == 10_000 and frame["Machine failure"].sum() == 339
-    piped = run_cli("example", "machine-failure", "-o", "-", cwd=tmp_path)  # CSV on standard output
-    assert piped.returncode == 0 and piped.stdout == csv.read_text() and not (tmp_path / "-").exists()
+    piped = cli("example", "machine-failure", "-o", "-")  # CSV on standard output
+    assert piped.returncode == 0 and piped.stdout == csv.read_text() and not Path("-").exists()
 
 
 @pytest.mark.parametrize("extra, dropped", [([], ["RNF"]), (["--keep", "RNF"], [])])

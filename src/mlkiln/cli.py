@@ -168,8 +168,9 @@ def _predict_to_stdout(args, predict_file) -> int:
     with tempfile.TemporaryDirectory(prefix="mlkiln-predict-") as folder:
         scores = Path(folder) / "scores.csv"
         rows = predict_file(args.bundle, args.data, scores, trust_pickle=args.trust_pickle)
-        with open(scores, "rb") as source:
-            shutil.copyfileobj(source, sys.stdout.buffer)
+        binary = getattr(sys.stdout, "buffer", None)  # a notebook's or a caller's replaced stdout takes text
+        with open(scores, "rb") if binary else open(scores, encoding="utf-8", newline="") as source:
+            shutil.copyfileobj(source, binary or sys.stdout)
         sys.stdout.flush()
     log.info("wrote %d scored rows to standard output", rows)
     return 0
