@@ -56,6 +56,10 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
     assert piped.returncode == 0 and "to standard output" in piped.stderr, piped.stderr
     assert piped.stdout == out.read_text() and not (tmp_path / "-").exists()
     assert cli("predict", failure_bundle, failure_csv, "-o", "-").stdout == out.read_text()  # a text stdout (notebooks)
+    for command in (("drift", failure_bundle, failure_csv), ("report", failure_bundle)):  # a page and its .json
+        refused = cli(*command, "-o", "-")
+        assert refused.returncode == 2 and "takes only the tables of predict and example" in refused.stderr
+    assert not Path("-").exists() and not Path("-.json").exists()
     pd.read_csv(failure_csv).drop(columns="Torque [Nm]").to_csv(tmp_path / "bad.csv", index=False)
     failed = cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-")
     assert failed.returncode == 2 and failed.stdout == "" and "'Torque [Nm]'" in failed.stderr  # nothing half written

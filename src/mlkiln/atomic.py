@@ -45,6 +45,9 @@ def followed(path: str | os.PathLike) -> Path:
 def check_file_target(path: str | os.PathLike) -> Path:
     """``path`` as a file to write, or an :class:`InputError` when it is a folder or would be under a file."""
     path = Path(path)
+    if str(path) == "-":  # a file named "-" was written where standard output was meant
+        raise InputError("'-' (standard output) takes only the tables of predict and example; "
+                         "give the name of a file to write")
     if path.is_dir():
         raise InputError(f"{path} is a directory; give the name of a file to write")
     folder = next((p for p in path.parents if p.exists()), None)
