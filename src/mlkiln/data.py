@@ -196,10 +196,10 @@ def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFram
         else:
             options = sniff_csv(path)
             frame = read_csv(path, **options)
-            long_numbers = _long_number_columns(path, options, frame)
-            if long_numbers:  # train.py reads them as text too, through the same options
-                options["dtype"] = dict.fromkeys(long_numbers, "str")
-                frame[long_numbers] = read_csv(path, **{**options, "usecols": long_numbers})[long_numbers]
+            codes = _code_columns(path, options, frame)
+            if len(codes.columns):  # train.py reads them as text too, through the same options
+                options["dtype"] = dict.fromkeys(codes.columns, "str")
+                frame[list(codes.columns)] = codes
     except InputError:
         raise
     except MemoryError as exc:
@@ -233,19 +233,20 @@ def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
                        usecols=usecols)
 
 
-def _long_number_columns(path: Path, options: dict, frame: pd.DataFrame) -> list[str]:
-    """The numeric columns of a CSV file most of whose values are written as codes (:data:`CODE_DIGITS`)."""
+def _code_columns(path: Path, options: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """The numeric columns of a CSV file most of whose values are written as codes (:data:`CODE_DIGITS`),
+    read again as text (an empty frame when there are none)."""
     candidates = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
                   and not pd.api.types.is_bool_dtype(frame[name])
                   and frame[name].abs().max() >= 1e15]  # NaN (no values) is not
     if not candidates:  # the file is read again (these columns only) just when a value is that large
-        return []
+        return pd.DataFrame()
     text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})
     found = [name for name in candidates if text[name].dropna().str.contains(CODE_DIGITS).mean() >= 0.5]
     for name in found:
         log.info("column %r: numbers of 16 digits or more read as text (codes, not quantities: a float64 "
                  "cannot hold them exactly)", name)
-    return found
+    return text[found]
 
 
 #: delimiters tried when sniffing, in order of preference on ties
