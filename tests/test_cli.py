@@ -60,6 +60,8 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
         refused = cli(*command, "-o", "-")
         assert refused.returncode == 2 and "takes only the tables of predict and example" in refused.stderr
     assert not Path("-").exists() and not Path("-.json").exists()
+    one_line_error(cli("predict", failure_bundle, failure_csv, "-o", "-", "--cluster", "local"),
+                   "--cluster writes Parquet parts to a directory")
     pd.read_csv(failure_csv).drop(columns="Torque [Nm]").to_csv(tmp_path / "bad.csv", index=False)
     failed = cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-")
     assert failed.returncode == 2 and failed.stdout == "" and "'Torque [Nm]'" in failed.stderr  # nothing half written
