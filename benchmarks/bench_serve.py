@@ -4,6 +4,7 @@
     python benchmarks/bench_serve.py --metrics-overhead [--rounds 3] [--pin]
     python benchmarks/bench_serve.py --metrics-paired [--rounds 8] [--seconds 8]
     python benchmarks/bench_serve.py --metrics-interleaved [--rounds 20] [--seconds 3] [--aa]
+    python benchmarks/bench_serve.py --metrics-instructions [--rounds 2] [--requests 2000]
 
 Each server runs alone, one worker process, on 127.0.0.1; Debian's ``wrk``
 (``apt-get install wrk``) posts the same one-record JSON body for a bounded
@@ -29,6 +30,13 @@ with, without, without, with, ... so that a drift of the host's speed within
 a pair hits both sides alike. Each pair gives one ratio of requests per
 second. ``--aa`` runs two servers without /metrics instead: the method's own
 noise and bias.
+
+``--metrics-instructions`` counts instead of timing: the CPU instructions the
+server process executes per request, with and without /metrics, under
+valgrind's callgrind (``apt-get install valgrind``), which the host's speed
+and load do not move. Their ratio is the ratio of requests per second a
+CPU-bound server would have if an instruction cost the same everywhere;
+it leaves out cache and memory effects.
 """
 
 from __future__ import annotations
@@ -273,6 +281,66 @@ def metrics_interleaved(body: bytes, seconds: int, connections: int, rounds: int
     os.unlink(script.name)
 
 
+def server_instructions(bundle: str, body: bytes, metrics: bool, requests: int) -> int:
+    """CPU instructions the ``mlkiln serve`` process executes for ``requests`` POST /predict (valgrind's callgrind).
+
+    The server runs under callgrind with counting off while it starts and
+    answers 200 warm-up requests; counting is switched on (``callgrind_control``)
+    for ``requests`` sequential requests on one keep-alive connection from this
+    process, then off. An instruction count does not move with the host's
+    speed or load, which swung the rate measurements of the same server by 15 %.
+    """
+    import glob
+    import http.client
+
+    port = free_port()
+    out = Path(tempfile.mkdtemp(prefix="mlkiln-callgrind-")) / "callgrind.out"
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+               sys.executable, "-m", "mlkiln", "serve", bundle, "--port", str(port), "-q",
+               *([] if metrics else ["--no-metrics"])]
+    server = subprocess.Popen(command, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, body, deadline=600)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+        def post(count: int) -> None:
+            for _ in range(count):
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+
+        post(200)
+        subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True, capture_output=True)
+        post(requests)
+        subprocess.run(["callgrind_control", "-i", "off", str(server.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    counted = 0
+    for name in glob.glob(f"{out}*"):
+        for line in Path(name).read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                counted = max(counted, int(line.split()[1]))
+        os.unlink(name)
+    return counted
+
+
+def metrics_instructions(body: bytes, requests: int, rounds: int) -> None:
+    """Instructions per request of ``mlkiln serve`` with and without /metrics, both bundles, alternated."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        raise SystemExit("--metrics-instructions needs valgrind (apt-get install valgrind)")
+    print(f"{'bundle':8} {'round':>5} {'with: instr/req':>16} {'without':>9} {'added':>7} {'ratio of rates':>15}")
+    for family in ("linear", "hgb"):
+        bundle = str(diamonds_bundle(family))
+        for i in range(rounds):
+            counts = {m: server_instructions(bundle, body, m, requests) / requests
+                      for m in ((True, False) if i % 2 == 0 else (False, True))}
+            print(f"{family:8} {i + 1:5d} {counts[True]:16,.0f} {counts[False]:9,.0f} "
+                  f"{counts[True] / counts[False] - 1:7.2%} {counts[False] / counts[True]:15.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
@@ -283,6 +351,9 @@ def main() -> None:
     parser.add_argument("--metrics-interleaved", action="store_true",
                         help="with and without /metrics, each alone on core 0, in alternating short blocks")
     parser.add_argument("--aa", action="store_true", help="--metrics-interleaved with two servers without /metrics")
+    parser.add_argument("--metrics-instructions", action="store_true",
+                        help="CPU instructions per request with and without /metrics (valgrind)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests counted by --metrics-instructions")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pin", action="store_true", help="server on CPU core 0, wrk on core 1 (taskset)")
     args = parser.parse_args()
@@ -290,6 +361,9 @@ def main() -> None:
     PIN = args.pin
     record = load_example("diamonds").drop(columns="price").iloc[0].to_dict()
     body = json.dumps(record).encode()
+    if args.metrics_instructions:
+        metrics_instructions(body, args.requests, args.rounds)
+        return
     if args.metrics_paired:
         metrics_paired(body, args.seconds, args.connections, args.rounds)
         return

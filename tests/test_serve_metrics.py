@@ -177,5 +177,39 @@ def test_a_record_s_missing_values_are_neither_unseen_nor_out_of_range(diamonds_
     assert sum(v for (name, _), v in samples.items() if name.startswith(("mlkiln_unseen", "mlkiln_out_of"))) == 3
 
 
+def test_a_wide_table_s_records_are_counted_by_the_same_rules_as_drift(rng=np.random.default_rng(3)):
+    # 70 number columns and two text ones with names no Python identifier could be: the written-out check
+    # spans two `if`s and must agree, column by column, with mlkiln.drift's rules (unseen, out of range)
+    import pandas as pd
+
+    from mlkiln import drift
+    from mlkiln.monitor import Monitor
+
+    numbers = {f"x {i} [m/s]": rng.normal(size=300) for i in range(70)}
+    frame = pd.DataFrame({**numbers, "kind \"a\"": rng.choice(["p", "q"], 300), "ünïcode": rng.choice(["r", "s"], 300)})
+    kinds = {name: ("numeric" if name in numbers else "categorical") for name in frame}
+    profile = drift.training_profile(frame, kinds, rng.normal(size=300), "regression")
+    order = list(reversed(frame.columns))  # the records' key order is the schema's, not the profile's
+    monitor = Monitor(profile, ["/predict"], order)
+    new = frame.sample(40, random_state=0).reset_index(drop=True)
+    new.loc[3, "x 69 [m/s]"] = 99.0  # outside, in the second `if`
+    new.loc[5, "x 0 [m/s]"] = -99.0
+    new.loc[7, "x 1 [m/s]"] = np.nan  # missing: neither
+    new.loc[[8, 9], "ünïcode"] = "t"
+    new.loc[9, "kind \"a\""] = np.nan
+    for record in new[order].to_dict("records"):
+        monitor.watch(record)
+    samples = _parsed(monitor)
+    counted = {(name, labels[0][1]): value for (name, labels), value in samples.items()
+               if name.startswith(("mlkiln_unseen", "mlkiln_out_of")) and value}
+    assert counted == {("mlkiln_out_of_range_values_total", "x 69 [m/s]"): 1,
+                       ("mlkiln_out_of_range_values_total", "x 0 [m/s]"): 1,
+                       ("mlkiln_unseen_categories_total", "ünïcode"): 2}
+    # the same rows through mlkiln drift's own comparison: the same columns flagged
+    result = drift.compare(profile, new, np.zeros(len(new)))
+    flagged = {s.name for s in result.columns if s.unseen or s.out_of_range}
+    assert flagged == {"x 69 [m/s]", "x 0 [m/s]", "ünïcode"}
+
+
 def _parsed(monitor) -> dict:
     return _parse(monitor.exposition())

@@ -189,7 +189,7 @@ def _monitor(model: Model, endpoints: list[str]):
     if profile is None:
         log.warning("this bundle has no training profile: /metrics has no unseen-category or out-of-range "
                     "counts (train it again to get them)")
-    return Monitor(profile, [*endpoints, "/metrics"])
+    return Monitor(profile, [*endpoints, "/metrics"], [c.name for c in model.card.columns])
 
 
 async def _respond(send, status: int, body: bytes, headers=(), content_type: bytes = b"application/json") -> int:
