@@ -191,6 +191,7 @@ def test_a_wide_table_s_records_are_counted_by_the_same_rules_as_drift(rng=np.ra
     profile = drift.training_profile(frame, kinds, rng.normal(size=300), "regression")
     order = list(reversed(frame.columns))  # the records' key order is the schema's, not the profile's
     monitor = Monitor(profile, ["/predict"], order)
+    by_name = Monitor(profile, ["/predict"], order[1:])  # a schema without a profiled column: checked by name
     new = frame.sample(40, random_state=0).reset_index(drop=True)
     new.loc[3, "x 69 [m/s]"] = 99.0  # outside, in the second `if`
     new.loc[5, "x 0 [m/s]"] = -99.0
@@ -199,10 +200,11 @@ def test_a_wide_table_s_records_are_counted_by_the_same_rules_as_drift(rng=np.ra
     new.loc[9, "kind \"a\""] = np.nan
     for record in new[order].to_dict("records"):
         monitor.watch(record)
-    samples = _parsed(monitor)
-    counted = {(name, labels[0][1]): value for (name, labels), value in samples.items()
-               if name.startswith(("mlkiln_unseen", "mlkiln_out_of")) and value}
-    assert counted == {("mlkiln_out_of_range_values_total", "x 69 [m/s]"): 1,
+        by_name.watch(record)
+    counted, counted_by_name = ({(name, labels[0][1]): value for (name, labels), value in _parsed(m).items()
+                                 if name.startswith(("mlkiln_unseen", "mlkiln_out_of")) and value}
+                                for m in (monitor, by_name))
+    assert counted == counted_by_name == {("mlkiln_out_of_range_values_total", "x 69 [m/s]"): 1,
                        ("mlkiln_out_of_range_values_total", "x 0 [m/s]"): 1,
                        ("mlkiln_unseen_categories_total", "ünïcode"): 2}
     # the same rows through mlkiln drift's own comparison: the same columns flagged

@@ -225,6 +225,8 @@ def _record_check(columns: list[str], known: list[tuple], bounds: list[tuple], r
     recounted by name.
     """
     place = {name: i for i, name in enumerate(columns)}
+    if any(name not in place for name, *_ in [*known, *bounds]):  # not the records' columns: check by name
+        return recount
     scope: dict = {"recount": recount}
     tests = []
     for name, categories in known:
