@@ -324,6 +324,7 @@ def server_instructions(bundle: str, body: bytes, metrics: bool, requests: int) 
             if line.startswith(("summary:", "totals:")):
                 counted = max(counted, int(line.split()[1]))
         os.unlink(name)
+    out.parent.rmdir()
     return counted
 
 
