@@ -1,15 +1,24 @@
 """The portfolio search: a family's ordered configurations, tried best-first within --trials and --budget."""
 
 import pytest
+import numpy as np
 from common import cli
+from sklearn.base import clone
+from sklearn.model_selection import KFold, train_test_split
+from threadpoolctl import threadpool_limits
 from sklearn.linear_model import Ridge
 
 import mlkiln
 from mlkiln.options import FAMILIES, SEARCHES
-from mlkiln.pipeline import REGISTRY, Family, register
+from mlkiln.pipeline import REGISTRY, Family, build_pipeline, register
 from mlkiln.tuning import candidates_for, search_strategy
 
 HGB = REGISTRY["hgb"].portfolio
+
+
+def configuration(params: dict) -> dict:
+    """A searched candidate's portfolio entry: its parameters less the number of trees the folds chose."""
+    return {k: v for k, v in params.items() if k not in ("max_iter", "early_stopping")}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +54,11 @@ def test_cli_trials_search_the_first_configurations_and_the_same_seed_gives_the_
     assert result.returncode == 0, result.stderr
     assert "2 candidates, portfolio" in result.stderr
     card = mlkiln.load(tmp_path / "m").card
-    assert [c["params"] for c in card.cv_results["hgb"]] == list(HGB[:2])
+    # each with the number of trees the folds chose, which the final fit grows
+    searched = [c["params"] for c in card.cv_results["hgb"]]
+    assert [configuration(p) for p in searched] == list(HGB[:2])
+    assert all(p["early_stopping"] is False and 1 <= p["max_iter"] < 1000 for p in searched)
+    assert card.model.trees == card.model.params["max_iter"]
     again = mlkiln.train(small, target="price", models=["hgb"], trials=2, seed=3)  # auto: the portfolio too
     assert again.card.cv_results == card.cv_results and again.card.model == card.model
 
@@ -55,8 +68,36 @@ def test_a_budget_tries_the_portfolio_best_first(small):
     run = mlkiln.train(small, target="price", models=["hgb"], budget=1e-6, n_jobs=1)
     [row] = run.card.leaderboard
     assert row.search == "portfolio" and row.status == "partial"
-    assert [c["params"] for c in run.card.cv_results["hgb"]] == [HGB[0]]
-    assert run.card.model.params == HGB[0]
+    assert [configuration(c["params"]) for c in run.card.cv_results["hgb"]] == [HGB[0]]
+    assert configuration(run.card.model.params) == HGB[0]
+
+
+def test_the_folds_choose_one_number_of_trees_the_best_on_their_mean_loss(small):
+    """Recomputed with plain scikit-learn: the CV score at the chosen count, and no neighbouring count better."""
+    run = mlkiln.train(small, target="price", models=["hgb"], trials=1, seed=2)
+    card = run.card
+    [searched] = card.cv_results["hgb"]
+    count = searched["params"]["max_iter"]
+    X, y = mlkiln.Model(run.pipeline, card).prepare(small), small["price"].astype(float)
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=card.split.test_size, random_state=card.split.seed)
+    folds = list(KFold(card.split.folds, shuffle=True, random_state=card.split.seed).split(X_train))
+
+    def fold_errors(trees):  # each fold's mean squared error and R2 with ``trees`` trees, fitted without stopping
+        pipe = build_pipeline("regression", "hgb", card.schema.kinds, {**searched["params"], "max_iter": trees},
+                              card.split.seed)
+        out = []
+        for fit, val in folds:
+            pred = clone(pipe).fit(X_train.iloc[fit], y_train.iloc[fit]).predict(X_train.iloc[val])
+            truth = y_train.iloc[val].to_numpy()
+            out.append((np.mean((truth - pred) ** 2), 1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2)))
+        return np.array(out)
+
+    with threadpool_limits(1):
+        at, fewer, more = fold_errors(count), fold_errors(count - 1), fold_errors(count + 1)
+    assert searched["mean"] == pytest.approx(at[:, 1].mean(), rel=1e-9)  # the card's CV R2: these very fits
+    assert at[:, 0].mean() <= fewer[:, 0].mean() and at[:, 0].mean() <= more[:, 0].mean()
+    assert card.model.params["max_iter"] == card.model.trees == count  # the final fit grows that many
+    assert run.pipeline.named_steps["model"].n_iter_ == count
 
 
 @pytest.fixture

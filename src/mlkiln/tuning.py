@@ -344,8 +344,8 @@ def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: in
 
 
 def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Scorer, task: str, compute: Compute,
-                              label: str = "search",
-                              keep: int = KEEP_PER_FAMILY) -> tuple[dict, int, list[Predictions]]:
+                              label: str = "search", keep: int = KEEP_PER_FAMILY,
+                              staged: bool = False) -> tuple[dict, int, list[Predictions]]:
     """Fit every candidate on every fold; return ``(cv_results, candidates reached, out-of-fold predictions)``.
 
     As scikit-learn's GridSearchCV with ``refit=False``, except that the
@@ -357,6 +357,10 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     Each fold's rows go through the preprocessor once for all candidates
     (:class:`PreparedFolds`), unless a candidate sets its parameters.
     A search longer than PROGRESS_SECONDS logs its progress under ``label``.
+    With ``staged`` (a :attr:`~mlkiln.pipeline.Family.staged` family), each
+    fold stops early on its own validation part, and the candidate is
+    returned with the one number of stages best on the folds' mean
+    validation loss (:func:`_stage_count`), its predictions at that stage.
     """
     one_pass = _least_squares_one_pass(pipe, candidates, X, y, cv, scorer, label)
     if one_pass is not None:
@@ -368,8 +372,11 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     failure = None  # the first failed fit's reason
     progress = _Progress(label, len(candidates) * len(splits))
     prepared = compute.prepared.get(pipe, candidates, X, y, splits)
+    candidates = list(candidates)
     with compute.parallel():
-        for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress)):
+        for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress, staged)):
+            if staged:
+                candidates[i], folds = _at_stage_count(candidates[i], folds, X, splits, prepared, task)
             for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
                 fit_times[i, k] = seconds
                 if pred is not None:
@@ -393,14 +400,22 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     return results, len(candidates), oofs
 
 
-def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: str, progress) -> Iterator[list]:
+def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: str, progress,
+                  staged: bool = False) -> Iterator[list]:
     """Each candidate's ``(predictions, probabilities, seconds)`` on every fold, in the candidates' order.
 
     One job per candidate and fold; on prepared folds, when the model can
     start from the solution of its neighbour (:func:`_warm_path`), one job
-    per fold fits the candidates along that path instead.
+    per fold fits the candidates along that path instead. ``staged``: each
+    fold's ``(fitted model or pipeline, None, seconds)``, stopped early on
+    the fold's validation part (:func:`_fit_staged`).
     """
-    if prepared is None:
+    if staged:
+        stop = {"model__early_stopping": True}
+        jobs = [delayed(_fit_staged)(clone(pipe).set_params(**candidate, **stop), y.iloc[val_idx],
+                                     *((prepared[k],) if prepared is not None else (None, X, y, fit_idx, val_idx)))
+                for candidate in candidates for k, (fit_idx, val_idx) in enumerate(splits)]
+    elif prepared is None:
         jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
                 for candidate in candidates for fit_idx, val_idx in splits]
     else:
@@ -455,6 +470,75 @@ def _fit_predict_path(model, params: list[dict], fold: PreparedFold, task) -> li
         if outputs[-1][0] is None:  # a failed fit leaves no solution to start from
             model = clone(model)
     return outputs
+
+
+def _fit_staged(pipe, y_val, fold: PreparedFold | None, X=None, y=None, fit_idx=None, val_idx=None):
+    """Fit ``pipe``'s model on a fold, stopping early on the fold's validation part: ``(fitted, None, seconds)``.
+
+    On a prepared ``fold`` only the model step is fitted and returned;
+    otherwise the whole pipeline on ``fit_idx``, its preprocessor fitted on
+    those rows alone. A failed fit gives ``(None, why, seconds)``.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if fold is not None:
+                fitted = pipe.named_steps["model"].fit(fold.X_fit, fold.y_fit, X_val=fold.X_val, y_val=y_val)
+                return fitted, None, time.perf_counter() - start + fold.seconds
+            prep = pipe.named_steps["prep"]
+            X_fit = prep.fit_transform(X.iloc[fit_idx], y.iloc[fit_idx])
+            pipe.named_steps["model"].fit(X_fit, y.iloc[fit_idx], X_val=prep.transform(X.iloc[val_idx]), y_val=y_val)
+            return pipe, None, time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - a failing candidate scores NaN, as error_score=nan in scikit-learn
+            return None, failure_text(exc), time.perf_counter() - start
+
+
+def _stage_count(curves: list[np.ndarray]) -> int:
+    """The number of stages with the best mean validation score over the folds (ties: the fewest).
+
+    Each fold stopped where its own curve stopped improving; the mean is taken
+    over the stages every fold reached. One count chosen on all folds is a
+    hyperparameter like any other: a fold's own best count, scored on the same
+    rows, would flatter the model more.
+    """
+    reached = min(len(curve) for curve in curves)
+    mean = np.mean([curve[:reached] for curve in curves], axis=0)
+    return int(np.argmax(mean[1:])) + 1  # validation_score_[0] is before the first stage
+
+
+def _at_stage_count(candidate: dict, folds: list, X, splits, prepared, task: str) -> tuple[dict, list]:
+    """A staged candidate's folds as ``(predictions, probabilities, seconds)`` at its chosen number of stages,
+    and the candidate with that number fixed (``max_iter``, no early stopping): what the final fit grows."""
+    if any(fitted is None for fitted, _, _ in folds):
+        return candidate, folds  # a failed fold: the candidate scores NaN with its reason
+    models = [fitted.named_steps["model"] if hasattr(fitted, "named_steps") else fitted for fitted, _, _ in folds]
+    count = _stage_count([np.asarray(model.validation_score_) for model in models])
+    outputs = []
+    # in this process, amid the search's parallel calls: the model's own encoder of categories runs a joblib call
+    # of its own, which on the search's shared backend would end it under the search's running fits
+    with joblib.parallel_config(backend="sequential"):
+        for k, ((fitted, _, seconds), model) in enumerate(zip(folds, models)):
+            outputs.append(_predicted_at(model, fitted, count, k, X, splits, prepared, task, seconds))
+    return {**candidate, "model__max_iter": count, "model__early_stopping": False}, outputs
+
+
+def _predicted_at(model, fitted, count: int, k: int, X, splits, prepared, task: str, seconds: float) -> tuple:
+    """Fold ``k``'s ``(predictions, probabilities, seconds)`` from the model's first ``count`` stages."""
+    X_val = (prepared[k].X_val if prepared is not None
+             else fitted.named_steps["prep"].transform(X.iloc[splits[k][1]]))
+    if task == "classification":
+        proba = _nth(model.staged_predict_proba(X_val), count)
+        return model.classes_[np.argmax(proba, axis=1)], proba, seconds
+    return _nth(model.staged_predict(X_val), count), None, seconds
+
+
+def _nth(stages: Iterator, n: int):
+    """The ``n``-th (from 1) item of a model's staged predictions."""
+    for i, item in enumerate(stages, 1):
+        if i == n:
+            return item
+    raise ValueError(f"the model has fewer than {n} stages")
 
 
 def _least_squares_one_pass(pipe, candidates: list[dict], X, y, cv, scorer: Scorer,
@@ -550,7 +634,8 @@ def tune_family(
         res["first_failure"] = next((_last_line(w.message) for w in caught if w.category.__name__ == "FitFailedWarning"), None)
     else:
         planned = candidates_for(task, family, strategy, seed, len(y), trials)
-        res, _, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, family)
+        res, _, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, family,
+                                                 staged=REGISTRY[family].staged)
     elapsed = time.perf_counter() - start
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
     last = {repr(sorted(p.items())): i for i, p in enumerate(res["params"])}  # a candidate's largest round
@@ -1006,15 +1091,17 @@ class _Rungs:
         """Cross-validate ``batch`` of ``family``'s candidates on this rung's rows; record scores, costs, predictions."""
         started = time.perf_counter()
         planned = [self.plan[family][i] for i in batch]
+        # on a sample of the rows the number of trees found would be too few for the final fit on all of them
+        staged = REGISTRY[family].staged and len(y) == len(self.y)
         res, _, oofs = cross_validate_candidates(self.pipes[family], planned, X, y, self.cv, self.scorer, self.task,
-                                                 self.compute, label=family)
+                                                 self.compute, label=family, staged=staged)
         self.seconds[family] += time.perf_counter() - started
         self.cost.observe(family, res["mean_fit_time"], len(y) * (self.cost.folds - 1) // self.cost.folds)
         for j, i in enumerate(batch):
             self.scores[(family, i)] = {
                 "rows": len(y), "mean": float(res["mean_test_score"][j]), "std": float(res["std_test_score"][j]),
                 "folds": [float(res[f"split{k}_test_score"][j]) for k in range(self.cost.folds)],
-                "fit_time": float(res["mean_fit_time"][j])}
+                "fit_time": float(res["mean_fit_time"][j]), "params": _estimator_params(res["params"][j])}
         kept = self.oofs.setdefault(r, {}).setdefault(family, [])
         kept[:] = sorted([*kept, *oofs], key=lambda p: -p.score)[:KEEP_PER_FAMILY]
         return [(family, i) for i in batch]
@@ -1026,7 +1113,7 @@ class _Rungs:
         if not mine:
             return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
                                 "not reached within --budget", "none", n_planned)
-        candidates = [{"params": _estimator_params(self.plan[family][i]), "mean": plain(sign * s["mean"]),
+        candidates = [{"params": s["params"], "mean": plain(sign * s["mean"]),
                        "std": plain(s["std"]), "folds": plain([sign * v for v in s["folds"]]), "n_samples": s["rows"]}
                       for i, s in sorted(mine.items())]
         finite = [i for i, s in sorted(mine.items()) if np.isfinite(s["mean"])]
@@ -1036,7 +1123,7 @@ class _Rungs:
                                 n_planned - len(mine))
         best = max(finite, key=lambda i: (mine[i]["rows"], mine[i]["mean"]))  # ties: the first planned
         s = mine[best]
-        params = {**_estimator_params(self.plan[family][best]), **REGISTRY[family].scale_params(len(self.y))}
+        params = {**s["params"], **REGISTRY[family].scale_params(len(self.y))}
         return FamilyResult(family, params, sign * s["mean"], s["std"], s["fit_time"], self.seconds[family],
                             len(mine), candidates, search=self.strategy[family], not_reached=n_planned - len(mine),
                             oofs=self.oofs.get(last, {}).get(family, []), rows=s["rows"])
