@@ -656,6 +656,23 @@ def test_a_true_false_target_keeps_its_labels(tmp_path, capsys):
     assert set(pd.read_csv(scored)["prediction"]) <= {True, False}
 
 
+def test_labels_written_1_0_in_one_file_and_true_false_in_the_other_are_the_same_classes(tmp_path, capsys):
+    """Evaluation compares labels by value: 1 is True. Compared as they were written, 1 matched no prediction
+    True, and precision, recall and the confusion matrix came out as zeros."""
+    frame = table()
+    frame["label"] = frame["label"] == "yes"
+    as_bool, as_int = frame.copy(), frame.assign(label=frame["label"].astype(int))
+    for trained, other in ((as_bool, as_int), (as_int, as_bool)):
+        path = write(tmp_path / "train.csv", trained)
+        code, err, out = train(tmp_path, capsys, path, "label", "--models", "logistic_l2", "--force")
+        assert code == 0, err
+        model = mlkiln.load(out)
+        same, written_otherwise = model.evaluate(trained), model.evaluate(other)
+        assert written_otherwise == same and same["precision"] > 0.5 and sum(map(sum, same["confusion_matrix"])) == len(frame)
+        with pytest.raises(InputError, match="class\\(es\\) the model never saw: 2"):
+            model.evaluate(other.assign(label=2))
+
+
 def test_dotted_and_month_name_dates_are_dates_and_dots_are_day_first(tmp_path, capsys):
     frame = table(n=120)
     days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(frame)) * 3, unit="D")

@@ -139,9 +139,7 @@ class Model:
             log.warning("skipping %d row(s) whose target is missing", len(frame) - len(y))
         X = conform(frame.loc[y.index], self.card.columns, target)
         if self.task == "classification":
-            unknown = sorted(set(y.unique().tolist()) - set(self.classes), key=str)
-            if unknown:
-                raise InputError(f"evaluation data has class(es) the model never saw: {', '.join(map(repr, unknown))}")
+            y = _as_classes(y, self.classes)
         result = metrics.evaluate(self.pipeline, X, y, self.task, self.classes or None, predictor=self.predictor)
         if report is not None:
             from . import report as reporting
@@ -150,6 +148,27 @@ class Model:
             diagnostics = reporting.diagnostics(self.pipeline, X, y, self.card, predictor=self.predictor)
             reporting.write_evaluation(report, self.card, diagnostics, result, source)
         return result
+
+
+def _as_classes(y: pd.Series, classes: list) -> pd.Series:
+    """The labels as the model's own classes: a label equal to a class is that class.
+
+    A file that writes the classes True / False as 1 / 0 (or the other way)
+    holds the same labels; compared as they are, 1 matched no prediction True,
+    and precision, recall and the confusion matrix came out as zeros.
+    """
+    found, unknown = {}, []
+    for value in y.unique().tolist():
+        match = [c for c in classes if c == value]
+        if match:
+            found[value] = match[0]
+        else:
+            unknown.append(value)
+    if unknown:
+        raise InputError(f"evaluation data has class(es) the model never saw: "
+                         f"{', '.join(map(repr, sorted(unknown, key=str)))}")
+    kind = np.asarray(classes).dtype
+    return y.map(found).astype(kind if kind.kind in "biuf" else "object")
 
 
 def load(path: str | os.PathLike, trust_pickle: bool = False) -> Model:
