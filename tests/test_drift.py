@@ -93,6 +93,25 @@ def test_classification_profile_and_predictions(failure_run, failure_csv):
     assert next(s for s in drift.check(failure_run.model, hot).columns if s.name == "Torque [Nm]").severity == "major"
 
 
+def test_a_model_of_few_distinct_probabilities_does_not_drift_on_its_own_table():
+    """The prediction's profile is the final model's on the test split, the model that scores new rows.
+
+    Profiled from the folds' models instead, 20 boosted trees gave each fold's probabilities their own few
+    values, and the model's predictions on its training table drifted "major" (PSI 5.3) against them.
+    """
+    table = load_example("machine-failure-synthetic", rows=4000).drop(columns=["RNF"])
+    run = mlkiln.train(table, target="Machine failure", models=["hgb"], ensemble=False)
+    prediction = run.card.profile["prediction"]
+    assert prediction["source"] == "test" and prediction["rows"] == run.card.split.n_test
+    result = drift.check(run.model, table.drop(columns="Machine failure"))
+    assert all(s.psi < drift.MODERATE for s in result.predictions), result.to_dict()["predictions"]
+    # fewer test rows than a profile needs: the out-of-fold predictions, as before
+    small = mlkiln.train(table.head(600), target="Machine failure", models=["logistic_l2"], ensemble=False)
+    assert small.card.split.n_test < drift.PREDICTION_MIN_ROWS
+    assert small.card.profile["prediction"]["source"] == "out-of-fold"
+    assert small.card.profile["prediction"]["rows"] == small.card.split.n_train
+
+
 def test_cli_writes_the_page_and_json_beside_the_data(diamonds_bundle, shifted, tmp_path):
     data = _write(shifted, tmp_path, "week12.csv")
     done = run_cli("drift", diamonds_bundle, data)

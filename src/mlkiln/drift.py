@@ -1,7 +1,7 @@
 """Drift: is the data the model sees still the data it learned from?
 
 At training time :func:`training_profile` summarises every input column and
-the model's out-of-fold predictions in a few numbers per column; the card
+the model's predictions on rows it never saw in a few numbers per column; the card
 keeps that profile. Later :func:`check` (``mlkiln drift BUNDLE new.csv``)
 puts new data through the same conform rules as ``predict``, scores it, and
 :func:`compare` measures how far each column and the predictions moved.
@@ -29,10 +29,14 @@ Profile, ``version`` 1 (plain JSON; a few hundred bytes per column)
     :data:`MAX_KNOWN`, so unseen values can be recognised when that is all of
     them; ``shares`` of the first :data:`TOP_CATEGORIES`, ``other`` pools the rest).
 ``prediction``
-    The same summary of the out-of-fold predictions: ``value`` (numeric,
+    The same summary of the final model's predictions on the test split (or,
+    with fewer than :data:`PREDICTION_MIN_ROWS` test rows, of the out-of-fold
+    predictions of the cross-validation's models): ``value`` (numeric,
     regression) or ``class`` (categorical, the predicted class at the model's
     threshold) and, for two classes, ``probability`` (numeric, P(positive
-    class)); ``classes`` (the probabilities' columns) and ``threshold`` as in the card.
+    class)); ``classes`` (the probabilities' columns) and ``threshold`` as in
+    the card; ``source`` (``"test"`` or ``"out-of-fold"``; absent in bundles
+    before it: out-of-fold) and ``rows``.
 """
 
 from __future__ import annotations
@@ -55,13 +59,18 @@ TOP_CATEGORIES = 20
 MAX_KNOWN = 100
 #: shares below this count as this in the PSI (an empty bin would make it infinite)
 EPSILON = 1e-4
+#: test rows the prediction's profile needs, else it is of the out-of-fold predictions. Those come from the k
+#: folds' models, not the model that scores new rows: a model of few distinct probabilities (20 small boosted
+#: trees) puts each fold's at its own values, the deciles fall between them, and the model's own predictions on
+#: its training table drifted "major" (PSI 5.3) against them
+PREDICTION_MIN_ROWS = 200
 #: PSI thresholds of the usual rule of thumb: stable below MODERATE, major above MAJOR
 MODERATE, MAJOR = 0.1, 0.25
 _DIGITS = 5  # of a share: finer than EPSILON, which bounds what the PSI can tell apart
 
 
 def training_profile(X: pd.DataFrame, kinds: dict[str, str], predictions, task: str, classes=None,
-                     threshold: float | None = None, seed: int = 0) -> dict:
+                     threshold: float | None = None, seed: int = 0, source: str = "test") -> dict:
     """The compact profile of the training rows and predictions that :func:`compare` measures new data against.
 
     Parameters
@@ -71,8 +80,9 @@ def training_profile(X: pd.DataFrame, kinds: dict[str, str], predictions, task: 
     kinds : dict
         Column name -> ``numeric``, ``datetime`` or ``categorical``.
     predictions : array
-        Out-of-fold predictions: values (regression) or class probabilities,
-        columns in the order of ``classes`` (classification).
+        Predictions on rows the model did not learn from: values (regression)
+        or class probabilities, columns in the order of ``classes``
+        (classification).
     task : str
     classes : sequence, optional
         The target's classes (classification).
@@ -80,13 +90,17 @@ def training_profile(X: pd.DataFrame, kinds: dict[str, str], predictions, task: 
         The tuned decision threshold on P(positive class), when there is one.
     seed : int
         Seeds the sample the quantile edges are computed on.
+    source : str
+        Where ``predictions`` come from: ``"test"`` (the model's, on the test
+        split) or ``"out-of-fold"``.
     """
     rng = np.random.default_rng(seed)
     columns = {name: _profile_column(X[name], kind, rng) for name, kind in kinds.items()}
     return {
         "version": PROFILE_VERSION, "rows": int(len(X)), "sample_rows": int(min(len(X), SAMPLE_ROWS)), "seed": seed,
         "bins": BINS, "epsilon": EPSILON, "columns": columns,
-        "prediction": _profile_predictions(predictions, task, classes, threshold, rng),
+        "prediction": {**_profile_predictions(predictions, task, classes, threshold, rng), "source": source,
+                       "rows": int(len(predictions))},
     }
 
 

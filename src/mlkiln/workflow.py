@@ -189,9 +189,11 @@ def train(
         "validation": selection.validation,
         "test": metrics.of_predictions(y_test, *test_predictions, table.task, table.classes),
     }
-    oof = selection.oof
-    profile = drift.training_profile(X_trainval, table.kinds, oof.proba if table.classes else oof.pred, table.task,
-                                     table.classes, selection.threshold, options.seed)
+    # new rows are scored by the final model: its predictions on the test rows are the reference they should match
+    seen, source = (test_predictions, "test") if len(y_test) >= drift.PREDICTION_MIN_ROWS else (
+        (selection.oof.pred, selection.oof.proba), "out-of-fold")
+    profile = drift.training_profile(X_trainval, table.kinds, seen[1] if table.classes else seen[0], table.task,
+                                     table.classes, selection.threshold, options.seed, source)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
                      len(y_trainval), len(y_test), time.perf_counter() - started, latency,
                      None if sample is None else len(sample))
