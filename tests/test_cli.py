@@ -205,15 +205,23 @@ def test_a_report_or_drift_page_never_replaces_the_data_it_reads(diamonds_bundle
     pd.read_csv(Path(diamonds_bundle).parent / "diamonds.csv").head(200).to_csv(data, index=False)
     before = data.read_bytes()
     (tmp_path / "link.csv").symlink_to(data)
+    (tmp_path / "link.html").symlink_to(data)
     folder = tmp_path / "parts"
     folder.mkdir()
     (folder / "a.csv").write_bytes(before)
-    for command in (["evaluate", diamonds_bundle, data, "--report", data],
-                    ["evaluate", diamonds_bundle, tmp_path / "link.csv", "--report", data],
-                    ["drift", diamonds_bundle, data, "-o", tmp_path / "link.csv"],
-                    ["drift", diamonds_bundle, folder, "-o", folder / "a.csv"]):
+    (folder / "a.html").symlink_to(folder / "a.csv")
+    for command in (["evaluate", diamonds_bundle, tmp_path / "link.csv", "--report", tmp_path / "link.html"],
+                    ["drift", diamonds_bundle, data, "-o", tmp_path / "link.html"],
+                    ["drift", diamonds_bundle, folder, "-o", folder / "a.html"]):
         one_line_error(cli(*command), "must not be, or hold, one of the input files")
-    assert data.read_bytes() == before and (folder / "a.csv").read_bytes() == before
+    # nor any other file, under any name but a page's (report -o week.csv replaced the data with a page)
+    other = tmp_path / "other.csv"
+    other.write_bytes(before)
+    for command in (["evaluate", diamonds_bundle, data, "--report", data],
+                    ["drift", diamonds_bundle, data, "-o", other], ["report", diamonds_bundle, "-o", other]):
+        one_line_error(cli(*command), "name the page .html")
+    assert data.read_bytes() == before == other.read_bytes() and (folder / "a.csv").read_bytes() == before
+    assert not (tmp_path / "other.json").exists() and not (tmp_path / "week.json").exists()
 
 
 def test_a_report_page_named_json_is_refused_and_evaluate_json_is_strict(diamonds_bundle, tmp_path):

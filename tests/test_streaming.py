@@ -152,7 +152,14 @@ def test_output_may_not_replace_the_input(diamonds_bundle, parts):
         predict_file(diamonds_bundle, parts, parts, force=True)
     with pytest.raises(InputError, match="must not be, or hold"):
         predict_file(diamonds_bundle, parts / "p3.csv", parts / "p3.csv")
+    # nor join it: scored rows written inside the folder, or where the glob finds them, would be read next time
+    for data, output in ((parts, parts / "scored.csv"), (parts, parts / "sub" / "scored"),
+                         (str(parts / "p*"), parts / "p9.parquet"), (str(parts / "*"), parts / "scored")):
+        with pytest.raises(InputError, match="is inside the dataset .* being read"):
+            predict_file(diamonds_bundle, data, output)
     assert sorted(p.name for p in parts.iterdir()) == before
+    # a file the glob does not match may be written beside the files it does
+    assert predict_file(diamonds_bundle, str(parts / "*.parquet"), parts / "scored.csv") == 2250
 
 
 def test_csv_output_writes_list_struct_and_bytes_columns_as_text(diamonds_bundle, diamonds, tmp_path):

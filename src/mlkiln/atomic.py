@@ -58,11 +58,20 @@ def check_file_target(path: str | os.PathLike) -> Path:
 
 def page_and_json(path: str | os.PathLike) -> tuple[Path, Path]:
     """A report page's path and its JSON's (the same name, ``.json``); a page named ``.json`` would be both."""
-    path = check_file_target(path)
+    path = check_page_name(check_file_target(path))
+    return path, path.with_suffix(".json")
+
+
+def check_page_name(path: Path) -> Path:
+    """A report page is named ``.html`` (or ``.htm``): a page replaces what is at its path, and under any other
+    name that was a data file (``report -o week.csv`` turned the data into a page)."""
     if path.suffix.lower() == ".json":
         raise InputError(f"the report {path} is named .json, where its numbers go (a .json beside the page); "
                          "name the page .html")
-    return path, path.with_suffix(".json")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"the report {path} is not named .html: a page written there would replace a file that "
+                         "is no report; name the page .html")
+    return path
 
 
 def check_apart(outputs, inputs) -> None:

@@ -12,6 +12,7 @@ with the model shipped once from the client (workers never read the bundle).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, check_apart, followed, replace_path
+from .atomic import atomic_path, check_apart, followed, holds, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
@@ -67,6 +68,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     files = dataset_files(data)
     output = Path(output)
     check_apart([output], files)
+    _check_not_in_dataset(data, output)
     if output.suffix and not _is_table_name(output) and not output.is_dir():
         raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
     address = scheduler_address(cluster)
@@ -95,6 +97,26 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
         "compiled" if model.predictor.compiled else f"scikit-learn: {model.predictor.reason}",
     )
     return rows
+
+
+def _check_not_in_dataset(data, output: Path) -> None:
+    """Refuse an output that would join the dataset being read: inside its folder, or matching its glob.
+
+    Written there, the scored rows (with their extra ``prediction`` column) were
+    part of the dataset from then on: the next ``predict`` of it failed, and its
+    bundle's ``train.py`` trained on them.
+    """
+    if not is_dataset(data):
+        return
+    written = [output] if _is_table_name(output) else [output, output / "part-00000.parquet"]  # a file, or parts
+    if Path(data).is_dir():
+        inside = any(holds(data, path) for path in written)
+    else:
+        pattern = os.path.abspath(data)
+        inside = any(fnmatch.fnmatch(os.path.abspath(path), pattern) for path in written)
+    if inside:
+        raise InputError(f"the output {output} is inside the dataset {data} being read, and would become part of "
+                         "it; write it elsewhere")
 
 
 def score_file(model, source: Path, dest: Path) -> int:
