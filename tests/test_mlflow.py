@@ -102,8 +102,19 @@ def loaded_by_mlflow(failure_bundle, failure_csv, dated_bundle, tmp_path_factory
     # beyond float32, as mlkiln predict and serve refuse it (inf itself does not survive to_json: it becomes null)
     too_large = features.head(3).assign(**{"Torque [Nm]": [40.0, 1e39, 41.0]})
     predicted = _mlflow_predict({"failure": (failure, features, "pyfunc"), "failure-sklearn": (failure, features, "sklearn"),
-                                 "dated": (dated, DATED_ROWS, "pyfunc"), "too-large": (failure, too_large, "pyfunc")}, tmp_path)
+                                 "dated": (dated, DATED_ROWS, "pyfunc"), "too-large": (failure, too_large, "pyfunc"),
+                                 "awkward": (failure, awkward(features), "pyfunc")}, tmp_path)
     return {"failure_dir": failure, "dated_dir": dated, "frame": frame, **predicted}
+
+
+def awkward(features: pd.DataFrame) -> pd.DataFrame:
+    """Rows mlkiln predict scores that MLflow's type check refused: a missing value in a column of whole numbers
+    (tool wear), whole numbers in a column of decimals (air temperature)."""
+    rows = features.head(6).copy()
+    rows["Tool wear [min]"] = rows["Tool wear [min]"].astype("float64")
+    rows.iloc[1, rows.columns.get_loc("Tool wear [min]")] = np.nan
+    rows["Air temperature [K]"] = rows["Air temperature [K]"].round().astype("int64")
+    return rows
 
 
 def test_export_writes_an_mlflow_model_with_signature_example_requirements_and_manifest(failure_bundle, tmp_path):
@@ -118,9 +129,12 @@ def test_export_writes_an_mlflow_model_with_signature_example_requirements_and_m
     manifest = hashlib.sha256((Path(failure_bundle) / "MANIFEST.sha256").read_bytes()).hexdigest()
     assert spec["metadata"]["mlkiln_bundle_manifest_sha256"] == manifest
     assert spec["metadata"]["target"] == "Machine failure" and spec["metadata"]["task"] == "classification"
-    inputs = {c["name"]: c["type"] for c in json.loads(spec["signature"]["inputs"])}
-    assert inputs == {"Type": "string", "Air temperature [K]": "double", "Process temperature [K]": "double",
-                      "Rotational speed [rpm]": "long", "Torque [Nm]": "double", "Tool wear [min]": "long"}
+    # every column required, of type "any": the loader applies mlkiln's rules; the raw types are metadata
+    inputs = {c["name"]: (c["type"], c["required"]) for c in json.loads(spec["signature"]["inputs"])}
+    assert set(inputs.values()) == {("any", True)}
+    assert spec["metadata"]["mlkiln_input_types"] == {
+        "Type": "string", "Air temperature [K]": "double", "Process temperature [K]": "double",
+        "Rotational speed [rpm]": "long", "Torque [Nm]": "double", "Tool wear [min]": "long"}
     assert json.loads(spec["signature"]["outputs"]) == [{"type": "long", "required": True}]
     example = json.loads((out / "input_example.json").read_text())
     assert example["columns"] == list(inputs) and example["data"][0][0] == "L"
@@ -140,6 +154,13 @@ def test_exported_classifier_predicts_like_the_bundle_without_mlkiln(failure_bun
     np.testing.assert_array_equal(loaded_by_mlflow["failure-sklearn"], expected)
 
 
+def test_pyfunc_scores_the_rows_mlkiln_predict_scores(failure_bundle, loaded_by_mlflow):
+    rows = awkward(loaded_by_mlflow["frame"][[c.name for c in mlkiln.load(failure_bundle).card.columns]])
+    with threadpool_limits(1):
+        expected = mlkiln.load(failure_bundle).predict(rows)
+    np.testing.assert_array_equal(loaded_by_mlflow["awkward"], expected)
+
+
 def test_pyfunc_refuses_a_value_mlkiln_refuses(failure_bundle, loaded_by_mlflow):
     """It scored a number beyond float32 as if it were missing, where mlkiln predict and serve refuse it."""
     assert loaded_by_mlflow["too-large"] == "ValueError: column 'Torque [Nm]' expects a number, got 1e+39 in row 2"
@@ -152,9 +173,8 @@ def test_pyfunc_applies_mlkilns_rules_to_dates_and_number_text(dated_bundle, loa
     model = mlkiln.load(dated_bundle)
     np.testing.assert_allclose(loaded_by_mlflow["dated"], model.predict(DATED_ROWS), rtol=1e-9)
     spec = yaml.safe_load((loaded_by_mlflow["dated_dir"] / "MLmodel").read_text())
-    # numbers that arrived as text stay text for MLflow's type check; the loader reads them
-    assert {c["name"]: c["type"] for c in json.loads(spec["signature"]["inputs"])} == {
-        "when": "string", "size": "string", "shop": "string"}
+    # numbers that arrived as text were text in training; the loader reads them
+    assert spec["metadata"]["mlkiln_input_types"] == {"when": "string", "size": "string", "shop": "string"}
 
 
 def test_export_refuses_existing_directory_tampered_bundle_and_leaves_nothing(diamonds_bundle, tmp_path):

@@ -13,11 +13,14 @@ The MLflow Model has two flavours over one file, the bundle's hash-checked
   rules copied from :mod:`mlkiln.schema`; loading needs pandas, NumPy,
   scikit-learn and skops (the bundle's pinned requirements), never mlkiln.
 
-The signature comes from the bundle's input schema, with the types the raw
-columns had in training (integer columns are ``long``, because MLflow refuses
-to turn int64 into double; text, dates and numbers written as text are
-``string``), the input example from its categories and ranges, and MLmodel's
-metadata records the bundle's manifest hash.
+The signature names the bundle's input columns, each required and of MLflow's
+type ``any``: the loader applies mlkiln's rules to what arrives, and MLflow's
+own type check would refuse rows ``mlkiln predict`` scores (a missing value in
+a column of whole numbers, a whole number in a column of decimals, a duration,
+a date with a time zone, a category written as a number). The types the raw
+columns had in training (``long``, ``double``, ``boolean``, ``string``) are in
+MLmodel's metadata (``mlkiln_input_types``), with the bundle's manifest hash;
+the input example comes from the schema's categories and ranges.
 """
 
 from __future__ import annotations
@@ -135,7 +138,9 @@ def signature(card: Card):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = Schema([ColSpec(_mlflow_type(c), c.name, required=True) for c in card.columns])
+    from mlflow.types.schema import AnyType
+
+    inputs = Schema([ColSpec(AnyType(), c.name, required=True) for c in card.columns])
     if card.task == "regression":
         out = "double"
     else:
@@ -144,7 +149,7 @@ def signature(card: Card):
 
 
 def _mlflow_type(column: Column) -> str:
-    """The type MLflow checks a column against: the raw one training saw, since the loader conforms it."""
+    """The MLflow type of the raw values training saw in a column (the input example's, and the metadata's)."""
     if column.kind == "numeric" and column.dtype.startswith(("int", "uint", "Int", "UInt")):
         return "long"
     if column.kind == "numeric" and column.dtype.startswith(("float", "Float")):
@@ -182,6 +187,7 @@ def _metadata(card: Card, bundle_path: Path, hashes: dict[str, str]) -> dict:
         "target": card.target,
         "model_family": card.model.family,
         "sklearn_flavor_input": "conformed columns: numbers as float, text as str, date/time as seconds since 1970 UTC",
+        "mlkiln_input_types": {c.name: _mlflow_type(c) for c in card.columns},
     }
 
 
