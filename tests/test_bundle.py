@@ -142,8 +142,14 @@ def test_existing_output_needs_force(diamonds_run, tmp_path):
     with pytest.raises(MlkilnError, match="already exists"):
         diamonds_run.save(target)
     assert (target / "keep.txt").read_text() == "user data"
+    # --force replaces what mlkiln wrote (a bundle, an empty folder), never a folder of someone's files
+    with pytest.raises(MlkilnError, match=r"holds files mlkiln did not write \(keep.txt\)"):
+        diamonds_run.save(target, force=True)
+    assert (target / "keep.txt").read_text() == "user data"
+    (target / "keep.txt").unlink()
     diamonds_run.save(target, force=True)
-    assert not (target / "keep.txt").exists() and (target / "card.json").exists()
+    diamonds_run.save(target, force=True)  # and again, over the bundle
+    assert (target / "card.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers
 
 

@@ -276,6 +276,19 @@ def test_an_output_that_holds_an_input_is_refused_even_with_force(diamonds_bundl
     one_line_error(cli("train", "d.csv", "--target", "price", "-o", ".", "--force"), "working directory")
     one_line_error(cli("train", "d.csv", "--target", "price", "-o", "..", "--force"), "working directory")
     assert sorted(p.name for p in project.iterdir()) == ["d.csv", "notes.txt"]
+    # nor a folder of someone's files: --force replaces what mlkiln wrote there, or an empty folder
+    docs = tmp_path / "docs"
+    (docs / "thesis").mkdir(parents=True)
+    (docs / "thesis" / "ch1.txt").write_text("mine")
+    for command in (["train", "d.csv", "--target", "price", "--models", "linear", "-o", docs, "--force"],
+                    ["export", bundle, "--format", "mlflow", "-o", docs, "--force"],
+                    ["predict", bundle, project / "*.csv", "-o", docs, "--force"]):
+        one_line_error(cli(*command), "holds files mlkiln did not write (thesis")
+    assert (docs / "thesis" / "ch1.txt").read_text() == "mine"
+    scored = tmp_path / "scored"
+    for _ in range(2):  # scored parts are replaced with --force
+        assert cli("predict", bundle, project / "*.csv", "-o", scored, "--force").returncode == 0
+    assert [p.name for p in scored.iterdir()] == ["part-00000.parquet"]
 
 
 @pytest.mark.parametrize("args, message", [

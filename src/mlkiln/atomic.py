@@ -74,6 +74,24 @@ def check_page_name(path: Path) -> Path:
     return path
 
 
+#: what marks a directory as one mlkiln wrote, which --force may replace: a bundle's manifest, an MLflow model's
+#: MLmodel; a directory of scored parts holds part-*.parquet files only
+OUR_MARKERS = ("MANIFEST.sha256", "MLmodel")
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to replace (even with ``--force``) a directory mlkiln did not write: only an empty one, a bundle, an
+    MLflow model or a folder of scored parts. ``train -o docs --force`` deleted a folder of the user's files."""
+    if not path.is_dir() or any((path / marker).is_file() for marker in OUR_MARKERS):
+        return
+    theirs = next((p for p in sorted(path.rglob("*")) if not (p.is_file() and p.parent == path
+                                                              and p.name.startswith("part-") and p.suffix == ".parquet")),
+                  None)
+    if theirs is not None:
+        raise InputError(f"{path} holds files mlkiln did not write ({theirs.relative_to(path)}); --force replaces "
+                         "only a bundle, an MLflow model, scored parts or an empty directory: choose another output")
+
+
 def check_apart(outputs, inputs) -> None:
     """Refuse ``outputs`` (files or folders to write) that are, or hold, one of ``inputs`` (the files being read).
 

@@ -26,7 +26,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from .data import file_sha256
-from .atomic import followed, holds, replace_path
+from .atomic import check_replaceable, followed, holds, replace_path
 from .card import Card
 from .errors import BundleError, InputError
 from .options import MANIFEST, check_bundle_path
@@ -93,6 +93,7 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path} exists and is not a directory")
+    check_replaceable(path)
     return path
 
 

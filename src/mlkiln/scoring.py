@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, check_apart, followed, holds, replace_path
+from .atomic import atomic_path, check_apart, check_replaceable, followed, holds, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
@@ -80,6 +80,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
             raise InputError(f"--cluster writes one Parquet part per input file; give -o a directory, not {output}")
         if output.exists() and not force:
             raise InputError(f"{output} already exists; pass --force to replace it")
+        check_replaceable(output)
     model.predictor  # compiled once here, so every batch, file and worker reuses it
     started, size = time.perf_counter(), sum(f.stat().st_size for f in files)
     if size >= LARGE_FILE_BYTES:
