@@ -19,6 +19,7 @@ import pytest
 import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
+from mlkiln.data import read_table
 from mlkiln.errors import BundleError, InputError
 from mlkiln.pipeline import REGISTRY, Family, register
 from sklearn.tree import DecisionTreeRegressor
@@ -671,6 +672,25 @@ def test_labels_written_1_0_in_one_file_and_true_false_in_the_other_are_the_same
         assert written_otherwise == same and same["precision"] > 0.5 and sum(map(sum, same["confusion_matrix"])) == len(frame)
         with pytest.raises(InputError, match="class\\(es\\) the model never saw: 2"):
             model.evaluate(other.assign(label=2))
+
+
+def test_labels_written_with_leading_zeros_stay_as_written(tmp_path, capsys):
+    """Codes such as 01, 007, 010 are labels, not the numbers 1, 7 and 10 (which matched none a user wrote)."""
+    frame = table(300)
+    frame["label"] = np.select([frame["x"] < -0.5, frame["x"] < 0.5], ["01", "007"], "010")
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "label", "--models", "logistic_l2")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.classes == ["007", "01", "010"]
+    scored = tmp_path / "scored.csv"
+    assert run(["predict", out, path, "-o", scored], capsys)[0] == 0
+    back = pd.read_csv(scored, dtype=str)
+    assert set(back["prediction"]) <= {"01", "007", "010"} and (back["label"] == frame["label"]).all()
+    assert (back["prediction"] == frame["label"]).mean() > 0.8
+    # a column of whole numbers where only some are written so (zip codes of a few states) stays numbers
+    frame["label"] = np.where(frame["x"] > 0.85, "02134", "90210")  # a fifth of the rows
+    assert read_table(write(tmp_path / "zip.csv", frame))["label"].dtype.kind == "i"
 
 
 def test_dotted_and_month_name_dates_are_dates_and_dots_are_day_first(tmp_path, capsys):

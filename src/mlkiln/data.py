@@ -234,19 +234,54 @@ def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
 
 
 def _code_columns(path: Path, options: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    """The numeric columns of a CSV file most of whose values are written as codes (:data:`CODE_DIGITS`),
-    read again as text (an empty frame when there are none)."""
-    candidates = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
-                  and not pd.api.types.is_bool_dtype(frame[name])
-                  and frame[name].abs().max() >= 1e15]  # NaN (no values) is not
+    """The numeric columns of a CSV file most of whose values are written as codes, read again as text (an empty
+    frame when there are none): 16 digits or more (:data:`CODE_DIGITS`), or whole numbers with leading zeros
+    (:data:`LEADING_ZERO`: labels ``01``, ``007``, ``010`` read as 1, 7 and 10, and no longer matched the
+    labels a user wrote)."""
+    numeric = [name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
+               and not pd.api.types.is_bool_dtype(frame[name])]
+    large = [name for name in numeric if frame[name].abs().max() >= 1e15]  # NaN (no values) is not
+    whole = [name for name in numeric if name not in large and _whole_numbers(frame[name])]
+    zeros = _leading_zeros_in_first_block(path, options, whole) if whole else []
+    candidates = large + zeros
     if not candidates:  # the file is read again (these columns only) just when a value is that large
         return pd.DataFrame()
     text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})
-    found = [name for name in candidates if text[name].dropna().str.contains(CODE_DIGITS).mean() >= 0.5]
+    found = [name for name in candidates
+             if text[name].dropna().str.contains(CODE_DIGITS if name in large else LEADING_ZERO).mean() >= 0.5]
     for name in found:
-        log.info("column %r: numbers of 16 digits or more read as text (codes, not quantities: a float64 "
-                 "cannot hold them exactly)", name)
+        log.info("column %r: %s read as text (codes, not quantities)", name,
+                 "numbers of 16 digits or more" if name in large else "numbers written with leading zeros")
     return text[found]
+
+
+#: a whole number written with a leading zero (``007``, ``02134``): a code, where most of a column's values are
+LEADING_ZERO = r"^\s*[+-]?0\d"
+
+
+def _whole_numbers(col: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(col):
+        return True
+    values = col.to_numpy(dtype="float64", na_value=np.nan)
+    values = values[~np.isnan(values)]
+    return len(values) > 0 and bool(np.all(np.mod(values, 1.0) == 0.0))
+
+
+def _leading_zeros_in_first_block(path: Path, options: dict, names: list[str]) -> list[str]:
+    """Of ``names``, the columns most of whose values in the file's first block are written with leading zeros."""
+    try:
+        with _open_csv(path, options, dict.fromkeys(names, pa.string())) as reader:
+            block = reader.read_next_batch()
+    except (StopIteration, pa.ArrowException):
+        return []
+    found = []
+    for name in names:
+        if name not in block.schema.names or not pa.types.is_string(block.schema.field(name).type):
+            continue
+        column = block.column(name).drop_null()
+        if len(column) and pc.mean(pc.cast(pc.match_substring_regex(column, LEADING_ZERO), pa.int8())).as_py() >= 0.5:
+            found.append(name)
+    return found
 
 
 #: delimiters tried when sniffing, in order of preference on ties
@@ -422,7 +457,7 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
                 verbatim = {n for n, f, text in zip(names, schema, first.columns)
                             if parsed.get(n, "categorical") == "categorical"
                             and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-                            and pc.any(pc.match_substring_regex(text, r"^\s*[+-]?0\d|" + CODE_DIGITS)).as_py()}
+                            and pc.any(pc.match_substring_regex(text, LEADING_ZERO + "|" + CODE_DIGITS)).as_py()}
                 batches = itertools.chain([first], batches)
         wanted = pa.schema([pa.field(n, types.get(n, pa.string() if n in verbatim else _as_read(f.type)))
                             for n, f in zip(names, schema)])
