@@ -157,3 +157,18 @@ def test_on_a_sampled_table_an_ensemble_must_beat_the_best_model_by_more_than_it
         assert board.loc["ensemble", "cv_mean"] - single["cv_mean"] > LARGE_ENSEMBLE_SPREADS * single["cv_std"]
     else:  # weighed and set aside, or never weighed: the best single model is the one fitted
         assert card.model.family == single.name and "ensemble" not in board.index
+
+
+def test_a_run_over_its_budget_says_so(tmp_path, diamonds):
+    """A budget below what any run needs (reading, one fit, metrics, report, bundle) is kept as far as it can
+    be, and the command says by how much it went over."""
+    data = tmp_path / "d.csv"
+    diamonds.head(800).to_csv(data, index=False)
+    done = subprocess.run([sys.executable, "-m", "mlkiln", "train", str(data), "--target", "price", "--budget", "0.01",
+                           "-o", str(tmp_path / "m"), "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "over --budget 0.01s" in done.stderr
+    calm = subprocess.run([sys.executable, "-m", "mlkiln", "train", str(data), "--target", "price", "--budget", "600",
+                           "--models", "linear", "-o", str(tmp_path / "n"), "-q"], capture_output=True, text=True,
+                          timeout=300)
+    assert calm.returncode == 0 and "over --budget" not in calm.stderr, calm.stderr
