@@ -367,6 +367,12 @@ def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, ca
     column = next(c for c in mlkiln.load(out).card.columns if c.name == "time")
     assert column.kind == "datetime" and 0 <= column.min and column.max < 86400  # seconds since midnight
     assert to_seconds(pd.Series(["08:30", "8:30:00", "08:30 AM"])).tolist() == [30600.0] * 3
+    # predict reads the file once (it read it twice, announcing values "past its first block"), scores as in memory
+    scored = tmp_path / "scored.csv"
+    code, _, err = run(["predict", out, tmp_path / "t.csv", "-o", scored], capsys)
+    assert code == 0 and "reading the input again" not in err, err
+    np.testing.assert_allclose(pd.read_csv(scored)["prediction"], mlkiln.load(out).predict(frame), rtol=1e-9)
+    assert (pd.read_csv(scored, dtype=str)["time"] == frame["time"]).all()
 
 
 def test_day_first_dates_are_warned_about(tmp_path, capsys):

@@ -486,7 +486,11 @@ def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreami
 
 
 def _as_read(dtype: pa.DataType) -> pa.DataType:
-    """The type pandas' reader ends with: an all-missing column becomes float64."""
+    """The type pandas' reader ends with: an all-missing column becomes float64. A time of day stays text, read
+    by mlkiln's own rules: pyarrow infers ``time32`` from ``23:02`` yet cannot cast that text to it, so every
+    ``predict`` of such a file read it a second time."""
+    if pa.types.is_time(dtype):
+        return pa.string()
     return pa.float64() if pa.types.is_null(dtype) else dtype
 
 
