@@ -842,3 +842,7 @@ def test_a_test_split_of_one_row_is_refused(tmp_path, capsys):
     path = write(tmp_path / "t.csv", table(n=400))
     assert_refused(train(tmp_path, capsys, path, "y", "--models", "ridge", "--test-size", "0.001"),
                    "a test split of 0.001 holds one of the 400 rows, too few to score a model on", tmp_path)
+    code, err, _ = train(tmp_path, capsys, path, "y", "--models", "ridge", "--test-size", "0.01")  # 4 rows
+    assert code == 0 and "the test split holds 4 rows: its metrics are mostly noise" in err
+    code, err, _ = train(tmp_path, capsys, path, "y", "--models", "ridge", "--force")  # 80 rows
+    assert code == 0 and "test split holds" not in err

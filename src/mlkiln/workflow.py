@@ -31,6 +31,8 @@ from .understand import Table, understand
 log = logging.getLogger("mlkiln")
 
 LEADERBOARD_COLUMNS = [f.name for f in dataclasses.fields(LeaderboardRow)]
+#: a test split smaller than this gets a warning: two rows gave a test R2 of -0.74 without a word
+FEW_TEST_ROWS = 30
 
 
 @dataclass
@@ -170,6 +172,9 @@ def train(
     check_folds(table.task, y_trainval, options.folds)
     log.info("split: %d rows for training and validation (%d-fold CV), %d for test", len(y_trainval), options.folds,
              len(y_test))
+    if len(y_test) < FEW_TEST_ROWS:
+        log.warning("the test split holds %d rows: its metrics are mostly noise (a larger --test-size, or more rows, "
+                    "measures the model)", len(y_test))
     with Compute(options.n_jobs, options.cluster) as compute:
         selection = select(X_trainval, y_trainval, table, options, compute, started)
         selection, final, predictor, latency = fit_within_latency(X_trainval, y_trainval, table, selection, options,
