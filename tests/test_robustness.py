@@ -442,6 +442,17 @@ def test_numbers_of_sixteen_digits_or_more_are_codes(tmp_path, capsys):
     scored = pd.read_csv(tmp_path / "p.csv", dtype={"order": str, "account": str})
     assert scored["order"].tolist() == frame["order"].tolist()  # echoed as written
     np.testing.assert_allclose(scored["prediction"], model.predict(frame.drop(columns="y")), rtol=1e-12)
+    # the same numbers as a Parquet file's whole numbers: codes too (they were a numeric feature from Parquet only)
+    account = np.where(frame["x"] > 0, 4_000_000_000_000_000_001, 4_000_000_000_000_000_002).astype("uint64")
+    parquet = frame.assign(order=np.array([int(v) for v in frame["order"]], dtype="uint64"), account=account)
+    parquet.to_parquet(tmp_path / "t.parquet")
+    code, err, out = train(tmp_path, capsys, tmp_path / "t.parquet", "y", "--models", "ridge", "--force")
+    assert code == 0, err
+    again = mlkiln.load(out)
+    assert again.card.excluded["order"].startswith("identifier")
+    assert next(c for c in again.card.columns if c.name == "account").kind == "categorical"
+    rows = parquet.drop(columns="y")  # scored alike as numbers or as the text they are
+    np.testing.assert_array_equal(again.predict(rows), again.predict(rows.assign(account=rows["account"].astype(str))))
 
 
 def test_a_duration_is_its_seconds(tmp_path, capsys):

@@ -241,6 +241,11 @@ def column_kind(col: pd.Series) -> str:
     Text columns count as numeric (or datetime) when nearly all their values,
     ignoring placeholders such as "n/a" or "?", read as numbers (or dates).
     """
+    if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        present = col.dropna()
+        # whole numbers of 16 digits or more (a Parquet file's order or account numbers): codes, as in a CSV file
+        if len(present) and np.mean(np.abs(present.to_numpy(dtype="float64")) >= 1e15) >= 0.5:
+            return "categorical"
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
         return "numeric"  # a duration as its seconds (see to_number)
     if pd.api.types.is_datetime64_any_dtype(col):
