@@ -412,7 +412,7 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
     """
     if staged:
         stop = {"model__early_stopping": True}
-        jobs = [delayed(_fit_staged)(clone(pipe).set_params(**candidate, **stop), y.iloc[val_idx],
+        jobs = [delayed(_fit_staged)(clone(pipe).set_params(**{**candidate, **stop}), y.iloc[val_idx],
                                      *((prepared[k],) if prepared is not None else (None, X, y, fit_idx, val_idx)))
                 for candidate in candidates for k, (fit_idx, val_idx) in enumerate(splits)]
     elif prepared is None:
