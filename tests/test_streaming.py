@@ -158,8 +158,11 @@ def test_output_may_not_replace_the_input(diamonds_bundle, parts):
         with pytest.raises(InputError, match="is inside the dataset .* being read"):
             predict_file(diamonds_bundle, data, output)
     assert sorted(p.name for p in parts.iterdir()) == before
-    # a file the glob does not match may be written beside the files it does
+    # a file the glob does not match may be written beside the files it does, or below them, or hidden from it
     assert predict_file(diamonds_bundle, str(parts / "*.parquet"), parts / "scored.csv") == 2250
+    (parts / "scored.csv").unlink()
+    assert predict_file(diamonds_bundle, str(parts / "*.csv"), parts / "sub" / "scored.csv") == 750
+    assert predict_file(diamonds_bundle, str(parts / "*.csv"), parts / "_scored.csv") == 750
 
 
 def test_csv_output_writes_list_struct_and_bytes_columns_as_text(diamonds_bundle, diamonds, tmp_path):

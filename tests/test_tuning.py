@@ -328,3 +328,15 @@ def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_
     # ridge (a closed form) is fitted from zero
     ridge = build_pipeline("regression", "ridge", kinds).named_steps["model"]
     assert tuning._warm_path(ridge, [{"alpha": 1.0}, {"alpha": 10.0}]) is None
+
+
+def test_a_staged_candidate_with_a_failed_fold_fails_on_every_fold():
+    """The folds that fitted hold models, not predictions: scored as predictions they ended the whole search."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X = pd.DataFrame({"x": np.arange(60.0)})
+    model = HistGradientBoostingRegressor(max_iter=5).fit(X, np.arange(60.0), X_val=X, y_val=np.arange(60.0))
+    folds = [(model, None, 0.5), (None, "ValueError: bad fold", 0.25)]
+    candidate, outputs = tuning._at_stage_count({"model__learning_rate": 0.1}, folds, X, [], None, "regression")
+    assert candidate == {"model__learning_rate": 0.1}
+    assert outputs == [(None, "ValueError: bad fold", 0.5), (None, "ValueError: bad fold", 0.25)]

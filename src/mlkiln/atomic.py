@@ -84,9 +84,8 @@ def check_replaceable(path: Path) -> None:
     MLflow model or a folder of scored parts. ``train -o docs --force`` deleted a folder of the user's files."""
     if not path.is_dir() or any((path / marker).is_file() for marker in OUR_MARKERS):
         return
-    theirs = next((p for p in sorted(path.rglob("*")) if not (p.is_file() and p.parent == path
-                                                              and p.name.startswith("part-") and p.suffix == ".parquet")),
-                  None)
+    theirs = next((p for p in path.iterdir() if not (p.is_file() and p.name.startswith("part-")
+                                                     and p.suffix == ".parquet")), None)
     if theirs is not None:
         raise InputError(f"{path} holds files mlkiln did not write ({theirs.relative_to(path)}); --force replaces "
                          "only a bundle, an MLflow model, scored parts or an empty directory: choose another output")

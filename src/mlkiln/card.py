@@ -72,7 +72,7 @@ class Member:
     family: str
     params: dict[str, Any]
     weight: int  # times ensemble selection picked it: its weight in the vote (the vote divides by their sum)
-    trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
+    trees: int | None = None  # gradient boosting: the trees of the final fit (chosen by CV, or by early stopping)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class ModelInfo:
     max_categories: int | None = None  # the encoders' category cap, when a text column needed it
     c_meaning: str = C_NOTE
     members: tuple[Member, ...] = ()
-    trees: int | None = None  # gradient boosting: the trees early stopping kept in the final fit
+    trees: int | None = None  # gradient boosting: the trees of the final fit (chosen by CV, or by early stopping)
     threshold_metric: str | None = None  # the metric the threshold was tuned for (None in cards before it)
 
 

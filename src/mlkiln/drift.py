@@ -196,6 +196,7 @@ class DriftResult:
     profile_rows: int
     epsilon: float = EPSILON
     thresholds: dict = field(default_factory=lambda: {"moderate": MODERATE, "major": MAJOR})
+    prediction_source: str = "out-of-fold"  # what the predictions are measured against: "test" or "out-of-fold"
 
     def above(self, psi: float) -> list[Shift]:
         """The columns and predictions whose PSI exceeds ``psi``."""
@@ -204,7 +205,7 @@ class DriftResult:
     def to_dict(self) -> dict:
         return {"rows": self.rows, "training_rows": self.profile_rows, "epsilon": self.epsilon,
                 "thresholds": self.thresholds, "columns": [s.to_dict() for s in self.columns],
-                "predictions": [s.to_dict() for s in self.predictions]}
+                "predictions": [s.to_dict() for s in self.predictions], "prediction_source": self.prediction_source}
 
 
 def compare(profile: dict, X: pd.DataFrame, predictions) -> DriftResult:
@@ -225,7 +226,8 @@ def compare(profile: dict, X: pd.DataFrame, predictions) -> DriftResult:
         outputs = [_shift("predicted class", expected["class"], pd.Series(labels))]
         if "probability" in expected:
             outputs.append(_shift("P(positive class)", expected["probability"], pd.Series(predictions[:, 1])))
-    return DriftResult(int(len(X)), shifts, outputs, int(profile["rows"]))
+    return DriftResult(int(len(X)), shifts, outputs, int(profile["rows"]),
+                       prediction_source=expected.get("source", "out-of-fold"))
 
 
 def _shift(name: str, spec: dict, col: pd.Series) -> Shift:

@@ -143,6 +143,8 @@ def _method_section(doc: dict) -> str:
         ("bins", f"numeric and date columns: deciles of the training rows (from a seeded sample of at most "
                  f"{SAMPLE_ROWS:,}), plus one bin for missing values; text columns: the {TOP_CATEGORIES} most "
                  "frequent training categories, the others pooled, and missing"),
-        ("predictions", "the model's predictions on the new rows against its out-of-fold predictions on the training rows"),
+        ("predictions", "the model's predictions on the new rows against "
+                        + ("its predictions on the test split" if doc.get("prediction_source", "out-of-fold") == "test"
+                           else "the cross-validation's out-of-fold predictions on the training rows")),
         ("rule of thumb", f"below {doc['thresholds']['moderate']}: stable; up to {doc['thresholds']['major']}: moderate; above: major"),
     ])

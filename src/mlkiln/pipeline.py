@@ -61,10 +61,11 @@ class Family:
     ``grows_with_rows``: the fitted model stores about one leaf per row
     (fully grown trees), so ensembles leave it out on large tables.
     ``staged``: the model grows stages (boosted trees) and stops early on a
-    validation set given to ``fit(X, y, X_val=, y_val=)``; cross-validation
-    then fits each fold with its own validation part as that set and chooses
-    one number of stages (``max_iter``) for all folds, from their mean
-    validation loss (:func:`mlkiln.tuning.cross_validate_candidates`).
+    validation set given to ``fit(X, y, X_val=, y_val=)``; cross-validation on
+    all the training rows (not a sampled rung, not halving's rounds) then fits
+    each fold with its own validation part as that set and chooses one number
+    of stages (``max_iter``) for all folds, from their mean validation loss
+    (:func:`mlkiln.tuning.cross_validate_candidates`).
     """
 
     name: str
@@ -139,8 +140,8 @@ _FOREST_DIST = {"min_samples_leaf": randint(1, 11)}
 #: gradient boosting grows up to ``max_iter`` trees and stops when the validation loss has not improved for
 #: ``n_iter_no_change`` trees. In cross-validation the validation set is each fold's own validation part, and one
 #: number of trees for all folds is chosen from their mean loss curve (``Family.staged``); the final fit grows that
-#: many. Where the search ran on a sample of the rows (above SAMPLE_ROWS, or rungs under --budget), the fits
-#: stop on 10 % of their own rows instead (``validation_fraction``), as more rows want more trees.
+#: many. Where the search ran on a sample of the rows (above SAMPLE_ROWS, rungs under --budget, halving's
+#: rounds), the fits stop on 10 % of their own rows instead (``validation_fraction``): more rows want more trees.
 HGB_DEFAULTS = {"max_iter": 1000, "early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 20,
                 "l2_regularization": 1.0}
 #: the log loss of separable classes shrinks forever by amounts scikit-learn's default tolerance (1e-7) still

@@ -160,6 +160,11 @@ def _as_classes(y: pd.Series, classes: list) -> pd.Series:
     found, unknown = {}, []
     for value in y.unique().tolist():
         match = [c for c in classes if c == value]
+        if not match and isinstance(value, int | np.integer) and not isinstance(value, bool):
+            # codes (01, 010) the training file held mostly with leading zeros, and this file mostly without: read
+            # as numbers here, they are the code of that value, if exactly one
+            match = [c for c in classes if isinstance(c, str) and c.strip().isdigit() and int(c) == value]
+            match = match if len(match) == 1 else []
         if match:
             found[value] = match[0]
         else:

@@ -113,11 +113,22 @@ def _check_not_in_dataset(data, output: Path) -> None:
     if Path(data).is_dir():
         inside = any(holds(data, path) for path in written)
     else:
-        pattern = os.path.abspath(data)
-        inside = any(fnmatch.fnmatch(os.path.abspath(path), pattern) for path in written)
+        inside = any(_glob_finds(path, str(data)) for path in written)
     if inside:
         raise InputError(f"the output {output} is inside the dataset {data} being read, and would become part of "
                          "it; write it elsewhere")
+
+
+def _glob_finds(path: Path, pattern: str) -> bool:
+    """Whether ``glob(pattern)`` would list ``path`` as one of a dataset's files, were it written: the same
+    parts, each matched as ``glob`` matches it (``*`` within one folder name; ``**`` any folders, matched
+    loosely), and not a name :func:`~mlkiln.data.dataset_files` skips."""
+    if path.name.startswith((".", "_")):
+        return False
+    full, wanted = Path(os.path.abspath(path)).parts, Path(os.path.abspath(pattern)).parts
+    if "**" in wanted:
+        return fnmatch.fnmatch(os.sep.join(full), os.sep.join(wanted))
+    return len(full) == len(wanted) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(full, wanted))
 
 
 def score_file(model, source: Path, dest: Path) -> int:

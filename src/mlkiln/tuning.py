@@ -510,8 +510,9 @@ def _stage_count(curves: list[np.ndarray]) -> int:
 def _at_stage_count(candidate: dict, folds: list, X, splits, prepared, task: str) -> tuple[dict, list]:
     """A staged candidate's folds as ``(predictions, probabilities, seconds)`` at its chosen number of stages,
     and the candidate with that number fixed (``max_iter``, no early stopping): what the final fit grows."""
-    if any(fitted is None for fitted, _, _ in folds):
-        return candidate, folds  # a failed fold: the candidate scores NaN with its reason
+    failed = next((why for fitted, why, _ in folds if fitted is None), None)
+    if failed is not None:  # the candidate scores NaN with the failed fold's reason, on every fold
+        return candidate, [(None, failed, seconds) for _, _, seconds in folds]
     models = [fitted.named_steps["model"] if hasattr(fitted, "named_steps") else fitted for fitted, _, _ in folds]
     count = _stage_count([np.asarray(model.validation_score_) for model in models])
     outputs = []

@@ -32,7 +32,8 @@ forbids it to.
 ``summary``
     ``task``, ``target``, ``family``, ``estimator``, ``params``, ``threshold``,
     ``metric`` (selection metric), ``metric_why``, ``trees`` (gradient
-    boosting: the trees early stopping kept, else ``null``), ``latency_us``
+    boosting: the trees of the final fit, chosen by cross-validation or by
+    early stopping, else ``null``), ``latency_us``
     (median microseconds to score one row alone; ``null`` in older cards), ``members``
     (an ensemble's: ``[{"name", "family", "params", "weight", "share",
     "trees"}]``, heaviest first; ``[]`` for one model), and ``headline``:
