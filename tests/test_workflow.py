@@ -83,6 +83,7 @@ def test_drop_and_keep(failure_csv):
         ({"target": "price", "folds": 1}, "folds=1: must be a whole number, at least 2"),
         ({"target": "price", "test_size": 1.5}, "test_size=1.5: must be a share of the rows, between 0 and 1"),
         ({"target": "price", "drop": ["price"]}, "cannot drop the target column 'price'"),
+        ({"target": "price", "keep": ["carat", "price"]}, "'price' is the target, not a feature to keep"),
     ],
 )
 def test_bad_arguments_raise_our_error(diamonds, kwargs, message):

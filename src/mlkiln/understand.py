@@ -60,6 +60,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
             check_target(frame, name, what=f"{param} column")
     if target in options.drop:
         raise ArgumentError("drop", list(options.drop), f"cannot drop the target column {target!r}")
+    if target in options.keep:  # a feature it cannot be: the user may have meant another column
+        raise ArgumentError("keep", list(options.keep), f"{target!r} is the target, not a feature to keep")
     raw_target = frame[target]
     if raw_target.isna().all():
         raise InputError(f"target column {target!r} has no values")
