@@ -165,8 +165,8 @@ def _hgb(learning_rate: float, leaves: int, min_leaf: int, l2: float, features: 
 #: count (150, 150, 100) where early stopping would use 10 % of a fit's rows, which on small tables stops on noise
 #: (CV log loss 0.0516 against the former grid's 0.0585 on machine-failure). Where the search chooses the count on
 #: the folds' own validation parts (about a third of the rows; ``Family.staged``), all six stop early, those three
-#: at most at their count: on 13 tables the best of the six then scored 0.1-3.1 % lower CV loss on 11, 1-2 %
-#: higher on the two smallest (178 and 506 rows; benchmarks/RESULTS.md, session 15).
+#: at most at their count: on 13 tables the best of the six then scored 0.1-3.1 % lower CV loss on 10, 0.4-2.2 %
+#: higher on the three smallest (178-569 rows; benchmarks/RESULTS.md, session 15).
 HGB_PORTFOLIO = (
     _hgb(0.1, 15, 20, 1.0, 0.5),
     _hgb(0.1, 15, 50, 10.0, 0.5, trees=150),
