@@ -267,10 +267,17 @@ def _whole_numbers(col: pd.Series) -> bool:
     return len(values) > 0 and bool(np.all(np.mod(values, 1.0) == 0.0))
 
 
+#: bytes of a CSV file's start that are read again as text, to see how its whole numbers are written: a 16 MB
+#: block of every column took 0.57 s on a 52 MB file whose whole read takes 0.41 s
+LEADING_ZERO_SAMPLE_BYTES = 1 << 20
+
+
 def _leading_zeros_in_first_block(path: Path, options: dict, names: list[str]) -> list[str]:
-    """Of ``names``, the columns most of whose values in the file's first block are written with leading zeros."""
+    """Of ``names``, the columns most of whose values in the file's first block (:data:`LEADING_ZERO_SAMPLE_BYTES`)
+    are written with leading zeros."""
     try:
-        with _open_csv(path, options, dict.fromkeys(names, pa.string())) as reader:
+        with _open_csv(path, options, dict.fromkeys(names, pa.string()), LEADING_ZERO_SAMPLE_BYTES,
+                       names) as reader:
             block = reader.read_next_batch()
     except (StopIteration, pa.ArrowException):
         return []
@@ -473,15 +480,18 @@ def read_batches(path: str | os.PathLike, types: dict[str, pa.DataType] | None =
         raise _unreadable_file(path, exc) from exc
 
 
-def _open_csv(path: Path, options: dict, column_types: dict) -> pacsv.CSVStreamingReader:
-    """pyarrow's streaming CSV reader with the options of :func:`read_csv` (pandas' pyarrow engine)."""
+def _open_csv(path: Path, options: dict, column_types: dict, block_size: int | None = None,
+              columns: Sequence[str] = ()) -> pacsv.CSVStreamingReader:
+    """pyarrow's streaming CSV reader with the options of :func:`read_csv` (pandas' pyarrow engine); ``columns``
+    (default: all) are the ones it converts; blocks of ``block_size`` bytes, by default :data:`CSV_BLOCK_BYTES`."""
     return pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=CSV_BLOCK_BYTES,
+        read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=block_size or CSV_BLOCK_BYTES,
                                        skip_rows=options.get("skiprows", 0)),
         parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
         convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]), strings_can_be_null=True,
-                                             column_types=column_types, decimal_point=options.get("decimal", ".")),
+                                             column_types=column_types, decimal_point=options.get("decimal", "."),
+                                             include_columns=list(columns), include_missing_columns=True),
     )
 
 
