@@ -74,15 +74,11 @@ def check_page_name(path: Path) -> Path:
     return path
 
 
-#: what marks a directory as one mlkiln wrote, which --force may replace: a bundle's manifest, an MLflow model's
-#: MLmodel; a directory of scored parts holds part-*.parquet files only
-OUR_MARKERS = ("MANIFEST.sha256", "MLmodel")
-
-
-def check_replaceable(path: Path) -> None:
-    """Refuse to replace (even with ``--force``) a directory mlkiln did not write: only an empty one, a bundle, an
-    MLflow model or a folder of scored parts. ``train -o docs --force`` deleted a folder of the user's files."""
-    if not path.is_dir() or any((path / marker).is_file() for marker in OUR_MARKERS):
+def check_replaceable(path: Path, markers: tuple[str, ...]) -> None:
+    """Refuse to replace (even with ``--force``) a directory mlkiln did not write: only an empty one, one holding
+    a file of ``markers`` (:data:`mlkiln.options.OUTPUT_MARKERS`) or a folder of scored parts (part-*.parquet
+    files only). ``train -o docs --force`` deleted a folder of the user's files."""
+    if not path.is_dir() or any((path / marker).is_file() for marker in markers):
         return
     theirs = next((p for p in path.iterdir() if not (p.is_file() and p.name.startswith("part-")
                                                      and p.suffix == ".parquet")), None)

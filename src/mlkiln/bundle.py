@@ -29,7 +29,7 @@ from .data import file_sha256
 from .atomic import check_replaceable, followed, holds, replace_path
 from .card import Card
 from .errors import BundleError, InputError
-from .options import MANIFEST, check_bundle_path
+from .options import MANIFEST, OUTPUT_MARKERS, check_bundle_path
 
 log = logging.getLogger("mlkiln")
 
@@ -93,7 +93,7 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path} exists and is not a directory")
-    check_replaceable(path)
+    check_replaceable(path, OUTPUT_MARKERS)
     return path
 
 

@@ -47,6 +47,9 @@ def data_not_found(path: str | os.PathLike) -> str:
 
 #: the file every bundle directory holds, listing the others with their SHA-256
 MANIFEST = "MANIFEST.sha256"
+#: files that mark a directory as one mlkiln wrote, which --force may replace: a bundle's manifest, an MLflow
+#: model's MLmodel (atomic.check_replaceable)
+OUTPUT_MARKERS = (MANIFEST, "MLmodel")
 
 
 def check_bundle_path(path: str | os.PathLike) -> None:

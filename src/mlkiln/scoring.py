@@ -32,6 +32,7 @@ from .data import (
     output_format, read_batches,
 )
 from .errors import InputError, MlkilnError
+from .options import OUTPUT_MARKERS
 
 log = logging.getLogger("mlkiln")
 
@@ -80,7 +81,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
             raise InputError(f"--cluster writes one Parquet part per input file; give -o a directory, not {output}")
         if output.exists() and not force:
             raise InputError(f"{output} already exists; pass --force to replace it")
-        check_replaceable(output)
+        check_replaceable(output, OUTPUT_MARKERS)
     model.predictor  # compiled once here, so every batch, file and worker reuses it
     started, size = time.perf_counter(), sum(f.stat().st_size for f in files)
     if size >= LARGE_FILE_BYTES:

@@ -17,6 +17,7 @@ largest single cost of tuning.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -529,17 +530,9 @@ def _predicted_at(model, fitted, count: int, k: int, X, splits, prepared, task: 
     X_val = (prepared[k].X_val if prepared is not None
              else fitted.named_steps["prep"].transform(X.iloc[splits[k][1]]))
     if task == "classification":
-        proba = _nth(model.staged_predict_proba(X_val), count)
+        proba = next(itertools.islice(model.staged_predict_proba(X_val), count - 1, None))
         return model.classes_[np.argmax(proba, axis=1)], proba, seconds
-    return _nth(model.staged_predict(X_val), count), None, seconds
-
-
-def _nth(stages: Iterator, n: int):
-    """The ``n``-th (from 1) item of a model's staged predictions."""
-    for i, item in enumerate(stages, 1):
-        if i == n:
-            return item
-    raise ValueError(f"the model has fewer than {n} stages")
+    return next(itertools.islice(model.staged_predict(X_val), count - 1, None)), None, seconds
 
 
 def _least_squares_one_pass(pipe, candidates: list[dict], X, y, cv, scorer: Scorer,
