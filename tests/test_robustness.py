@@ -706,12 +706,16 @@ def test_labels_written_with_leading_zeros_stay_as_written(tmp_path, capsys):
     assert set(back["prediction"]) <= {"01", "007", "10"} and (back["label"] == frame["label"]).all()
     assert (back["prediction"] == frame["label"]).mean() > 0.8
     # a file holding mostly 10, which reads as numbers: still the model's classes (a code is its number's, if one)
-    some = pd.concat([frame[frame["label"] == "10"], frame[frame["label"] == "01"].head(5)])
+    some = pd.concat([frame[frame["label"] == "10"], frame[frame["label"] == "007"].head(5)])
     assert read_table(write(tmp_path / "e.csv", some))["label"].dtype.kind == "i"
     assert mlkiln.load(out).evaluate(some)["accuracy"] == mlkiln.load(out).evaluate(read_table(tmp_path / "e.csv"))["accuracy"]
-    # a column of whole numbers where only some are written so (zip codes of a few states) stays numbers
-    frame["label"] = np.where(frame["x"] > 0.85, "02134", "90210")  # a fifth of the rows
-    assert read_table(write(tmp_path / "zip.csv", frame))["label"].dtype.kind == "i"
+    # some written so, every value of one width (zip codes: a fifth of the rows in a state starting with 0): codes
+    frame["label"] = np.where(frame["x"] > 0.85, "02134", "90210")
+    zips = read_table(write(tmp_path / "zip.csv", frame))["label"]
+    assert zips.dtype.kind == "O" and (zips == frame["label"]).all()
+    # some written so, widths differing (a count padded in a few rows): numbers
+    frame["label"] = np.where(frame["x"] > 0.85, "07", "120")
+    assert read_table(write(tmp_path / "counts.csv", frame))["label"].dtype.kind == "i"
 
 
 def test_dotted_and_month_name_dates_are_dates_and_dots_are_day_first(tmp_path, capsys):

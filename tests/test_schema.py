@@ -118,6 +118,24 @@ def test_row_numbers_with_a_few_gaps_are_identifiers_but_spread_integers_are_not
     assert reasons["rownames"].startswith("identifier-like") and "spread" not in reasons and "x" not in reasons
 
 
+def test_spread_distinct_integers_named_as_a_key_are_identifiers():
+    """A sample of a customer table: its ids are drawn from a wide range, so they are not consecutive."""
+    rng = np.random.default_rng(1)
+    n = 400
+    ids = rng.choice(100_000, size=n, replace=False)
+    frame = pd.DataFrame({"customer_id": ids, "CustomerID": ids + 7, "Product ID": ids * 3, "paid": ids * 11 + 5,
+                          "x": rng.normal(size=n)})
+    y = pd.Series(frame["x"] + rng.normal(size=n))
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    reasons = screen_columns(coerce_frame(frame, kinds), y, "regression", kinds)
+    for name in ("customer_id", "CustomerID", "Product ID"):
+        assert reasons[name] == "identifier-like: distinct integers, one per row, named as a key"
+    assert "paid" not in reasons and "x" not in reasons  # 'paid' ends in 'id' but is a word of its own
+    frame.loc[0, "customer_id"] = frame.loc[1, "customer_id"]  # a repeated key (a customer's second order) is a group
+    reasons = screen_columns(coerce_frame(frame, kinds), y, "regression", kinds)
+    assert "customer_id" not in reasons
+
+
 def test_a_refused_value_is_shown_as_written_not_as_numpy_repr():
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
     columns = describe_columns(frame, {"x": "numeric"})

@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_path
 from .errors import InputError
-from .options import CODE_DIGITS, GLOB_CHARS, data_not_found
+from .options import CODE_DIGITS, GLOB_CHARS, LEADING_ZERO, data_not_found, written_as_codes
 
 log = logging.getLogger("mlkiln")
 
@@ -248,15 +248,12 @@ def _code_columns(path: Path, options: dict, frame: pd.DataFrame) -> pd.DataFram
         return pd.DataFrame()
     text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})
     found = [name for name in candidates
-             if text[name].dropna().str.contains(CODE_DIGITS if name in large else LEADING_ZERO).mean() >= 0.5]
+             if (text[name].dropna().str.contains(CODE_DIGITS).mean() >= 0.5 if name in large
+                 else written_as_codes(text[name]))]
     for name in found:
         log.info("column %r: %s read as text (codes, not quantities)", name,
                  "numbers of 16 digits or more" if name in large else "numbers written with leading zeros")
     return text[found]
-
-
-#: a whole number written with a leading zero (``007``, ``02134``): a code, where most of a column's values are
-LEADING_ZERO = r"^\s*[+-]?0\d"
 
 
 def _whole_numbers(col: pd.Series) -> bool:
@@ -273,8 +270,8 @@ LEADING_ZERO_SAMPLE_BYTES = 1 << 20
 
 
 def _leading_zeros_in_first_block(path: Path, options: dict, names: list[str]) -> list[str]:
-    """Of ``names``, the columns most of whose values in the file's first block (:data:`LEADING_ZERO_SAMPLE_BYTES`)
-    are written with leading zeros."""
+    """Of ``names``, the columns whose values in the file's first block (:data:`LEADING_ZERO_SAMPLE_BYTES`) are
+    written as codes (:func:`mlkiln.options.written_as_codes`)."""
     try:
         with _open_csv(path, options, dict.fromkeys(names, pa.string()), LEADING_ZERO_SAMPLE_BYTES,
                        names) as reader:
@@ -285,8 +282,7 @@ def _leading_zeros_in_first_block(path: Path, options: dict, names: list[str]) -
     for name in names:
         if name not in block.schema.names or not pa.types.is_string(block.schema.field(name).type):
             continue
-        column = block.column(name).drop_null()
-        if len(column) and pc.mean(pc.cast(pc.match_substring_regex(column, LEADING_ZERO), pa.int8())).as_py() >= 0.5:
+        if written_as_codes(block.column(name).to_pandas()):
             found.append(name)
     return found
 

@@ -29,6 +29,20 @@ GLOB_CHARS = "*?["
 #: values kept as a numeric feature. A column where most values are so written is text (data.read_table reads
 #: it as such, and schema.column_kind calls it categorical); the scorer echoes such columns as written.
 CODE_DIGITS = r"(?:^|[^\d.,])\d{16}"  # not the fraction of a number written at full precision (0.1304035754887429)
+#: a whole number written with a leading zero (``007``, ``02134``): a code, where :func:`written_as_codes` says so
+LEADING_ZERO = r"^\s*[+-]?0\d"
+
+
+def written_as_codes(text) -> bool:
+    """Whether a column of whole numbers, as written (a pandas Series of text), holds codes: most values with a
+    leading zero (labels ``01``, ``007``, ``010``), or some with one and every value of one width (zip codes
+    ``02134`` and ``10001``: 47 % of a table's rows were written with the zero). data.read_table reads such a CSV
+    column as text and schema.column_kind calls it categorical, so the scorer echoes it as written."""
+    text = text.dropna().astype(str).str.strip()
+    if not len(text) or not text.str.fullmatch(r"[+-]?\d+").all():  # not dates (01.02.2020) nor times (01:30)
+        return False
+    zeros = text.str.contains(LEADING_ZERO, regex=True)
+    return bool(zeros.mean() >= 0.5 or (zeros.any() and text.str.len().nunique() == 1))
 
 
 def check_data_path(path: str | os.PathLike) -> None:

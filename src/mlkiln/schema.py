@@ -24,7 +24,7 @@ from .card import Column
 from .errors import InputError
 from .jsonio import scalar_text
 from .leakage import CombinationLeak, find_combination_leaks
-from .options import CODE_DIGITS
+from .options import CODE_DIGITS, written_as_codes
 
 log = logging.getLogger("mlkiln")
 
@@ -36,6 +36,10 @@ ID_UNIQUE_RATIO = 0.95
 #: export's row names with two gaps (pscl/presidentialElections: 1..1045, 9461, 9471) put two test rows far
 #: outside the training range, and a least-squares member predicted 2,200 for a vote share (test R2 -255)
 ID_CONSECUTIVE_SHARE = 0.98
+#: the last word of a column name that says its distinct whole numbers are keys, not quantities, however spread
+#: (a sample of a customer table: 2,000 ``customer_id`` values drawn from 0..99,999). Without such a name, distinct
+#: spread integers stay a feature: a price in cents or a population is distinct in every row of a small table
+ID_NAME_WORDS = frozenset({"id", "ids", "uid", "uuid", "guid", "udi", "idx", "key", "pk"})
 #: a single column scoring this well on its own (R2 or balanced accuracy) leaks the target
 LEAK_SCORE = 0.99
 #: a binary column is leakage when one value is pure for one class and chance
@@ -257,7 +261,7 @@ def column_kind(col: pd.Series) -> str:
         return "categorical"
     sample = values.sample(min(len(values), 1000), random_state=0)
     text = sample.astype("object").map(str)
-    if text.str.contains(CODE_DIGITS).mean() >= 0.5:  # order or account numbers: codes, not quantities
+    if text.str.contains(CODE_DIGITS).mean() >= 0.5 or written_as_codes(text):  # codes, not quantities
         return "categorical"
     if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
         return "numeric"
@@ -349,8 +353,9 @@ def screen_columns_with_evidence(
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):
             reasons[name] = "identifier-like: a distinct text value in (almost) every row"
-        elif kinds[name] == "numeric" and _is_integer_id(col):
-            reasons[name] = "identifier-like: distinct integers, one per row, (nearly) all consecutive"
+        elif kinds[name] == "numeric" and _is_integer_id(col, name):
+            reasons[name] = ("identifier-like: distinct integers, one per row, "
+                             + ("named as a key" if _named_as_key(name) else "(nearly) all consecutive"))
     candidates = [c for c in X.columns if c not in reasons]
     for name in candidates:
         reason = _leak_reason(X[name], y, task, seed)
@@ -366,13 +371,21 @@ def screen_columns_with_evidence(
     return reasons, leaks
 
 
-def _is_integer_id(col: pd.Series) -> bool:
+def _named_as_key(name) -> bool:
+    """Whether a column's name ends in a word such as ``id`` (``customer_id``, ``CustomerID``, ``Product ID``)."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))
+    return bool(words) and words[-1].lower() in ID_NAME_WORDS
+
+
+def _is_integer_id(col: pd.Series, name="") -> bool:
     values = pd.to_numeric(col, errors="coerce")
     if values.isna().any() or len(values) < 20:
         return False
     arr = values.to_numpy(dtype="float64")
     if not np.all(np.mod(arr, 1.0) == 0.0) or values.nunique() != len(values):  # the cheap test first
         return False
+    if _named_as_key(name):
+        return True
     steps = np.diff(np.sort(arr))
     return bool(np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE or np.all(np.diff(arr) > 0))
 
