@@ -199,6 +199,16 @@ def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
     rehash(path)
     with pytest.raises(BundleError, match=r"card.json \(version 2\) lacks Card.task"):
         mlkiln.load(path)
+    stored["task"] = card.task
+    for key, value, message in (("metrics", "x", r"metrics: expected dict, got str 'x'"),
+                                ("schema", {**stored["schema"], "columns": [{**stored["schema"]["columns"][0],
+                                                                             "missing": "none"}]},
+                                 r"schema.columns.missing: expected int or float, got str 'none'"),
+                                ("split", {**stored["split"], "seed": True}, r"split.seed: expected int, got bool True")):
+        (path / "card.json").write_text(json.dumps({**stored, key: value}))
+        rehash(path)
+        with pytest.raises(BundleError, match=rf"card.json \(version 2\) is malformed: {message}$"):
+            mlkiln.load(path)
 
 
 def test_the_skops_file_written_with_indexed_names_is_skops_own():

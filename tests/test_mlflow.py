@@ -249,6 +249,8 @@ def test_invocations_empty_rows_give_no_predictions(server, rows):
     port, _ = server
     split = {"columns": list(rows.columns), "data": []}
     assert request(port, "POST", "/invocations", {"dataframe_split": split}) == (200, {"predictions": []})
+    for key in ("dataframe_records", "instances"):  # no rows, so no columns either: still empty in, empty out
+        assert request(port, "POST", "/invocations", {key: []}) == (200, {"predictions": []})
 
 
 @pytest.mark.parametrize("body, status, message", [

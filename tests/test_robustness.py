@@ -629,7 +629,7 @@ def test_every_family_failing_says_why_and_a_kept_empty_column_is_refused(tmp_pa
     frame["empty"] = np.nan
     path = write(tmp_path / "t.csv", frame)
     assert_refused(train(tmp_path, capsys, path, "y", "--keep", "empty", "--models", "hgb"),
-                   "keep column 'empty' has no values at all", tmp_path)
+                   "keep column 'empty' has no readable values", tmp_path)
     # a family whose every fit fails (scikit-learn refuses the depth): its reason, in scikit-learn's words
     register(Family("broken", ("regression",), lambda task, seed, n_classes=2: DecisionTreeRegressor(random_state=seed),
                     grid={"max_depth": [-1]}))
@@ -865,3 +865,34 @@ def test_a_test_split_of_one_row_is_refused(tmp_path, capsys):
     assert code == 0 and "the test split holds 4 rows: its metrics are mostly noise" in err
     code, err, _ = train(tmp_path, capsys, path, "y", "--models", "ridge", "--force")  # 80 rows
     assert code == 0 and "test split holds" not in err
+
+
+def test_evaluate_and_drift_say_what_is_wrong_and_where(tmp_path, capsys):
+    """evaluate tells a missing target from one that is not a number; drift names the file that lacks a column."""
+    frame = table()
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "linear")
+    assert code == 0, err
+    held = frame.astype({"y": object})
+    held.loc[3, "y"], held.loc[4, "y"], held.loc[5, "y"] = "oops", "oops", None
+    code, _, err = run(["evaluate", out, write(tmp_path / "held.csv", held)], capsys)
+    assert code == 0, err
+    assert "skipping 1 row(s) whose target is missing" in err
+    assert "skipping 2 row(s) whose target is not a number, such as 'oops'" in err
+    code, _, err = run(["drift", out, write(tmp_path / "nox.csv", frame.drop(columns="x")), "-o", tmp_path / "d.html"],
+                       capsys)
+    assert code == 2 and "mlkiln: error: " in err and "nox.csv: input is missing column(s) the model needs: 'x'" in err
+    assert not (tmp_path / "d.html").exists()
+
+
+def test_a_target_of_many_dates_is_one_line_but_a_few_ranges_are_classes(tmp_path, capsys):
+    frame = table(n=200)
+    frame["when"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(200), unit="D")).strftime("%Y-%m-%d")
+    path = write(tmp_path / "t.csv", frame)
+    for task in ("auto", "regression", "classification"):
+        assert_refused(train(tmp_path, capsys, path, "when", "--task", task),
+                       "target column 'when' holds dates or times; mlkiln predicts a number or a class", tmp_path)
+    frame["band"] = np.select([frame["x"] < -0.5, frame["x"] < 0.5], ["1-5", "6-10"], "11-15")  # also reads as dates
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "b.csv", frame.drop(columns="when")), "band",
+                           "--models", "logistic_l2")
+    assert code == 0, err
+    assert mlkiln.load(out).classes == ["1-5", "11-15", "6-10"]

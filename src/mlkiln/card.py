@@ -258,8 +258,24 @@ def _build(cls, data: dict):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise KeyError(f"{cls.__name__}.{f.name}")
             continue
-        values[f.name] = _value(hints[f.name], data[f.name])
+        try:
+            values[f.name] = _value(hints[f.name], data[f.name])
+        except _WrongType as exc:
+            raise _WrongType(f"{f.name}.{exc.where}" if exc.where else f.name, exc.why) from None
     return cls(**values)
+
+
+class _WrongType(TypeError):
+    """A card field whose JSON value is not of its type, with the field's dotted path (``schema.columns.missing``)."""
+
+    def __init__(self, where: str, why: str):
+        super().__init__(f"{where}: {why}" if where else why)
+        self.where, self.why = where, why
+
+
+#: what a card field's JSON value must be, by its type hint: an edited card holding text where a mapping belongs
+#: was an internal error in ``report``, after ``inspect`` and ``predict`` had accepted it
+_JSON_TYPES = {dict: (dict,), str: (str,), bool: (bool,), int: (int,), float: (int, float), tuple: (list, tuple)}
 
 
 def _value(hint, value):
@@ -268,6 +284,9 @@ def _value(hint, value):
     types = [t for t in get_args(hint) if t is not type(None)] if get_origin(hint) is not tuple else []
     if types and get_origin(hint) is not dict:  # Optional[X] / X | None
         hint = types[0]
+    wanted = _JSON_TYPES.get(get_origin(hint) or hint)
+    if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
+        raise _WrongType("", f"expected {' or '.join(t.__name__ for t in wanted)}, got {type(value).__name__} {value!r:.40}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value)
     if hint is tuple:

@@ -229,7 +229,12 @@ def cmd_drift(args) -> int:
     output = pages[0]
     model = load(args.bundle, trust_pickle=args.trust_pickle)
     drift.profile_of(model.card)  # an old bundle is refused before the data is read
-    doc = drift_report.document(drift.check(model, read_table(args.data)), model.card, Path(args.data).name)
+    frame = read_table(args.data)
+    try:
+        result = drift.check(model, frame)
+    except InputError as exc:  # a missing column or an unreadable value: in which file, as predict says
+        raise InputError(f"{args.data}: {exc}") from exc
+    doc = drift_report.document(result, model.card, Path(args.data).name)
     drift_report.write(output, doc)
     print(drift_report.terminal_table(doc))
     log.info("drift report written to %s (its numbers in the .json beside it)", output)

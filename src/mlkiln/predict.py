@@ -21,7 +21,7 @@ from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import dataset_files, read_table
 from .errors import BundleError, InputError
-from .schema import coerce_target, conform, conform_record
+from .schema import coerce_target, conform, conform_record, is_missing_text
 
 log = logging.getLogger("mlkiln")
 
@@ -136,7 +136,13 @@ class Model:
         if len(y) == 0:
             raise InputError(f"evaluation data has no usable values in target column {target!r}")
         if len(y) < len(frame):
-            log.warning("skipping %d row(s) whose target is missing", len(frame) - len(y))
+            skipped = frame[target].drop(y.index)
+            unreadable = skipped[~is_missing_text(skipped)]
+            if len(unreadable) < len(skipped):
+                log.warning("skipping %d row(s) whose target is missing", len(skipped) - len(unreadable))
+            if len(unreadable):  # text in a regression target: not missing, and the user should know which
+                log.warning("skipping %d row(s) whose target is not a number, such as %r", len(unreadable),
+                            str(unreadable.iloc[0]))
         X = conform(frame.loc[y.index], self.card.columns, target)
         if self.task == "classification":
             y = _as_classes(y, self.classes)

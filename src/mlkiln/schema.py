@@ -346,9 +346,12 @@ def screen_columns_with_evidence(
         # text is hashed once, for both of its checks; numbers are compared, not hashed
         n_unique = col.nunique() if kinds[name] == "categorical" else None
         if missing.all():
+            # a numeric column's values may all be unreadable (1e300 is beyond float32), not missing
+            why = "all missing, or not numbers within +-3.4e38" if kinds[name] == "numeric" else "all missing"
             if name in keep:  # every model would learn nothing from it, and gradient boosting fails on it
-                raise InputError(f"keep column {name!r} has no values at all: nothing to learn from; drop it from keep")
-            reasons[name] = "empty: no values at all"
+                raise InputError(f"keep column {name!r} has no readable values ({why}): nothing to learn from; "
+                                 "drop it from keep")
+            reasons[name] = f"empty: no readable values ({why})"
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):

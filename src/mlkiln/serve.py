@@ -163,6 +163,8 @@ class App:
             frame = mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
+        if not len(frame.columns):  # records: [] holds no rows, and no columns to check: empty in, empty out
+            return self._scored(lambda: {"predictions": []}, 0)
         return self._scored(lambda: {"predictions": self.model.predict(frame, self._watch_frame).tolist()}, len(frame))
 
     def _record(self, index: int, record) -> dict:

@@ -17,6 +17,7 @@ from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
 from .schema import (
+    MAX_CLASSES_FOR_AUTO,
     VALUE_MAX,
     as_categories,
     check_target,
@@ -65,6 +66,11 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     raw_target = frame[target]
     if raw_target.isna().all():
         raise InputError(f"target column {target!r} has no values")
+    # many dates: as classes each is a class of a row or two, as numbers unreadable. A few ("1-5", "6-10", which
+    # also read as dates) may well be classes
+    if column_kind(raw_target) == "datetime" and raw_target.nunique() > MAX_CLASSES_FOR_AUTO:
+        raise InputError(f"target column {target!r} holds dates or times; mlkiln predicts a number or a class: "
+                         "write it as one first (days since a start date, a year, a month)")
     task = options.task
     if task == "auto":
         task = infer_task(raw_target)
