@@ -66,11 +66,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     raw_target = frame[target]
     if raw_target.isna().all():
         raise InputError(f"target column {target!r} has no values")
-    # many dates: as classes each is a class of a row or two, as numbers unreadable. A few ("1-5", "6-10", which
-    # also read as dates) may well be classes
-    if column_kind(raw_target) == "datetime" and raw_target.nunique() > MAX_CLASSES_FOR_AUTO:
-        raise InputError(f"target column {target!r} holds dates or times; mlkiln predicts a number or a class: "
-                         "write it as one first (days since a start date, a year, a month)")
+    _refuse_dates(raw_target, target)
     task = options.task
     if task == "auto":
         task = infer_task(raw_target)
@@ -116,6 +112,14 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded=excluded, rows_dropped=rows_dropped, leaks=leaks,
     )
+
+
+def _refuse_dates(raw_target: pd.Series, target: str) -> None:
+    """Many dates as the target: as classes each is a class of a row or two, as numbers unreadable. A few ("1-5",
+    "6-10", which also read as dates) may well be classes."""
+    if column_kind(raw_target) == "datetime" and raw_target.nunique() > MAX_CLASSES_FOR_AUTO:
+        raise InputError(f"target column {target!r} holds dates or times; mlkiln predicts a number or a class: "
+                         "write it as one first (days since a start date, a year, a month)")
 
 
 def choose_metric(task: str, metric: str | None, y: pd.Series) -> Metric:
