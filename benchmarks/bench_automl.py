@@ -197,7 +197,7 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def train_mlkiln(name: str, table: Table, work: Path) -> tuple[Path, Path, float, dict]:
+def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0) -> tuple[Path, Path, float, dict]:
     """Run ``mlkiln train`` on the table's CSV file as a user would; the file, the bundle and the wall time."""
     data = work / f"{name}.csv"
     if not data.exists():
@@ -207,6 +207,8 @@ def train_mlkiln(name: str, table: Table, work: Path) -> tuple[Path, Path, float
                "-o", str(bundle), "--force"]
     if table.drop:
         command += ["--drop", *table.drop]
+    if seed:  # another split (and search seed): the competitors get the rows of this one, rebuilt from the card
+        command += ["--seed", str(seed)]
     loads = {"load_start": load()}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -285,15 +287,15 @@ def run_tool(tool: str, python: str, work: Path, target: str, task: str, seconds
 
 
 def bench_table(name: str, table: Table, tools: dict[str, str], work: Path,
-                multiples: tuple[int, ...] = (1, 2)) -> dict:
+                multiples: tuple[int, ...] = (1, 2), seed: int = 0) -> dict:
     """mlkiln, then each competitor at each multiple of mlkiln's time, all scored alike; one JSON-able record."""
     work.mkdir(parents=True, exist_ok=True)
-    data, bundle, wall, run = train_mlkiln(name, table, work)
+    data, bundle, wall, run = train_mlkiln(name, table, work, seed)
     card = mlkiln.load(bundle).card
     X_train, X_test, y_train, y_test, raw_test = rebuild_split(data, card)
     classes = list(card.classes)
     task = card.task if card.task == "regression" else ("binary" if len(classes) == 2 else "multiclass")
-    record = {"table": name, "source": table.source, "rows": card.data.rows, "rows_used": card.data.rows_used,
+    record = {"table": name if not seed else f"{name} (seed {seed})", "seed": seed, "source": table.source, "rows": card.data.rows, "rows_used": card.data.rows_used,
               "features": len(card.schema.columns), "task": task, "n_train": len(y_train), "n_test": len(y_test),
               "mlkiln": {"wall_s": wall, "train_seconds": card.train_seconds, **run,
                          **mlkiln_record(card, bundle, raw_test, y_test, classes)},
@@ -398,6 +400,8 @@ def main() -> None:
     parser.add_argument("--flaml-python", default=PYTHONS["flaml"])
     parser.add_argument("--autogluon-python", default=PYTHONS["autogluon"])
     parser.add_argument("--multiples", default="1,2", help="competitors' budgets as multiples of mlkiln's time")
+    parser.add_argument("--seeds", default="0", help="comma-separated mlkiln --seed values (the split and the "
+                        "search); each table runs once per seed, the competitors on that seed's rows")
     parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
     parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
     parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
@@ -416,11 +420,12 @@ def main() -> None:
     tools = {tool: pythons[tool] for tool in args.tools.split(",") if tool}
     print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}; cores: {os.cpu_count()}\n", flush=True)
     records = []
-    for name in names:
-        print(f"{name}: mlkiln train ...", flush=True)
+    runs = [(name, int(seed)) for seed in args.seeds.split(",") for name in names]
+    for name, seed in runs:
+        print(f"{name}: mlkiln train{f' --seed {seed}' if seed else ''} ...", flush=True)
         try:
-            records.append(bench_table(name, known[name], tools, Path(args.work) / name,
-                                       tuple(int(m) for m in args.multiples.split(","))))
+            records.append(bench_table(name, known[name], tools, Path(args.work) / (f"{name}-seed{seed}" if seed else name),
+                                       tuple(int(m) for m in args.multiples.split(",")), seed))
             print(markdown(records[-1]) + "\n", flush=True)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:  # a failure is a result too: keep going
             records.append({"table": name, "error": str(exc)})
