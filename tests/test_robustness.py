@@ -896,3 +896,20 @@ def test_a_target_of_many_dates_is_one_line_but_a_few_ranges_are_classes(tmp_pat
                            "--models", "logistic_l2")
     assert code == 0, err
     assert mlkiln.load(out).classes == ["1-5", "11-15", "6-10"]
+
+
+def test_a_flag_column_with_a_missing_value_is_scored(tmp_path, capsys):
+    """A True/False column read with an empty cell arrives as Python bools among None: still its numbers."""
+    frame = table()
+    frame["flag"] = frame["x"] > 0
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "linear")
+    assert code == 0, err
+    new = frame.head(6).astype({"flag": object})
+    new.loc[2, "flag"] = None
+    scored = tmp_path / "scored.csv"
+    code, _, err = run(["predict", out, write(tmp_path / "new.csv", new), "-o", scored], capsys)
+    assert code == 0, err
+    model = mlkiln.load(out)
+    expected = model.predict(frame.head(6).drop(columns="y").astype({"flag": float}).assign(
+        flag=lambda f: f["flag"].where(f.index != 2)))
+    np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-12)

@@ -71,7 +71,8 @@ def to_number(col):
     elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
-        text = col.astype("object").map(str, na_action="ignore")
+        # a flag column with a missing value arrives as Python True / False among None: as the numbers it was
+        text = col.astype("object").map(_number_text, na_action="ignore")
         if not text.notna().any():  # pandas' .str refuses a column of NaN alone
             return pd.Series(np.nan, index=col.index)
         text = text.str.strip().str.replace("\u2212", "-", regex=False).str.replace(r"^\((.+)\)$", r"-\1", regex=True)
@@ -87,6 +88,10 @@ def to_number(col):
         text = text.where(~decimal, text.str.replace(",", ".", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
+
+
+def _number_text(value) -> str:
+    return str(int(value)) if isinstance(value, (bool, np.bool_)) else str(value)
 
 
 def to_seconds(col):

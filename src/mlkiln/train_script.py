@@ -167,7 +167,7 @@ def render(card: Card) -> str:
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
         parquet_suffixes=data.PARQUET_SUFFIXES,
-        number_source=inspect.getsource(schema.to_number).rstrip(),
+        number_source=(inspect.getsource(schema._number_text) + "\n\n" + inspect.getsource(schema.to_number)).rstrip(),
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
         target_source=inspect.getsource(schema.coerce_target).rstrip(),
