@@ -20,7 +20,7 @@ import mlkiln
 from mlkiln import bundle
 from mlkiln.cli import main
 from mlkiln.data import read_table
-from mlkiln.errors import BundleError, InputError
+from mlkiln.errors import ArgumentError, BundleError, InputError
 from mlkiln.pipeline import REGISTRY, Family, register
 from sklearn.tree import DecisionTreeRegressor
 from common import copy_bundle, rehash
@@ -913,3 +913,19 @@ def test_a_flag_column_with_a_missing_value_is_scored(tmp_path, capsys):
     expected = model.predict(frame.head(6).drop(columns="y").astype({"flag": float}).assign(
         flag=lambda f: f["flag"].where(f.index != 2)))
     np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-12)
+
+
+def test_library_arguments_are_checked_at_the_boundary(tmp_path):
+    """One name where a list is expected is that name, not its letters; a column both dropped and kept, or a
+    target that is no column name, is one ArgumentError."""
+    frame = table().assign(b=1.0, bb=lambda f: f["z"])
+    run = mlkiln.train(frame.drop(columns="label"), target="y", models="linear", drop="bb")
+    assert run.card.model.family == "linear" and tuple(run.card.dropped_by_user) == ("bb",)
+    assert "bb" not in run.card.schema.kinds and run.card.excluded["b"].startswith("constant")
+    with pytest.raises(ArgumentError, match="'x' is also in drop"):
+        mlkiln.train(frame, target="y", drop=["x"], keep=["x"])
+    for target in (["y"], None, 1.5):
+        with pytest.raises(ArgumentError, match="must be the name of one column"):
+            mlkiln.train(frame, target=target)
+    numbered = pd.DataFrame({0: frame["x"], 1: frame["y"]})
+    assert mlkiln.train(numbered, target=1, models=["linear"]).card.target == "1"

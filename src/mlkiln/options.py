@@ -152,9 +152,15 @@ class TrainOptions:
         for name in ("models", "drop", "keep"):
             value = getattr(self, name)
             if value is not None:
-                if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                if isinstance(value, str):  # one name: drop="b" is ["b"], never the letters of "bb"
+                    value = (value,)
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                     raise ArgumentError(name, value, "must be a list of names")
                 object.__setattr__(self, name, tuple(dict.fromkeys(value)))
+        both = [name for name in self.drop if name in self.keep]
+        if both:
+            raise ArgumentError("keep", list(self.keep), f"{', '.join(map(repr, both))} is also in drop: drop it or "
+                                "keep it, not both")
         if not isinstance(self.ensemble, bool):
             raise ArgumentError("ensemble", self.ensemble, "must be True or False")
         tasks = FAMILIES if self.task == "auto" else {self.task: FAMILIES[self.task]}

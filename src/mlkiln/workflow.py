@@ -21,6 +21,7 @@ import pandas as pd
 from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
 from .data import load_frame, split_train_test
+from .errors import ArgumentError
 from .options import TrainOptions
 from .pipeline import REGISTRY
 from .predict import Model
@@ -159,8 +160,12 @@ def train(
         How the card names in-memory data (default ``"DataFrame"``).
     """
     started = time.perf_counter()
-    options = TrainOptions(task=task, metric=metric, models=None if models is None else tuple(models), folds=folds,
-                           test_size=test_size, seed=seed, drop=tuple(drop), keep=tuple(keep), n_jobs=n_jobs,
+    if isinstance(target, int) and not isinstance(target, bool):  # a frame's integer column name, as load_frame names it
+        target = str(target)
+    if not isinstance(target, str):
+        raise ArgumentError("target", target, "must be the name of one column")
+    options = TrainOptions(task=task, metric=metric, models=models, folds=folds,
+                           test_size=test_size, seed=seed, drop=drop, keep=keep, n_jobs=n_jobs,
                            search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble,
                            max_latency_us=max_latency_us)
     frame, data_info = load_frame(data, source)
