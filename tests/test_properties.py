@@ -125,3 +125,44 @@ def test_a_record_s_text_number_reads_as_the_column_rules_read_it(text):
         patch.setattr(schema, "_PLAIN_NUMBER", re.compile(r"(?!)"))  # never matches: every value the pandas way
         slow = read(text)
     assert fast == slow or (fast != fast and slow != slow)
+
+
+time_like = st.one_of(
+    st.datetimes(min_value=__import__("datetime").datetime(1600, 1, 1)).map(
+        lambda d: d.isoformat(sep=" " if d.microsecond % 2 else "T")),
+    st.dates().map(str),
+    st.from_regex(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?\s*", fullmatch=True),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(time_like)
+def test_a_record_s_iso_time_reads_as_the_column_rules_read_it(text):
+    # one record's plain ISO dates and times skip to_seconds' pandas steps; what they read as must not change
+    from mlkiln import schema
+
+    def read(value):
+        try:
+            return schema._record_value("t", "datetime", value)
+        except InputError as error:
+            return str(error)
+
+    fast = read(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schema, "_PLAIN_ISO_TIME", re.compile(r"(?!)"))
+        slow = read(text)
+    assert fast == slow or (fast != fast and slow != slow)
+
+
+def test_a_record_takes_numpy_scalars_missing_markers_and_date_objects_as_a_frame_does():
+    import datetime as dt
+
+    from mlkiln.schema import _record_value, to_number, to_seconds
+
+    for value in (np.float64(0.3), np.int64(2), np.True_, np.float32(1.5)):
+        assert _record_value("x", "numeric", value) == to_number(pd.Series([value])).iloc[0]
+    for value in (pd.NA, pd.NaT, np.float64("nan"), None):
+        assert math.isnan(_record_value("x", "numeric", value))
+    for value in (dt.date(2020, 1, 5), dt.datetime(2020, 1, 5, 8, 30), pd.Timestamp("2020-01-05 08:30", tz="UTC"),
+                  np.datetime64("2020-01-05T08:30:00.000000000")):
+        assert _record_value("t", "datetime", value) == to_seconds(pd.Series([value])).iloc[0]
