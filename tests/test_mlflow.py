@@ -103,7 +103,8 @@ def loaded_by_mlflow(failure_bundle, failure_csv, dated_bundle, tmp_path_factory
     too_large = features.head(3).assign(**{"Torque [Nm]": [40.0, 1e39, 41.0]})
     predicted = _mlflow_predict({"failure": (failure, features, "pyfunc"), "failure-sklearn": (failure, features, "sklearn"),
                                  "dated": (dated, DATED_ROWS, "pyfunc"), "too-large": (failure, too_large, "pyfunc"),
-                                 "awkward": (failure, awkward(features), "pyfunc")}, tmp_path)
+                                 "awkward": (failure, awkward(features), "pyfunc"),
+                                 "empty": (failure, features.head(0), "pyfunc")}, tmp_path)
     return {"failure_dir": failure, "dated_dir": dated, "frame": frame, **predicted}
 
 
@@ -159,6 +160,10 @@ def test_pyfunc_scores_the_rows_mlkiln_predict_scores(failure_bundle, loaded_by_
     with threadpool_limits(1):
         expected = mlkiln.load(failure_bundle).predict(rows)
     np.testing.assert_array_equal(loaded_by_mlflow["awkward"], expected)
+
+
+def test_pyfunc_scores_no_rows_as_mlkiln_predict_does(loaded_by_mlflow):
+    assert len(loaded_by_mlflow["empty"]) == 0  # scikit-learn itself refuses 0 rows
 
 
 def test_pyfunc_refuses_a_value_mlkiln_refuses(failure_bundle, loaded_by_mlflow):

@@ -250,6 +250,9 @@ class MlkilnModel:
         if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
             name, row = first
             raise ValueError(unreadable_message(name, self.kinds[name], frame[name].iloc[row], f" in row {{row + 1}}"))
+        if not len(coerced):  # empty in, empty out, as mlkiln predict (scikit-learn refuses 0 rows)
+            classes = getattr(self.pipeline, "classes_", None)
+            return classes[:0] if classes is not None else np.empty(0)
         return self.pipeline.predict(coerced)
 
 
