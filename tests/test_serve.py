@@ -115,6 +115,17 @@ def test_malformed_bodies_are_400(diamonds_server, body):
     assert status in ((422,) if body == b"[1, 2]" else (400,)) and out["error"]
 
 
+def test_a_compressed_body_is_415_saying_so(diamonds_server):
+    import gzip
+    import json
+
+    port, model = diamonds_server
+    body = gzip.compress(json.dumps(_record(model)).encode())
+    for path in ("/predict", "/invocations"):
+        status, out = request(port, "POST", path, body, headers={"Content-Encoding": "gzip"})
+        assert status == 415 and out["error"].startswith("Content-Encoding gzip is not supported"), out
+
+
 def test_routes_and_methods(diamonds_server):
     port, _ = diamonds_server
     assert request(port, "GET", "/nowhere")[0] == 404

@@ -99,7 +99,12 @@ class App:
 
     async def _read_json(self, scope, receive) -> tuple[int, object]:
         """``(200, parsed body)``, or ``(status, error body)`` for a body too large, cut off or not JSON."""
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding != b"identity":  # the body would be read as JSON text and fail as something else
+            return 415, self._error(f"Content-Encoding {encoding.decode('latin-1')} is not supported: send the JSON "
+                                    "body uncompressed")
+        declared = headers.get(b"content-length", b"0")
         if not declared.isdigit():
             return 400, self._error("malformed Content-Length header")
         if int(declared) > self.max_body_bytes:
