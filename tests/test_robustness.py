@@ -922,6 +922,8 @@ def test_library_arguments_are_checked_at_the_boundary(tmp_path):
     run = mlkiln.train(frame.drop(columns="label"), target="y", models="linear", drop="bb")
     assert run.card.model.family == "linear" and tuple(run.card.dropped_by_user) == ("bb",)
     assert "bb" not in run.card.schema.kinds and run.card.excluded["b"].startswith("constant")
+    with pytest.raises(ArgumentError, match="names no family"):
+        mlkiln.train(frame, target="y", models=[])
     with pytest.raises(ArgumentError, match="'x' is also in drop"):
         mlkiln.train(frame, target="y", drop=["x"], keep=["x"])
     for target in (["y"], None, 1.5):
@@ -929,3 +931,11 @@ def test_library_arguments_are_checked_at_the_boundary(tmp_path):
             mlkiln.train(frame, target=target)
     numbered = pd.DataFrame({0: frame["x"], 1: frame["y"]})
     assert mlkiln.train(numbered, target=1, models=["linear"]).card.target == "1"
+
+
+def test_a_blank_class_label_is_a_missing_one(tmp_path, capsys):
+    frame = table()
+    frame.loc[frame.index[:10], "label"] = " "  # as "", it would be written and read back as missing
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--models", "logistic_l2")
+    assert code == 0, err
+    assert mlkiln.load(out).classes == ["no", "yes"] and "dropping 10 row(s) whose target 'label'" in err

@@ -157,6 +157,8 @@ class TrainOptions:
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                     raise ArgumentError(name, value, "must be a list of names")
                 object.__setattr__(self, name, tuple(dict.fromkeys(value)))
+        if self.models is not None and not self.models:  # not "all of them": None says that
+            raise ArgumentError("models", [], "names no family; leave it out (None) for every family")
         both = [name for name in self.drop if name in self.keep]
         if both:
             raise ArgumentError("keep", list(self.keep), f"{', '.join(map(repr, both))} is also in drop: drop it or "

@@ -185,7 +185,7 @@ def coerce_target(y, task):
     Regression targets become float64 (see :func:`to_number`; unreadable values
     count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
     anything else stripped text, so labels read the same from CSV, Parquet or
-    JSON. Like :func:`coerce_frame`, this uses pandas and numpy only.
+    JSON; a blank label is missing. Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
         numbers = to_number(y)
@@ -199,7 +199,8 @@ def coerce_target(y, task):
         if np.all(np.mod(numbers, 1.0) == 0.0):
             return numbers.astype("int64")
         return numbers
-    return y.astype("object").map(lambda v: str(v).strip()).astype("object")
+    labels = y.astype("object").map(lambda v: str(v).strip()).astype("object")
+    return labels[labels != ""]  # a blank label is a missing one: as "", it would read back as missing anyway
 
 
 def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
