@@ -17,11 +17,12 @@ CLASSIFICATION_KEYS = (
 
 
 def fmt(value) -> str:
-    """A number as people read it: 4 significant decimals, blanks for missing."""
+    """A number as people read it: 4 decimals, 4 significant digits for the very small or large, "-" for missing."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+        # 4 significant digits beyond that range: an error of 1e-9 in a target of 1e-9 is not 0.0000
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e5 or value != value else f"{value:.4g}"
     return str(value)
 
 
