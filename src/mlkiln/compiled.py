@@ -682,8 +682,11 @@ def _n_rows(X) -> int:
 
 
 def _numeric_matrix(X, names: list[str]) -> np.ndarray:
-    n = _n_rows(X)
-    return np.column_stack([np.asarray(X[name], dtype=np.float64) for name in names]) if names else np.zeros((n, 0))
+    if not names:
+        return np.zeros((_n_rows(X), 0))
+    if isinstance(X, pd.DataFrame):  # one call: column by column, 2,000 columns cost 0.1 s a call in pandas alone
+        return X[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.column_stack([np.asarray(X[name], dtype=np.float64) for name in names])
 
 
 def _one_row_frame(row: dict, columns: Sequence[Column]) -> pd.DataFrame:

@@ -28,6 +28,9 @@ IMPORTANCE_MIN_ROWS = 200
 #: below IMPORTANCE_MIN_ROWS fewer repeats (not under MIN_REPEATS) instead. The 5,100 trees of a 10-class boosted
 #: model on scikit-learn's digits (61 columns) scored 110k rows, 60 s of a 200 s training; now 200 rows x 2 repeats
 IMPORTANCE_TREE_ROWS = 100_000_000
+#: at most this many values of shuffled copies are scored in one call: 65,536 rows of a 2,000-column table were
+#: 1 GB before the pipeline's own copies (the report's phase peaked at 5.7 GB on 200 rows x 2,000 columns)
+IMPORTANCE_BLOCK_CELLS = 4_000_000
 MIN_REPEATS = 2
 #: points kept per ROC / precision-recall curve
 CURVE_POINTS = 400
@@ -179,9 +182,10 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
     copies = _shuffled_copies(X, np.random.default_rng(card.split.seed), repeats)
-    n, per_call = len(X), max(1, BLOCK_ROWS // max(len(X), 1))
+    n = len(X)
+    per_call = max(1, min(BLOCK_ROWS // max(n, 1), IMPORTANCE_BLOCK_CELLS // max(n * X.shape[1], 1)))
     scores = []
-    # at most BLOCK_ROWS rows of copies exist at a time: a wide table has many columns to shuffle
+    # at most BLOCK_ROWS rows, and IMPORTANCE_BLOCK_CELLS values, of copies exist at a time
     while batch := list(itertools.islice(copies, per_call)):
         pred, proba = predict_in_blocks(pipeline, pd.concat(batch, ignore_index=True), card.task, predictor)
         for k in range(len(batch)):
