@@ -334,3 +334,22 @@ def test_log_axes_are_labelled_as_hyperparameters_are_written(low, high, labels)
     svg = ElementTree.fromstring(base64.b64decode(img.split("base64,", 1)[1].split('"', 1)[0]))
     texts = {"".join(e.itertext()).strip() for e in svg.iter("{http://www.w3.org/2000/svg}text")}
     assert labels <= texts and not {"−1", "−2", "−3"} & texts, texts  # a power would be drawn as '10' and '−3'
+
+
+def test_a_confusion_matrix_of_many_classes_stays_readable():
+    """120 classes drew 28,800 overlapping numbers (a 15 MB page) and 1,329-character terminal lines."""
+    from matplotlib.figure import Figure
+
+    from mlkiln.report.plots import CONFUSION_NUMBERS, draw_confusion
+    from mlkiln.summary import confusion_text
+
+    for k in (3, CONFUSION_NUMBERS + 1, 120):
+        labels = [f"c{i}" for i in range(k)]
+        matrix = (np.eye(k, dtype=int) * 5 + 1).tolist()
+        fig = Figure()
+        draw_confusion(fig, matrix, labels, "y")
+        texts = sum(len(ax.texts) for ax in fig.axes)
+        shown = len(fig.axes[0].get_xticklabels())
+        assert texts == (2 * k * k if k <= CONFUSION_NUMBERS else 0) and shown <= CONFUSION_NUMBERS + 1
+        line = confusion_text({"labels": labels, "confusion_matrix": matrix})
+        assert max(map(len, line.splitlines())) < 200 and (("pred c2" in line) == (k <= CONFUSION_NUMBERS))

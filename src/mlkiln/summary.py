@@ -76,8 +76,14 @@ def leaderboard_table(card: Card) -> str:
     return table(rows, ["rank", "family", f"CV {card.metric.name}", "fit s", "cands", "hyperparameters"])
 
 
+#: the most classes whose confusion matrix the terminal shows (120 classes made lines of 1,329 characters)
+CONFUSION_COLUMNS = 20
+
+
 def confusion_text(m: dict) -> str:
     labels = m["labels"]
+    if len(labels) > CONFUSION_COLUMNS:
+        return f"({len(labels)} classes: too wide for a terminal; the counts are in the report and its .json)"
     rows = [[f"true {label}", *counts] for label, counts in zip(labels, m["confusion_matrix"])]
     return table(rows, ["", *[f"pred {label}" for label in labels]])
 

@@ -181,6 +181,11 @@ def _plain_log_ticks(axis, decades: float) -> None:
         axis.set_minor_formatter(Plain(labelOnlyBase=False))
 
 
+#: the most classes whose confusion matrix shows a number in each cell and every label: 120 classes drew 28,800
+#: numbers on top of each other, 14.3 MB of the page's SVG
+CONFUSION_NUMBERS = 20
+
+
 def draw_confusion(fig: Figure, matrix: list, labels: list, target: str) -> None:
     counts = np.asarray(matrix, dtype="float64")
     rows = counts.sum(axis=1, keepdims=True)
@@ -190,12 +195,15 @@ def draw_confusion(fig: Figure, matrix: list, labels: list, target: str) -> None
         ([f"{int(v):,}" for v in counts.ravel()], [f"{v:.1%}" for v in shares.ravel()]),
     ):
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        for k, label in enumerate(text):
-            i, j = divmod(k, len(labels))
-            ax.text(j, i, label, ha="center", va="center", fontsize=10 if len(labels) <= 6 else 7,
-                    color="white" if shares[i, j] > 0.55 else "#111827")
-        ax.set_xticks(range(len(labels)), labels)
-        ax.set_yticks(range(len(labels)), labels)
+        if len(labels) <= CONFUSION_NUMBERS:  # beyond, numbers overlap (the counts are in report.json)
+            for k, label in enumerate(text):
+                i, j = divmod(k, len(labels))
+                ax.text(j, i, label, ha="center", va="center", fontsize=10 if len(labels) <= 6 else 7,
+                        color="white" if shares[i, j] > 0.55 else "#111827")
+        every = max(1, -(-len(labels) // CONFUSION_NUMBERS))  # at most about CONFUSION_NUMBERS labels per axis
+        ticks = range(0, len(labels), every)
+        ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=None if every == 1 else 6, rotation=0 if every == 1 else 90)
+        ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=None if every == 1 else 6)
         ax.set_xlabel(f"predicted {target}")
         ax.set_ylabel(f"true {target}")
         ax.set_title(title, loc="left")
