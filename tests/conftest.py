@@ -137,3 +137,24 @@ def ensemble_run(tmp_path_factory, ensemble_csv):
 @pytest.fixture(scope="session")
 def ensemble_bundle(tmp_path_factory, ensemble_run) -> str:
     return str(shared(tmp_path_factory, "ensemble", ensemble_run.save))
+
+
+@pytest.fixture(scope="session")
+def threaded_csv(tmp_path_factory) -> str:
+    """10,000 rows, a column of 5,000 codes: the final fit runs on every core, and least squares and gradient
+    boosting make an ensemble whose members the fit runs in joblib workers."""
+    import numpy as np
+
+    def frame():
+        rng = np.random.default_rng(0)
+        codes = rng.choice(np.array([f"v{i:05d}" for i in range(5000)]), 10_000)
+        number = rng.normal(size=10_000)
+        return pd.DataFrame({"code": codes, "number": number,
+                             "y": 2 * number + 3 * np.char.endswith(codes.astype(str), "7") + rng.normal(size=10_000)})
+    return shared_table(tmp_path_factory, "threaded.csv", frame)
+
+
+@pytest.fixture(scope="session")
+def threaded_bundle(tmp_path_factory, threaded_csv) -> str:
+    return str(shared(tmp_path_factory, "threaded", lambda path: mlkiln.train(
+        threaded_csv, target="y", models=["linear", "hgb"], trials=2).save(path)))

@@ -45,7 +45,8 @@ def test_load_predicts_like_the_run(diamonds_bundle, diamonds_run, diamonds):
 
 
 REPRODUCED = [("diamonds_bundle", "diamonds_csv", "price"), ("failure_bundle", "failure_csv", "Machine failure"),
-              ("linear_bundle", "diamonds_csv", "price"), ("ensemble_bundle", "ensemble_csv", "price")]
+              ("linear_bundle", "diamonds_csv", "price"), ("ensemble_bundle", "ensemble_csv", "price"),
+              ("threaded_bundle", "threaded_csv", "y")]
 LOADED = [("diamonds_bundle", "diamonds_run"), ("ensemble_bundle", "ensemble_run")]
 
 
@@ -96,6 +97,8 @@ def test_train_script_reproduces_predictions(request, without_mlkiln, bundle_fix
     import joblib
 
     model = mlkiln.load(bundle)
+    if bundle_fixture == "threaded_bundle":  # its members fitted in joblib workers: train.py must fit them alike
+        assert model.card.model.family == "ensemble" and "linear" in {m.family for m in model.card.model.members}
     rebuilt = joblib.load(without_mlkiln / f"{bundle_fixture}.joblib")
     X = model.prepare(pd.read_csv(data))
     np.testing.assert_array_equal(rebuilt.predict(X), model.pipeline.predict(X))

@@ -15,7 +15,8 @@ from mlkiln import tuning
 from mlkiln.errors import ArgumentError
 from mlkiln.options import FAMILIES
 from mlkiln.pipeline import REGISTRY
-from mlkiln.tuning import THREADED_FIT_ROWS, Compute, halving_start, search_strategy
+from mlkiln.pipeline import THREADED_FIT_ROWS
+from mlkiln.tuning import Compute, halving_start, search_strategy
 
 
 def grid_size(family: str) -> int:

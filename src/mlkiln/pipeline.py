@@ -219,6 +219,21 @@ register(Family("extra_trees", ("regression", "classification"),
                 bounded=_forest_rows, grows_with_rows=True))
 
 
+#: a single fit on fewer rows runs on one thread: OpenMP's synchronisation at every boosting iteration costs more
+#: than the threads save (gradient boosting with early stopping on 240 rows: 0.48 s on 2 threads, 0.07 s on one;
+#: 2,000 diamonds rows 1.4x slower on 2; 20,000 rows 0.73x); see benchmarks/RESULTS.md
+THREADED_FIT_ROWS = 8_000
+
+
+def fit_threads(rows: int, cores: int) -> int:
+    """Threads for the final fit on ``rows`` rows: all ``cores``, or one below :data:`THREADED_FIT_ROWS`.
+
+    train.py fits on as many: a least-squares solve sums in another order on
+    another count of BLAS threads (3e-14 apart), and the rebuild is bit for bit.
+    """
+    return cores if rows >= THREADED_FIT_ROWS else 1
+
+
 def make_estimator(task, family, seed, n_classes=2):
     """Return the unfitted estimator of ``family`` with mlkiln's defaults."""
     entry = REGISTRY.get(family)

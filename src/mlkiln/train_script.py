@@ -57,6 +57,9 @@ CSV_OPTIONS = {csv_options!r}
 KINDS = {kinds}
 # the rows of the final fit: None for every non-test row, else the first FIT_ROWS of nested_sample (a --budget's)
 FIT_ROWS = {fit_rows!r}
+# the cores of the machine that trained it: the final fit ran on fit_threads(rows, CORES) threads (BLAS, OpenMP
+# and joblib), as here: a least-squares member fitted in a joblib worker sums in another order than on two threads
+CORES = {cores!r}
 FOLDS = {folds!r}
 
 
@@ -127,7 +130,9 @@ def main():
         model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
     else:
         model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
-    fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
+    threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
+    with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
+        fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
     print(f"test score ({{'R2' if TASK == 'regression' else 'accuracy'}}): {{model.score(X_test, y_test):.6f}}")
     joblib.dump(model, args.output)
     print(f"saved {{args.output}}")
@@ -163,6 +168,7 @@ def render(card: Card) -> str:
         n_classes=len(card.classes) or 2,
         kinds=pprint.pformat(kinds, sort_dicts=False),
         fit_rows=_fit_rows(card),
+        cores=card.tuning.cores,
         sample_source=inspect.getsource(data.nested_sample).rstrip(),
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,

@@ -49,7 +49,7 @@ from .data import nested_sample
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
-from .pipeline import MAX_CATEGORIES, REGISTRY, build_pipeline
+from .pipeline import MAX_CATEGORIES, REGISTRY, build_pipeline, fit_threads
 
 log = logging.getLogger("mlkiln")
 
@@ -65,10 +65,6 @@ FEW_FOLD_ROWS = 10
 PROGRESS_SECONDS = 10.0
 
 
-#: a single fit on fewer rows runs on one thread: OpenMP's synchronisation at every boosting iteration costs more
-#: than the threads save (gradient boosting with early stopping on 240 rows: 0.48 s on 2 threads, 0.07 s on one;
-#: 2,000 diamonds rows 1.4x slower on 2; 20,000 rows 0.73x); see benchmarks/RESULTS.md
-THREADED_FIT_ROWS = 8_000
 
 
 class Compute:
@@ -114,8 +110,8 @@ class Compute:
         return stack
 
     def threads(self, rows: int) -> int:
-        """Threads for one fit on ``rows`` rows: all the cores, or one below :data:`THREADED_FIT_ROWS`."""
-        return self.cores if rows >= THREADED_FIT_ROWS else 1
+        """Threads for one fit on ``rows`` rows (:func:`mlkiln.pipeline.fit_threads`, which train.py applies too)."""
+        return fit_threads(rows, self.cores)
 
     def single(self, rows: int):
         """Context for one fit in this process on ``rows`` rows: :meth:`threads` threads (OpenMP, BLAS, joblib)."""
