@@ -167,3 +167,22 @@ def test_bundle_without_profile_says_to_retrain(diamonds_bundle, fresh, tmp_path
 def test_output_inside_the_bundle_is_refused(diamonds_bundle, fresh, tmp_path):
     done = cli("drift", diamonds_bundle, _write(fresh, tmp_path, "f.csv"), "-o", f"{diamonds_bundle}/drift.html")
     assert done.returncode == 2 and "inside a bundle" in done.stderr
+
+
+def test_a_column_of_thousands_of_codes_all_new_is_unseen_and_drifts(threaded_bundle, threaded_csv):
+    """At 100 listed categories, 5,000 codes replaced by new ones drifted "stable" with nothing unseen; pooled with
+    the rare known ones, new values moved no share: they have a bin of their own."""
+    model = mlkiln.load(threaded_bundle)
+    spec = model.card.profile["columns"]["code"]
+    assert spec["n_categories"] == len(spec["categories"]) > 3000  # the training rows hold 3,968 of the 5,000
+    frame = pd.read_csv(threaded_csv).drop(columns="y")
+    # the table itself: its test split's rows bring codes the training rows lack, as the profile expects
+    assert 0.1 < spec["unseen"] < 0.35  # about 1,000 of the 5,000 codes are in no training row
+    same = {s.name: s for s in drift.check(model, frame).columns}
+    assert same["code"].unseen == pytest.approx(spec["unseen"] * 0.2, abs=0.01) and same["code"].psi < drift.MODERATE
+    test_rows = frame.sample(2000, random_state=5).assign(code=lambda f: np.where(  # rows like the test split's
+        np.random.default_rng(5).random(2000) < spec["unseen"], "fresh" + f["code"], f["code"]))
+    like = {s.name: s for s in drift.check(model, test_rows).columns}
+    assert like["code"].psi < drift.MODERATE
+    new = {s.name: s for s in drift.check(model, frame.assign(code="new" + frame["code"])).columns}
+    assert new["code"].unseen == 1.0 and new["code"].psi > drift.MAJOR

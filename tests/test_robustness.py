@@ -939,3 +939,20 @@ def test_a_blank_class_label_is_a_missing_one(tmp_path, capsys):
     code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--models", "logistic_l2")
     assert code == 0, err
     assert mlkiln.load(out).classes == ["no", "yes"] and "dropping 10 row(s) whose target 'label'" in err
+
+
+def test_far_target_values_are_named_and_a_file_in_the_bundle_s_place_is_said_plainly(tmp_path, capsys):
+    frame = table(200)
+    frame.loc[frame.index[:3], "y"] = 1e9  # a placeholder among values of a few units
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "linear")
+    assert code == 0, err
+    assert "3 value(s) of the target 'y' are over 1000 interquartile ranges from its median (e.g. 1e+09)" in err
+    (tmp_path / "plain").mkdir()
+    code, err, _ = train(tmp_path / "plain", capsys, write(tmp_path / "u.csv", table(200)), "y", "--models", "linear")
+    assert code == 0 and "interquartile" not in err, err
+    (tmp_path / "notes.txt").write_text("mine")
+    run = mlkiln.train(table(60), target="y", models=["linear"])
+    for force in (False, True):  # the first answer must not suggest a --force that the second refuses
+        with pytest.raises(InputError, match="notes.txt exists and is not a directory; a bundle is a directory"):
+            run.save(tmp_path / "notes.txt", force=force)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

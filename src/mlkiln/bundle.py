@@ -90,10 +90,10 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
         if holds(path, item):
             raise InputError(f"the output {path} is, or holds, the input {Path(item).resolve()}; replacing it would "
                              "delete the input, choose another output directory")
+    if path.exists() and not path.is_dir():  # first: --force would not replace a file either
+        raise InputError(f"{path} exists and is not a directory; a bundle is a directory, choose another name")
     if path.exists() and not force:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path} exists and is not a directory")
     check_replaceable(path, OUTPUT_MARKERS)
     return path
 

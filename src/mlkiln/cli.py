@@ -77,7 +77,8 @@ def _keep_interrupts(unraisable) -> None:
     a one-shot timer raises it anew a millisecond later, in ordinary code.
     """
     if issubclass(unraisable.exc_type, KeyboardInterrupt):
-        signal.setitimer(signal.ITIMER_REAL, 0.001)
+        if not sys.is_finalizing():  # while Python shuts down, the timer would find no handler and kill it (-14)
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
         return
     sys.__unraisablehook__(unraisable)
 

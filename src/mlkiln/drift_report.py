@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from . import __version__
 from .atomic import write_all_atomic
 from .bundle import check_outside
-from .drift import SAMPLE_ROWS, TOP_CATEGORIES, DriftResult
+from .drift import MAX_KNOWN, SAMPLE_ROWS, TOP_CATEGORIES, DriftResult
 from .jsonio import dumps
 from .report.html import facts_html, page_template, stylesheet, table_html
 from .report.plots import AMBER, BLUE, plot
@@ -142,7 +142,8 @@ def _method_section(doc: dict) -> str:
         ("empty bins", f"shares below {doc['epsilon']:g} count as {doc['epsilon']:g}, so an empty bin adds a large but finite amount"),
         ("bins", f"numeric and date columns: deciles of the training rows (from a seeded sample of at most "
                  f"{SAMPLE_ROWS:,}), plus one bin for missing values; text columns: the {TOP_CATEGORIES} most "
-                 "frequent training categories, the others pooled, and missing"),
+                 "frequent training categories, the other training categories pooled, values never seen in training "
+                 f"(when training had at most {MAX_KNOWN:,} categories, all listed), and missing"),
         ("predictions", "the model's predictions on the new rows against "
                         + ("its predictions on the test split" if doc.get("prediction_source", "out-of-fold") == "test"
                            else "the cross-validation's out-of-fold predictions on the training rows")),

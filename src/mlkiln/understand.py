@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from . import metrics
@@ -74,6 +75,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     y = coerce_target(raw_target, task)
     if task == "regression":
         _check_target_size(raw_target, y, target)
+        _warn_far_targets(y, target)
     if len(y) == 0:
         raise InputError(f"target column {target!r} has no numeric values; use --task classification")
     rows_dropped = len(frame) - len(y)
@@ -172,6 +174,26 @@ def _warn_day_first(name: str, col: pd.Series) -> None:
         log.warning("column %r: dates such as %r are written day first, but each value is read on its own, so one "
                     "whose day is 12 or less is read month first (01/02 as January 2nd); write dates as YYYY-MM-DD",
                     name, example)
+
+
+#: a target value this many interquartile ranges from the median is named in a warning: five values of 1e9 among
+#: numbers of about 3 (a typo, a sentinel such as 999999999) gave a CV R2 of -1.2e13 and no word why
+FAR_TARGET_IQRS = 1000
+
+
+def _warn_far_targets(y: pd.Series, target: str) -> None:
+    """Warn about target values so far from the rest that squared errors would be theirs alone."""
+    if len(y) < 20:
+        return
+    low, middle, high = np.nanpercentile(y.to_numpy("float64"), [25, 50, 75])
+    spread = high - low
+    if spread <= 0:
+        return
+    far = y[(y - middle).abs() > FAR_TARGET_IQRS * spread]
+    if len(far):
+        log.warning("%d value(s) of the target %r are over %d interquartile ranges from its median (e.g. %s); "
+                    "a typo or a placeholder such as 999999 would dominate every squared error: check them, or "
+                    "drop those rows", len(far), target, FAR_TARGET_IQRS, f"{far.iloc[0]:g}")
 
 
 def _check_target_size(raw: pd.Series, y: pd.Series, target: str) -> None:

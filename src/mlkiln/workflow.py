@@ -203,7 +203,7 @@ def train(
     seen, source = (test_predictions, "test") if len(y_test) >= drift.PREDICTION_MIN_ROWS else (
         (selection.oof.pred, selection.oof.proba), "out-of-fold")
     profile = drift.training_profile(X_trainval, table.kinds, seen[1] if table.classes else seen[0], table.task,
-                                     table.classes, selection.threshold, options.seed, source)
+                                     table.classes, selection.threshold, options.seed, source, fresh=X_test)
     card = make_card(table, selection, split_metrics, options, compute, final, data_info, profile, evidence,
                      len(y_trainval), len(y_test), time.perf_counter() - started, latency,
                      None if sample is None else len(sample))
