@@ -956,3 +956,24 @@ def test_far_target_values_are_named_and_a_file_in_the_bundle_s_place_is_said_pl
         with pytest.raises(InputError, match="notes.txt exists and is not a directory; a bundle is a directory"):
             run.save(tmp_path / "notes.txt", force=force)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_flag_written_as_text_scores_like_the_flag(tmp_path, capsys):
+    """A Parquet part holding a True/False column as the strings "True"/"False" (as JSON "true" would): the CSV
+    reader makes booleans of the same text, so it reads as the flag, whether scored into parts or one file."""
+    frame = table()
+    frame["flag"] = frame["x"] > 0
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "linear")
+    assert code == 0, err
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frame.head(10).drop(columns="y").to_parquet(parts / "a.parquet")
+    frame.iloc[10:20].drop(columns="y").astype({"flag": str}).to_parquet(parts / "b.parquet")
+    for target in (tmp_path / "scored", tmp_path / "one.parquet"):
+        code, _, err = run(["predict", out, parts, "-o", target], capsys)
+        assert code == 0, err
+    expected = mlkiln.load(out).predict(frame.head(20).drop(columns="y"))
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "one.parquet")["prediction"], expected, rtol=1e-12)
+    assert mlkiln.load(out).predict_record({"x": 0.5, "z": 0.0, "colour": "red", "flag": "true", "label": "yes"}) \
+        == pytest.approx(mlkiln.load(out).predict_record({"x": 0.5, "z": 0.0, "colour": "red", "flag": True,
+                                                          "label": "yes"}))

@@ -85,6 +85,8 @@ def to_number(col):
         if not text.notna().any():  # pandas' .str refuses a column of NaN alone
             return pd.Series(np.nan, index=col.index)
         text = text.str.strip().str.replace("\u2212", "-", regex=False).str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+        # a flag written as text (a Parquet string column, JSON "true"): what the CSV reader makes a boolean of
+        text = text.str.replace(r"(?i)^true$", "1", regex=True).str.replace(r"(?i)^false$", "0", regex=True)
         text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
         grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
