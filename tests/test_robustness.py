@@ -977,3 +977,12 @@ def test_a_flag_written_as_text_scores_like_the_flag(tmp_path, capsys):
     assert mlkiln.load(out).predict_record({"x": 0.5, "z": 0.0, "colour": "red", "flag": "true", "label": "yes"}) \
         == pytest.approx(mlkiln.load(out).predict_record({"x": 0.5, "z": 0.0, "colour": "red", "flag": True,
                                                           "label": "yes"}))
+
+
+def test_a_frame_with_list_cells_trains_and_complex_numbers_are_refused():
+    """A DataFrame column of lists (as a Parquet list column reads) failed hashing the frame with a TypeError."""
+    frame = table().drop(columns="label")
+    run = mlkiln.train(frame.assign(tags=[[1, 2], [3]] * (len(frame) // 2)), target="y", models=["linear"])
+    assert run.card.schema.kinds["tags"] == "categorical"
+    with pytest.raises(InputError, match="column 'wave' holds complex numbers"):
+        mlkiln.train(frame.assign(wave=frame["x"] * (1 + 1j)), target="y", models=["linear"])

@@ -598,7 +598,12 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     """Hex sha256 of a DataFrame's contents, for tables that never were a file."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # lists or dicts in a column (as a Parquet file's list column reads): hashed as their text
+        text = [c for c in frame.columns if frame[c].dtype == object]
+        hashed = pd.util.hash_pandas_object(frame.astype(dict.fromkeys(text, str)), index=False)
+    digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -262,6 +262,9 @@ def column_kind(col: pd.Series) -> str:
     Text columns count as numeric (or datetime) when nearly all their values,
     ignoring placeholders such as "n/a" or "?", read as numbers (or dates).
     """
+    if pd.api.types.is_complex_dtype(col):  # as float64 its imaginary part would silently be lost
+        raise InputError(f"column {col.name!r} holds complex numbers; mlkiln reads real ones: give its real and "
+                         "imaginary parts (or its magnitude) as columns of their own")
     if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
         present = col.dropna()
         # whole numbers of 16 digits or more (a Parquet file's order or account numbers): codes, as in a CSV file
