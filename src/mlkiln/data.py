@@ -247,9 +247,7 @@ def _code_columns(path: Path, options: dict, frame: pd.DataFrame) -> pd.DataFram
     if not candidates:  # the file is read again (these columns only) just when a value is that large
         return pd.DataFrame()
     text = read_csv(path, **{**options, "dtype": dict.fromkeys(candidates, "str"), "usecols": candidates})
-    found = [name for name in candidates
-             if (text[name].dropna().str.contains(CODE_DIGITS).mean() >= 0.5 if name in large
-                 else written_as_codes(text[name]))]
+    found = [name for name in candidates if written_as_codes(text[name])]
     for name in found:
         log.info("column %r: %s read as text (codes, not quantities)", name,
                  "numbers of 16 digits or more" if name in large else "numbers written with leading zeros")

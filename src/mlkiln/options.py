@@ -34,12 +34,17 @@ LEADING_ZERO = r"^\s*[+-]?0\d"
 
 
 def written_as_codes(text) -> bool:
-    """Whether a column of whole numbers, as written (a pandas Series of text), holds codes: most values with a
-    leading zero (labels ``01``, ``007``, ``010``), or some with one and every value of one width (zip codes
-    ``02134`` and ``10001``: 47 % of a table's rows were written with the zero). data.read_table reads such a CSV
-    column as text and schema.column_kind calls it categorical, so the scorer echoes it as written."""
+    """Whether a column, as written (a pandas Series of text), holds codes: most values with 16 digits or more in
+    a row (:data:`CODE_DIGITS`), or whole numbers only, most with a leading zero (labels ``01``, ``007``, ``010``)
+    or some with one and every value of one width (zip codes ``02134`` and ``10001``: 47 % of a table's rows were
+    written with the zero). data.read_table reads such a CSV column as text and schema.column_kind calls it
+    categorical, so the scorer echoes it as written."""
     text = text.dropna().astype(str).str.strip()
-    if not len(text) or not text.str.fullmatch(r"[+-]?\d+").all():  # not dates (01.02.2020) nor times (01:30)
+    if not len(text):
+        return False
+    if text.str.contains(CODE_DIGITS).mean() >= 0.5:
+        return True
+    if not text.str.fullmatch(r"[+-]?\d+").all():  # not dates (01.02.2020) nor times (01:30)
         return False
     zeros = text.str.contains(LEADING_ZERO, regex=True)
     return bool(zeros.mean() >= 0.5 or (zeros.any() and text.str.len().nunique() == 1))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import check_apart, check_file_target, check_page_name, holds, page_and_json, write_atomic
+from .atomic import check_apart, holds, page_and_json, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline
 from .data import dataset_files, read_table
@@ -213,7 +213,7 @@ def rebuild_report(bundle_path: str | os.PathLike, output: str | os.PathLike | N
     if saved.get("schema_version") != report.SCHEMA_VERSION:
         raise BundleError(f"{bundle_path / report.REPORT_JSON} has schema_version {saved.get('schema_version')}, "
                           f"this mlkiln reads {report.SCHEMA_VERSION}; use the mlkiln version in its requirements")
-    output = check_page_name(check_file_target(bundle.check_outside(output or f"{bundle_path.resolve().name}-report.html")))
+    output = page_and_json(bundle.check_outside(output or f"{bundle_path.resolve().name}-report.html"))[0]
     diag = {**saved["diagnostics"], "target": saved["data"]["target"]["distribution"]}
     files = [{k: f[k] for k in ("file", "bytes", "sha256")} for f in bundle.file_status(bundle_path)
              if f["file"] not in (report.REPORT_HTML, report.REPORT_JSON) and f["status"] != "NOT IN MANIFEST"]

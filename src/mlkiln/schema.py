@@ -25,7 +25,7 @@ from .card import Column
 from .errors import InputError
 from .jsonio import scalar_text
 from .leakage import CombinationLeak, find_combination_leaks
-from .options import CODE_DIGITS, written_as_codes
+from .options import written_as_codes
 
 log = logging.getLogger("mlkiln")
 
@@ -281,7 +281,7 @@ def column_kind(col: pd.Series) -> str:
         return "categorical"
     sample = values.sample(min(len(values), 1000), random_state=0)
     text = sample.astype("object").map(str)
-    if text.str.contains(CODE_DIGITS).mean() >= 0.5 or written_as_codes(text):  # codes, not quantities
+    if written_as_codes(text):  # order or account numbers, zip codes, labels 007: codes, not quantities
         return "categorical"
     if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
         return "numeric"
@@ -376,9 +376,8 @@ def screen_columns_with_evidence(
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):
             reasons[name] = "identifier-like: a distinct text value in (almost) every row"
-        elif kinds[name] == "numeric" and _is_integer_id(col, name):
-            reasons[name] = ("identifier-like: distinct integers, one per row, "
-                             + ("named as a key" if _named_as_key(name) else "(nearly) all consecutive"))
+        elif kinds[name] == "numeric" and (why := _integer_id(col, name)):
+            reasons[name] = f"identifier-like: distinct integers, one per row, {why}"
     candidates = [c for c in X.columns if c not in reasons]
     for name in candidates:
         reason = _leak_reason(X[name], y, task, seed)
@@ -400,17 +399,20 @@ def _named_as_key(name) -> bool:
     return bool(words) and words[-1].lower() in ID_NAME_WORDS
 
 
-def _is_integer_id(col: pd.Series, name="") -> bool:
+def _integer_id(col: pd.Series, name="") -> str | None:
+    """Why a column of distinct whole numbers is an identifier (its name, or its values' steps), or None."""
     values = pd.to_numeric(col, errors="coerce")
     if values.isna().any() or len(values) < 20:
-        return False
+        return None
     arr = values.to_numpy(dtype="float64")
     if not np.all(np.mod(arr, 1.0) == 0.0) or values.nunique() != len(values):  # the cheap test first
-        return False
+        return None
     if _named_as_key(name):
-        return True
+        return "named as a key"
     steps = np.diff(np.sort(arr))
-    return bool(np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE or np.all(np.diff(arr) > 0))
+    if np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE or np.all(np.diff(arr) > 0):
+        return "(nearly) all consecutive"
+    return None
 
 
 def _leak_reason(col: pd.Series, y: pd.Series, task: str, seed: int) -> str | None:

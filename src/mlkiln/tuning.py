@@ -65,8 +65,6 @@ FEW_FOLD_ROWS = 10
 PROGRESS_SECONDS = 10.0
 
 
-
-
 class Compute:
     """The thread budget and the place every fit of one training run uses.
 
