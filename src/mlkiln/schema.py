@@ -560,12 +560,16 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
 
 
 def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = ()):
-    if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
-        value = pd.Timestamp(value)
-    elif isinstance(value, np.generic):  # a NumPy scalar from a caller's frame or array: its Python value
-        value = value.item()
     number = type(value) in (float, int, bool)
-    if value is None or value is pd.NA or value is pd.NaT or (number and value != value):
+    if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
+        if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
+            value = pd.Timestamp(value)
+        elif isinstance(value, np.generic):  # a NumPy scalar from a caller's frame or array: its Python value
+            value = value.item()
+        if value is pd.NA or value is pd.NaT:
+            return np.nan
+        number = type(value) in (float, int, bool)
+    if value is None or (number and value != value):
         return np.nan
     if kind == "categorical":
         if isinstance(value, str):
