@@ -158,3 +158,31 @@ def threaded_csv(tmp_path_factory) -> str:
 def threaded_bundle(tmp_path_factory, threaded_csv) -> str:
     return str(shared(tmp_path_factory, "threaded", lambda path: mlkiln.train(
         threaded_csv, target="y", models=["linear", "hgb"], trials=2).save(path)))
+
+
+@pytest.fixture(scope="session")
+def league_csv(tmp_path_factory) -> str:
+    """2,000 football results between 40 teams of hidden strength: two many-valued text columns, three classes,
+    where target encoding (``hgb_target``) has something to encode."""
+    import numpy as np
+
+    def frame():
+        rng = np.random.default_rng(7)
+        teams = np.array([f"team {i:02d}" for i in range(40)])
+        strength = dict(zip(teams, rng.normal(size=40)))
+        home, away = rng.choice(teams, 2000), rng.choice(teams, 2000)
+        edge = np.array([strength[h] - strength[a] for h, a in zip(home, away)]) + 0.3 + rng.normal(size=2000)
+        return pd.DataFrame({"home": home, "away": away, "round": rng.integers(1, 35, 2000),
+                             "result": np.where(edge > 0.6, "home", np.where(edge < -0.4, "away", "draw"))})
+    return shared_table(tmp_path_factory, "league.csv", frame)
+
+
+@pytest.fixture(scope="session")
+def league_run(tmp_path_factory, league_csv):
+    return shared_run(tmp_path_factory, "league_run",
+                      lambda: mlkiln.train(league_csv, target="result", models=["hgb", "hgb_target"], trials=2))
+
+
+@pytest.fixture(scope="session")
+def league_bundle(tmp_path_factory, league_run) -> str:
+    return str(shared(tmp_path_factory, "league", league_run.save))

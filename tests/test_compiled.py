@@ -37,6 +37,9 @@ CASES = [
     ("multiclass", "rf", {"n_estimators": 10}, None),
     ("regression", "extra_trees", {"n_estimators": 15, "min_samples_leaf": 3}, None),
     ("binary", "extra_trees", {"n_estimators": 15}, None),
+    ("regression", "hgb_target", {"max_iter": 30}, None),
+    ("binary", "hgb_target", {"max_iter": 20}, 0.4),
+    ("multiclass", "hgb_target", {"max_iter": 10}, None),
     # ensembles: (name, family, params, weight) per member, as selection weighs them
     ("regression", "ensemble", [("hgb", "hgb", {"max_iter": 20}, 0.5), ("ridge", "ridge", {"alpha": 1.0}, 0.3),
                                 ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.2)], None),
@@ -44,6 +47,8 @@ CASES = [
                             ("rf", "rf", {"n_estimators": 8}, 0.2)], 0.35),
     ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.4), ("logistic_l2", "logistic_l2", {}, 0.2),
                                 ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.4)], None),
+    ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.5),
+                                ("hgb_target", "hgb_target", {"max_iter": 10}, 0.5)], None),
 ]
 
 
@@ -101,7 +106,9 @@ def fitted(request, tables):
     for member in members:
         # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too
         encoder = member.named_steps["prep"].transformers[1][1]
-        (encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder).set_params(max_categories=6)
+        encoder = encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder
+        if "max_categories" in encoder.get_params():  # target encoding keeps every category, smoothed
+            encoder.set_params(max_categories=6)
     pipeline.fit(coerce_frame(train, kinds), y)
     return pipeline, columns, test[features]
 

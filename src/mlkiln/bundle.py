@@ -52,6 +52,9 @@ TRUSTED_TYPES = frozenset({
     "numpy.median",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
+    "sklearn.model_selection._split.KFold",  # hgb_target's encoder: its cross-fitting folds
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.preprocessing._target_encoder.TargetEncoder",  # hgb_target's encoder; not in skops' defaults
     "sklearn.utils._bunch.Bunch",  # an ensemble's named_estimators_: a dict of its fitted members
     "sklearn.utils.validation.check_array",
 })

@@ -47,7 +47,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 from .card import Column
 
@@ -441,12 +441,13 @@ class _Trees:
         self.num_names = num_names
         self.categories, self.codes = [], []
         if cat is not None:
-            if not isinstance(cat, OrdinalEncoder):
-                raise _NotCompilable("categorical preprocessing of a tree model is not an OrdinalEncoder")
+            if not isinstance(cat, (OrdinalEncoder, TargetEncoder)):
+                raise _NotCompilable("categorical preprocessing of a tree model is neither ordinal nor target encoding")
             self.categories = [_Categories(n, c) for n, c in zip(cat_names, cat.categories_)]
-            probes, _ = _probe(cat, self.categories)
-            self.codes = [p[:, i] for i, p in enumerate(probes)]
-        self.n_features = len(num_names) + len(self.categories)
+            probes, out = _probe(cat, self.categories)
+            width = out.shape[1] // len(self.categories)  # target encoding: one column per class (two: one)
+            self.codes = [p[:, i * width:(i + 1) * width] for i, p in enumerate(probes)]
+        self.n_features = len(num_names) + sum(code.shape[1] for code in self.codes)
         self.order, self.tree_codes = _model_view(estimator, self.n_features, self.codes)
         self.float32 = isinstance(estimator, _FOREST)
         trees, self.offset, self.divisor = _tree_arrays(estimator, self.n_features)
@@ -471,7 +472,7 @@ class _Trees:
         for codes, column_splits in zip(self.tree_codes, splits):
             table = np.zeros((len(codes), len(column_splits)))
             for k, (tree, node) in enumerate(column_splits):
-                table[:, k] = [_hgb_goes_right(code, tree, node, known, f_idx_map) for code in codes]
+                table[:, k] = [_hgb_goes_right(code, tree, node, known, f_idx_map) for code in codes[:, 0]]
                 tree["feature"][node] = start + k
                 tree["threshold"][node] = 0.5
             tables.append(table)
@@ -480,7 +481,8 @@ class _Trees:
 
     def raw_row(self, row: dict) -> np.ndarray:
         ids = [c.row_id(row[c.name]) for c in self.categories]
-        x = np.array([*(row[n] for n in self.num_names), *(code[i] for code, i in zip(self.tree_codes, ids))])[self.order]
+        x = np.array([*(row[n] for n in self.num_names), *(v for code, i in zip(self.tree_codes, ids) for v in code[i])])
+        x = x[self.order]
         if self.float32:
             x = x.astype(np.float32).astype(np.float64)
         xs = np.concatenate((x, np.where(np.isnan(x), -np.inf, x), *(v[i] for v, i in zip(self.virtual, ids))))
@@ -494,7 +496,7 @@ class _Trees:
         tree a second time; a forest's are the most probable class, as its own.
         """
         columns = [_numeric_matrix(X, self.num_names)]
-        columns += [code[c.ids(X[c.name])][:, None] for c, code in zip(self.categories, self.codes)]
+        columns += [code[c.ids(X[c.name])] for c, code in zip(self.categories, self.codes)]
         matrix = np.hstack(columns)
         if self.head.task == "regression":
             return self.final.predict(matrix), None
@@ -507,7 +509,8 @@ class _Trees:
 
 
 def _model_view(estimator, n_features: int, codes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """How the trees see the preprocessed row: feature order and category codes.
+    """How the trees see the preprocessed row: feature order and category codes (one array per column,
+    a row per category id, a column per encoded feature: one for ordinal codes, one per class for target means).
 
     Gradient boosting with categorical features re-encodes them with its own
     internal OrdinalEncoder and puts them first; ``order[i]`` is the
@@ -524,10 +527,10 @@ def _model_view(estimator, n_features: int, codes: list[np.ndarray]) -> tuple[np
     length = max(len(c) for c in codes)
     probe = np.zeros((length, n_features))
     n_numeric = n_features - len(codes)
-    for j, c in enumerate(codes):
-        probe[:, n_numeric + j] = np.concatenate([c, np.full(length - len(c), c[0])])
+    for j, c in enumerate(codes):  # native categories: one code column each
+        probe[:, n_numeric + j] = np.concatenate([c[:, 0], np.full(length - len(c), c[0, 0])])
     seen = inner.transform(probe)[:, np.argsort(order)]
-    return order, [seen[: len(c), n_numeric + j] for j, c in enumerate(codes)]
+    return order, [seen[: len(c), n_numeric + j:n_numeric + j + 1] for j, c in enumerate(codes)]
 
 
 def _hgb_goes_right(code: float, tree: dict, node: int, known: np.ndarray, f_idx_map: np.ndarray) -> bool:

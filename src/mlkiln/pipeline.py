@@ -31,9 +31,10 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
-from sklearn.model_selection import FixedThresholdClassifier
+from sklearn import __version__ as sklearn_version
+from sklearn.model_selection import FixedThresholdClassifier, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 #: categories kept per column by the encoders; rarer ones share one "infrequent" slot
 MAX_CATEGORIES = 100
@@ -48,8 +49,10 @@ class Family:
 
     ``make(task, seed, n_classes)`` returns the unfitted estimator with
     mlkiln's defaults. ``encoding`` is ``"onehot"`` (imputed, scaled, one-hot:
-    linear models) or ``"ordinal"`` (raw numbers, category codes, missing
-    values left to the trees). ``grid`` is the grid search's space and
+    linear models), ``"ordinal"`` (raw numbers, category codes, missing
+    values left to the trees) or ``"target"`` (raw numbers; each text column
+    as the target's smoothed mean per category, cross-fitted on the training
+    rows: scikit-learn's ``TargetEncoder``). ``grid`` is the grid search's space and
     ``distributions`` random search's (default: the grid). ``portfolio`` is
     an ordered list of estimator parameters known to be strong across many
     tables, best first: ``search="auto"`` (and ``"portfolio"``) tries them in
@@ -66,6 +69,9 @@ class Family:
     each fold with its own validation part as that set and chooses one number
     of stages (``max_iter``) for all folds, from their mean validation loss
     (:func:`mlkiln.tuning.cross_validate_candidates`).
+    ``applies(X, kinds)``: None where the family is worth searching on the
+    training rows ``X``, else why not (its leaderboard row says it);
+    ``--models`` naming it searches it anyway.
     """
 
     name: str
@@ -80,6 +86,7 @@ class Family:
     bounded: Callable | None = None
     grows_with_rows: bool = False
     staged: bool = False
+    applies: Callable | None = None
 
     def space(self, random: bool = False) -> dict:
         """The grid, or with ``random`` what random search draws from."""
@@ -87,6 +94,10 @@ class Family:
 
     def scale_params(self, n_rows: int) -> dict:
         return self.bounded(n_rows) if self.bounded is not None else {}
+
+    def why_not(self, X, kinds: dict) -> str | None:
+        """Why the family is not searched on ``X`` by default, or None."""
+        return self.applies(X, kinds) if self.applies is not None else None
 
 
 #: every model family by name, in the order they are tried and listed; :func:`register` adds one
@@ -200,6 +211,27 @@ register(Family("hgb", ("regression", "classification"),
                                "min_samples_leaf": randint(5, 100), "l2_regularization": loguniform(1e-3, 10.0),
                                "max_features": uniform(0.3, 0.7)},
                 portfolio=HGB_PORTFOLIO, cost="expensive", plotted="max_leaf_nodes", staged=True))
+#: a text column of at least this many values is target-encoded for ``hgb_target``; fewer, and its categories
+#: are split on well enough natively (the family is then not searched)
+TARGET_ENCODED_VALUES = 20
+
+
+def _many_valued_text(X, kinds: dict) -> str | None:
+    text = [name for name, kind in kinds.items() if kind == "categorical"]
+    if any(X[name].nunique() >= TARGET_ENCODED_VALUES for name in text):
+        return None
+    return f"no text column of {TARGET_ENCODED_VALUES} or more values to encode by the target"
+
+
+#: gradient boosting on text columns encoded by the target's mean per category (CatBoost's idea, scikit-learn's
+#: cross-fitted TargetEncoder), beside ``hgb``'s native categories: where a column has many values, a native
+#: categorical split sorts them by the gradient of one node's rows, and few rows per value make that noisy. On the
+#: best of 4 portfolio configurations, 5-fold CV (benchmarks/RESULTS.md, session 17): bundesliga's team names log
+#: loss 0.9947 against 0.9997, cars' model names R2 0.854 against 0.848, forbes2000's countries 0.706 against
+#: 0.714 (native better): a family of its own, chosen (or weighed into the ensemble) by cross-validation
+register(Family("hgb_target", ("regression", "classification"), REGISTRY["hgb"].make, encoding="target",
+                grid=REGISTRY["hgb"].grid, distributions=REGISTRY["hgb"].distributions, portfolio=HGB_PORTFOLIO,
+                cost="expensive", plotted="max_leaf_nodes", staged=True, applies=_many_valued_text))
 #: a regression forest's trees each choose among half the features at a split (scikit-learn's default: all of
 #: them; R's randomForest a third): CV R2 higher on 6 of 8 public tables by 0.007-0.022 (diabetes, boston, star,
 #: slid, doctor-contacts, forbes2000), the same on computers, 0.005 lower on cars, and faster (doctor-contacts'
@@ -242,13 +274,24 @@ def make_estimator(task, family, seed, n_classes=2):
     return entry.make(task, seed, n_classes)
 
 
-def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):
-    """Impute, scale and one-hot for linear families; ordinal codes for trees.
+def _target_encoder(task: str, n_classes: int, seed: int) -> TargetEncoder:
+    """The target's mean per category, cross-fitted on 5 folds of the training rows shuffled by ``seed``."""
+    kind = "continuous" if task == "regression" else "binary" if n_classes == 2 else "multiclass"
+    if tuple(int(part) for part in sklearn_version.split(".")[:2]) < (1, 9):  # a splitter as cv: 1.9 on
+        return TargetEncoder(target_type=kind, shuffle=True, random_state=seed)
+    folds = (KFold if task == "regression" else StratifiedKFold)(5, shuffle=True, random_state=seed)
+    return TargetEncoder(target_type=kind, cv=folds)
+
+
+def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classification", n_classes=2, seed=0):
+    """Impute, scale and one-hot for linear families; ordinal codes (or target means) for trees.
 
     Trees split on raw values and handle missing values natively, so they get
     no imputation or scaling; linear models need both, plus one-hot columns.
     ``max_categories=None`` (no text column has more values) leaves the
     encoders uncapped: the same output, without counting every value.
+    Target encoding gives one column per class (two classes: one), fitted on
+    ``seed``'s shuffled folds of the training rows so no row sees its own target.
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
     categorical = [name for name, kind in kinds.items() if kind == "categorical"]
@@ -259,6 +302,9 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES):
             SimpleImputer(strategy="constant", fill_value="(missing)"),
             OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories),
         )
+    elif REGISTRY[family].encoding == "target":
+        num = "passthrough"
+        cat = _target_encoder(task, n_classes, seed)
     else:
         num = "passthrough"
         cat = OrdinalEncoder(
@@ -283,14 +329,16 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     ``predict`` uses the tuned probability cut-off instead of 0.5.
     """
     estimator = make_estimator(task, family, seed, n_classes)
-    if "categorical_features" in estimator.get_params():  # gradient boosting splits on categories natively
+    native = REGISTRY[family].encoding == "ordinal"
+    if native and "categorical_features" in estimator.get_params():  # gradient boosting splits on categories natively
         n_numeric = sum(kind != "categorical" for kind in kinds.values())
         mask = [False] * n_numeric + [True] * (len(kinds) - n_numeric)
         estimator.set_params(categorical_features=mask if any(mask) else None)
     estimator.set_params(**(params or {}))
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    return Pipeline([("prep", make_preprocessor(kinds, family, max_categories)), ("model", estimator)])
+    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed)
+    return Pipeline([("prep", prep), ("model", estimator)])
 
 
 
