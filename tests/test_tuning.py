@@ -35,12 +35,12 @@ def test_the_light_list_of_families_is_the_registry():
     for family in REGISTRY.values():
         assert set(family.space(random=True)) == set(family.space()), family.name
         assert family.plotted is None or family.plotted in family.space(), family.name
-        assert family.cost in ("cheap", "expensive") and family.encoding in ("onehot", "ordinal")
+        assert family.cost in ("cheap", "expensive") and family.encoding in ("onehot", "ordinal", "target")
 
 
 def test_auto_halves_the_expensive_families_only():
     # gradient boosting, which has a portfolio, tries it instead (tests/test_portfolio.py)
-    assert [search_strategy(f) for f in FAMILIES["regression"]] == ["grid"] * 3 + ["portfolio"] + ["halving"] * 2
+    assert [search_strategy(f) for f in FAMILIES["regression"]] == ["grid"] * 3 + ["portfolio"] * 2 + ["halving"] * 2
     assert search_strategy("hgb", "grid") == "grid"
 
 
