@@ -38,11 +38,13 @@ CASES = [
     ("regression", "extra_trees", {"n_estimators": 15, "min_samples_leaf": 3}, None),
     ("binary", "extra_trees", {"n_estimators": 15}, None),
     ("regression", "hgb_target", {"max_iter": 30}, None),
+    ("regression", "ridge_log", {"regressor__alpha": 1.0}, None),
     ("binary", "hgb_target", {"max_iter": 20}, 0.4),
     ("multiclass", "hgb_target", {"max_iter": 10}, None),
     # ensembles: (name, family, params, weight) per member, as selection weighs them
     ("regression", "ensemble", [("hgb", "hgb", {"max_iter": 20}, 0.5), ("ridge", "ridge", {"alpha": 1.0}, 0.3),
                                 ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.2)], None),
+    ("regression", "ensemble", [("hgb", "hgb", {"max_iter": 20}, 0.7), ("ridge_log", "ridge_log", {}, 0.3)], None),
     ("binary", "ensemble", [("hgb", "hgb", {"max_iter": 15}, 0.6), ("logistic_l2", "logistic_l2", {}, 0.2),
                             ("rf", "rf", {"n_estimators": 8}, 0.2)], 0.35),
     ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.4), ("logistic_l2", "logistic_l2", {}, 0.2),

@@ -49,6 +49,8 @@ RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threa
 TRUSTED_TYPES = frozenset({
     "functools.partial",
     "numpy.dtype",
+    "numpy.exp",  # ridge_log: its inverse of log(target)
+    "numpy.log",
     "numpy.median",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",

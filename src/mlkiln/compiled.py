@@ -7,6 +7,7 @@ fitted steps once and folds them into NumPy arrays and Python tables:
 * linear families: imputation, scaling, missing-value indicators, one-hot
   encoding and the linear model become, per input column, a scaled weight
   (numbers) or a table of weight contributions indexed by category (text);
+  one fitted on log(target) is exponentiated;
 * tree families: categories become the encoder's codes through the same kind
   of table, and all trees are flattened into node arrays walked by NumPy, all
   trees at once: small trees (gradient boosting, at most 64 leaves) by the
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -171,6 +173,10 @@ def _compile(model, columns):
     head = _Head(estimator, threshold)
     if isinstance(estimator, _LINEAR):
         return _Linear(blocks, estimator, head)
+    if isinstance(estimator, TransformedTargetRegressor) and isinstance(estimator.regressor_, _LINEAR):
+        if estimator.func is not np.log or estimator.inverse_func is not np.exp:
+            raise _NotCompilable("a target transformation other than log / exp")
+        return _ExpOf(_Linear(blocks, estimator.regressor_, _Head(estimator.regressor_, None)))
     if isinstance(estimator, (*_HGB, *_FOREST)):
         return _Trees(blocks, estimator, final, head)
     raise _NotCompilable(f"no compiled form for {type(estimator).__name__}")
@@ -316,6 +322,21 @@ class _Head:
 def _expit(z: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-z))
+
+
+class _ExpOf:
+    """A regressor fitted on log(target): the compiled body's output, exponentiated as scikit-learn does it."""
+
+    def __init__(self, body):
+        self.body, self.head = body, body.head
+
+    def raw_row(self, row: dict):
+        with np.errstate(over="ignore"):  # far beyond the training rows: inf, as scikit-learn (JSON: null)
+            return float(np.exp(np.ravel(self.body.raw_row(row))[0]))
+
+    def score(self, X, labels: bool = True):
+        with np.errstate(over="ignore"):
+            return np.exp(self.body.score(X, labels)[0]), None
 
 
 class _Linear:

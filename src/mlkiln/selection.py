@@ -254,7 +254,7 @@ def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute
     """The best-first search across families on growing samples, within the plan's time."""
     task = table.task
     # the families whose model grows with the rows are not searched on samples (see tuning.left_out)
-    families, skipped = _leave_out(X, table, options, SAMPLE_ROWS)
+    families, skipped = _leave_out(X, y, table, options, SAMPLE_ROWS)
     found = search_rungs(X, y, task, families, table.kinds, scorer, cv,
                          options.seed, n_classes, compute, search=options.search, trials=options.trials,
                          deadline=plan.end, reserve=plan.reserve, max_categories=max_categories)
@@ -276,7 +276,7 @@ def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, s
     """
     why = (f"left out on {len(y):,} training rows (above {LARGE_MEMBER_ROWS:,}, too large for an ensemble member): "
            "its model grows with the rows; name it in --models to search it")
-    families, results = _leave_out(X, table, options, LARGE_MEMBER_ROWS, why)
+    families, results = _leave_out(X, y, table, options, LARGE_MEMBER_ROWS, why)
     for result in results:
         _log_result(result, table.metric.name)
     for i, family in enumerate(families, 1):
@@ -288,18 +288,19 @@ def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, s
     return results
 
 
-def _leave_out(X, table: Table, options: TrainOptions, above: int,
+def _leave_out(X, y, table: Table, options: TrainOptions, above: int,
                why: str | None = None) -> tuple[list[str], list[FamilyResult]]:
     """The families to search, and the leaderboard rows of those left out unless ``--models`` names them: the
     families whose model grows with the rows (forests) above ``above`` training rows, and those not worth
-    searching on this table (``Family.applies``: target encoding without a many-valued text column)."""
+    searching on this table (``Family.applies``: target encoding without a many-valued text column, a log
+    target without a positive, skewed target)."""
     task, n_rows = table.task, len(X)
     families = options.families(task)
     if options.models is not None:
         return families, []
     out = {f: why for f in families if n_rows > above and REGISTRY[f].grows_with_rows}
     for f in families:
-        reason = None if f in out else REGISTRY[f].why_not(X, table.kinds)
+        reason = None if f in out else REGISTRY[f].why_not(X, y, table.kinds)
         if reason is not None:
             out[f] = reason
     return [f for f in families if f not in out], [left_out(task, f, n_rows, reason) for f, reason in out.items()]
