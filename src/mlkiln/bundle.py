@@ -49,14 +49,11 @@ RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threa
 TRUSTED_TYPES = frozenset({
     "functools.partial",
     "numpy.dtype",
-    "numpy.exp",  # ridge_log: its inverse of log(target)
-    "numpy.log",
     "numpy.median",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
-    "sklearn.model_selection._split.KFold",  # hgb_target's encoder: its cross-fitting folds
+    "sklearn.model_selection._split.KFold",  # hgb_target's TargetEncoder: its cross-fitting folds
     "sklearn.model_selection._split.StratifiedKFold",
-    "sklearn.preprocessing._target_encoder.TargetEncoder",  # hgb_target's encoder; not in skops' defaults
     "sklearn.utils._bunch.Bunch",  # an ensemble's named_estimators_: a dict of its fitted members
     "sklearn.utils.validation.check_array",
 })

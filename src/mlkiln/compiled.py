@@ -7,7 +7,7 @@ fitted steps once and folds them into NumPy arrays and Python tables:
 * linear families: imputation, scaling, missing-value indicators, one-hot
   encoding and the linear model become, per input column, a scaled weight
   (numbers) or a table of weight contributions indexed by category (text);
-  one fitted on log(target) is exponentiated;
+  one fitted on the target's normal scores is mapped back through them;
 * tree families: categories become the encoder's codes through the same kind
   of table, and all trees are flattened into node arrays walked by NumPy, all
   trees at once: small trees (gradient boosting, at most 64 leaves) by the
@@ -49,7 +49,15 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+from scipy.special import ndtr
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    StandardScaler,
+    TargetEncoder,
+)
 
 from .card import Column
 
@@ -58,6 +66,8 @@ log = logging.getLogger("mlkiln")
 #: trees with at most this many leaves are walked by 64-bit bitvectors
 MAX_BITVECTOR_LEAVES = 64
 _ALL_LEAVES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+#: QuantileTransformer's margin at the ends of [0, 1] (scikit-learn's BOUNDS_THRESHOLD): within it, the outermost quantile
+QUANTILE_BOUND = 1e-7
 #: a text value no fitted encoder has seen, to learn how each encodes unknown input
 _UNSEEN = "\x00mlkiln-unseen\x00"
 
@@ -174,9 +184,8 @@ def _compile(model, columns):
     if isinstance(estimator, _LINEAR):
         return _Linear(blocks, estimator, head)
     if isinstance(estimator, TransformedTargetRegressor) and isinstance(estimator.regressor_, _LINEAR):
-        if estimator.func is not np.log or estimator.inverse_func is not np.exp:
-            raise _NotCompilable("a target transformation other than log / exp")
-        return _ExpOf(_Linear(blocks, estimator.regressor_, _Head(estimator.regressor_, None)))
+        return _FromNormalScores(_Linear(blocks, estimator.regressor_, _Head(estimator.regressor_, None)),
+                                 estimator.transformer_)
     if isinstance(estimator, (*_HGB, *_FOREST)):
         return _Trees(blocks, estimator, final, head)
     raise _NotCompilable(f"no compiled form for {type(estimator).__name__}")
@@ -324,19 +333,27 @@ def _expit(z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-class _ExpOf:
-    """A regressor fitted on log(target): the compiled body's output, exponentiated as scikit-learn does it."""
+class _FromNormalScores:
+    """A regressor fitted on the target's normal scores: the compiled body's output mapped back to the target
+    as QuantileTransformer.inverse_transform does it (normal CDF, interpolation in the training quantiles, the
+    outermost quantile beyond them); a batch by that method itself."""
 
-    def __init__(self, body):
-        self.body, self.head = body, body.head
+    def __init__(self, body, scores):
+        if not isinstance(scores, QuantileTransformer) or scores.output_distribution != "normal":
+            raise _NotCompilable("a target transformation other than normal scores")
+        self.body, self.head, self.scores = body, body.head, scores
+        self.references, self.quantiles = scores.references_, scores.quantiles_[:, 0]
 
     def raw_row(self, row: dict):
-        with np.errstate(over="ignore"):  # far beyond the training rows: inf, as scikit-learn (JSON: null)
-            return float(np.exp(np.ravel(self.body.raw_row(row))[0]))
+        u = float(ndtr(np.ravel(self.body.raw_row(row))[0]))
+        if u - QUANTILE_BOUND < 0:
+            return float(self.quantiles[0])
+        if u + QUANTILE_BOUND > 1:
+            return float(self.quantiles[-1])
+        return float(np.interp(u, self.references, self.quantiles))
 
     def score(self, X, labels: bool = True):
-        with np.errstate(over="ignore"):
-            return np.exp(self.body.score(X, labels)[0]), None
+        return self.scores.inverse_transform(self.body.score(X, labels)[0][:, None])[:, 0], None
 
 
 class _Linear:

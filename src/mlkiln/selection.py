@@ -292,8 +292,8 @@ def _leave_out(X, y, table: Table, options: TrainOptions, above: int,
                why: str | None = None) -> tuple[list[str], list[FamilyResult]]:
     """The families to search, and the leaderboard rows of those left out unless ``--models`` names them: the
     families whose model grows with the rows (forests) above ``above`` training rows, and those not worth
-    searching on this table (``Family.applies``: target encoding without a many-valued text column, a log
-    target without a positive, skewed target)."""
+    searching on this table (``Family.applies``: target encoding without a many-valued text column, ridge on
+    normal scores without a skewed target)."""
     task, n_rows = table.task, len(X)
     families = options.families(task)
     if options.models is not None:

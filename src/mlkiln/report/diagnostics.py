@@ -217,14 +217,14 @@ def _coefficients(pipeline, card: Card) -> dict | None:
         return None
     estimator = pipeline[-1]
     estimator = getattr(estimator, "estimator_", estimator)  # FixedThresholdClassifier wraps the fitted model
-    logged = hasattr(estimator, "regressor_")  # ridge_log: coefficients of log(target)
+    scores = hasattr(estimator, "regressor_")  # ridge_normal: coefficients of the target's normal scores
     estimator = getattr(estimator, "regressor_", estimator)
     if not hasattr(estimator, "coef_"):
         return None
     coef = np.atleast_2d(estimator.coef_)
     names = pipeline[:-1].get_feature_names_out()
     classes = [str(c) for c in card.classes]
-    target = f"log({card.target})" if logged else card.target
+    target = f"normal scores of {card.target}" if scores else card.target
     outputs = [target] if card.task == "regression" else (classes[1:] if coef.shape[0] == 1 else classes)
     order = np.argsort(-np.abs(coef).max(axis=0), kind="stable")
     return {"outputs": outputs, "features": [{"feature": str(names[j]), "values": coef[:, j]} for j in order]}
