@@ -172,3 +172,20 @@ def test_a_run_over_its_budget_says_so(tmp_path, diamonds):
                            "--models", "linear", "-o", str(tmp_path / "n"), "-q"], capture_output=True, text=True,
                           timeout=300)
     assert calm.returncode == 0 and "over --budget" not in calm.stderr, calm.stderr
+
+
+def test_a_tree_per_class_is_foreseen_and_does_not_open_a_budget_it_cannot_fit(monkeypatch):
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)  # not small_rungs' thresholds: one rung of all the rows
+    monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 10_000)
+    two, many = CostModel(3, 2, n_classes=2), CostModel(3, 2, n_classes=120)
+    assert many.fit_seconds("hgb", 1000) == pytest.approx(120 * two.fit_seconds("hgb", 1000))
+    assert many.fit_seconds("rf", 1000) == two.fit_seconds("rf", 1000)  # one forest serves every class
+    many.observe("hgb", [2.0, 1.5, 1.8], 1000)
+    assert many.fit_seconds("hgb", 1000) == pytest.approx(2.0)  # measured, the prior no longer counts
+    # 120 classes: gradient boosting (about 20 s a fit here) is estimated past a 5 s budget, so a linear model opens
+    rng = np.random.default_rng(0)
+    labels = np.repeat([f"c{i:03d}" for i in range(120)], 10)
+    frame = pd.DataFrame({"a": rng.normal(size=1200) + np.repeat(np.arange(120), 10), "b": rng.normal(size=1200),
+                          "y": labels})
+    board = mlkiln.train(frame, target="y", budget=5, models=["logistic_l2", "hgb"]).leaderboard.set_index("family")
+    assert board.loc["hgb", "status"] == "not reached" and board.loc["logistic_l2", "status"] in ("ok", "partial")

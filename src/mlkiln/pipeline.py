@@ -69,6 +69,9 @@ class Family:
     each fold with its own validation part as that set and chooses one number
     of stages (``max_iter``) for all folds, from their mean validation loss
     (:func:`mlkiln.tuning.cross_validate_candidates`).
+    ``per_class``: the model grows one tree per class at each stage (multiclass
+    gradient boosting), so a fit takes about as many times longer as there are
+    classes; the search's cost estimate before its first fit says so.
     ``applies(X, y, kinds)``: None where the family is worth searching on the
     training rows ``X``, ``y``, else why not (its leaderboard row says it);
     ``--models`` naming it searches it anyway.
@@ -86,6 +89,7 @@ class Family:
     bounded: Callable | None = None
     grows_with_rows: bool = False
     staged: bool = False
+    per_class: bool = False
     applies: Callable | None = None
 
     def space(self, random: bool = False) -> dict:
@@ -238,7 +242,7 @@ register(Family("hgb", ("regression", "classification"),
                 distributions={"learning_rate": loguniform(0.02, 0.3), "max_leaf_nodes": randint(8, 128),
                                "min_samples_leaf": randint(5, 100), "l2_regularization": loguniform(1e-3, 10.0),
                                "max_features": uniform(0.3, 0.7)},
-                portfolio=HGB_PORTFOLIO, cost="expensive", plotted="max_leaf_nodes", staged=True))
+                portfolio=HGB_PORTFOLIO, cost="expensive", plotted="max_leaf_nodes", staged=True, per_class=True))
 #: a text column of at least this many values is target-encoded for ``hgb_target``; fewer, and its categories
 #: are split on well enough natively (the family is then not searched)
 TARGET_ENCODED_VALUES = 20
@@ -259,7 +263,7 @@ def _many_valued_text(X, y, kinds: dict) -> str | None:
 #: 0.714 (native better): a family of its own, chosen (or weighed into the ensemble) by cross-validation
 register(Family("hgb_target", ("regression", "classification"), REGISTRY["hgb"].make, encoding="target",
                 grid=REGISTRY["hgb"].grid, distributions=REGISTRY["hgb"].distributions, portfolio=HGB_PORTFOLIO,
-                cost="expensive", plotted="max_leaf_nodes", staged=True, applies=_many_valued_text))
+                cost="expensive", plotted="max_leaf_nodes", staged=True, per_class=True, applies=_many_valued_text))
 #: a regression forest's trees each choose among half the features at a split (scikit-learn's default: all of
 #: them; R's randomForest a third): CV R2 higher on 6 of 8 public tables by 0.007-0.022 (diabetes, boston, star,
 #: slid, doctor-contacts, forbes2000), the same on computers, 0.005 lower on cars, and faster (doctor-contacts'

@@ -876,12 +876,13 @@ class CostModel:
     row, is the slowest of its fold fits on the most rows it has been fitted
     on so far: small fits, where fixed costs weigh most, stop counting once
     larger ones are measured. A family not fitted yet gets its cost class's
-    prior (:data:`PRIOR_SECONDS_PER_ROW`). The k fold fits of a candidate run
-    ``cores`` at a time.
+    prior (:data:`PRIOR_SECONDS_PER_ROW`), times the classes beyond two for a
+    family that grows a tree per class (``Family.per_class``). The k fold fits
+    of a candidate run ``cores`` at a time.
     """
 
-    def __init__(self, folds: int, cores: int):
-        self.folds, self.cores = folds, cores
+    def __init__(self, folds: int, cores: int, n_classes: int = 2):
+        self.folds, self.cores, self.n_classes = folds, cores, n_classes
         self.rate: dict[str, float] = {}
         self._rows: dict[str, int] = {}
 
@@ -893,7 +894,9 @@ class CostModel:
             self.rate[family] = max(self.rate[family], rate)
 
     def _rate(self, family: str) -> float:
-        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[REGISTRY[family].cost])
+        entry = REGISTRY[family]
+        classes = self.n_classes if entry.per_class and self.n_classes > 2 else 1
+        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[entry.cost] * classes)
 
     def cv_seconds(self, family: str, n_rows: int, candidates: int = 1) -> float:
         """Wall seconds of ``candidates`` candidates' k-fold CV on ``n_rows`` rows (their fits and predictions)."""
@@ -993,7 +996,7 @@ class _Rungs:
                      for f in families}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
-        self.cost = CostModel(cv.get_n_splits(), compute.cores)
+        self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes)
         self.scores: dict[tuple[str, int], dict] = {}  # (family, candidate) -> its CV at the largest rung it reached
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)
@@ -1036,9 +1039,9 @@ class _Rungs:
         share = self.left() / rungs_left  # this rung's time, when there is a deadline
         rung_start, scored = time.perf_counter(), []
         while any(queue.values()):
-            family = self.next_family(queue, n)
-            batch = queue[family][:self.compute.cores]
             allowed = min(self.left(), share - (time.perf_counter() - rung_start))
+            family = self.next_family(queue, n, allowed)
+            batch = queue[family][:self.compute.cores]
             while len(batch) > 1 and self.cost.cv_seconds(family, n, len(batch)) > allowed:
                 batch = batch[:-1]
             estimate = self.cost.cv_seconds(family, n, len(batch))
@@ -1055,15 +1058,20 @@ class _Rungs:
             queue[family] = queue[family][len(batch):]
         return scored
 
-    def next_family(self, queue: dict, n_rows: int) -> str:
+    def next_family(self, queue: dict, n_rows: int, allowed: float = math.inf) -> str:
         """The family with the most expected value per second: OPENER first, then by rank and estimated cost.
 
         A family's value is 1 / (1 + its rank by best score so far), or before
         it is scored 1 (expensive: the strong families) or 1/2 (cheap); each
-        candidate of it already scored on this rung halves it again.
+        candidate of it already scored on this rung halves it again. OPENER is
+        cheap where it grows one tree a stage (regression, two classes); with
+        more classes it grows one per class, and opens only where it is
+        estimated to fit in the ``allowed`` seconds (on 120 classes one fit
+        took 20 s, and opening with it ran a --budget 20 to 109 s).
         """
         waiting = [f for f in self.families if queue[f]]
-        if not self.scores and OPENER in waiting:
+        cheap = not REGISTRY[OPENER].per_class or self.cost.n_classes <= 2
+        if not self.scores and OPENER in waiting and (cheap or self.cost.cv_seconds(OPENER, n_rows) <= allowed):
             return OPENER
         best = {}
         for (f, _), s in self.scores.items():
