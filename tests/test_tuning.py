@@ -315,6 +315,7 @@ def test_saga_fits_follow_c_from_the_strongest_penalty_and_score_as_fitted_from_
 
 def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_from_zero(diamonds, monkeypatch):
     from mlkiln.pipeline import build_pipeline
+    from mlkiln.tuning import _prepared_path
 
     X, y, kinds = _diamonds_task(diamonds, 2000, "price")
     pipe = build_pipeline("regression", "lasso", kinds)
@@ -322,6 +323,14 @@ def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_
     assert tuning._warm_path(pipe.named_steps["model"], [{"alpha": a} for a in (0.01, 10.0, 1.0)]) == [1, 2, 0]
 
     warm, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
+    # folds too large to keep for every candidate: each is preprocessed where its path runs, with the same numbers
+    paths = []
+    monkeypatch.setattr(tuning, "PREPARED_BYTES", 0)
+    monkeypatch.setattr(tuning, "_prepared_path", lambda *args: paths.append(1) or _prepared_path(*args))
+    unkept, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
+    assert len(paths) == 3
+    for k in range(3):
+        np.testing.assert_array_equal(warm[f"split{k}_test_score"], unkept[f"split{k}_test_score"])
     monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
     cold, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
     np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], rtol=1e-4)

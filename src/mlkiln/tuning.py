@@ -399,9 +399,10 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
                   staged: bool = False) -> Iterator[list]:
     """Each candidate's ``(predictions, probabilities, seconds)`` on every fold, in the candidates' order.
 
-    One job per candidate and fold; on prepared folds, when the model can
-    start from the solution of its neighbour (:func:`_warm_path`), one job
-    per fold fits the candidates along that path instead. ``staged``: each
+    One job per candidate and fold; when the model can start from the
+    solution of its neighbour (:func:`_warm_path`), one job per fold fits the
+    candidates along that path instead, on the prepared fold or on one it
+    preprocesses itself (:func:`_prepared_path`). ``staged``: each
     fold's ``(fitted model or pipeline, None, seconds)``, stopped early on
     the fold's validation part (:func:`_fit_staged`).
     """
@@ -410,22 +411,26 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
         jobs = [delayed(_fit_staged)(clone(pipe).set_params(**{**candidate, **stop}), y.iloc[val_idx],
                                      *((prepared[k],) if prepared is not None else (None, X, y, fit_idx, val_idx)))
                 for candidate in candidates for k, (fit_idx, val_idx) in enumerate(splits)]
+    elif (order := _pipeline_path(pipe, candidates)) is not None:
+        model, params = pipe.named_steps["model"], [_model_params(candidates[i]) for i in order]
+        if prepared is not None:
+            paths = (delayed(_fit_predict_path)(clone(model), params, fold, task) for fold in prepared)
+        else:  # folds too large to keep for every candidate: each preprocessed in its worker
+            prep = pipe.named_steps["prep"]
+            paths = (delayed(_prepared_path)(prep, clone(model), params, X, y, fit_idx, val_idx, task)
+                     for fit_idx, val_idx in splits)
+        by_fold = Parallel()(paths)
+        progress.fits_done(len(candidates) * len(splits))
+        place = {i: j for j, i in enumerate(order)}
+        yield from ([outputs[place[i]] for outputs in by_fold] for i in range(len(candidates)))
+        return
     elif prepared is None:
         jobs = [delayed(_fit_predict)(clone(pipe).set_params(**candidate), X, y, fit_idx, val_idx, task)
                 for candidate in candidates for fit_idx, val_idx in splits]
     else:
         model = pipe.named_steps["model"]
-        params = [{k.removeprefix("model__"): v for k, v in candidate.items()} for candidate in candidates]
-        order = _warm_path(model, params)
-        if order is not None:
-            by_fold = Parallel()(delayed(_fit_predict_path)(clone(model), [params[i] for i in order], fold, task)
-                                 for fold in prepared)
-            progress.fits_done(len(candidates) * len(splits))
-            place = {i: j for j, i in enumerate(order)}
-            yield from ([outputs[place[i]] for outputs in by_fold] for i in range(len(candidates)))
-            return
-        jobs = [delayed(_fit_predict_prepared)(clone(model).set_params(**values), fold, task)
-                for values in params for fold in prepared]
+        jobs = [delayed(_fit_predict_prepared)(clone(model).set_params(**_model_params(candidate)), fold, task)
+                for candidate in candidates for fold in prepared]
     results = Parallel(return_as="generator")(jobs)
     for _ in candidates:
         folds = []
@@ -442,6 +447,39 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
 #: 22,222 flights (231 one-hot columns): 9.9 s for its 5 alphas from zero (alpha 0.01: 4,643 passes), 0.6 s
 #: along the path, the same held-out R2 to the fifth decimal. liblinear (two classes) cannot start warm
 WARM_PATHS = {"C": 1, "alpha": -1}
+
+
+def _model_params(candidate: dict) -> dict:
+    return {k.removeprefix("model__"): v for k, v in candidate.items()}
+
+
+def _pipeline_path(pipe, candidates: list[dict]) -> list[int] | None:
+    """:func:`_warm_path` of a (prep, model) pipeline's candidates that set only the model's parameters, else None."""
+    steps = getattr(pipe, "steps", None)
+    if (not isinstance(steps, list) or [name for name, _ in steps] != ["prep", "model"]
+            or not all(key.startswith("model__") for candidate in candidates for key in candidate)):
+        return None
+    return _warm_path(pipe.named_steps["model"], [_model_params(candidate) for candidate in candidates])
+
+
+def _prepared_path(prep, model, params: list[dict], X, y, fit_idx, val_idx, task) -> list[tuple]:
+    """:func:`_fit_predict_path` on one fold preprocessed here, in the worker.
+
+    Folds too large to keep for every candidate (:data:`PREPARED_BYTES`) are
+    preprocessed once per fold and path instead: on flights' 100,000-row
+    rung (about 230 one-hot columns) lasso's five alphas from zero took 91 s.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fitted = clone(prep)
+            X_fit = fitted.fit_transform(X.iloc[fit_idx], y.iloc[fit_idx])
+            X_val = fitted.transform(X.iloc[val_idx])
+        except Exception as exc:  # noqa: BLE001 - every candidate scores NaN with the reason, as a failed fit
+            return [(None, failure_text(exc), time.perf_counter() - start)] * len(params)
+    fold = PreparedFold(X_fit, y.iloc[fit_idx], X_val, time.perf_counter() - start)
+    return _fit_predict_path(model, params, fold, task)
 
 
 def _warm_path(model, params: list[dict]) -> list[int] | None:
