@@ -331,9 +331,14 @@ def test_lasso_fits_follow_alpha_from_the_strongest_penalty_and_score_as_fitted_
     assert len(paths) == 3
     for k in range(3):
         np.testing.assert_array_equal(warm[f"split{k}_test_score"], unkept[f"split{k}_test_score"])
+    # a lone candidate (a sampled search's last rung) starts from ten, a hundred and a thousand times its alpha
+    assert tuning._warm_up([{"alpha": 0.01}]) == [{"alpha": pytest.approx(a)} for a in (10.0, 1.0, 0.1)]
+    assert tuning._warm_up([{"C": 2.0}]) == [{"C": pytest.approx(c)} for c in (0.002, 0.02, 0.2)]
+    lone, _, _ = _search(pipe, candidates[:1], X, y, "regression", "r2")
     monkeypatch.setattr(tuning, "_warm_path", lambda model, params: None)
     cold, _, _ = _search(pipe, candidates, X, y, "regression", "r2")
     np.testing.assert_allclose(warm["mean_test_score"], cold["mean_test_score"], rtol=1e-4)
+    np.testing.assert_allclose(lone["mean_test_score"][0], cold["mean_test_score"][0], rtol=1e-4)
     assert len(set(np.round(cold["mean_test_score"], 4))) == 3  # three different scores, each back in its place
     # ridge (a closed form) is fitted from zero
     ridge = build_pipeline("regression", "ridge", kinds).named_steps["model"]
