@@ -12,12 +12,14 @@ that multiplies the penalty term; that weight equals ``1 / C`` here. A small
 ``C`` means a strong penalty and more coefficients at exactly zero.
 """
 
+import re
 from functools import partial
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy.stats import loguniform, randint, uniform
+from sklearn import __version__ as sklearn_version
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -31,7 +33,6 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
-from sklearn import __version__ as sklearn_version
 from sklearn.model_selection import FixedThresholdClassifier, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, QuantileTransformer, StandardScaler, TargetEncoder
@@ -309,7 +310,7 @@ def make_estimator(task, family, seed, n_classes=2):
 def _target_encoder(task: str, n_classes: int, seed: int) -> TargetEncoder:
     """The target's mean per category, cross-fitted on 5 folds of the training rows shuffled by ``seed``."""
     kind = "continuous" if task == "regression" else "binary" if n_classes == 2 else "multiclass"
-    if tuple(int(part) for part in sklearn_version.split(".")[:2]) < (1, 9):  # a splitter as cv: 1.9 on
+    if tuple(map(int, re.match(r"(\d+)\.(\d+)", sklearn_version).groups())) < (1, 9):  # a splitter as cv: 1.9 on
         return TargetEncoder(target_type=kind, shuffle=True, random_state=seed)
     folds = (KFold if task == "regression" else StratifiedKFold)(5, shuffle=True, random_state=seed)
     return TargetEncoder(target_type=kind, cv=folds)

@@ -453,11 +453,17 @@ def _model_params(candidate: dict) -> dict:
     return {k.removeprefix("model__"): v for k, v in candidate.items()}
 
 
+def _sets_model_only(pipe, candidates: list[dict]) -> bool:
+    """Whether ``pipe`` is (prep, model) and the candidates set only the model's parameters: then they all share
+    each fold's fitted preprocessor."""
+    steps = getattr(pipe, "steps", None)
+    return (isinstance(steps, list) and [name for name, _ in steps] == ["prep", "model"]
+            and all(key.startswith("model__") for candidate in candidates for key in candidate))
+
+
 def _pipeline_path(pipe, candidates: list[dict]) -> list[int] | None:
     """:func:`_warm_path` of a (prep, model) pipeline's candidates that set only the model's parameters, else None."""
-    steps = getattr(pipe, "steps", None)
-    if (not isinstance(steps, list) or [name for name, _ in steps] != ["prep", "model"]
-            or not all(key.startswith("model__") for candidate in candidates for key in candidate)):
+    if not _sets_model_only(pipe, candidates):
         return None
     return _warm_path(pipe.named_steps["model"], [_model_params(candidate) for candidate in candidates])
 
@@ -470,15 +476,10 @@ def _prepared_path(prep, model, params: list[dict], X, y, fit_idx, val_idx, task
     preprocessed once for its path.
     """
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            fitted = clone(prep)
-            X_fit = fitted.fit_transform(X.iloc[fit_idx], y.iloc[fit_idx])
-            X_val = fitted.transform(X.iloc[val_idx])
-        except Exception as exc:  # noqa: BLE001 - every candidate scores NaN with the reason, as a failed fit
-            return [(None, failure_text(exc), time.perf_counter() - start)] * len(params)
-    fold = PreparedFold(X_fit, y.iloc[fit_idx], X_val, time.perf_counter() - start)
+    try:
+        fold = _prepare_fold(prep, X, y, fit_idx, val_idx)
+    except Exception as exc:  # noqa: BLE001 - every candidate scores NaN with the reason, as a failed fit
+        return [(None, failure_text(exc), time.perf_counter() - start)] * len(params)
     return _fit_predict_path(model, params, fold, task)
 
 
@@ -801,6 +802,17 @@ class PreparedFold:
     seconds: float
 
 
+def _prepare_fold(prep, X, y, fit_idx, val_idx) -> PreparedFold:
+    """One fold's rows through a copy of ``prep`` fitted on its training part (scikit-learn's warnings quiet)."""
+    start = time.perf_counter()
+    fitted = clone(prep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X_fit = fitted.fit_transform(X.iloc[fit_idx], y.iloc[fit_idx])
+        X_val = fitted.transform(X.iloc[val_idx])
+    return PreparedFold(X_fit, y.iloc[fit_idx], X_val, time.perf_counter() - start)
+
+
 #: at most this many bytes of preprocessed folds are kept per preprocessor (all folds together); a larger
 #: design (one-hot columns of a wide table) is preprocessed in each candidate's own fit, as before
 PREPARED_BYTES = 256 * 2**20
@@ -822,11 +834,9 @@ class PreparedFolds:
 
     def get(self, pipe, candidates: list[dict], X, y, splits) -> list[PreparedFold] | None:
         """The folds of ``X``, ``y`` through ``pipe``'s preprocessor, or None where they cannot be shared."""
-        steps = getattr(pipe, "steps", None)
-        if (not isinstance(steps, list) or [name for name, _ in steps] != ["prep", "model"]
-                or not all(key.startswith("model__") for candidate in candidates for key in candidate)
-                or least_squares.streams(pipe, X, y)):  # least squares' own fit, not scikit-learn's
+        if not _sets_model_only(pipe, candidates) or least_squares.streams(pipe, X, y):  # least squares' own fit
             return None
+        steps = pipe.steps
         key = joblib.hash(steps[0][1])
         for kept_X, kept_y, kept_splits, kept_key, folds in self._kept:
             if kept_X is X and kept_y is y and kept_key == key and _same_splits(kept_splits, splits):
@@ -839,19 +849,14 @@ class PreparedFolds:
     def _prepare(prep, X, y, splits) -> list[PreparedFold] | None:
         folds, size = [], 0
         for fit_idx, val_idx in splits:
-            start = time.perf_counter()
-            fitted = clone(prep)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    X_fit = fitted.fit_transform(X.iloc[fit_idx], y.iloc[fit_idx])
-                    X_val = fitted.transform(X.iloc[val_idx])
-                except Exception:  # noqa: BLE001 - each candidate's own fit then fails and says why
-                    return None
-            size += getattr(X_fit, "nbytes", 0) + getattr(X_val, "nbytes", 0)
+            try:
+                fold = _prepare_fold(prep, X, y, fit_idx, val_idx)
+            except Exception:  # noqa: BLE001 - each candidate's own fit then fails and says why
+                return None
+            size += getattr(fold.X_fit, "nbytes", 0) + getattr(fold.X_val, "nbytes", 0)
             if size * len(splits) > PREPARED_BYTES * (len(folds) + 1):
                 return None
-            folds.append(PreparedFold(X_fit, y.iloc[fit_idx], X_val, time.perf_counter() - start))
+            folds.append(fold)
         return folds
 
     def clear(self) -> None:
