@@ -80,6 +80,9 @@ def test_nested_samples_are_stratified_and_every_class_splits():
     assert abs(counts["a"] - 450) <= 3 and abs(counts["b"] - 45) <= 3 and counts["c"] >= 3
     np.testing.assert_array_equal(order, nested_sample(y, "classification", seed=3, folds=3))
     assert rung_sizes(5_000_000) == [11_111, 33_333, 100_000] and rung_sizes(8000) == [8000]
+    # at least the folds times the classes (here 3 x 40,000), on each rung
+    assert rung_sizes(5_000_000, least=3 * 60) == [11_111, 33_333, 100_000]
+    assert rung_sizes(10**6, least=120_000) == [120_000] and rung_sizes(90_000, least=15_000) == [30_000, 90_000]
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +192,14 @@ def test_a_tree_per_class_is_foreseen_and_does_not_open_a_budget_it_cannot_fit(m
                           "y": labels})
     board = mlkiln.train(frame, target="y", budget=5, models=["logistic_l2", "hgb"]).leaderboard.set_index("family")
     assert board.loc["hgb", "status"] == "not reached" and board.loc["logistic_l2", "status"] in ("ok", "partial")
+
+
+def test_every_rung_holds_each_class_in_every_fold(small_rungs):
+    # 60 classes x 3 folds: a rung of 100 rows could not hold them (it failed with an IndexError)
+    rng = np.random.default_rng(0)
+    y = np.repeat([f"c{k}" for k in range(60)], 20)
+    frame = pd.DataFrame({"x": rng.normal(size=1200) + np.repeat(np.arange(60), 20) / 10, "y": y})
+    assert tuning.rung_sizes(1200, least=3 * 60) == [300, 900]
+    run = mlkiln.train(frame, target="y", models=["logistic_l2"], trials=1)
+    rungs = [s for s in run.card.tuning.steps if s.step.startswith("rung")]
+    assert rungs[0].rows >= 180 and run.model.predict_proba(frame.head(5)).shape == (5, 60)

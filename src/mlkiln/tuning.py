@@ -925,14 +925,17 @@ def left_out(task: str, family: str, n_rows: int, why: str | None = None) -> Fam
                         "left out", len(candidates_for(task, family, "grid", 0, SAMPLE_ROWS)))
 
 
-def rung_sizes(n_rows: int, budget: bool = False) -> list[int]:
+def rung_sizes(n_rows: int, budget: bool = False, least: int = 0) -> list[int]:
     """The rows of each rung, smallest first: up to :data:`SAMPLE_ROWS`, divided by 3 down to :data:`RUNG_MIN_ROWS`.
 
     With a ``budget`` the first rung is smaller (a third of RUNG_MIN_ROWS), so
-    that a strong model is found in seconds whatever the table.
+    that a strong model is found in seconds whatever the table. No rung has
+    fewer than ``least`` rows: a classification's folds times its classes, so
+    that every rung holds each class in every fold (with 1,200 classes a
+    rung of 3,333 rows could not).
     """
-    smallest = RUNG_MIN_ROWS // RUNG_FACTOR if budget else RUNG_MIN_ROWS
-    sizes = [min(n_rows, SAMPLE_ROWS)]
+    smallest = max(RUNG_MIN_ROWS // RUNG_FACTOR if budget else RUNG_MIN_ROWS, least)
+    sizes = [min(n_rows, max(SAMPLE_ROWS, least))]
     while sizes[0] // RUNG_FACTOR >= smallest:
         sizes.insert(0, sizes[0] // RUNG_FACTOR)
     return sizes
@@ -1076,7 +1079,8 @@ class _Rungs:
         self.order = nested_sample(y, task, seed, cv.get_n_splits())
 
     def run(self) -> RungSearch:
-        sizes = rung_sizes(len(self.y), budget=self.deadline is not None)
+        least = self.cost.folds * self.cost.n_classes if self.task == "classification" else 0
+        sizes = rung_sizes(len(self.y), budget=self.deadline is not None, least=least)
         alive = [(f, i) for f in self.families for i in range(len(self.plan[f]))]
         last, last_rows = 0, np.sort(self.order[:sizes[0]])
         for r, n in enumerate(sizes):
