@@ -39,14 +39,35 @@ def test_ensemble_cv_score_recomputed_independently(ensemble_run, ensemble_csv):
     X, y = model.prepare(frame), frame["price"].astype(float)
     X_train, _, y_train, _ = train_test_split(X, y, test_size=card.split.test_size, random_state=card.split.seed)
     cv = KFold(card.split.folds, shuffle=True, random_state=card.split.seed)
+    k = card.split.folds
+    searched = [_searched(m.params, k) for m in card.model.members]
+    for m, params in zip(card.model.members, searched):  # each member as its family's search scored it
+        assert params in [c["params"] for c in card.cv_results[m.family]], m.name
     with threadpool_limits(1):
-        oof = [cross_val_predict(build_pipeline("regression", m.family, card.schema.kinds, m.params, card.split.seed),
-                                 X_train, y_train, cv=cv) for m in card.model.members]
+        oof = [cross_val_predict(build_pipeline("regression", m.family, card.schema.kinds, params, card.split.seed),
+                                 X_train, y_train, cv=cv) for m, params in zip(card.model.members, searched)]
     average = np.average(np.column_stack(oof), axis=1, weights=[m.weight for m in card.model.members])
     scores = [metrics.score("regression", "r2", y_train.iloc[val], average[val]) for _, val in cv.split(X_train)]
     row = next(r for r in card.leaderboard if r.family == ENSEMBLE)
     assert row.cv_mean == pytest.approx(np.mean(scores), rel=1e-6)
     assert card.metrics["validation"]["mean"]["r2"] == pytest.approx(np.mean(scores), rel=1e-6)
+
+
+def _searched(params: dict, folds: int) -> dict:
+    """A member's settings as the folds scored them: the final fit grew a number of trees counted on the folds by
+    folds / (folds - 1)."""
+    if params.get("early_stopping") is False:
+        return {**params, "max_iter": round(params["max_iter"] * (folds - 1) / folds)}
+    return params
+
+
+def test_the_final_fit_grows_the_trees_counted_on_the_folds_with_the_rows(ensemble_run):
+    card = ensemble_run.card
+    staged = [m for m in card.model.members if m.params.get("early_stopping") is False]
+    assert staged, "the fixture's ensemble has a member with trees counted on the folds"
+    for m in staged:
+        counted = _searched(m.params, card.split.folds)["max_iter"]
+        assert m.trees == m.params["max_iter"] == round(counted * card.split.folds / (card.split.folds - 1))
 
 
 def test_selection_picks_with_replacement_and_ties_to_the_first():

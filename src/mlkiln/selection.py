@@ -138,10 +138,20 @@ class Selection:
     oof_y: pd.Series | None = None  # the rows of the out-of-fold predictions, and their folds: to choose again
     folds: np.ndarray | None = None
     threshold_metric: str | None = None  # what the threshold is tuned for (metrics.threshold_metric)
+    n_folds: int = 3  # the folds of the cross-validation
 
     @property
     def best(self) -> FamilyResult:
         return self.ranked[0]
+
+    def final_params(self, family: str, params: dict) -> dict:
+        """A searched candidate's settings for the final fit on all training rows (:meth:`Family.refit_params`)."""
+        return REGISTRY[family].refit_params(params, self.n_folds) if family in REGISTRY else params
+
+    def final_spec(self) -> list[tuple[str, str, dict, float]]:
+        """The ensemble's members as :func:`~mlkiln.pipeline.build_ensemble` takes them, with their final settings."""
+        return [(name, family, self.final_params(family, params), weight)
+                for name, family, params, weight in self.ensemble.spec()]
 
     @property
     def chose_ensemble(self) -> bool:
@@ -211,7 +221,7 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
-                     threshold_metric=tune_for)
+                     threshold_metric=tune_for, n_folds=cv.get_n_splits())
 
 
 def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_for: str | None):
@@ -419,11 +429,11 @@ def final_model(table: Table, selection: Selection, seed: int):
     classes = table.classes
     n_classes = len(classes) if classes else 2
     if selection.chose_ensemble:
-        return build_ensemble(table.task, selection.ensemble.spec(), table.kinds, seed, n_classes,
+        return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
                               selection.threshold, selection.max_categories)
     best = selection.best
-    return build_pipeline(table.task, best.family, table.kinds, best.params, seed, n_classes, selection.threshold,
-                          selection.max_categories)
+    return build_pipeline(table.task, best.family, table.kinds, selection.final_params(best.family, best.params),
+                          seed, n_classes, selection.threshold, selection.max_categories)
 
 
 def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
@@ -527,8 +537,9 @@ def model_info(selection: Selection, final) -> ModelInfo:
     estimator = _unwrapped(estimator)
     members = ()
     if selection.chose_ensemble:
-        members = tuple(Member(name, p.family, p.params, weight, selection.trees.get(name))
-                        for name, p, weight in selection.ensemble.members)
-    return ModelInfo(best.family, type(estimator).__name__, best.params, selection.threshold,
+        members = tuple(Member(name, p.family, selection.final_params(p.family, p.params), weight,
+                               selection.trees.get(name)) for name, p, weight in selection.ensemble.members)
+    return ModelInfo(best.family, type(estimator).__name__, selection.final_params(best.family, best.params),
+                     selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
                      threshold_metric=selection.threshold_metric)
