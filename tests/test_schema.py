@@ -118,6 +118,22 @@ def test_row_numbers_with_a_few_gaps_are_identifiers_but_spread_integers_are_not
     assert reasons["rownames"].startswith("identifier-like") and "spread" not in reasons and "x" not in reasons
 
 
+def test_a_table_sorted_by_a_distinct_integer_measure_keeps_it():
+    """Row order must not decide: an area, or a timestamp, rises in a file sorted by it; row numbers with the
+    gaps of filtered rows rise in small steps."""
+    rng = np.random.default_rng(0)
+    n = 400
+    area = np.sort(rng.choice(np.arange(500, 5000), n, replace=False))
+    stamps = 1_600_000_000 + np.arange(n) * 86_400
+    rows = np.sort(rng.choice(np.arange(1, 2 * n), n, replace=False))  # half the rows of a numbered table
+    frame = pd.DataFrame({"area": area, "stamp": stamps, "row": rows, "x": rng.normal(size=n)})
+    y = pd.Series(frame["area"] * 100 + frame["x"] * 5e4 + rng.normal(size=n) * 3e4)
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    reasons = screen_columns(coerce_frame(frame, kinds), y, "regression", kinds)
+    assert "area" not in reasons and "stamp" not in reasons and "x" not in reasons
+    assert reasons["row"] == "identifier-like: distinct integers, one per row, rising row by row in steps of 2 or less"
+
+
 def test_spread_distinct_integers_named_as_a_key_are_identifiers():
     """A sample of a customer table: its ids are drawn from a wide range, so they are not consecutive."""
     rng = np.random.default_rng(1)

@@ -37,6 +37,8 @@ ID_UNIQUE_RATIO = 0.95
 #: export's row names with two gaps (pscl/presidentialElections: 1..1045, 9461, 9471) put two test rows far
 #: outside the training range, and a least-squares member predicted 2,200 for a vote share (test R2 -255)
 ID_CONSECUTIVE_SHARE = 0.98
+#: a column of distinct whole numbers rising in file order is a row number when its median step is at most this
+ID_ROW_STEP = 2
 #: the last word of a column name that says its distinct whole numbers are keys, not quantities, however spread
 #: (a sample of a customer table: 2,000 ``customer_id`` values drawn from 0..99,999). Without such a name, distinct
 #: spread integers stay a feature: a price in cents or a population is distinct in every row of a small table
@@ -410,8 +412,12 @@ def _integer_id(col: pd.Series, name="") -> str | None:
     if _named_as_key(name):
         return "named as a key"
     steps = np.diff(np.sort(arr))
-    if np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE or np.all(np.diff(arr) > 0):
+    if np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE:
         return "(nearly) all consecutive"
+    # rising row by row in small steps: row numbers with the gaps of rows filtered out. Not any rising column: a
+    # table sorted by a measure (area, a timestamp) has that measure rise too
+    if np.all(np.diff(arr) > 0) and np.median(steps) <= ID_ROW_STEP:
+        return f"rising row by row in steps of {ID_ROW_STEP:g} or less"
     return None
 
 
