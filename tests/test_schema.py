@@ -4,11 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mlkiln
 from mlkiln.errors import MlkilnError
 from mlkiln.examples import load_example
 from mlkiln.schema import (
     check_target,
     coerce_frame,
+    coerce_target,
     column_kind,
     conform,
     describe_columns,
@@ -165,3 +167,16 @@ def test_a_column_of_missing_values_alone_reads_as_missing():
 
     empty = pd.Series([np.nan, None], dtype=object)
     assert to_seconds(empty).isna().all() and to_number(empty).isna().all()
+
+
+def test_fractional_class_labels_are_classes_of_their_own():
+    """``--task classification`` on ratings 0.5 / 1.5 / 2.5: scikit-learn refuses fractional numbers as classes
+    (it failed with an internal error), so they are read as their text."""
+    y = coerce_target(pd.Series([0.5, 1.5, 2.5, np.nan, 1.5]), "classification")
+    assert y.tolist() == ["0.5", "1.5", "2.5", "1.5"] and list(y.index) == [0, 1, 2, 4]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    frame = pd.DataFrame({"x": x + rng.normal(size=300), "rating": np.select([x < -0.5, x < 0.5], [0.5, 1.5], 2.5)})
+    run = mlkiln.train(frame, target="rating", task="classification", models=["logistic_l2"])
+    assert list(run.card.classes) == ["0.5", "1.5", "2.5"]
+    assert set(run.predict(frame.head(50))) <= {"0.5", "1.5", "2.5"} and run.metrics["test"]["accuracy"] > 0.5

@@ -188,7 +188,8 @@ def coerce_target(y, task):
 
     Regression targets become float64 (see :func:`to_number`; unreadable values
     count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
-    anything else stripped text, so labels read the same from CSV, Parquet or
+    anything else stripped text (fractional numbers too, ``0.5`` as ``"0.5"``: scikit-learn takes
+    fractional numbers for a regression target), so labels read the same from CSV, Parquet or
     JSON; a blank label is missing. Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
@@ -202,7 +203,7 @@ def coerce_target(y, task):
         numbers = numbers[np.isfinite(numbers)]  # an infinite label is unreadable, as in a feature
         if np.all(np.mod(numbers, 1.0) == 0.0):
             return numbers.astype("int64")
-        return numbers
+        return numbers.astype(str).astype("object")
     labels = y.astype("object").map(lambda v: str(v).strip()).astype("object")
     return labels[labels != ""]  # a blank label is a missing one: as "", it would read back as missing anyway
 
