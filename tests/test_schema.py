@@ -180,3 +180,18 @@ def test_fractional_class_labels_are_classes_of_their_own():
     run = mlkiln.train(frame, target="rating", task="classification", models=["logistic_l2"])
     assert list(run.card.classes) == ["0.5", "1.5", "2.5"]
     assert set(run.predict(frame.head(50))) <= {"0.5", "1.5", "2.5"} and run.metrics["test"]["accuracy"] > 0.5
+
+
+def test_spreadsheet_error_cells_are_missing_and_a_mostly_numeric_text_column_is_said(caplog):
+    rng = np.random.default_rng(0)
+    z = pd.Series((rng.normal(size=400) * 10).round(2)).astype(object)
+    z[rng.choice(400, 24, replace=False)] = "#REF!"
+    z[rng.choice(400, 4, replace=False)] = " #DIV/0! "
+    assert column_kind(z) == "numeric"  # 7 % error cells: a numeric column with missing values
+    frame = pd.DataFrame({"x": rng.normal(size=400), "z": z})
+    frame["y"] = frame["x"] + rng.normal(size=400)
+    frame.loc[rng.choice(400, 30, replace=False), "z"] = "n.v."  # not a marker mlkiln knows: the column is text
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        run = mlkiln.train(frame, target="y", models=["ridge"])
+    assert run.card.schema.kinds["z"] == "categorical"
+    assert "column 'z' is read as text (categories)" in caplog.text and "'n.v.'" in caplog.text

@@ -229,7 +229,9 @@ def first_unreadable(frame, coerced, kinds, allowed):
 
 
 #: text that means "no value" in hand-made tables; never a reason to call a column text
-NA_TOKENS = frozenset({"", "-", "--", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a"})
+NA_TOKENS = frozenset({"", "-", "--", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a",
+                       # a spreadsheet's error cells: a few of them made a numeric column text of hundreds of values
+                       "#ref!", "#div/0!", "#value!", "#name?", "#num!", "#null!", "#spill!", "#calc!", "#na"})
 
 
 def is_missing_text(col: pd.Series) -> pd.Series:
@@ -257,6 +259,18 @@ def _is_placeholder(value) -> bool:
 #: day.month.year, or a month's name beside a four-digit year ("01 Jan 2020", "Jan 5, 2021")
 DATE_HINT = (r"[-/:]|^\s*\d{1,2}\.\d{1,2}\.\d{4}\b"
              r"|(?i:\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\b.*\b\d{4}\b)")
+
+
+def number_share(col: pd.Series) -> tuple[float, str | None]:
+    """The share of a text column's present values (a sample of 1,000) that read as numbers, and one that
+    does not: to say so when a column that is mostly numbers is read as text."""
+    values = col[~is_missing_text(col)]
+    if not len(values) or pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
+        return 0.0, None
+    sample = values.sample(min(len(values), 1000), random_state=0)
+    numbers = to_number(sample)
+    other = sample[numbers.isna()]
+    return float(numbers.notna().mean()), (str(other.iloc[0]) if len(other) else None)
 
 
 def column_kind(col: pd.Series) -> str:

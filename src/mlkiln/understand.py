@@ -27,6 +27,7 @@ from .schema import (
     column_kind,
     describe_columns,
     infer_task,
+    number_share,
     screen_columns_with_evidence,
     unreadable,
 )
@@ -150,9 +151,19 @@ def _warn_classes_in_several_spellings(classes: list, target: str) -> None:
                     "write them one way if they are one", target, ", ".join(map(repr, same)))
 
 
+#: a text column at least this share of whose values are numbers is said to be read as text, with a value that
+#: is not one (below :data:`~mlkiln.schema.NUMERIC_TEXT_SHARE` it is not read as numbers)
+MOSTLY_NUMBERS = 0.5
+
+
 def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
     for name, kind in kinds.items():
         if kind == "categorical":
+            share, other = number_share(frame[name])
+            if share >= MOSTLY_NUMBERS and other is not None:
+                log.warning("column %r is read as text (categories): %.0f %% of its values are numbers, but others "
+                            "such as %r are not; make them numbers or leave them empty to read it as numbers",
+                            name, 100 * share, other)
             continue
         if kind == "datetime":
             _warn_day_first(name, frame[name])
