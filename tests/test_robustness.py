@@ -354,6 +354,27 @@ def test_a_decimal_comma_csv_reads_its_numbers(tmp_path, capsys):
     np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-12)
 
 
+def test_a_decimal_comma_csv_with_dots_between_thousands_reads_them(tmp_path, capsys):
+    """A German Excel export wrote 2.695,4 once an amount passed 1.000: the column was dropped as identifiers."""
+    frame = table(n=300).round(3)
+    frame["amount"] = (frame["x"].abs() * 3000 + 10).round(1)
+    frame["y"] += frame["amount"] / 1000
+    german = frame.astype(object)
+    german["amount"] = [f"{v:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".") for v in frame["amount"]]
+    assert german["amount"].str.contains(r"\d\.\d{3},").any()
+    path = write(tmp_path / "de.csv", german, sep=";", decimal=",")
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "--trials", "1")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    amount = next(c for c in model.card.columns if c.name == "amount")
+    assert amount.kind == "numeric" and (amount.min, amount.max) == (frame["amount"].min(), frame["amount"].max())
+    record = {**frame.drop(columns="y").iloc[0].to_dict(), "amount": german["amount"].iloc[0]}
+    expected = model.predict(frame.drop(columns="y").head(1))[0]
+    assert model.predict_record(record)["prediction"] == pytest.approx(expected, rel=1e-12)
+    from mlkiln.schema import to_number
+    assert to_number(pd.Series(["1.234.567", "-2.695,4", "1.000"])).tolist() == [1234567.0, -2695.4, 1.0]
+
+
 def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, capsys):
     """"08:30" was read as today at 08:30: the same record predicted 12.8 on the day of training and 32.9 the next."""
     from mlkiln.schema import to_seconds

@@ -73,7 +73,7 @@ _EPOCH = dt.datetime(1970, 1, 1)
 
 def to_number(col):
     """Read a column as float64: thousands separators ("1,234.5"; "1 234,5" and "1'234.5" with a space,
-    no-break space or apostrophe), a currency or percent sign ("$8,369.00", "8369 €", "8.4%" is 8.4), the
+    no-break space or apostrophe; "1.234,5" and "1.234.567" with dots), a currency or percent sign ("$8,369.00", "8369 €", "8.4%" is 8.4), the
     typographic minus sign ("−0.5") and an accountant's negative ("(1,234.50)") are understood; a duration
     is its seconds; text that is not a number, +-inf and values beyond :data:`VALUE_MAX` become NaN.
     pandas and numpy only."""
@@ -96,6 +96,10 @@ def to_number(col):
         # decimal mark is whichever of . and , is left
         spaced = text.str.fullmatch("[+-]?\\d{1,3}([ \u00a0\u202f'\u2019]\\d{3})+([.,]\\d+)?", na=False)
         text = text.where(~spaced, text.str.replace("[ \u00a0\u202f'\u2019]", "", regex=True).str.replace(",", ".", regex=False))
+        # grouped by dots with a decimal comma (German, Spanish, Italian, Brazilian: "2.695,4"), or by two dots or
+        # more ("1.234.567"); one dot and no comma ("1.000") reads as the decimal point it is in English
+        dotted = text.str.fullmatch(r"[+-]?\d{1,3}((\.\d{3})+,\d+|(\.\d{3}){2,})", na=False)
+        text = text.where(~dotted, text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
         # a decimal comma no thousands grouping can explain ("771,9", "0,25"; "1,234" stays a thousand)
         decimal = text.str.fullmatch(r"[+-]?\d+,(\d{1,2}|\d{4,})", na=False)
         text = text.where(~decimal, text.str.replace(",", ".", regex=False))
