@@ -154,6 +154,14 @@ def test_existing_output_needs_force(diamonds_run, tmp_path):
     diamonds_run.save(target, force=True)  # and again, over the bundle
     assert (target / "card.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers
+    # a bundle inside a bundle would break the outer one's manifest, and the outer one's --force deleted it
+    with pytest.raises(MlkilnError, match="is inside the bundle"):
+        diamonds_run.save(target / "v2")
+    (target / "notes").mkdir()
+    (target / "notes" / "todo.txt").write_text("user data")
+    with pytest.raises(MlkilnError, match="holds notes, which its MANIFEST.sha256 does not list"):
+        diamonds_run.save(target, force=True)
+    assert (target / "notes" / "todo.txt").read_text() == "user data"
 
 
 @pytest.mark.parametrize("task, family", [(t, f) for t, fams in mlkiln.options.FAMILIES.items() for f in fams])

@@ -94,10 +94,26 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
                              "delete the input, choose another output directory")
     if path.exists() and not path.is_dir():  # first: --force would not replace a file either
         raise InputError(f"{path} exists and is not a directory; a bundle is a directory, choose another name")
+    bundle = next((p for p in path.resolve().parents if (p / MANIFEST).is_file()), None)
+    if bundle is not None:  # it would break that bundle's manifest, and its --force would delete this one
+        raise InputError(f"the output {path} is inside the bundle {bundle}; choose a directory outside it")
     if path.exists() and not force:
         raise InputError(f"{path} already exists; choose another output directory or replace it (--force, force=True)")
     check_replaceable(path, OUTPUT_MARKERS)
+    _check_only_bundle_files(path)
     return path
+
+
+def _check_only_bundle_files(path: Path) -> None:
+    """Refuse to replace a bundle that holds more than its manifest lists (a folder of the user's, another bundle)."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return
+    listed = {line.split("  ", 1)[1] for line in manifest.read_text(errors="replace").splitlines() if "  " in line}
+    theirs = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and p.name not in listed)
+    if theirs:
+        raise InputError(f"{path} holds {', '.join(theirs[:3])}, which its {MANIFEST} does not list; --force replaces "
+                         "only the bundle's own files: move them out first, or choose another output")
 
 
 def check_outside(path: str | os.PathLike) -> Path:
