@@ -1007,3 +1007,14 @@ def test_a_frame_with_list_cells_trains_and_complex_numbers_are_refused():
     assert run.card.schema.kinds["tags"] == "categorical"
     with pytest.raises(InputError, match="column 'wave' holds complex numbers"):
         mlkiln.train(frame.assign(wave=frame["x"] * (1 + 1j)), target="y", models=["linear"])
+
+
+def test_gradient_boosting_does_not_depend_on_the_target_s_units():
+    """scikit-learn's early stopping compares losses with an absolute tolerance: a target in units of 1e-4 stopped
+    after 30 trees where the same target in units of 1 grew 98."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x1": rng.normal(size=500).round(4), "x2": rng.normal(size=500).round(4)})
+    y = 2 * frame["x1"] - frame["x2"] + rng.normal(size=500) * 0.3
+    runs = [mlkiln.train(frame.assign(y=y * scale), target="y", models=["hgb"], trials=2) for scale in (1.0, 1e-6)]
+    assert runs[0].card.model.trees == runs[1].card.model.trees
+    assert runs[0].metrics["test"]["r2"] == pytest.approx(runs[1].metrics["test"]["r2"], abs=1e-6)

@@ -182,8 +182,12 @@ HGB_DEFAULTS = {"max_iter": 1000, "early_stopping": True, "validation_fraction":
                 "l2_regularization": 1.0}
 #: the log loss of separable classes shrinks forever by amounts scikit-learn's default tolerance (1e-7) still
 #: counts as progress, so such tables grew all 1000 trees; 20 trees that gain under 1e-4 of log loss (bounded
-#: by log K, unlike a regression loss in the target's units, which keeps the default) are not worth growing
+#: by log K, unlike a regression loss in the target's units: HGB_REGRESSOR_TOL) are not worth growing
 HGB_CLASSIFIER_TOL = 1e-4
+#: a regression loss is in the target's units squared: scikit-learn's absolute 1e-7 stopped a target in units of
+#: 1e-4 after 30 trees where the same target in units of 1 grew 98 (test R2 0.958 against 0.964). Any gain
+#: counts, whatever the units; the folds' mean curve chooses the count (``Family.staged``)
+HGB_REGRESSOR_TOL = 0.0
 
 
 def _hgb(learning_rate: float, leaves: int, min_leaf: int, l2: float, features: float,
@@ -255,7 +259,7 @@ register(Family("logistic_l2", ("classification",),
                 lambda task, seed, n_classes=2: LogisticRegression(l1_ratio=0.0, max_iter=2000), encoding="onehot",
                 grid={"C": _C_GRID[::2]}, distributions={"C": loguniform(1e-3, 1e2)}, plotted="C"))
 register(Family("hgb", ("regression", "classification"),
-                _one({"regression": HistGradientBoostingRegressor,
+                _one({"regression": partial(HistGradientBoostingRegressor, tol=HGB_REGRESSOR_TOL),
                       "classification": partial(HistGradientBoostingClassifier, tol=HGB_CLASSIFIER_TOL)},
                      **HGB_DEFAULTS),
                 grid={"learning_rate": [0.1], "max_leaf_nodes": [15, 31, 63], "min_samples_leaf": [20],
