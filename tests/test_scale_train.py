@@ -144,6 +144,19 @@ def test_glob_errors_are_one_line_exit_2(parts, diamonds, tmp_path):
     pd.testing.assert_frame_equal(data.read_table(parts / "part-[0-2].csv"), diamonds, check_dtype=False)
 
 
+def test_a_dataset_partitioned_by_folder_names_is_refused_not_read_without_that_column(diamonds, tmp_path):
+    root = tmp_path / "run=3" / "sales"  # a folder named so above the dataset is not a partition
+    for cut, part in diamonds.head(300).groupby("cut"):
+        (root / f"cut={cut}").mkdir(parents=True)
+        part.drop(columns="cut").to_parquet(root / f"cut={cut}" / "part-0.parquet")
+    for source in (root, str(root / "*" / "*.parquet")):
+        result = cli("train", source, "--target", "price", "-o", tmp_path / "m")
+        one_line_error(result, "is in a folder named 'cut=Fair': the dataset is partitioned by 'cut'")
+        assert not (tmp_path / "m").exists()
+    # one partition's folder is a dataset of its own (its column would be constant)
+    assert [f.name for f in data.dataset_files(root / "cut=Ideal")] == ["part-0.parquet"]
+
+
 def test_train_script_reads_the_same_glob(parts, tmp_path):
     """The bundle's train.py, in a process where mlkiln cannot be imported, rebuilds a model trained on a glob."""
     source = str(parts / "part-*.csv")

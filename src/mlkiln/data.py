@@ -89,8 +89,24 @@ def dataset_files(path: str | os.PathLike) -> list[Path]:
     )
     if not files:
         raise InputError(nothing)
+    root = Path(path) if Path(path).is_dir() else Path(*itertools.takewhile(
+        lambda part: not any(c in part for c in GLOB_CHARS), Path(path).parts))
+    _refuse_partition_names(files, root)
     return files
 
+
+def _refuse_partition_names(files: list[Path], root: Path) -> None:
+    """Refuse a dataset partitioned by folder names (Hive's ``region=north/part-0.parquet``, as Spark, Dask and
+    pyarrow write with partition columns): the column lives in the folder names, not in the files, and reading
+    the files alone lost it without a word."""
+    for file in files:
+        below = file.parent.parts[len(root.parts):]  # a folder above the dataset's may be named so
+        named = next((part for part in below if re.fullmatch(r"[^=]+=[^=]*", part)), None)
+        if named is not None:
+            column = named.split("=", 1)[0]
+            raise InputError(f"{file} is in a folder named {named!r}: the dataset is partitioned by {column!r}, "
+                             "which is in the folder names, not in the files, and would be lost; write the files "
+                             f"with {column!r} as a column of their own (without partition columns)")
 
 def check_same_columns(files: list[Path]) -> list[str]:
     """The column names shared by every file; an :class:`InputError` naming the first file that differs."""
