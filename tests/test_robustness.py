@@ -1018,3 +1018,13 @@ def test_gradient_boosting_does_not_depend_on_the_target_s_units():
     runs = [mlkiln.train(frame.assign(y=y * scale), target="y", models=["hgb"], trials=2) for scale in (1.0, 1e-6)]
     assert runs[0].card.model.trees == runs[1].card.model.trees
     assert runs[0].metrics["test"]["r2"] == pytest.approx(runs[1].metrics["test"]["r2"], abs=1e-6)
+
+
+def test_emoji_classes_draw_without_font_warnings(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "y": rng.choice(["\U0001f98a", "\U0001f43b"], 200)})
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "logistic_l2", "--trials", "1")
+    assert code == 0, err
+    assert "Glyph" not in err and "UserWarning" not in err
+    assert sorted(mlkiln.load(out).card.classes) == sorted(["\U0001f98a", "\U0001f43b"])

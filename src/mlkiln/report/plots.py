@@ -58,6 +58,8 @@ def plot(alt: str, size: tuple[float, float], draw) -> Markup:
     with rc_context(_STYLE), warnings.catch_warnings():
         # a figure too small for its labels is drawn without the layout: said by matplotlib with its source line
         warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        # a category with an emoji or a script the font lacks: drawn as a box, said with the source line per glyph
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         fig = Figure(figsize=size, layout="constrained", facecolor="white")
         canvas = FigureCanvasSVG(fig)  # explicitly: no GUI, no global pyplot state
         draw(fig)
