@@ -1031,3 +1031,22 @@ def test_emoji_classes_draw_without_font_warnings(tmp_path, capsys):
     assert code == 0, err
     assert not [w for w in caught if "Glyph" in str(w.message)] and "Glyph" not in err
     assert sorted(mlkiln.load(out).card.classes) == sorted(["\U0001f98a", "\U0001f43b"])
+
+
+def test_column_names_in_another_unicode_form_or_as_numbers_are_the_same_columns():
+    """'did you mean 'Größe' for 'Größe'?': macOS writes names decomposed; a frame's column 0 is the model's '0'."""
+    import unicodedata
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"Größe": rng.normal(size=200), 0: rng.normal(size=200)})
+    frame["y"] = 2 * frame["Größe"] + frame[0] + rng.normal(size=200) * 0.1
+    model = mlkiln.train(frame, target="y", models=["ridge"]).model
+    X = frame.drop(columns="y")
+    expected = model.predict(X.head(5))
+    decomposed = X.rename(columns={"Größe": unicodedata.normalize("NFD", "Größe")})
+    assert list(decomposed.columns) != list(X.columns)
+    np.testing.assert_array_equal(model.predict(decomposed.head(5)), expected)
+    record = decomposed.iloc[0].to_dict()  # keys: the decomposed name and the number 0
+    assert model.predict_record(record)["prediction"] == pytest.approx(expected[0], rel=1e-12)
+    with pytest.raises(mlkiln.errors.InputError, match=r"missing column\(s\) the model needs: '0'"):
+        model.predict_record({"Größe": 1.0})

@@ -12,6 +12,7 @@ import difflib
 import functools
 import logging
 import re
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -542,6 +543,8 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     """
     kinds = {c.name: c.kind for c in columns}
     frame = frame.rename(columns=str)
+    if any(name not in frame.columns for name in kinds):
+        frame = frame.rename(columns=_respelled(frame.columns, kinds))
     _check_names(frame.columns, kinds, target, unknown="warn")
     coerced = coerce_frame(frame, kinds)
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
@@ -576,7 +579,11 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
         raise InputError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
     row = {}
     for spec in columns:
-        if spec.name not in record:
+        if spec.name not in record:  # keys written otherwise (1 for "1", another Unicode form), else the error
+            respelled = _respelled(record, {c.name: c.kind for c in columns})
+            record = {respelled.get(key, key): value for key, value in record.items()}
+            if spec.name in record:
+                return conform_record(record, columns, target)
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
         row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable or ())
     if len(record) - (target in record) != len(row):
@@ -622,6 +629,20 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
     return parsed
+
+
+def _respelled(names, kinds: dict) -> dict:
+    """``{name: the model's column}`` for the names that are a missing column written otherwise: a number for
+    its text (a record's key 1 for column "1"), or the same text in another Unicode form (macOS writes "Größe"
+    decomposed, "o" and a combining diaeresis)."""
+    names = list(names)
+    wanted = {unicodedata.normalize("NFC", name): name for name in kinds if name not in names}
+    found = {}
+    for name in names:
+        column = wanted.get(unicodedata.normalize("NFC", str(name)))
+        if column is not None and name not in kinds and column not in found.values():
+            found[name] = column
+    return found
 
 
 def _check_names(names, kinds: dict, target: str | None, unknown: str) -> None:
