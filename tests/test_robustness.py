@@ -150,6 +150,11 @@ def test_a_count_taken_for_classes_points_to_regression(tmp_path, capsys):
 def test_tiny_table(tmp_path, capsys):
     path = write(tmp_path / "t.csv", table().head(3))
     assert_refused(train(tmp_path, capsys, path, "y", "--task", "regression"), "too few", tmp_path)
+    # one row: every column is constant in it, and the rows, not the columns, are what is wrong
+    path = write(tmp_path / "t.csv", table().head(1))
+    code, err, _ = train(tmp_path, capsys, path, "y", "--task", "regression")
+    assert_refused((code, err, tmp_path / "model"), "1 row(s) with a target are too few", tmp_path)
+    assert "constant" not in err
 
 
 def test_larger_than_memory(tmp_path, capsys, monkeypatch):

@@ -84,6 +84,9 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         log.warning("dropping %d row(s) whose target %r is missing or unreadable", rows_dropped, target)
         frame = frame.loc[y.index]  # only then: a copy of the whole table costs 1 GB and 1 s at 5M rows
 
+    if len(y) < options.folds + 1:  # before the columns: in one row every column is constant
+        raise InputError(f"{len(y)} row(s) with a target are too few: {options.folds}-fold cross-validation and a "
+                         f"test split need at least {options.folds + 1}")
     features = [c for c in frame.columns if c != target and c not in options.drop]
     kinds = {name: column_kind(frame[name]) for name in features}
     X = coerce_frame(frame, kinds)
