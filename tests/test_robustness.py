@@ -507,6 +507,9 @@ def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     with pytest.raises(mlkiln.MlkilnError, match="column 'z' expects a number, got 1e\\+39"):
         model.predict_record(row)  # at prediction, like inf or text, a value the model cannot hold is refused
     assert np.isfinite(model.predict_record({**row, "z": 3e38})["prediction"])
+    for infinite in ("-inf", float("inf")):  # read as missing in training: said why a prediction refuses it
+        with pytest.raises(mlkiln.MlkilnError, match="training read infinite values as missing, but a prediction"):
+            model.predict_record({**row, "z": infinite})
 
 
 # ---- prediction time ----

@@ -201,7 +201,7 @@ def loader_source() -> str:
     rules = "\n\n\n".join(
         inspect.getsource(f).rstrip() for f in (schema._number_text, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
-                                                schema._is_placeholder, schema.unreadable_message)
+                                                schema._is_placeholder, schema.unreadable_message, schema._is_infinite)
     )
     return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
                           skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS))
@@ -216,6 +216,7 @@ not mlkiln.
 """
 
 import json
+import math
 import os
 
 import numpy as np

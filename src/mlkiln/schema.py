@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import functools
 import logging
+import math
 import re
 import unicodedata
 import warnings
@@ -676,4 +677,15 @@ def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
     expected = {"numeric": "a number", "datetime": "a date/time", "categorical": "a text value"}[kind]
     if isinstance(value, np.generic):  # inf, not np.float64(inf)
         value = value.item()
-    return f"column {name!r} expects {expected}, got {value!r}{where}"
+    why = ""
+    if kind == "numeric" and _is_infinite(value):  # training read it as missing: say why this is not the same
+        why = ("; training read infinite values as missing, but a prediction does not guess: leave the cell empty "
+               "to predict it as missing")
+    return f"column {name!r} expects {expected}, got {value!r}{where}{why}"
+
+
+def _is_infinite(value) -> bool:
+    try:
+        return math.isinf(float(str(value).strip().replace("\u2212", "-")))
+    except ValueError:
+        return False
