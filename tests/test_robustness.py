@@ -914,6 +914,18 @@ def test_evaluate_and_drift_say_what_is_wrong_and_where(tmp_path, capsys):
     assert not (tmp_path / "d.html").exists()
 
 
+def test_evaluate_on_rows_of_one_class_says_what_its_averages_mean(tmp_path, capsys):
+    frame = table(n=200)
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--models", "logistic_l2")
+    assert code == 0, err
+    one = frame[frame["label"] == "yes"].head(30)
+    code, _, err = run(["evaluate", out, write(tmp_path / "one.csv", one)], capsys)
+    assert code == 0, err
+    assert "the evaluation data holds no row of class(es) 'no'" in err
+    code, _, err = run(["evaluate", out, write(tmp_path / "both.csv", frame.head(60))], capsys)
+    assert code == 0 and "holds no row" not in err
+
+
 def test_a_target_of_many_dates_is_one_line_but_a_few_ranges_are_classes(tmp_path, capsys):
     frame = table(n=200)
     frame["when"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(200), unit="D")).strftime("%Y-%m-%d")

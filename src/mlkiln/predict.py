@@ -146,6 +146,11 @@ class Model:
         X = conform(frame.loc[y.index], self.card.columns, target)
         if self.task == "classification":
             y = _as_classes(y, self.classes)
+            absent = [c for c in self.classes if c not in set(y)]
+            if absent:
+                log.warning("the evaluation data holds no row of class(es) %s: their precision, recall and F1 count "
+                            "as 0 in the macro averages, and ROC AUC needs every class; evaluate on rows of every "
+                            "class to compare with training", ", ".join(map(repr, absent)))
         result = metrics.evaluate(self.pipeline, X, y, self.task, self.classes or None, predictor=self.predictor)
         if report is not None:
             from . import report as reporting
