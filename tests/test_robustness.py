@@ -1070,3 +1070,13 @@ def test_column_names_in_another_unicode_form_or_as_numbers_are_the_same_columns
     assert model.predict_record(record)["prediction"] == pytest.approx(expected[0], rel=1e-12)
     with pytest.raises(mlkiln.errors.InputError, match=r"missing column\(s\) the model needs: '0'"):
         model.predict_record({"Größe": 1.0})
+
+
+def test_inspect_cuts_long_categories(tmp_path, capsys):
+    frame = table()
+    frame["note"] = np.where(frame["x"] > 0, "a" * 5000, "b" * 3000)
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "ridge")
+    assert code == 0, err
+    code, text, err = run(["inspect", out], capsys)
+    assert code == 0, err
+    assert max(len(line) for line in text.splitlines()) < 400 and "a" * 37 + "..." in text

@@ -151,9 +151,15 @@ def card_summary(card: Card, files: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: a category longer than this is cut (with "...") in ``inspect``'s schema: one of 5,000 characters padded every
+#: row of the table to its width
+CATEGORY_CHARS = 40
+
+
 def _schema_detail(column: Column) -> str:
     if column.kind == "categorical":
-        shown = ", ".join(column.categories[:5])
+        shown = ", ".join(c if len(c) <= CATEGORY_CHARS else c[:CATEGORY_CHARS - 3] + "..."
+                          for c in column.categories[:5])
         more = column.n_categories - min(5, len(column.categories))
         return f"{shown}{f' (+{more})' if more > 0 else ''}"
     if column.min is not None:
