@@ -1080,3 +1080,18 @@ def test_inspect_cuts_long_categories(tmp_path, capsys):
     code, text, err = run(["inspect", out], capsys)
     assert code == 0, err
     assert max(len(line) for line in text.splitlines()) < 400 and "a" * 37 + "..." in text
+
+
+def test_one_record_takes_the_durations_and_periods_a_frame_holds():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"td": pd.to_timedelta(rng.integers(0, 3600, 200), unit="s"),
+                          "per": pd.period_range("2020-01", periods=200, freq="M"), "x": rng.normal(size=200)})
+    frame["y"] = frame["td"].dt.total_seconds() / 1000 + frame["x"] + rng.normal(size=200) * 0.1
+    model = mlkiln.train(frame, target="y", models=["ridge"]).model
+    X = frame.drop(columns="y").head(5)
+    expected = model.predict(X)
+    for i in range(5):  # keys hold Timedelta and Period values, as a frame's row gives them
+        assert model.predict_record(X.iloc[i].to_dict())["prediction"] == pytest.approx(expected[i], rel=1e-12)
+    missing = model.predict_record({"td": pd.NaT, "per": pd.Period("2020-02", "M"), "x": 0.0})  # NaT: missing
+    assert missing["prediction"] == pytest.approx(
+        model.predict(pd.DataFrame({"td": [pd.NaT], "per": [pd.Period("2020-02", "M")], "x": [0.0]}))[0], rel=1e-12)

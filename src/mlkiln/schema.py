@@ -597,6 +597,10 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
         if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
             value = pd.Timestamp(value)
+        elif isinstance(value, (np.timedelta64, dt.timedelta)) and value == value:  # a duration: its seconds
+            value = pd.Timedelta(value).total_seconds()
+        elif isinstance(value, pd.Period):  # a month or day of a frame's period column: when it starts
+            value = value.to_timestamp()
         elif isinstance(value, np.generic):  # a NumPy scalar from a caller's frame or array: its Python value
             value = value.item()
         if value is pd.NA or value is pd.NaT:
