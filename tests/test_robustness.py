@@ -342,6 +342,22 @@ def test_infinite_values(tmp_path, capsys):
     assert card_of(out)["schema"]["target"]["classes"] == [1, 2]
 
 
+def test_comment_lines_above_the_header_are_skipped_but_a_header_may_start_with_a_hash(tmp_path, capsys):
+    frame = table()
+    path = tmp_path / "c.csv"
+    path.write_text("# exported by a logger\n# units: mm\n" + frame.to_csv(index=False))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "--trials", "1")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    assert model.card.data.read_options["skiprows"] == 2 and len(model.card.columns) == 4
+    np.testing.assert_allclose(model.predict(path), model.predict(frame), rtol=1e-12)
+    hashed = frame.rename(columns={"z": "# of rooms"})
+    path = write(tmp_path / "h.csv", hashed)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "ridge", "--trials", "1", "--force")
+    assert code == 0, err
+    assert "# of rooms" in [c.name for c in mlkiln.load(out).card.columns]
+
+
 def test_a_decimal_comma_csv_reads_its_numbers(tmp_path, capsys):
     """Excel's European CSV (";" between fields, "," as the decimal point): 0,126 was read as 126, the target too."""
     frame = table(n=300).round(3)

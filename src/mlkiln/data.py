@@ -320,6 +320,20 @@ def _decodes(head: bytes, stream, encoding: str) -> bool:
     return True
 
 
+def _comment_lines(lines: list[str]) -> int:
+    """How many lines above the header are comments: they start with ``#`` and split into other fields than the
+    header (a header such as "# of rooms,price" is one). They were a parse error ("Expected 1 columns, got 3")."""
+    count = 0
+    while count < len(lines) - 1 and lines[count].startswith("#"):
+        count += 1
+    if not count:
+        return 0
+    sep = _best_delimiter("".join(lines[count:count + 50]))
+    fields = len(next(csv.reader(io.StringIO(lines[count]), delimiter=sep), []))
+    first = len(next(csv.reader(io.StringIO(lines[0]), delimiter=sep), []))
+    return count if first != fields else 0
+
+
 def sniff_csv(path: str | os.PathLike) -> dict:
     """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers.
 
@@ -359,6 +373,8 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     excel = re.fullmatch(r"sep=(.)\r?\n?", lines[0]) if lines else None  # Excel's line naming the delimiter
     if excel:
         lines = lines[1:]
+    comments = _comment_lines(lines) if not excel else 0
+    lines = lines[comments:]
     sep = excel.group(1) if excel else _best_delimiter("".join(lines[:50]))
     header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
     names = [name.strip() for name in header]
@@ -366,8 +382,10 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
-    if excel:
-        options["skiprows"] = 1
+    if excel or comments:
+        options["skiprows"] = 1 if excel else comments
+    if comments:
+        log.info("%s: skipping %d comment line(s) above the header", path, comments)
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
         example = _decimal_comma(lines[1:50], sep)

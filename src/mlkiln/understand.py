@@ -95,7 +95,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     if task == "classification":
         classes = sorted(y.unique().tolist())
         if len(classes) < 2:
-            raise InputError(f"target {target!r} has a single class ({classes[0]!r}); there is nothing to learn")
+            raise InputError(f"target {target!r} has one value ({classes[0]!r}) in every row; there is nothing to learn")
         _warn_classes_in_several_spellings(classes, target)
 
     reasons, leaks = screen_columns_with_evidence(X, y, task, kinds, options.seed, options.keep)
