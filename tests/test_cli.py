@@ -136,7 +136,7 @@ def _write(path: Path, content: bytes) -> Path:
         (lambda d: _write(d / "header.csv", b"x,y\n"), ["--target", "y"], "no data rows"),
         (lambda d: _write(d / "bin.parquet", bytes(range(256)) * 8), ["--target", "y"], "cannot read"),
         (lambda d: _write(d / "ok.csv", b"x,y\n1,2\n3,4\n5,6\n"), ["--target", "z"], "target column 'z' not found"),
-        (lambda d: _write(d / "one.csv", b"x,y\n1,a\n2,a\n3,a\n4,a\n"), ["--target", "y"], "one value (.a.) in every row"),
+        (lambda d: _write(d / "one.csv", b"x,y\n1,a\n2,a\n3,a\n4,a\n"), ["--target", "y"], "one value ('a') in every row"),
         (lambda d: _write(d / "ok2.csv", b"x,y\n1,2\n"), [], "--target is required"),
     ],
 )
