@@ -384,7 +384,11 @@ def serve(bundle_path, host: str = "127.0.0.1", port: int = 8000, workers: int =
     check_can_listen(host, port)
     app = App(model, metrics=metrics)
     path = "compiled" if model.predictor.compiled else f"scikit-learn ({model.predictor.reason})"
-    log.info("serving %s on http://%s:%d with %d worker(s); predictions: %s", bundle_path, host, port, workers, path)
+    if workers == 1:
+        log.info("serving %s on http://%s:%d; predictions: %s", bundle_path, host, port, path)
+    else:  # each worker loads the bundle before it listens: seconds for a large model
+        log.info("serving %s on http://%s:%d with %d workers, once each has loaded the model (GET /health answers "
+                 "then); predictions: %s", bundle_path, host, port, workers, path)
     options = dict(host=host, port=port, lifespan="off", access_log=False, log_level="warning", server_header=False)
     if workers == 1:
         uvicorn.run(app, **options)
