@@ -46,8 +46,10 @@ def refit_scores(work: Path) -> dict | None:
     X, X_test = model.prepare(train.drop(columns=[target])), model.prepare(test.drop(columns=[target]))
     y, y_test = train[target], test[target]
     out = {"trees": int(params["max_iter"])}
+    # a binary model with a tuned threshold is the pipeline inside scikit-learn's FixedThresholdClassifier
+    key = "model__estimator__max_iter" if hasattr(pipe.named_steps["model"], "estimator") else "model__max_iter"
     for factor in FACTORS:
-        fitted = clone(pipe).set_params(model__max_iter=max(1, round(params["max_iter"] * factor))).fit(X, y)
+        fitted = clone(pipe).set_params(**{key: max(1, round(params["max_iter"] * factor))}).fit(X, y)
         if run.card.task == "regression":
             out[factor] = scores("regression", [], y_test, fitted.predict(X_test))
         else:
