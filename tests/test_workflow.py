@@ -54,6 +54,10 @@ def test_machine_failure_default_is_not_always_no_failure(failure_run):
     assert test["per_class"]["1"]["recall"] > 0.5
     assert test["f1_macro"] > 0.75
     assert 0.0 < card.model.threshold < 0.5
+    # tuned on the folds' probabilities at their number of trees: the final fit grows that many, not more
+    for member in card.model.members or [card.model]:
+        if member.params.get("early_stopping") is False:
+            assert member.params in [c["params"] for c in card.cv_results[member.family]]
 
 
 def test_threshold_is_applied_by_predict(failure_run, failure_csv):

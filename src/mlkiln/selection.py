@@ -145,8 +145,15 @@ class Selection:
         return self.ranked[0]
 
     def final_params(self, family: str, params: dict) -> dict:
-        """A searched candidate's settings for the final fit on all training rows (:meth:`Family.refit_params`)."""
-        return REGISTRY[family].refit_params(params, self.n_folds) if family in REGISTRY else params
+        """A searched candidate's settings for the final fit on all training rows (:meth:`Family.refit_params`).
+
+        Not where a decision threshold was tuned: it was tuned on the folds' probabilities at their number of
+        trees, and more trees sharpen them past it (macro-F1 fell on all 6 splits of hdma and machine failure,
+        by 0.002-0.011, while log loss improved; benchmarks/RESULTS.md, session 18).
+        """
+        if family not in REGISTRY or self.threshold is not None:
+            return params
+        return REGISTRY[family].refit_params(params, self.n_folds)
 
     def final_spec(self) -> list[tuple[str, str, dict, float]]:
         """The ensemble's members as :func:`~mlkiln.pipeline.build_ensemble` takes them, with their final settings."""
