@@ -119,10 +119,11 @@ class Family:
 
 
 #: grow the stages counted on the folds with the rows for the final fit (:meth:`Family.refit_params`). Refitting
-#: gradient boosting's chosen candidate on all the training rows of 18 benchmark tables and splits with its fold
-#: count times 1, 1.25, 1.5 and 2, 1.5 scored a better test R2 / log loss than 1 on 16 of them (forbes2000 R2
-#: 0.739 -> 0.759, flchain log loss 0.4212 -> 0.4178, movies R2 0.2714 -> 0.2733) and worse on 2 (seattle-weather,
-#: a cars split); benchmarks/RESULTS.md, session 18. Not where a decision threshold is tuned (Selection.final_params)
+#: gradient boosting's chosen candidate on all the training rows of 20 benchmark table splits with its fold count
+#: times 1, 1.25, 1.5 and 2 (benchmarks/bench_refit_trees.py), 1.5 scored a better test R2 / log loss than 1 on 18
+#: of them (forbes2000 R2 0.739 -> 0.759, flchain log loss 0.4212 -> 0.4178, movies R2 0.2714 -> 0.2733) and
+#: worse on 2 (seattle-weather, a bundesliga split); benchmarks/RESULTS.md, session 18. Not where a decision
+#: threshold is tuned (Selection.final_params)
 REFIT_STAGES = True
 
 #: every model family by name, in the order they are tried and listed; :func:`register` adds one
