@@ -106,10 +106,9 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
 
 def _check_only_bundle_files(path: Path) -> None:
     """Refuse to replace a bundle that holds more than its manifest lists (a folder of the user's, another bundle)."""
-    manifest = path / MANIFEST
-    if not manifest.is_file():
+    if not (path / MANIFEST).is_file():
         return
-    listed = {line.split("  ", 1)[1] for line in manifest.read_text(errors="replace").splitlines() if "  " in line}
+    listed = manifest_entries(path)
     theirs = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and p.name not in listed)
     if theirs:
         raise InputError(f"{path} holds {', '.join(theirs[:3])}, which its {MANIFEST} does not list; --force replaces "

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ArgumentError, InputError, MlkilnError
-from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, GLOB_CHARS, MAX_SEED, SEARCHES, SELECTION_METRICS, TASKS,
-                      check_bundle_path, check_data_path)
+from .options import (C_NOTE, EXPORT_FORMATS, FAMILIES, MAX_SEED, SEARCHES, SELECTION_METRICS, TASKS, check_bundle_path,
+                      check_data_path, glob_root)
 
 log = logging.getLogger("mlkiln")
 
@@ -133,10 +133,7 @@ def _data_inputs(data: str | None) -> list[Path]:
     """The paths a training reads: the file or directory, or a glob's directory (never to be replaced)."""
     if data is None:
         return []
-    path = Path(data)
-    while any(c in path.name for c in GLOB_CHARS):
-        path = path.parent
-    return [path]
+    return [glob_root(data)]
 
 
 def _example_drops(name: str, target: str, drop, keep) -> list[str]:

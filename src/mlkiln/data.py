@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_path
 from .errors import InputError
-from .options import CODE_DIGITS, GLOB_CHARS, LEADING_ZERO, data_not_found, written_as_codes
+from .options import CODE_DIGITS, GLOB_CHARS, LEADING_ZERO, data_not_found, glob_root, written_as_codes
 
 log = logging.getLogger("mlkiln")
 
@@ -89,9 +89,7 @@ def dataset_files(path: str | os.PathLike) -> list[Path]:
     )
     if not files:
         raise InputError(nothing)
-    root = Path(path) if Path(path).is_dir() else Path(*itertools.takewhile(
-        lambda part: not any(c in part for c in GLOB_CHARS), Path(path).parts))
-    _refuse_partition_names(files, root)
+    _refuse_partition_names(files, glob_root(path))
     return files
 
 
@@ -107,6 +105,7 @@ def _refuse_partition_names(files: list[Path], root: Path) -> None:
             raise InputError(f"{file} is in a folder named {named!r}: the dataset is partitioned by {column!r}, "
                              "which is in the folder names, not in the files, and would be lost; write the files "
                              f"with {column!r} as a column of their own (without partition columns)")
+
 
 def check_same_columns(files: list[Path]) -> list[str]:
     """The column names shared by every file; an :class:`InputError` naming the first file that differs."""
@@ -371,10 +370,8 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut short
     excel = re.fullmatch(r"sep=(.)\r?\n?", lines[0]) if lines else None  # Excel's line naming the delimiter
-    if excel:
-        lines = lines[1:]
-    comments = _comment_lines(lines) if not excel else 0
-    lines = lines[comments:]
+    skip = 1 if excel else _comment_lines(lines)
+    lines = lines[skip:]
     sep = excel.group(1) if excel else _best_delimiter("".join(lines[:50]))
     header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
     names = [name.strip() for name in header]
@@ -382,10 +379,10 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
-    if excel or comments:
-        options["skiprows"] = 1 if excel else comments
-    if comments:
-        log.info("%s: skipping %d comment line(s) above the header", path, comments)
+    if skip:
+        options["skiprows"] = skip
+    if skip and not excel:
+        log.info("%s: skipping %d comment line(s) above the header", path, skip)
     if sep != ",":
         log.info("%s: detected %r as the delimiter", path, sep)
         example = _decimal_comma(lines[1:50], sep)
@@ -687,6 +684,15 @@ def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
         raise InputError("the table has no rows")
     info.update(rows=int(len(frame)), columns=int(frame.shape[1]))
     return frame, info
+
+
+def check_enough_rows(n_rows: int, folds: int, spare: int = 0) -> None:
+    """Refuse fewer rows than ``folds``-fold cross-validation needs, plus ``spare`` for a test split. Training
+    asks before it screens the columns: in one row every column is constant, and the rows are what is wrong."""
+    if n_rows < folds + spare:
+        test = " and a test split" if spare else ""
+        raise InputError(f"{n_rows} row(s) with a target are too few for {folds}-fold cross-validation{test} "
+                         f"(at least {folds + spare}); add rows or use fewer folds")
 
 
 def nested_sample(y: pd.Series, task: str, seed: int, folds: int) -> np.ndarray:

@@ -7,9 +7,11 @@ families, metrics, searches) are the one list every other module reads.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ArgumentError, BundleError, InputError
 
@@ -23,6 +25,14 @@ TASKS = ("auto", "regression", "classification")
 
 #: characters that make a data path a glob pattern (a table in several files)
 GLOB_CHARS = "*?["
+
+
+def glob_root(path: str | os.PathLike) -> Path:
+    """The folder a glob pattern searches (its leading parts without a glob character); a path that exists,
+    itself."""
+    if os.path.exists(path):
+        return Path(path)
+    return Path(*itertools.takewhile(lambda part: not any(c in part for c in GLOB_CHARS), Path(path).parts))
 
 #: a value written with 16 digits or more in a row is a code (an order or account number), not a quantity: a
 #: float64 holds 15 to 17 significant digits, and 20-digit order numbers read as numbers became close, rounded

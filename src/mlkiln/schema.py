@@ -268,12 +268,15 @@ DATE_HINT = (r"[-/:]|^\s*\d{1,2}\.\d{1,2}\.\d{4}\b"
 
 
 def number_share(col: pd.Series) -> tuple[float, str | None]:
-    """The share of a text column's present values (a sample of 1,000) that read as numbers, and one that
-    does not: to say so when a column that is mostly numbers is read as text."""
-    values = col[~is_missing_text(col)]
-    if not len(values) or pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
+    """The share of a text column's present values that read as numbers, and one that does not: to say so when
+    a column that is mostly numbers is read as text. On a sample of 1,000 rows, drawn before the missing values
+    are left out: a warning need not read every row of a text column again (:func:`column_kind` did)."""
+    if pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
         return 0.0, None
-    sample = values.sample(min(len(values), 1000), random_state=0)
+    sample = col.sample(min(len(col), 1000), random_state=0)
+    sample = sample[~is_missing_text(sample)]
+    if not len(sample):
+        return 0.0, None
     numbers = to_number(sample)
     other = sample[numbers.isna()]
     return float(numbers.notna().mean()), (str(other.iloc[0]) if len(other) else None)

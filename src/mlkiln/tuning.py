@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from . import least_squares
 from .cluster import dask_client, scheduler_address
-from .data import nested_sample
+from .data import check_enough_rows, nested_sample
 from .errors import InputError
 from .jsonio import plain, scalar_text
 from .metrics import Scorer
@@ -198,8 +198,7 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
 
     Before the split, ``spare=1`` asks each class for one more row, for the test split.
     """
-    if len(y) < folds + spare:
-        raise InputError(f"{len(y)} rows are too few for {folds}-fold cross-validation; use fewer folds")
+    check_enough_rows(len(y), folds, spare)
     if task == "classification":
         counts = y.value_counts()
         if counts.min() < folds + spare:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import metrics
 from .card import Column, Metric, Target
+from .data import check_enough_rows
 from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
@@ -84,7 +85,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         log.warning("dropping %d row(s) whose target %r is missing or unreadable", rows_dropped, target)
         frame = frame.loc[y.index]  # only then: a copy of the whole table costs 1 GB and 1 s at 5M rows
 
-    _check_enough_rows(y, options.folds)
+    check_enough_rows(len(y), options.folds, spare=1)
     features = [c for c in frame.columns if c != target and c not in options.drop]
     kinds = {name: column_kind(frame[name]) for name in features}
     X = coerce_frame(frame, kinds)
@@ -155,13 +156,6 @@ def _warn_classes_in_several_spellings(classes: list, target: str) -> None:
 #: a text column at least this share of whose values are numbers is said to be read as text, with a value that
 #: is not one (below :data:`~mlkiln.schema.NUMERIC_TEXT_SHARE` it is not read as numbers)
 MOSTLY_NUMBERS = 0.5
-
-
-def _check_enough_rows(y: pd.Series, folds: int) -> None:
-    """Before the columns are screened: in one row every column is constant, and the rows are what is wrong."""
-    if len(y) < folds + 1:
-        raise InputError(f"{len(y)} row(s) with a target are too few: {folds}-fold cross-validation and a test split "
-                         f"need at least {folds + 1}")
 
 
 def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
