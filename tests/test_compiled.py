@@ -107,7 +107,7 @@ def fitted(request, tables):
         members = [pipeline]
     for member in members:
         # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too
-        encoder = member.named_steps["prep"].transformers[1][1]
+        encoder = {name: step for name, step, _ in member.named_steps["prep"].transformers}["categorical"]
         encoder = encoder.steps[-1][1] if isinstance(encoder, Pipeline) else encoder
         if "max_categories" in encoder.get_params():  # target encoding keeps every category, smoothed
             encoder.set_params(max_categories=6)
@@ -180,6 +180,26 @@ def test_random_records_equal_sklearn(fitted, data):
 
 
 _PREDICTORS = {}
+
+
+def test_indicators_standardised_by_an_earlier_bundle_fold_too(tables):
+    # bundles written before the missing-value indicators were a 0/1 block of their own standardised them with the
+    # numbers, in the imputer (add_indicator): their predictions must still compile, to the same values
+    train, test = tables
+    kinds = {name: column_kind(train[name]) for name in FEATURES}
+    columns = describe_columns(train, kinds)
+    pipeline = build_pipeline("classification", "logistic_l2", kinds, n_classes=2)
+    prep = pipeline.named_steps["prep"]
+    (_, numeric, names), _, categorical = prep.transformers
+    numeric.steps[0][1].set_params(add_indicator=True)
+    prep.set_params(transformers=[("numeric", numeric, names), categorical])
+    X_train = coerce_frame(train, kinds)
+    pipeline.fit(X_train, _target(train, "binary"))
+    assert prep.named_transformers_["numeric"][0].indicator_.features_.size  # the gaps are flagged, then scaled
+    predictor = compile_pipeline(pipeline, columns)
+    assert predictor.compiled, predictor.reason
+    X = conform(test, columns)
+    _assert_close(predictor.score(X)[1], pipeline.predict_proba(X))
 
 
 def _cached_predictor(pipeline, columns):

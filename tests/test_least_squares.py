@@ -47,10 +47,12 @@ def _assert_same_fit(plain, streamed, X_new):
     pa, pb = plain.predict(X_new), streamed.predict(X_new)
     np.testing.assert_allclose(pb, pa, rtol=0, atol=1e-9 * pa.std())
     prep_a, prep_b = plain[0].named_transformers_, streamed[0].named_transformers_
-    if plain[0].transformers[0][2]:
+    columns = {name: cols for name, _, cols in plain[0].transformers}
+    if columns["numeric"]:
         np.testing.assert_array_equal(prep_b["numeric"][0].statistics_, prep_a["numeric"][0].statistics_)
         np.testing.assert_allclose(prep_b["numeric"][1].scale_, prep_a["numeric"][1].scale_, rtol=1e-12)
-    if plain[0].transformers[1][2]:
+        np.testing.assert_array_equal(prep_b["missing"].features_, prep_a["missing"].features_)
+    if columns["categorical"]:
         assert ([list(c) for c in prep_b["categorical"][1].categories_]
                 == [list(c) for c in prep_a["categorical"][1].categories_])
 

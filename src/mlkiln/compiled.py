@@ -46,7 +46,7 @@ from sklearn.ensemble import (
     VotingClassifier,
     VotingRegressor,
 )
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
@@ -235,14 +235,14 @@ def _blocks(prep, columns) -> dict:
     """``{"numeric": (transformer, names), "categorical": (...)}`` from the fitted ColumnTransformer."""
     numeric = [c.name for c in columns if c.kind != "categorical"]
     categorical = [c.name for c in columns if c.kind == "categorical"]
-    blocks = {"numeric": (None, []), "categorical": (None, [])}
+    blocks = {"numeric": (None, []), "missing": (None, []), "categorical": (None, [])}
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
             continue
         if name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         blocks[name] = (transformer, list(names))
-    if blocks["numeric"][1] != numeric or blocks["categorical"][1] != categorical:
+    if blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric) or blocks["categorical"][1] != categorical:
         raise _NotCompilable("the preprocessing columns do not match the schema")
     return blocks
 
@@ -376,11 +376,8 @@ class _Linear:
             self.mean, self.scale = scaler.mean_[:n_num], scaler.scale_[:n_num]
             self.num_weights = weights[:, :n_num].T
             self.missing_terms = ((imputer.statistics_ - self.mean) / self.scale)[:, None] * self.num_weights
-            flagged = imputer.indicator_.features_ if imputer.indicator_ is not None else np.zeros(0, dtype=int)
-            ind = slice(n_num, n_num + len(flagged))
-            ind_w = weights[:, ind].T
-            absent = (0.0 - scaler.mean_[ind]) / scaler.scale_[ind]
-            present = (1.0 - scaler.mean_[ind]) / scaler.scale_[ind]
+            flagged, absent, present = _indicators(imputer, scaler, blocks["missing"][0], n_num)
+            ind_w = weights[:, n_num : n_num + len(flagged)].T
             intercept += absent @ ind_w
             self.missing_terms[flagged] += (present - absent)[:, None] * ind_w
             offset = n_num + len(flagged)
@@ -435,6 +432,22 @@ class _Linear:
 
     def score(self, X, labels: bool = True):
         return self.head.finish(self.raw(X))
+
+
+def _indicators(imputer, scaler, missing, n_num: int) -> tuple:
+    """``(flagged columns, each indicator's value where present, where missing)``: 0 and 1 from the ``missing``
+    block, or (bundles written before indicators were a block of their own) the imputer's indicators as the scaler
+    after it standardised them."""
+    if isinstance(missing, MissingIndicator) and imputer.indicator_ is None:
+        flagged = missing.features_
+        return flagged, np.zeros(len(flagged)), np.ones(len(flagged))
+    if missing is not None:
+        raise _NotCompilable("missing-value indicators in two places")
+    if imputer.indicator_ is None:
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
+    ind = slice(n_num, n_num + len(imputer.indicator_.features_))
+    return (imputer.indicator_.features_, (0.0 - scaler.mean_[ind]) / scaler.scale_[ind],
+            (1.0 - scaler.mean_[ind]) / scaler.scale_[ind])
 
 
 def _numeric_steps(transformer):

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import linalg
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -77,10 +77,12 @@ def _layout(pipe, X, y) -> _Layout | None:
     prep, model = pipe.steps[0][1], pipe.steps[1][1]
     if type(model) is not LinearRegression or not model.fit_intercept or model.positive:
         return None
-    if not isinstance(prep, ColumnTransformer) or prep.remainder != "drop" or len(prep.transformers) != 2:
+    if not isinstance(prep, ColumnTransformer) or prep.remainder != "drop" or len(prep.transformers) != 3:
         return None
-    (_, num, numeric), (_, cat, categorical) = prep.transformers
-    if not (_is_numeric_branch(num) and _is_categorical_branch(cat)):
+    (_, num, numeric), (_, flags, flagged), (_, cat, categorical) = prep.transformers
+    if not (_is_numeric_branch(num) and _is_indicator_branch(flags) and _is_categorical_branch(cat)):
+        return None
+    if flagged != numeric:
         return None
     if not isinstance(numeric, list) or not isinstance(categorical, list) or len(X.columns) == 0:
         return None
@@ -102,10 +104,15 @@ def _is_numeric_branch(branch) -> bool:
         return False
     imputer, scaler = branch.steps[0][1], branch.steps[1][1]
     return (
-        type(imputer) is SimpleImputer and imputer.strategy is np.median and imputer.add_indicator
+        type(imputer) is SimpleImputer and imputer.strategy is np.median and not imputer.add_indicator
         and imputer.missing_values is np.nan and not imputer.keep_empty_features
         and type(scaler) is StandardScaler and scaler.with_mean and scaler.with_std
     )
+
+
+def _is_indicator_branch(branch) -> bool:
+    return (type(branch) is MissingIndicator and branch.features == "missing-only" and not branch.error_on_new
+            and branch.missing_values is np.nan and branch.sparse in ("auto", False))
 
 
 def _is_categorical_branch(branch) -> bool:
@@ -251,31 +258,31 @@ def _prepare(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layout):
         lookup = np.array([position.get(value, -1) for value in levels] + [position.get(fill, -1)], dtype="int64")
         levels_index.append(lookup)  # pandas code -> one-hot column; code -1 (missing) uses the last slot
     indicator = [i for i, nan in enumerate(has_nan) if nan]
-    # the indicator column of input column j, after the imputed numbers
-    indicator_at = {j: len(layout.values) + k for k, j in enumerate(indicator)}
+    flag_of = {j: k for k, j in enumerate(indicator)}  # input column -> its indicator's place among them
     medians = np.asarray(medians, dtype="float64")
     if num_pipe is not None:
-        imputer = num_pipe.steps[0][1]
-        if (list(imputer.indicator_.features_) if imputer.indicator_ is not None else []) != indicator:
+        if list(prep.named_transformers_["missing"].features_) != indicator:
             return None
-        imputer.statistics_ = medians.copy()
+        num_pipe.steps[0][1].statistics_ = medians.copy()
 
-    def numeric_block(rows) -> np.ndarray:
-        block = np.empty((_length(rows, n), len(layout.values) + len(indicator)))
+    def numeric_block(rows, flags: np.ndarray | None = None) -> np.ndarray:
+        """The imputed numbers of ``rows``; with ``flags``, their missing-value indicators written into it."""
+        block = np.empty((_length(rows, n), len(layout.values)))
         for j, values in enumerate(layout.values):
             column = block[:, j]
             column[:] = values[rows]
-            if j in indicator_at:
+            if has_nan[j]:
                 missing = np.isnan(column)
                 column[missing] = medians[j]
-                block[:, indicator_at[j]] = missing
+                if flags is not None:
+                    flags[:, flag_of[j]] = missing
         return block
 
     # pass 1b: the scaler's mean and variance, by its own partial_fit
     scaler = None
     if num_pipe is not None:
         scaler = clone(num_pipe.steps[1][1])
-        for rows in _blocks(n, len(layout.values) + len(indicator)):
+        for rows in _blocks(n, len(layout.values)):
             scaler.partial_fit(numeric_block(rows))
         num_pipe.steps[1] = (num_pipe.steps[1][0], scaler)
     width = (len(layout.values) + len(indicator)) + sum(len(c) for c in categories)
@@ -287,11 +294,12 @@ def _prepare(pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, layout: _Layout):
         out[:, 0] = 1.0
         col = 1
         if scaler is not None:
-            block = numeric_block(rows)
+            flags = out[:, col + len(layout.values):col + len(layout.values) + len(indicator)]
+            block = numeric_block(rows, flags)
             block -= scaler.mean_
             block /= scaler.scale_
             out[:, col:col + block.shape[1]] = block
-            col += block.shape[1]
+            col += block.shape[1] + len(indicator)
         for codes, lookup, cats in zip(layout.codes, levels_index, categories):
             hot = lookup[codes[rows]]
             out[np.arange(m), col + hot] = 1.0
