@@ -375,3 +375,36 @@ def test_a_rarely_missing_number_does_not_slow_saga(diamonds):
     prep.set_params(transformers=[("numeric", numeric, names), categorical])
     scaled.fit(X, y)
     assert scaled.named_steps["model"].n_iter_[0] > 1.5 * pipe.named_steps["model"].n_iter_[0]  # 664 and 301 epochs
+
+
+def test_a_warm_path_stops_past_its_best_and_keeps_the_scores_of_the_full_path(diamonds, monkeypatch):
+    # saga's weakest penalties are its slowest fits: past the folds' best C the path stops after PATH_PATIENCE
+    # lower scores in a row; the candidates it fitted score exactly as on the whole path, and the rest are left
+    # out of the family's leaderboard row, not scored NaN as failures
+    from mlkiln.pipeline import _C_GRID, build_pipeline
+
+    X, y, kinds = _diamonds_task(diamonds, 900, "cut")
+    pipe = build_pipeline("classification", "logistic_l1", kinds, n_classes=y.nunique())
+    candidates = [{"model__C": c} for c in reversed(_C_GRID)]  # weakest first: the path reorders them
+    stopped, _, stopped_oofs = _search(pipe, candidates, X, y, "classification", "log_loss")
+    monkeypatch.setattr(tuning, "PATH_PATIENCE", len(candidates))
+    whole, _, whole_oofs = _search(pipe, candidates, X, y, "classification", "log_loss")
+    passed = stopped["passed"]
+    assert passed.any() and not whole["passed"].any() and stopped["first_failure"] is None
+    fitted = np.flatnonzero(~passed)
+    np.testing.assert_array_equal(stopped["mean_test_score"][fitted], whole["mean_test_score"][fitted])
+    assert np.isnan(stopped["mean_test_score"][passed]).all()
+    # the stop: the weakest penalties, each scoring below the best on the whole path too
+    best = int(np.nanargmax(whole["mean_test_score"]))
+    assert np.nanargmax(stopped["mean_test_score"]) == best
+    assert all(_C_GRID[::-1][i] > _C_GRID[::-1][best] for i in np.flatnonzero(passed))
+    assert (whole["mean_test_score"][passed] < whole["mean_test_score"][best]).all()
+    assert stopped_oofs[0].params == whole_oofs[0].params  # the best's predictions, for the ensemble and threshold
+    np.testing.assert_array_equal(stopped_oofs[0].proba, whole_oofs[0].proba)
+    assert all(p.params["C"] <= _C_GRID[::-1][best] * 10 for p in stopped_oofs)
+    monkeypatch.undo()
+    scorer = tuning.Scorer("classification", "log_loss")
+    with Compute(n_jobs=2) as compute:
+        result = tuning.tune_family(X, y, "classification", "logistic_l1", kinds, scorer,
+                                    tuning.make_cv("classification", 3, 0), 0, y.nunique(), compute, search="grid")
+    assert result.n_candidates == len(fitted) == len(result.candidates) < len(_C_GRID)

@@ -17,6 +17,7 @@ largest single cost of tuning.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -347,7 +348,9 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     first, as float32, so the winner needs no second round of fits for its
     validation metrics and threshold, and the ensemble is selected from them.
     (A budget is kept by the caller, :func:`search_rungs`, which starts only
-    the batches it expects to finish; every candidate given here is reached.)
+    the batches it expects to finish; every candidate given here is reached,
+    except on a warm path, which stops past its best: ``cv_results["passed"]``
+    marks the candidates it did not fit, whose scores are NaN.)
     Each fold's rows go through the preprocessor once for all candidates
     (:class:`PreparedFolds`), unless a candidate sets its parameters.
     A search longer than PROGRESS_SECONDS logs its progress under ``label``.
@@ -367,8 +370,14 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     progress = _Progress(label, len(candidates) * len(splits))
     prepared = compute.prepared.get(pipe, candidates, X, y, splits)
     candidates = list(candidates)
+    passed = np.zeros(len(candidates), dtype=bool)  # on a warm path stopped past its best (:func:`_lockstep_path`)
+    fold_score = functools.partial(_mean_fold_score, scorer, y, splits)
     with compute.parallel():
-        for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress, staged)):
+        for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress, staged,
+                                                fold_score)):
+            if folds is None:
+                passed[i] = True
+                continue
             if staged:
                 candidates[i], folds = _at_stage_count(candidates[i], folds, X, splits, prepared, task)
             for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
@@ -388,20 +397,26 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
         "mean_fit_time": fit_times.mean(axis=1),
         **{f"split{k}_test_score": scores[:, k] for k in range(len(splits))},
         "first_failure": failure,
+        "passed": passed,
     }
     oofs = [Predictions(label, _estimator_params(candidates[i]), float(mean), pred, proba)
             for mean, i, (pred, proba) in kept]
+    if passed.any():
+        log.info("%s: %d of %d candidates not fitted: the warm path scored lower at %d values in a row past its best",
+                 label, int(passed.sum()), len(candidates), PATH_PATIENCE)
     return results, len(candidates), oofs
 
 
 def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: str, progress,
-                  staged: bool = False) -> Iterator[list]:
+                  staged: bool = False, fold_score=None) -> Iterator[list | None]:
     """Each candidate's ``(predictions, probabilities, seconds)`` on every fold, in the candidates' order.
 
     One job per candidate and fold; when the model can start from the
-    solution of its neighbour (:func:`_warm_path`), one job per fold fits the
-    candidates along that path instead, on the prepared fold or on one it
-    preprocesses itself (:func:`_prepared_path`). ``staged``: each
+    solution of its neighbour (:func:`_warm_path`), the candidates are fitted
+    along that path instead: on prepared folds all folds a step at a time,
+    stopping past the best (:func:`_lockstep_path`; None for a candidate not
+    fitted), else one job per fold that preprocesses it and fits the whole
+    path (:func:`_prepared_path`). ``staged``: each
     fold's ``(fitted model or pipeline, None, seconds)``, stopped early on
     the fold's validation part (:func:`_fit_staged`).
     """
@@ -412,6 +427,11 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
                 for candidate in candidates for k, (fit_idx, val_idx) in enumerate(splits)]
     elif (order := _pipeline_path(pipe, candidates)) is not None:
         model, params = pipe.named_steps["model"], [_model_params(candidates[i]) for i in order]
+        if prepared is not None and len(params) > 1 and fold_score is not None:
+            steps = _lockstep_path(model, params, prepared, task, fold_score, progress)
+            place = {i: j for j, i in enumerate(order)}
+            yield from (steps[place[i]] if place[i] < len(steps) else None for i in range(len(candidates)))
+            return
         if prepared is not None:
             paths = (delayed(_fit_predict_path)(clone(model), params, fold, task) for fold in prepared)
         else:  # folds too large to keep for every candidate: each preprocessed in its worker
@@ -508,6 +528,51 @@ def _warm_up(params: list[dict]) -> list[dict]:
         return []
     (name,) = names
     return [{**params[0], name: params[0][name] * step ** -WARM_PATHS[name]} for step in WARM_UP_STEPS]
+
+
+#: a warm path stops once this many values in a row scored below its best: the folds' mean score of a penalty
+#: path rises to one peak and falls. Past the peak the weak penalties are the slow fits: saga on bundesliga's
+#: 7,500 rows took 479 epochs at C = 10 against 26 at its best C = 0.32, and C >= 3 were 87 % of the path's time
+#: (benchmarks/RESULTS.md, session 19)
+PATH_PATIENCE = 2
+
+
+def _lockstep_path(model, params: list[dict], prepared: list[PreparedFold], task: str, fold_score,
+                   progress) -> list[list]:
+    """Fit ``params`` in order (strongest penalty first) on every prepared fold, each fold's fit starting from
+    its previous one; each step's folds run in parallel, and the path stops once :data:`PATH_PATIENCE` steps in
+    a row scored below the best step (``fold_score(folds)``: their mean score, greater is better). Returns the
+    outputs of the steps fitted, each a list of the folds' ``(predictions, probabilities, seconds)``."""
+    models = [clone(model).set_params(warm_start=True) for _ in prepared]
+    steps, best, worse = [], -np.inf, 0
+    parallel = Parallel()
+    for values in params:
+        fitted = parallel(delayed(_fit_predict_warm)(m, values, fold, task) for m, fold in zip(models, prepared))
+        models = [m for m, _ in fitted]
+        steps.append([outputs for _, outputs in fitted])
+        progress.fits_done(len(prepared))
+        score = fold_score(steps[-1])
+        if score > best:
+            best, worse = score, 0
+        elif score < best:
+            worse += 1
+            if worse >= PATH_PATIENCE:
+                break
+    return steps
+
+
+def _fit_predict_warm(model, values: dict, fold: PreparedFold, task) -> tuple:
+    """``(model, outputs)``: :func:`_fit_predict_prepared` with ``values``, starting from ``model``'s last fit (a
+    fresh copy after a failed fit, which leaves no solution to start from)."""
+    outputs = _fit_predict_prepared(model.set_params(**values), fold, task)
+    return (clone(model) if outputs[0] is None else model), outputs
+
+
+def _mean_fold_score(scorer, y, splits, folds: list) -> float:
+    """The folds' mean score (greater is better) of one candidate's outputs; NaN where a fit failed."""
+    scores = [scorer.from_predictions(y.iloc[val_idx], pred, proba) if pred is not None else np.nan
+              for (_, val_idx), (pred, proba, _) in zip(splits, folds)]
+    return float(np.mean(scores))
 
 
 def _fit_predict_path(model, params: list[dict], fold: PreparedFold, task) -> list[tuple]:
@@ -693,7 +758,8 @@ def tune_family(
     elapsed = time.perf_counter() - start
     means = np.asarray(res["mean_test_score"], dtype="float64")  # greater is better
     last = {repr(sorted(p.items())): i for i, p in enumerate(res["params"])}  # a candidate's largest round
-    rows = sorted(last.values())
+    passed = res.get("passed", np.zeros(len(means), dtype=bool))  # not fitted: past the best of a warm path
+    rows = [i for i in sorted(last.values()) if not passed[i]]
     candidates = [
         {
             "params": _estimator_params(res["params"][i]),
@@ -1168,15 +1234,19 @@ class _Rungs:
         res, _, oofs = cross_validate_candidates(self.pipes[family], planned, X, y, self.cv, self.scorer, self.task,
                                                  self.compute, label=family, staged=staged)
         self.seconds[family] += time.perf_counter() - started
-        self.cost.observe(family, res["mean_fit_time"], len(y) * (self.cost.folds - 1) // self.cost.folds)
+        passed = res.get("passed", np.zeros(len(batch), dtype=bool))  # past a warm path's best: not fitted
+        self.cost.observe(family, np.asarray(res["mean_fit_time"])[~passed],
+                          len(y) * (self.cost.folds - 1) // self.cost.folds)
         for j, i in enumerate(batch):
+            if passed[j]:  # out of the search
+                continue
             self.scores[(family, i)] = {
                 "rows": len(y), "mean": float(res["mean_test_score"][j]), "std": float(res["std_test_score"][j]),
                 "folds": [float(res[f"split{k}_test_score"][j]) for k in range(self.cost.folds)],
                 "fit_time": float(res["mean_fit_time"][j]), "params": _estimator_params(res["params"][j])}
         kept = self.oofs.setdefault(r, {}).setdefault(family, [])
         kept[:] = sorted([*kept, *oofs], key=lambda p: -p.score)[:KEEP_PER_FAMILY]
-        return [(family, i) for i in batch]
+        return [(family, i) for i in batch if (family, i) in self.scores]
 
     def result(self, family: str, last: int) -> FamilyResult:
         """The family's leaderboard entry: its best candidate at the largest rung it reached."""
