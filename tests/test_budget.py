@@ -194,6 +194,25 @@ def test_a_tree_per_class_is_foreseen_and_does_not_open_a_budget_it_cannot_fit(m
     assert board.loc["hgb", "status"] == "not reached" and board.loc["logistic_l2", "status"] in ("ok", "partial")
 
 
+def test_a_wide_table_is_foreseen_and_does_not_open_a_budget_it_cannot_fit(monkeypatch):
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)
+    monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 10_000)
+    narrow, wide = CostModel(3, 2, n_columns=9), CostModel(3, 2, n_columns=1000)
+    assert narrow.fit_seconds("hgb", 1000) == CostModel(3, 2).fit_seconds("hgb", 1000)
+    assert wide.fit_seconds("hgb", 1000) == pytest.approx(100 * narrow.fit_seconds("hgb", 1000))
+    assert wide.fit_seconds("ridge", 1000) == pytest.approx(100 * narrow.fit_seconds("ridge", 1000))
+    wide.observe("hgb", [0.5, 0.4, 0.6], 1000)
+    assert wide.fit_seconds("hgb", 1000) == pytest.approx(0.6)  # measured, the prior no longer counts
+    # 400 columns: gradient boosting is estimated past a 5 s budget, so a linear model opens and is chosen
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(1500, 400)), columns=[f"x{i}" for i in range(400)])
+    frame["y"] = frame.iloc[:, :20].sum(axis=1) + rng.normal(size=1500)
+    run = mlkiln.train(frame, target="y", budget=5, models=["ridge", "hgb"])
+    board = run.leaderboard.set_index("family")
+    assert board.loc["hgb", "status"] == "not reached" and board.loc["ridge", "status"] in ("ok", "partial")
+    assert run.metrics["test"]["r2"] > 0.9
+
+
 def test_every_rung_holds_each_class_in_every_fold(small_rungs):
     # 60 classes x 3 folds: a rung of 100 rows could not hold them (it failed with an IndexError)
     rng = np.random.default_rng(0)

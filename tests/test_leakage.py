@@ -248,3 +248,28 @@ def test_a_single_column_leak_names_its_rows(rng):
     reasons, leaks = _screen(frame, "wage")
     assert list(reasons) == ["logwage"] and leaks == ()
     assert reasons["logwage"].endswith(f"(screening sample of {N:,} rows)")
+
+
+def test_test_rows_that_copy_training_rows_are_reported(tmp_path):
+    # scikit-learn's diabetes four times over: nearly every test row is a training row, and the test score says
+    # nothing about new rows; the table once is clean
+    from sklearn.datasets import load_diabetes
+
+    once = load_diabetes(as_frame=True).frame
+    repeated = pd.concat([once] * 4, ignore_index=True).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    X, y = repeated.drop(columns="target"), repeated["target"]
+    copies = leakage.copied_rows(X.iloc[:1400], y.iloc[:1400], X.iloc[1400:], y.iloc[1400:])
+    expected = int(pd.Series(list(zip(*[repeated[c] for c in repeated]))).iloc[1400:]
+                   .isin(set(zip(*[repeated[c].iloc[:1400] for c in repeated]))).sum())
+    assert copies.rows == expected and copies.test_rows == 368 and expected > 0.9 * 368
+    assert "exact copies of training rows" in copies.message
+    # the same features with another target are no copy
+    assert leakage.copied_rows(X.iloc[:1400], y.iloc[:1400], X.iloc[1400:], y.iloc[1400:] + 1.0) is None
+    assert leakage.copied_rows(once.drop(columns="target").iloc[:350], once.target.iloc[:350],
+                               once.drop(columns="target").iloc[350:], once.target.iloc[350:]) is None
+    repeated.to_csv(tmp_path / "repeated.csv", index=False)
+    run = mlkiln.train(tmp_path / "repeated.csv", target="target", models=["linear"])
+    evidence = [item for item in run.card.leakage if item["kind"] == "copies"]
+    assert len(evidence) == 1 and evidence[0]["rows"] > 0.9 * evidence[0]["test_rows"]
+    run.save(tmp_path / "model")
+    assert "Test rows seen in training" in (tmp_path / "model" / "report.html").read_text()

@@ -1111,3 +1111,39 @@ def test_one_record_takes_the_durations_and_periods_a_frame_holds():
     missing = model.predict_record({"td": pd.NaT, "per": pd.Period("2020-02", "M"), "x": 0.0})  # NaT: missing
     assert missing["prediction"] == pytest.approx(
         model.predict(pd.DataFrame({"td": [pd.NaT], "per": [pd.Period("2020-02", "M")], "x": [0.0]}))[0], rel=1e-12)
+
+
+def test_a_model_no_better_than_a_constant_says_so_and_names_what_may_hold_the_signal(caplog):
+    # the signal is in free text, which is set aside: the model can only guess the class shares, and says so
+    rng = np.random.default_rng(0)
+    good, bad, filler = ["great", "loved", "superb"], ["awful", "hated", "broken"], ["the", "product", "was", "really"]
+    label = rng.integers(0, 2, 600)
+    review = [" ".join([*rng.choice(filler, 3), rng.choice(good if y else bad), f"order {i}"])
+              for i, y in enumerate(label)]
+    frame = pd.DataFrame({"review": review, "noise": rng.normal(size=600), "label": np.where(label, "pos", "neg")})
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        run = mlkiln.train(frame, target="label", models=["logistic_l2"])
+    assert run.card.excluded["review"].startswith("free text")
+    warned = [r.getMessage() for r in caplog.records if "no better than predicting the class shares" in r.getMessage()]
+    assert len(warned) == 1 and "'review' (free text)" in warned[0]
+    # a real signal: no such warning
+    caplog.clear()
+    frame["noise"] = label + rng.normal(scale=0.5, size=600)
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        mlkiln.train(frame, target="label", models=["logistic_l2"])
+    assert not any("no better than" in r.getMessage() for r in caplog.records)
+
+
+def test_whole_number_codes_read_as_a_quantity_get_a_hint():
+    from mlkiln import metrics, workflow
+
+    diamonds = mlkiln.examples.load_example("diamonds").head(2000)
+    codes = diamonds["clarity"].astype("category").cat.codes.astype(float)  # a label's codes, as a file holds them
+    assert metrics.no_better_than_baseline("regression", {"r2": 0.004}, codes).startswith("the model is no better")
+    assert metrics.no_better_than_baseline("regression", {"r2": 0.3}, codes) is None
+    table = workflow.Table(X=diamonds[["carat"]], y=codes, task="regression", kinds={"carat": "numeric"}, columns=(),
+                           target=None, metric=None, excluded={}, rows_dropped=0)
+    assert "8 whole-number values may be class codes: train with --task classification" in \
+        workflow._weak_model_hint(table)
+    table.y = diamonds["price"] + 0.5
+    assert workflow._weak_model_hint(table) == ""

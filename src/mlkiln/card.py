@@ -196,7 +196,7 @@ class Card:
     versions: dict[str, str]
     train_seconds: float
     created_at: str
-    leakage: tuple[dict, ...] = ()  # evidence of every combination leak and ceiling alarm (mlkiln.leakage)
+    leakage: tuple[dict, ...] = ()  # evidence of every combination leak, copied test rows and ceiling alarm (mlkiln.leakage)
     profile: dict | None = None  # the training rows' drift profile (mlkiln.drift); None in bundles made before it
     evaluation: Evaluation | None = None  # how the metrics were computed; None in bundles made before it
     latency_us: float | None = None  # median microseconds to score one row alone (compiled predictor), measured

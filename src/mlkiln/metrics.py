@@ -35,6 +35,31 @@ def default_metric(task: str, y: pd.Series) -> tuple[str, str]:
 #: metrics of the probabilities alone: the labels' cut-off is a choice of its own
 PROBABILITY_METRICS = ("log_loss", "roc_auc", "average_precision")
 
+#: a model whose cross-validated log loss is within this share of the class shares' own (a constant prediction),
+#: or whose R2 is below it, has learned next to nothing from the columns it was given
+BASELINE_MARGIN = 0.01
+
+
+def no_better_than_baseline(task: str, validation_mean: dict, y: pd.Series) -> str | None:
+    """Why the model's cross-validated score is no better than a constant prediction's, or None if it is.
+
+    A table whose signal sits in a column that was set aside (free text, an
+    identifier) or whose class codes were read as numbers still trains and
+    writes a bundle; this says the model is worth no more than the mean.
+    """
+    if task == "regression":
+        r2 = validation_mean.get("r2")
+        if r2 is None or not r2 < BASELINE_MARGIN:
+            return None
+        return f"the model is no better than predicting the mean: cross-validated R2 {r2:.4f}"
+    loss = validation_mean.get("log_loss")
+    shares = y.value_counts(normalize=True).to_numpy()
+    constant = float(-(shares * np.log(shares)).sum())
+    if loss is None or not loss > (1 - BASELINE_MARGIN) * constant:
+        return None
+    return (f"the model is no better than predicting the class shares: cross-validated log loss {loss:.4f}, "
+            f"the shares' own {constant:.4f}")
+
 
 def threshold_metric(task: str, metric: str, y: pd.Series) -> str | None:
     """The metric the decision threshold is tuned for, or None: predict the likelier class.

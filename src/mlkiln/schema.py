@@ -401,7 +401,9 @@ def screen_columns_with_evidence(
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):
-            reasons[name] = "identifier-like: a distinct text value in (almost) every row"
+            reasons[name] = ("free text: a distinct text of several words in (almost) every row (models here read "
+                             "categories, not words: derive columns from it, such as keywords or its length)"
+                             if _is_prose(col[~missing]) else "identifier-like: a distinct text value in (almost) every row")
         elif kinds[name] == "numeric" and (why := _integer_id(col, name)):
             reasons[name] = f"identifier-like: distinct integers, one per row, {why}"
     candidates = [c for c in X.columns if c not in reasons]
@@ -423,6 +425,16 @@ def _named_as_key(name) -> bool:
     """Whether a column's name ends in a word such as ``id`` (``customer_id``, ``CustomerID``, ``Product ID``)."""
     words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))
     return bool(words) and words[-1].lower() in ID_NAME_WORDS
+
+
+#: a distinct text per row whose values have at least this many words (the median of a sample) is prose
+PROSE_WORDS = 3
+
+
+def _is_prose(values: pd.Series) -> bool:
+    """Whether distinct texts are sentences (reviews, notes) rather than codes or names."""
+    sample = values.sample(min(len(values), 1000), random_state=0) if len(values) > 1000 else values
+    return bool(sample.astype(str).str.split().str.len().median() >= PROSE_WORDS)
 
 
 def _integer_id(col: pd.Series, name="") -> str | None:

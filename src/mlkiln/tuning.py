@@ -969,6 +969,11 @@ RUNG_FACTOR = 3
 #: (one thread), on the safe side of what was measured on this machine: linear, ridge and lasso 7e-6 to 9e-6 (5M
 #: diamonds' rungs), hgb 3.5e-5 on 67k rows and 1.1e-4 on 2.5k rows (fixed costs weigh more on few rows)
 PRIOR_SECONDS_PER_ROW = {"cheap": 3e-5, "expensive": 3e-4}
+#: ... for a table of at most this many input columns (diamonds has 9); a wider one's prior grows with its columns:
+#: trees bin and search every column, and a linear model's design is as wide. On 1,000 columns of 2,000 rows one
+#: gradient boosting fit took about 13 s where the unscaled prior said 0.3 s, and opening a --budget 20 with it
+#: ran the command to 120 s
+PRIOR_COLUMNS = 10
 
 
 def sampled(n_rows: int) -> bool:
@@ -1016,12 +1021,14 @@ class CostModel:
     on so far: small fits, where fixed costs weigh most, stop counting once
     larger ones are measured. A family not fitted yet gets its cost class's
     prior (:data:`PRIOR_SECONDS_PER_ROW`), times the classes beyond two for a
-    family that grows a tree per class (``Family.per_class``). The k fold fits
-    of a candidate run ``cores`` at a time.
+    family that grows a tree per class (``Family.per_class``), and times the
+    input columns beyond :data:`PRIOR_COLUMNS`. The k fold fits of a candidate
+    run ``cores`` at a time.
     """
 
-    def __init__(self, folds: int, cores: int, n_classes: int = 2):
+    def __init__(self, folds: int, cores: int, n_classes: int = 2, n_columns: int = 1):
         self.folds, self.cores, self.n_classes = folds, cores, n_classes
+        self.width = max(1.0, n_columns / PRIOR_COLUMNS)
         self.rate: dict[str, float] = {}
         self._rows: dict[str, int] = {}
 
@@ -1035,7 +1042,7 @@ class CostModel:
     def _rate(self, family: str) -> float:
         entry = REGISTRY[family]
         classes = self.n_classes if entry.per_class and self.n_classes > 2 else 1
-        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[entry.cost] * classes)
+        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[entry.cost] * classes * self.width)
 
     def cv_seconds(self, family: str, n_rows: int, candidates: int = 1) -> float:
         """Wall seconds of ``candidates`` candidates' k-fold CV on ``n_rows`` rows (their fits and predictions)."""
@@ -1135,7 +1142,7 @@ class _Rungs:
                      for f in families}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
-        self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes)
+        self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
         self.scores: dict[tuple[str, int], dict] = {}  # (family, candidate) -> its CV at the largest rung it reached
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)
@@ -1203,15 +1210,14 @@ class _Rungs:
 
         A family's value is 1 / (1 + its rank by best score so far), or before
         it is scored 1 (expensive: the strong families) or 1/2 (cheap); each
-        candidate of it already scored on this rung halves it again. OPENER is
-        cheap where it grows one tree a stage (regression, two classes); with
-        more classes it grows one per class, and opens only where it is
-        estimated to fit in the ``allowed`` seconds (on 120 classes one fit
-        took 20 s, and opening with it ran a --budget 20 to 109 s).
+        candidate of it already scored on this rung halves it again. OPENER
+        opens only where it is estimated to fit in the ``allowed`` seconds: it
+        grows a tree per class (on 120 classes one fit took 20 s, and opening
+        with it ran a --budget 20 to 109 s), and searches every column (1,000
+        columns: 13 s a fit, a --budget 20 ran to 120 s).
         """
         waiting = [f for f in self.families if queue[f]]
-        cheap = not REGISTRY[OPENER].per_class or self.cost.n_classes <= 2
-        if not self.scores and OPENER in waiting and (cheap or self.cost.cv_seconds(OPENER, n_rows) <= allowed):
+        if not self.scores and OPENER in waiting and self.cost.cv_seconds(OPENER, n_rows) <= allowed:
             return OPENER
         best = {}
         for (f, _), s in self.scores.items():

@@ -180,17 +180,24 @@ def train(
     if len(y_test) < FEW_TEST_ROWS:
         log.warning("the test split holds %d rows: its metrics are mostly noise (a larger --test-size, or more rows, "
                     "measures the model)", len(y_test))
+    copies = leakage.copied_rows(X_trainval, y_trainval, X_test, y_test)
+    if copies:
+        log.warning("%s", copies.message)
     with Compute(options.n_jobs, options.cluster) as compute:
         selection = select(X_trainval, y_trainval, table, options, compute, started)
         selection, final, predictor, latency = fit_within_latency(X_trainval, y_trainval, table, selection, options,
                                                                   compute)
+    weak = metrics.no_better_than_baseline(table.task, selection.validation["mean"], y_trainval)
+    if weak:
+        log.warning("%s", weak + _weak_model_hint(table))
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         trees=metrics.count_trees(final),
         class_counts=y_trainval.value_counts().to_dict() if table.task == "classification" else None)
     if alarm:
         log.warning("%s", alarm.message)
-    evidence = tuple(leak.to_dict() for leak in table.leaks) + ((alarm.to_dict(),) if alarm else ())
+    evidence = (tuple(leak.to_dict() for leak in table.leaks) + ((copies.to_dict(),) if copies else ())
+                + ((alarm.to_dict(),) if alarm else ()))
     sample = metrics.train_metric_sample(len(y_trainval), options.seed)
     X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
     test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
@@ -210,6 +217,22 @@ def train(
     # the report's curves need the test predictions, which exist only here
     return Run(Model(final, card), report.diagnostics(final, X_test, y_test, card, target=table.y, predictor=predictor,
                                                       predictions=test_predictions))
+
+
+#: a regression target of whole numbers with at most this many distinct values may be class codes
+CLASS_CODES = 1000
+
+
+def _weak_model_hint(table: Table) -> str:
+    """What may have kept the model from learning: columns set aside, or class codes read as numbers."""
+    hints = []
+    if table.excluded:
+        shown = [f"'{name}' ({why.split(':')[0]})" for name, why in list(table.excluded.items())[:5]]
+        hints.append(f"the columns set aside may hold the signal: {', '.join(shown)}")
+    y = table.y
+    if table.task == "regression" and y.nunique() <= CLASS_CODES and bool((y == np.round(y)).all()):
+        hints.append(f"its {y.nunique()} whole-number values may be class codes: train with --task classification")
+    return "".join(f"; {hint}" for hint in hints)
 
 
 def make_card(table: Table, selection: Selection, split_metrics: dict, options: TrainOptions, compute: Compute,

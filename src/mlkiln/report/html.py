@@ -300,11 +300,14 @@ def _bars_size(n: int) -> tuple[float, float]:
 
 
 def _alarms(evidence) -> Markup:
-    """Leakage alarms first: a near-perfect score, and columns that rebuild the target together."""
+    """Leakage alarms first: a near-perfect score, test rows that copy training rows, and columns that rebuild the
+    target together."""
     boxes = []
     for item in evidence:
         if item["kind"] == "ceiling":
             boxes.append(Markup('<div class="alarm"><b>Too good to be true?</b> {}</div>').format(item["message"]))
+        elif item["kind"] == "copies":
+            boxes.append(Markup('<div class="alarm"><b>Test rows seen in training:</b> {}</div>').format(item["message"]))
         else:
             boxes.append(Markup('<div class="alarm"><b>Excluded as a leak over several columns:</b> {} '
                                 '({} {:.4f} on {:,} rows)</div>').format(
