@@ -222,3 +222,15 @@ def test_every_rung_holds_each_class_in_every_fold(small_rungs):
     run = mlkiln.train(frame, target="y", models=["logistic_l2"], trials=1)
     rungs = [s for s in run.card.tuning.steps if s.step.startswith("rung")]
     assert rungs[0].rows >= 180 and run.model.predict_proba(frame.head(5)).shape == (5, 60)
+
+
+def test_a_one_parameter_grid_starts_in_its_middle_on_the_rungs():
+    # a budget that reaches only the first batch of C = 0.001, 0.0032 got a model of the class shares
+    from mlkiln.pipeline import _C_GRID
+
+    grid = [{"model__C": c} for c in _C_GRID]
+    plan = tuning._middle_first(grid)
+    assert [c["model__C"] for c in plan[:3]] == [_C_GRID[5], _C_GRID[6], _C_GRID[4]]
+    assert sorted(c["model__C"] for c in plan) == _C_GRID and plan[-1]["model__C"] == _C_GRID[0]
+    two = [{"a": a, "b": b} for a in (1, 2, 3) for b in (1, 2)]
+    assert tuning._middle_first(two) == two

@@ -744,6 +744,11 @@ def _numeric_matrix(X, names: list[str]) -> np.ndarray:
 
 
 def _one_row_frame(row: dict, columns: Sequence[Column]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {c.name: pd.Series([row[c.name]], dtype=object if c.kind == "categorical" else np.float64) for c in columns}
-    )
+    return rows_frame([row], columns)
+
+
+def rows_frame(rows: Sequence[dict], columns: Sequence[Column]) -> pd.DataFrame:
+    """Conformed records (:func:`mlkiln.schema.conform_record`) as the frame :meth:`Predictor.score` takes."""
+    return pd.DataFrame({c.name: pd.Series([row[c.name] for row in rows],
+                                           dtype=object if c.kind == "categorical" else np.float64)
+                         for c in columns})

@@ -18,7 +18,7 @@ import pandas as pd
 from . import bundle, metrics
 from .atomic import check_apart, holds, page_and_json, write_atomic
 from .card import Card
-from .compiled import Predictor, compile_pipeline
+from .compiled import Predictor, compile_pipeline, rows_frame
 from .data import dataset_files, read_table
 from .errors import BundleError, InputError
 from .schema import coerce_target, conform, conform_record, is_missing_text
@@ -61,6 +61,26 @@ class Model:
         if proba is None:
             return {"prediction": prediction}
         return {"prediction": prediction, "probabilities": dict(zip(map(str, self.classes), proba))}
+
+    def predict_records(self, records: list, watch=None) -> list[dict]:
+        """:meth:`predict_record`'s answer for each of ``records``, checked one by one (an error names the record by
+        its place) and scored together: 15,000 records took 39 s one at a time behind ``POST /predict``."""
+        rows = []
+        for index, record in enumerate(records):
+            try:
+                rows.append(conform_record(record, self.card.columns, self.card.target))
+            except InputError as exc:
+                raise InputError(f"record {index}: {exc}") from exc
+            if watch is not None:
+                watch(rows[-1])
+        if not rows:
+            return []
+        labels, proba = self.predictor.score(rows_frame(rows, self.card.columns))
+        if proba is None:
+            return [{"prediction": value} for value in labels.tolist()]
+        classes = list(map(str, self.classes))
+        return [{"prediction": value, "probabilities": dict(zip(classes, p))}
+                for value, p in zip(labels.tolist(), proba.tolist())]
 
     def prepare(self, data) -> pd.DataFrame:
         """New data as the pipeline expects it; raises :class:`InputError` when it does not fit."""

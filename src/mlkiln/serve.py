@@ -132,7 +132,7 @@ class App:
         if isinstance(payload, dict):
             return self._scored(lambda: self.model.predict_record(payload, self._watch), 1)
         if isinstance(payload, list):
-            return self._scored(lambda: {"predictions": [self._record(i, r) for i, r in enumerate(payload)]},
+            return self._scored(lambda: {"predictions": self.model.predict_records(payload, self._watch)},
                                 len(payload))
         return 400, self._error("body must be a JSON object (one record) or an array of objects")
 
@@ -171,12 +171,6 @@ class App:
         if not len(frame.columns):  # records: [] holds no rows, and no columns to check: empty in, empty out
             return self._scored(lambda: {"predictions": []}, 0)
         return self._scored(lambda: {"predictions": self.model.predict(frame, self._watch_frame).tolist()}, len(frame))
-
-    def _record(self, index: int, record) -> dict:
-        try:
-            return self.model.predict_record(record, self._watch)
-        except InputError as exc:
-            raise InputError(f"record {index}: {exc}") from exc
 
     def _error(self, message: str) -> bytes:
         return self._orjson.dumps({"error": message})

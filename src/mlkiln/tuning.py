@@ -1111,6 +1111,19 @@ def _rung_strategy(family: str, search: str) -> str:
     return strategy if strategy in ("portfolio", "random") else "grid"
 
 
+def _middle_first(candidates: list[dict]) -> list[dict]:
+    """A one-parameter grid from its middle outwards (C = 0.32, 1, 0.1, 3.2, ...), as the rungs start it ``cores``
+    candidates at a time: a budget that reaches only the first batch got C = 0.001 and 0.0032, a model of the class
+    shares (100 classes, --budget 30), where the middle of the grid is a model. A grid of more parameters is kept
+    as it is (a portfolio or random draws are not grids, and keep their order)."""
+    if len(candidates) < 3 or len({key for c in candidates for key in c}) != 1:
+        return candidates
+    (name,) = candidates[0]
+    ordered = sorted(candidates, key=lambda c: c[name])
+    middle = (len(ordered) - 1) // 2
+    return sorted(ordered, key=lambda c: (abs(ordered.index(c) - middle), ordered.index(c) < middle))
+
+
 def _survivors(ranked: list[tuple[str, int]], factor: int) -> list[tuple[str, int]]:
     """The candidates that go on to the next rung: the best ``1/factor`` of ``ranked`` (best first), and the best
     of every family besides.
@@ -1140,6 +1153,7 @@ class _Rungs:
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
         self.plan = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials)
                      for f in families}
+        self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in self.plan.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
@@ -1210,14 +1224,18 @@ class _Rungs:
 
         A family's value is 1 / (1 + its rank by best score so far), or before
         it is scored 1 (expensive: the strong families) or 1/2 (cheap); each
-        candidate of it already scored on this rung halves it again. OPENER
-        opens only where it is estimated to fit in the ``allowed`` seconds: it
-        grows a tree per class (on 120 classes one fit took 20 s, and opening
-        with it ran a --budget 20 to 109 s), and searches every column (1,000
-        columns: 13 s a fit, a --budget 20 ran to 120 s).
+        candidate of it already scored on this rung halves it again. OPENER is
+        cheap on a narrow table where it grows one tree a stage (regression,
+        two classes), and opens even a budget nothing fits in. With more
+        classes it grows one per class (on 120 classes one fit took 20 s, and
+        opening with it ran a --budget 20 to 109 s), and on a wide table it
+        searches every column (1,000 columns: 13 s a fit, a --budget 20 ran to
+        120 s): there it opens only where it is estimated to fit in the
+        ``allowed`` seconds.
         """
         waiting = [f for f in self.families if queue[f]]
-        if not self.scores and OPENER in waiting and self.cost.cv_seconds(OPENER, n_rows) <= allowed:
+        cheap = (not REGISTRY[OPENER].per_class or self.cost.n_classes <= 2) and self.cost.width == 1.0
+        if not self.scores and OPENER in waiting and (cheap or self.cost.cv_seconds(OPENER, n_rows) <= allowed):
             return OPENER
         best = {}
         for (f, _), s in self.scores.items():
