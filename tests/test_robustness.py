@@ -1147,3 +1147,19 @@ def test_whole_number_codes_read_as_a_quantity_get_a_hint():
         workflow._weak_model_hint(table)
     table.y = diamonds["price"] + 0.5
     assert workflow._weak_model_hint(table) == ""
+
+
+def test_no_rows_are_scored_with_the_columns_and_types_of_rows(failure_bundle, failure_csv, tmp_path):
+    # a part of a dataset with no rows is appended to the others downstream: it must have their schema
+    model = mlkiln.load(failure_bundle)
+    rows = pd.read_csv(failure_csv).head(5)
+    some, none = model.predict_frame(rows), model.predict_frame(rows.head(0))
+    assert len(none) == 0 and list(none.columns) == list(some.columns)
+    assert none.dtypes.to_dict() == some.dtypes.to_dict()
+    assert model.predict(rows.head(0)).dtype == model.predict(rows).dtype
+    rows.head(0).to_csv(tmp_path / "empty.csv", index=False)
+    assert main(["predict", failure_bundle, str(tmp_path / "empty.csv"), "-o", str(tmp_path / "out.parquet")]) == 0
+    import pyarrow.parquet as pq
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    assert [n for n in schema.names if n.startswith("proba_") or n == "prediction"] == \
+        ["prediction", *(f"proba_{c}" for c in model.classes)]

@@ -96,8 +96,14 @@ class Model:
         if watch is not None:
             watch(X)
         if len(X) == 0:
-            return np.empty(0, dtype="float64" if self.task == "regression" else object)
+            return self._no_predictions()
         return self.predictor.score(X)[0]
+
+    def _no_predictions(self) -> np.ndarray:
+        """No predictions, typed as predictions are: numbers, or the classes' own type."""
+        if self.task == "regression":
+            return np.empty(0, dtype="float64")
+        return np.asarray(getattr(self.pipeline, "classes_", self.classes))[:0]
 
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities, columns in the order of :attr:`classes`."""
@@ -129,8 +135,8 @@ class Model:
         if taken and first_row == 1:
             log.warning("the input's column(s) %s are replaced by this model's scores in the output",
                         ", ".join(map(repr, taken)))
-        if len(X) == 0:
-            return {"prediction": np.empty(0, dtype="float64")}
+        if len(X) == 0:  # the columns and types of rows scored: a part of a dataset is appended to the others
+            return {"prediction": self._no_predictions(), **{name: np.empty(0) for name in names[1:]}}
         prediction, proba = self.predictor.score(X)
         scores = {"prediction": prediction}
         if self.task == "classification":

@@ -193,7 +193,7 @@ def _stream(model, files: list[Path], dest: Path, fmt: str, types: dict) -> int:
             for batch in read_batches(file, types, parsed=model.card.schema.kinds):
                 types.update(zip(batch.schema.names, batch.schema.types))
                 scored = _score_batch(model, batch, file, first_row)
-                if len(scored) == 0:  # scores of no rows lack the class probabilities: kept only for an empty table
+                if len(scored) == 0:  # a batch of no rows: written only for an empty table, as its schema
                     empty = scored
                     continue
                 if fmt == "csv":
