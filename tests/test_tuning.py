@@ -408,3 +408,15 @@ def test_a_warm_path_stops_past_its_best_and_keeps_the_scores_of_the_full_path(d
         result = tuning.tune_family(X, y, "classification", "logistic_l1", kinds, scorer,
                                     tuning.make_cv("classification", 3, 0), 0, y.nunique(), compute, search="grid")
     assert result.n_candidates == len(fitted) == len(result.candidates) < len(_C_GRID)
+
+
+def test_a_measurement_forced_into_classes_is_told_to_use_regression():
+    # fractional labels are read as text: a measurement given --task classification is one class per row
+    from mlkiln.errors import InputError
+
+    y = pd.Series([f"{v:.3f}" for v in np.linspace(0.1, 0.9, 12)])
+    with pytest.raises(InputError, match=r"it has 12 distinct values in 12 rows\), use --task regression"):
+        tuning.check_folds("classification", y, 3, spare=1)
+    with pytest.raises(InputError) as caught:  # a rare class of a real label: no such advice
+        tuning.check_folds("classification", pd.Series(["a"] * 10 + ["b"]), 3, spare=1)
+    assert "--task regression" not in str(caught.value)

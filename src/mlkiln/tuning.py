@@ -206,10 +206,13 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
             held = "one for the test split, " if spare else ""
             # whole numbers with a rare value are often a count (goals, visits) taken for classes
             numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+            # fractional labels are read as text (0.5, 1.5), so a measurement forced into classes is text too
+            numbers = numbers or len(counts) > len(y) / 2
             raise InputError(
                 f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
                 f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
-                + ("; or, if the target counts or measures something, use --task regression" if numbers else "")
+                + (f"; or, if the target counts or measures something (it has {len(counts):,} distinct values in "
+                   f"{len(y):,} rows), use --task regression" if numbers else "")
             )
     if spare:
         return
