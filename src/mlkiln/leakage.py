@@ -137,7 +137,8 @@ def copied_rows(X_train: pd.DataFrame, y_train: pd.Series, X_test: pd.DataFrame,
     too, so cross-validation prefers that model. Whether copies are repeated observations or an export's
     mistake only the user knows, so they are reported, not dropped.
     """
-    copied = int(np.isin(_row_hashes(X_test, y_test), _row_hashes(X_train, y_train)).sum())
+    # a hash table (pandas' isin), not numpy's isin, which sorts: 0.4 s against 4.7 s for 1M test rows in 4M
+    copied = int(pd.Series(_row_hashes(X_test, y_test)).isin(_row_hashes(X_train, y_train)).sum())
     if copied <= COPIED_SHARE * len(y_test):
         return None
     message = (f"{copied:,} of the {len(y_test):,} test rows ({copied / len(y_test):.0%}) are exact copies of training "
