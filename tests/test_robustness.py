@@ -1163,3 +1163,14 @@ def test_no_rows_are_scored_with_the_columns_and_types_of_rows(failure_bundle, f
     schema = pq.read_schema(tmp_path / "out.parquet")
     assert [n for n in schema.names if n.startswith("proba_") or n == "prediction"] == \
         ["prediction", *(f"proba_{c}" for c in model.classes)]
+
+
+def test_a_row_with_another_number_of_fields_is_named_by_its_line(tmp_path, capsys):
+    # pyarrow quotes the row but not where it is: in 3,000 rows, "7,8" alone does not say which
+    lines = ["# exported by hand", "a,b,c"] + [f"{i},{2 * i},{i % 3}" for i in range(3000)]
+    lines[2501] = "7,8"
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
+    assert code == 2 and "Expected 3 columns, got 2: 7,8 (line 2,502 of the file)" in err
+    assert sum(line.startswith("mlkiln: error:") for line in err.splitlines()) == 1 and not (tmp_path / "m").exists()

@@ -192,7 +192,28 @@ def _check_file(path: Path) -> None:
 
 def _unreadable_file(path: Path, exc: Exception) -> InputError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if table_format(path) == "csv" and "Expected" in reason and (line := _ragged_line(path)):
+        reason += f" (line {line:,} of the file)"
     return InputError(f"cannot read {path} as {table_format(path).upper()}: {reason}")
+
+
+def _ragged_line(path: Path) -> int | None:
+    """The line of a CSV file's first row with another number of fields than its header, or None: pyarrow's
+    parse error quotes the row but not where it is (numbered only by a reader on one thread, read again here)."""
+    found = []
+
+    def first(row) -> str:
+        found.append(row.number)
+        return "error"
+
+    try:
+        options = sniff_csv(path)
+        pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=options["encoding"], use_threads=False,
+                                                           skip_rows=options.get("skiprows", 0)),
+                       parse_options=pacsv.ParseOptions(delimiter=options["sep"], invalid_row_handler=first))
+    except Exception:  # noqa: BLE001 - the row was found (the handler's "error"), or it cannot be: no line then
+        pass
+    return found[0] if found else None  # counting the lines it skipped (comments), as the file does
 
 
 def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFrame:
