@@ -11,6 +11,7 @@ from sklearn.linear_model import LinearRegression
 
 import mlkiln
 from mlkiln import leakage
+from mlkiln.data import row_hashes
 from mlkiln.examples import load_example
 from mlkiln.schema import coerce_frame, column_kind, screen_columns, screen_columns_with_evidence
 
@@ -258,15 +259,16 @@ def test_test_rows_that_copy_training_rows_are_reported(tmp_path):
     once = load_diabetes(as_frame=True).frame
     repeated = pd.concat([once] * 4, ignore_index=True).sample(frac=1.0, random_state=0).reset_index(drop=True)
     X, y = repeated.drop(columns="target"), repeated["target"]
-    copies = leakage.copied_rows(X.iloc[:1400], y.iloc[:1400], X.iloc[1400:], y.iloc[1400:])
+    copies = leakage.copied_rows(row_hashes(X.iloc[:1400], y.iloc[:1400]), row_hashes(X.iloc[1400:], y.iloc[1400:]))
     expected = int(pd.Series(list(zip(*[repeated[c] for c in repeated]))).iloc[1400:]
                    .isin(set(zip(*[repeated[c].iloc[:1400] for c in repeated]))).sum())
     assert copies.rows == expected and copies.test_rows == 368 and expected > 0.9 * 368
     assert "exact copies of training rows" in copies.message
     # the same features with another target are no copy
-    assert leakage.copied_rows(X.iloc[:1400], y.iloc[:1400], X.iloc[1400:], y.iloc[1400:] + 1.0) is None
-    assert leakage.copied_rows(once.drop(columns="target").iloc[:350], once.target.iloc[:350],
-                               once.drop(columns="target").iloc[350:], once.target.iloc[350:]) is None
+    assert leakage.copied_rows(row_hashes(X.iloc[:1400], y.iloc[:1400]),
+                               row_hashes(X.iloc[1400:], y.iloc[1400:] + 1.0)) is None
+    assert leakage.copied_rows(row_hashes(once.drop(columns="target").iloc[:350], once.target.iloc[:350]),
+                               row_hashes(once.drop(columns="target").iloc[350:], once.target.iloc[350:])) is None
     repeated.to_csv(tmp_path / "repeated.csv", index=False)
     run = mlkiln.train(tmp_path / "repeated.csv", target="target", models=["linear"])
     evidence = [item for item in run.card.leakage if item["kind"] == "copies"]

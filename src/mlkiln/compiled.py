@@ -242,7 +242,8 @@ def _blocks(prep, columns) -> dict:
         if name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         blocks[name] = (transformer, list(names))
-    if blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric) or blocks["categorical"][1] != categorical:
+    if (blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric)
+            or blocks["categorical"][1] != categorical):
         raise _NotCompilable("the preprocessing columns do not match the schema")
     return blocks
 

@@ -648,13 +648,19 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     """Hex sha256 of a DataFrame's contents, for tables that never were a file."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(row_hashes(frame).tobytes())
+    return digest.hexdigest()
+
+
+def row_hashes(frame: pd.DataFrame, y: pd.Series | None = None) -> np.ndarray:
+    """A 64-bit hash of each row's values (and its target ``y``, when given): equal rows, equal hashes."""
+    if y is not None:
+        frame = frame.assign(**{"\0target": y.to_numpy()})
     try:
-        hashed = pd.util.hash_pandas_object(frame, index=False)
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
     except TypeError:  # lists or dicts in a column (as a Parquet file's list column reads): hashed as their text
         text = [c for c in frame.columns if frame[c].dtype == object]
-        hashed = pd.util.hash_pandas_object(frame.astype(dict.fromkeys(text, str)), index=False)
-    digest.update(hashed.to_numpy().tobytes())
-    return digest.hexdigest()
+        return pd.util.hash_pandas_object(frame.astype(dict.fromkeys(text, str)), index=False).to_numpy()
 
 
 def split_train_test(

@@ -267,13 +267,22 @@ DATE_HINT = (r"[-/:]|^\s*\d{1,2}\.\d{1,2}\.\d{4}\b"
              r"|(?i:\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\b.*\b\d{4}\b)")
 
 
+#: values a text column's kind (and its other looks: numbers, prose) is judged on
+SAMPLE_VALUES = 1000
+
+
+def _sample(values: pd.Series) -> pd.Series:
+    """At most :data:`SAMPLE_VALUES` of ``values``, drawn the same way every time."""
+    return values.sample(min(len(values), SAMPLE_VALUES), random_state=0)
+
+
 def number_share(col: pd.Series) -> tuple[float, str | None]:
     """The share of a text column's present values that read as numbers, and one that does not: to say so when
     a column that is mostly numbers is read as text. On a sample of 1,000 rows, drawn before the missing values
     are left out: a warning need not read every row of a text column again (:func:`column_kind` did)."""
     if pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
         return 0.0, None
-    sample = col.sample(min(len(col), 1000), random_state=0)
+    sample = _sample(col)
     sample = sample[~is_missing_text(sample)]
     if not len(sample):
         return 0.0, None
@@ -305,7 +314,7 @@ def column_kind(col: pd.Series) -> str:
     values = col[~is_missing_text(col)]
     if not len(values):
         return "categorical"
-    sample = values.sample(min(len(values), 1000), random_state=0)
+    sample = _sample(values)
     text = sample.astype("object").map(str)
     if written_as_codes(text):  # order or account numbers, zip codes, labels 007: codes, not quantities
         return "categorical"
@@ -433,8 +442,7 @@ PROSE_WORDS = 3
 
 def _is_prose(values: pd.Series) -> bool:
     """Whether distinct texts are sentences (reviews, notes) rather than codes or names."""
-    sample = values.sample(min(len(values), 1000), random_state=0) if len(values) > 1000 else values
-    return bool(sample.astype(str).str.split().str.len().median() >= PROSE_WORDS)
+    return bool(_sample(values).astype(str).str.split().str.len().median() >= PROSE_WORDS)
 
 
 def _integer_id(col: pd.Series, name="") -> str | None:

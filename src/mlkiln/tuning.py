@@ -374,20 +374,19 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
     prepared = compute.prepared.get(pipe, candidates, X, y, splits)
     candidates = list(candidates)
     passed = np.zeros(len(candidates), dtype=bool)  # on a warm path stopped past its best (:func:`_lockstep_path`)
-    fold_score = functools.partial(_mean_fold_score, scorer, y, splits)
+    fold_scores = functools.partial(_fold_scores, scorer, y, splits)
     with compute.parallel():
         for i, folds in enumerate(_fold_outputs(pipe, candidates, X, y, splits, prepared, task, progress, staged,
-                                                fold_score)):
+                                                fold_scores)):
             if folds is None:
                 passed[i] = True
                 continue
             if staged:
                 candidates[i], folds = _at_stage_count(candidates[i], folds, X, splits, prepared, task)
-            for k, ((_, val_idx), (pred, proba, seconds)) in enumerate(zip(splits, folds)):
+            scores[i] = fold_scores(folds)
+            for k, (pred, proba, seconds) in enumerate(folds):
                 fit_times[i, k] = seconds
-                if pred is not None:
-                    scores[i, k] = scorer.from_predictions(y.iloc[val_idx], pred, proba)
-                else:
+                if pred is None:
                     failure = failure or proba  # a failed fit's reason, in the probabilities' place
             mean = scores[i].mean()
             if np.isfinite(mean) and (len(kept) < keep or mean > kept[-1][0]):
@@ -411,7 +410,7 @@ def cross_validate_candidates(pipe, candidates: list[dict], X, y, cv, scorer: Sc
 
 
 def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: str, progress,
-                  staged: bool = False, fold_score=None) -> Iterator[list | None]:
+                  staged: bool = False, fold_scores=None) -> Iterator[list | None]:
     """Each candidate's ``(predictions, probabilities, seconds)`` on every fold, in the candidates' order.
 
     One job per candidate and fold; when the model can start from the
@@ -430,8 +429,8 @@ def _fold_outputs(pipe, candidates: list[dict], X, y, splits, prepared, task: st
                 for candidate in candidates for k, (fit_idx, val_idx) in enumerate(splits)]
     elif (order := _pipeline_path(pipe, candidates)) is not None:
         model, params = pipe.named_steps["model"], [_model_params(candidates[i]) for i in order]
-        if prepared is not None and len(params) > 1 and fold_score is not None:
-            steps = _lockstep_path(model, params, prepared, task, fold_score, progress)
+        if prepared is not None and len(params) > 1 and fold_scores is not None:
+            steps = _lockstep_path(model, params, prepared, task, fold_scores, progress)
             place = {i: j for j, i in enumerate(order)}
             yield from (steps[place[i]] if place[i] < len(steps) else None for i in range(len(candidates)))
             return
@@ -540,11 +539,11 @@ def _warm_up(params: list[dict]) -> list[dict]:
 PATH_PATIENCE = 2
 
 
-def _lockstep_path(model, params: list[dict], prepared: list[PreparedFold], task: str, fold_score,
+def _lockstep_path(model, params: list[dict], prepared: list[PreparedFold], task: str, fold_scores,
                    progress) -> list[list]:
     """Fit ``params`` in order (strongest penalty first) on every prepared fold, each fold's fit starting from
     its previous one; each step's folds run in parallel, and the path stops once :data:`PATH_PATIENCE` steps in
-    a row scored below the best step (``fold_score(folds)``: their mean score, greater is better). Returns the
+    a row scored below the best step (the mean of ``fold_scores(folds)``, greater is better). Returns the
     outputs of the steps fitted, each a list of the folds' ``(predictions, probabilities, seconds)``."""
     models = [clone(model).set_params(warm_start=True) for _ in prepared]
     steps, best, worse = [], -np.inf, 0
@@ -554,7 +553,7 @@ def _lockstep_path(model, params: list[dict], prepared: list[PreparedFold], task
         models = [m for m, _ in fitted]
         steps.append([outputs for _, outputs in fitted])
         progress.fits_done(len(prepared))
-        score = fold_score(steps[-1])
+        score = float(np.mean(fold_scores(steps[-1])))
         if score > best:
             best, worse = score, 0
         elif score < best:
@@ -571,11 +570,11 @@ def _fit_predict_warm(model, values: dict, fold: PreparedFold, task) -> tuple:
     return (clone(model) if outputs[0] is None else model), outputs
 
 
-def _mean_fold_score(scorer, y, splits, folds: list) -> float:
-    """The folds' mean score (greater is better) of one candidate's outputs; NaN where a fit failed."""
-    scores = [scorer.from_predictions(y.iloc[val_idx], pred, proba) if pred is not None else np.nan
-              for (_, val_idx), (pred, proba, _) in zip(splits, folds)]
-    return float(np.mean(scores))
+def _fold_scores(scorer, y, splits, folds: list) -> np.ndarray:
+    """One candidate's score (greater is better) on each fold, from its ``(predictions, probabilities,
+    seconds)`` there; NaN where the fit failed."""
+    return np.array([scorer.from_predictions(y.iloc[val_idx], pred, proba) if pred is not None else np.nan
+                     for (_, val_idx), (pred, proba, _) in zip(splits, folds)])
 
 
 def _fit_predict_path(model, params: list[dict], fold: PreparedFold, task) -> list[tuple]:
@@ -1123,8 +1122,8 @@ def _middle_first(candidates: list[dict]) -> list[dict]:
         return candidates
     (name,) = candidates[0]
     ordered = sorted(candidates, key=lambda c: c[name])
-    middle = (len(ordered) - 1) // 2
-    return sorted(ordered, key=lambda c: (abs(ordered.index(c) - middle), ordered.index(c) < middle))
+    middle = (len(ordered) - 1) // 2  # then one above it, one below, ...
+    return [c for _, c in sorted(enumerate(ordered), key=lambda t: (abs(t[0] - middle), t[0] < middle))]
 
 
 def _survivors(ranked: list[tuple[str, int]], factor: int) -> list[tuple[str, int]]:
@@ -1154,9 +1153,8 @@ class _Rungs:
         self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family: 0.0)
         self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
-        self.plan = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials)
-                     for f in families}
-        self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in self.plan.items()}
+        plans = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials) for f in families}
+        self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))

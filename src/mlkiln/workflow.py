@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
-from .data import load_frame, split_train_test
+from .data import load_frame, row_hashes, split_train_test
 from .errors import ArgumentError
 from .options import TrainOptions
 from .pipeline import REGISTRY
@@ -180,7 +180,7 @@ def train(
     if len(y_test) < FEW_TEST_ROWS:
         log.warning("the test split holds %d rows: its metrics are mostly noise (a larger --test-size, or more rows, "
                     "measures the model)", len(y_test))
-    copies = leakage.copied_rows(X_trainval, y_trainval, X_test, y_test)
+    copies = leakage.copied_rows(row_hashes(X_trainval, y_trainval), row_hashes(X_test, y_test))
     if copies:
         log.warning("%s", copies.message)
     with Compute(options.n_jobs, options.cluster) as compute:
