@@ -275,3 +275,19 @@ def test_test_rows_that_copy_training_rows_are_reported(tmp_path):
     assert len(evidence) == 1 and evidence[0]["rows"] > 0.9 * evidence[0]["test_rows"]
     run.save(tmp_path / "model")
     assert "Test rows seen in training" in (tmp_path / "model" / "report.html").read_text()
+
+
+def test_single_column_leaks_the_parts_find_a_tree_would(rng):
+    # a non-monotone copy (no rank correlation sees it), a copy as text codes, a class written in another column's
+    # ranges: each flagged as a depth-8 tree flagged them; a noisy signal of the same shape is not
+    x = rng.uniform(-3, 3, N)
+    y = np.sin(2 * x) * 100
+    codes = np.array([f"c{int(v)}" for v in np.floor((y + 100) / 10)])
+    frame = pd.DataFrame({"wave": x, "bands": codes, "noisy": x + rng.normal(0, 1.5, N),
+                          "age": rng.integers(18, 65, N), "y": y})
+    reasons, _ = _screen(frame, "y")
+    assert set(reasons) == {"wave", "bands"} and all("R2 0.99" in r or "R2 1.0" in r for r in reasons.values())
+    label = np.where(np.floor(x) % 2 == 0, "even", "odd")
+    classes = pd.DataFrame({"wave": x, "noisy": x + rng.normal(0, 1.5, N), "label": label})
+    reasons, _ = _screen(classes, "label", "classification")
+    assert list(reasons) == ["wave"] and "balanced accuracy" in reasons["wave"]

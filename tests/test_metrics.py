@@ -121,3 +121,17 @@ def test_label_metrics_equal_sklearn(case):
             assert ours[key] == value
         else:
             assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-15), (case, key)
+
+
+def test_r2_is_scikit_learns_without_its_checks():
+    from sklearn.metrics import r2_score
+
+    from mlkiln.metrics import r2
+
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1.0, 1e6):
+        truth = rng.normal(size=50) * scale
+        for pred in (truth + rng.normal(size=50) * scale, np.full(50, truth.mean()), -truth):
+            assert r2(truth, pred) == pytest.approx(r2_score(truth, pred), abs=1e-12)
+    assert r2([2.0, 2.0], [2.0, 2.0]) == r2_score([2.0, 2.0], [2.0, 2.0]) == 1.0
+    assert r2([2.0, 2.0], [2.0, 3.0]) == r2_score([2.0, 2.0], [2.0, 3.0]) == 0.0

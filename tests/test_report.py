@@ -85,6 +85,27 @@ def test_permutation_importance_equals_one_shuffle_at_a_time(failure_run, failur
     assert [f["mean"] for f in found["features"]] == sorted((f["mean"] for f in found["features"]), reverse=True)
 
 
+@pytest.mark.parametrize("target, models", [("price", ["ridge"]), ("cut", ["logistic_l2"]), ("high", ["logistic_l1"])])
+def test_a_linear_model_s_importance_from_its_column_parts_equals_scoring_each_copy(diamonds, target, models):
+    """A linear model's shuffled copies are its raw outputs less one column's part plus that part shuffled: the
+    same drops as the pipeline scoring every copy (regression, several classes, two with a tuned threshold)."""
+    from mlkiln.report.diagnostics import _importance
+
+    frame = diamonds.head(1200).assign(high=lambda d: np.where(d.price > 2500, "yes", "no"))
+    frame = frame.drop(columns=["price"]) if target == "high" else frame
+    run = mlkiln.train(frame, target=target, models=models, trials=2)
+    model, card = run.model, run.card
+    rows = model.prepare(frame.tail(300))
+    y = frame.tail(300)[target]
+    assert model.predictor.terms(rows) is not None
+    parts = _importance(model.pipeline, rows, y, card, np.random.default_rng(0), model.predictor)
+    copies = _importance(model.pipeline, rows, y, card, np.random.default_rng(0), None)
+    assert [f["feature"] for f in parts["features"]] == [f["feature"] for f in copies["features"]]
+    for a, b in zip(parts["features"], copies["features"]):
+        assert a["mean"] == pytest.approx(b["mean"], abs=1e-9) and a["std"] == pytest.approx(b["std"], abs=1e-9)
+    assert parts["features"][0]["mean"] > 0.01
+
+
 def test_a_wide_table_s_importance_scores_a_smaller_sample(tmp_path):
     """200k rows scored at most: 50 columns shuffled 5 times each leave 796 of the 1,000 test rows."""
     from mlkiln.report.diagnostics import IMPORTANCE_REPEATS, IMPORTANCE_SCORED

@@ -120,6 +120,15 @@ class Predictor:
             return self.pipeline.predict(frame), proba
         return self.body.score(X)
 
+    def terms(self, X) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """A linear model's raw outputs of ``X`` and each column's additive part of them (see
+        :meth:`_Linear.terms`), with :meth:`finish` to turn raw outputs into ``score``'s; None for other models."""
+        return self.body.terms(X) if isinstance(self.body, _Linear) else None
+
+    def finish(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(predictions, probabilities or None)`` from raw outputs, as :meth:`score` gives them."""
+        return self.body.head.finish(raw)
+
 
 #: rows timed one at a time for the card's single-row latency (after as many again to warm up)
 LATENCY_ROWS = 200
@@ -433,6 +442,21 @@ class _Linear:
 
     def score(self, X, labels: bool = True):
         return self.head.finish(self.raw(X))
+
+    def terms(self, X) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(raw outputs, each input column's additive part of them)``: the raw outputs less one column's part
+        plus another part of the same column is the model on that column changed, without scoring every column."""
+        out = self.raw(X)
+        parts = {}
+        if self.num_names:
+            values = _numeric_matrix(X, self.num_names)
+            missing = np.isnan(values)
+            scaled = np.where(missing, 0.0, (values - self.mean) / self.scale)
+            for j, name in enumerate(self.num_names):
+                parts[name] = scaled[:, j, None] * self.num_weights[j] + missing[:, j, None] * self.missing_terms[j]
+        for categories, table in zip(self.categories, self.tables):
+            parts[categories.name] = table[categories.ids(X[categories.name])]
+        return out, parts
 
 
 def _indicators(imputer, scaler, missing, n_num: int) -> tuple:

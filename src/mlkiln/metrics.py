@@ -86,7 +86,7 @@ def regression_metrics(y_true, y_pred) -> dict:
     out = {
         "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
         "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+        "r2": r2(y_true, y_pred) if len(y_true) > 1 else float("nan"),
         "n": int(len(y_true)),
     }
     out["mape"] = float(skm.mean_absolute_percentage_error(y_true, y_pred)) if np.all(y_true != 0) else None
@@ -191,6 +191,18 @@ class _Counts:
         return tuple(float(v @ self.true_sum / total) if total else 0.0 for v in values)
 
 
+def r2(y_true, y_pred) -> float:
+    """scikit-learn's ``r2_score`` (1 - residual / total sum of squares; a constant target: 1 if predicted
+    exactly, else 0) without its input checks, which took 1.4 ms a call: 3,000 calls on a 1,000-column table's
+    importances, and one per fold and candidate in the search."""
+    y_true, y_pred = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
+    residual = float(np.sum((y_true - y_pred) ** 2))
+    total = float(np.sum((y_true - y_true.mean()) ** 2))
+    if total == 0.0:
+        return 1.0 if residual == 0.0 else 0.0
+    return 1.0 - residual / total
+
+
 def log_loss(y_true, proba, classes) -> float:
     """The mean negative log-probability of each row's true class (columns of ``proba`` in ``classes`` order).
 
@@ -246,7 +258,7 @@ def score(task: str, metric: str, y_true, y_pred, proba=None, classes=None) -> f
     would be most of a small table's search.
     """
     if task == "regression" and metric == "r2" and len(y_true) > 1:
-        return float(skm.r2_score(np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")))
+        return r2(y_true, y_pred)
     if task == "regression":
         return regression_metrics(y_true, y_pred)[metric]
     y_true = np.asarray(y_true)

@@ -181,16 +181,10 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
         X, y = X.iloc[take], y.iloc[take]
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
-    copies = _shuffled_copies(X, np.random.default_rng(card.split.seed), repeats)
-    n = len(X)
-    per_call = max(1, min(BLOCK_ROWS // max(n, 1), IMPORTANCE_BLOCK_CELLS // max(n * X.shape[1], 1)))
-    scores = []
-    # at most BLOCK_ROWS rows, and IMPORTANCE_BLOCK_CELLS values, of copies exist at a time
-    while batch := list(itertools.islice(copies, per_call)):
-        pred, proba = predict_in_blocks(pipeline, pd.concat(batch, ignore_index=True), card.task, predictor)
-        for k in range(len(batch)):
-            rows = slice(k * n, (k + 1) * n)
-            scores.append(scorer.from_predictions(y, pred[rows], None if proba is None else proba[rows]))
+    shuffle = np.random.default_rng(card.split.seed)
+    terms = predictor.terms(X) if predictor is not None and predictor.compiled else None
+    scores = _additive_scores(predictor, terms, X, y, scorer, shuffle, repeats) if terms else _copies_scores(
+        pipeline, X, y, card.task, scorer, shuffle, repeats, predictor)
     drops = scores[0] - np.reshape(scores[1:], (X.shape[1], repeats))
     means, stds = drops.mean(axis=1), drops.std(axis=1)
     order = np.argsort(-means, kind="stable")
@@ -198,6 +192,36 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
         "metric": metric, "rows": int(len(X)), "repeats": repeats,
         "features": [{"feature": str(X.columns[i]), "mean": means[i], "std": stds[i]} for i in order],
     }
+
+
+def _additive_scores(predictor, terms, X, y, scorer, shuffle, repeats) -> list[float]:
+    """The scores of ``X`` and of each shuffled copy of a linear model: its raw outputs less the column's part,
+    plus that part shuffled. The same permutations as :func:`_shuffled_copies`, in the same order; scoring
+    every copy of 1,000 columns took 8 s of a 2,000-row table's report."""
+    raw, parts = terms
+    scores = [scorer.from_predictions(y, *predictor.finish(raw))]
+    for column in X.columns:
+        part = parts.get(column)
+        for _ in range(repeats):
+            order = shuffle.permutation(len(X))
+            changed = raw if part is None else raw - part + part[order]
+            scores.append(scorer.from_predictions(y, *predictor.finish(changed)))
+    return scores
+
+
+def _copies_scores(pipeline, X, y, task, scorer, shuffle, repeats, predictor) -> list[float]:
+    """The scores of ``X`` and of each of its shuffled copies, the copies scored together in blocks."""
+    copies = _shuffled_copies(X, shuffle, repeats)
+    n = len(X)
+    per_call = max(1, min(BLOCK_ROWS // max(n, 1), IMPORTANCE_BLOCK_CELLS // max(n * X.shape[1], 1)))
+    scores = []
+    # at most BLOCK_ROWS rows, and IMPORTANCE_BLOCK_CELLS values, of copies exist at a time
+    while batch := list(itertools.islice(copies, per_call)):
+        pred, proba = predict_in_blocks(pipeline, pd.concat(batch, ignore_index=True), task, predictor)
+        for k in range(len(batch)):
+            rows = slice(k * n, (k + 1) * n)
+            scores.append(scorer.from_predictions(y, pred[rows], None if proba is None else proba[rows]))
+    return scores
 
 
 def _shuffled_copies(X: pd.DataFrame, shuffle: np.random.Generator, repeats: int) -> Iterator[pd.DataFrame]:
