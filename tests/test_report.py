@@ -374,3 +374,30 @@ def test_a_confusion_matrix_of_many_classes_stays_readable():
         assert texts == (2 * k * k if k <= CONFUSION_NUMBERS else 0) and shown <= CONFUSION_NUMBERS + 1
         line = confusion_text({"labels": labels, "confusion_matrix": matrix})
         assert max(map(len, line.splitlines())) < 200 and (("pred c2" in line) == (k <= CONFUSION_NUMBERS))
+
+
+def test_many_classes_draw_the_most_frequent_and_keep_every_class_in_the_table():
+    """40 classes: curves and bars of the 10 most frequent, the class balance's 24 largest and the rest as one bar;
+    the per-class table still lists all 40."""
+    from mlkiln.report.html import MAX_PLOTTED_CLASSES
+
+    rng = np.random.default_rng(0)
+    labels = np.array([f"k{i:02d}" for i in range(40)])[np.minimum(rng.geometric(0.08, 1500) - 1, 39)]
+    frame = pd.DataFrame(rng.normal(size=(1500, 4)), columns=list("abcd")).assign(y=labels)
+    frame["a"] += np.array([int(v[1:]) for v in labels]) * 0.3
+    run = mlkiln.train(frame, target="y", models=["logistic_l2"], trials=1)
+    doc = report.build(run.card, run.diagnostics)
+    page = report.render_html(doc)
+    n = len(run.card.classes)
+    assert n > 30 and f"Drawn for the {MAX_PLOTTED_CLASSES} most frequent of the {n} classes" in page
+    texts = []
+    for img in re.findall(r'base64,([^"]+)"', page):
+        svg = ElementTree.fromstring(base64.b64decode(img))
+        texts.append(["".join(e.itertext()).strip() for e in svg.iter("{http://www.w3.org/2000/svg}text")])
+    support = pd.Series(run.card.metrics["test"]["per_class"]).map(lambda v: v["support"])
+    top = set(support.sort_values(ascending=False, kind="stable").index[:MAX_PLOTTED_CLASSES])
+    roc = next(t for t in texts if any(s.endswith("AUC") or "AUC " in s for s in t))
+    assert {s.split(":")[0].removeprefix("class ") for s in roc if ": AUC" in s} == top
+    balance = next(t for t in texts if any(s.endswith("other classes") for s in t))
+    assert f"{n - 24} other classes" in balance
+    assert all(f"<td>{c}</td>" in page for c in run.card.classes)

@@ -113,7 +113,8 @@ def _data_section(report: dict) -> str:
     title = "Class balance" if "classes" in target else "Target distribution"
     parts += [f"<h3>{title} of {escape(target['name'])}</h3>",
               f'<p class="note">On {where}.</p>',
-              plot(f"{title} of {target['name']}", (10, 2.8), lambda fig: plots.draw_target(fig, target))]
+              plot(f"{title} of {target['name']}", (10, max(2.8, _bars_size(len(target.get("classes") or ()))[1])),
+                   lambda fig: plots.draw_target(fig, target))]
     return "".join(parts)
 
 
@@ -231,21 +232,40 @@ def _diagnostics_section(report: dict) -> str:
     parts = [intro, "<h3>Confusion matrix</h3>",
              plot("Confusion matrix: counts and normalised by true class", _confusion_size(len(m["labels"])),
                    lambda fig: plots.draw_confusion(fig, m["confusion_matrix"], m["labels"], s["target"]))]
+    curves, fewer = _most_frequent(curves, m["per_class"])
     if curves:
-        parts += ["<h3>ROC and precision-recall curves</h3>", f'<p class="note">{"Class " + escape(curves[0]["class"]) + " is the positive class." if len(m["labels"]) == 2 else "One curve per class, one-vs-rest."}{op}</p>',
+        parts += ["<h3>ROC and precision-recall curves</h3>", f'<p class="note">{"Class " + escape(curves[0]["class"]) + " is the positive class." if len(m["labels"]) == 2 else "One curve per class, one-vs-rest."}{op}{fewer}</p>',
                   plot("ROC and precision-recall curves", (10, 4.2), lambda fig: plots.draw_roc_pr(fig, curves))]
     parts += ['<div class="grid2"><div><h3>Per-class precision, recall, F1</h3>',
               table_html(["class", "precision", "recall", "f1", "support"], per_class, numeric=(1, 2, 3, 4)),
-              plot("Per-class precision, recall and F1", (5, 3.2), lambda fig: plots.draw_per_class(fig, m["per_class"])),
+              plot("Per-class precision, recall and F1", (5, 3.2),
+                   lambda fig: plots.draw_per_class(fig, {c["class"]: m["per_class"][c["class"]] for c in curves}
+                                                    if fewer else m["per_class"])),
               "</div><div><h3>Calibration</h3>"]
     if curves:
         parts.append('<p class="note">Predicted probability against the observed share of the class, by probability '
-                     "decile (bigger dot: more rows). On the diagonal = calibrated.</p>")
+                     f"decile (bigger dot: more rows). On the diagonal = calibrated.{fewer}</p>")
         parts.append(plot("Calibration curve", (5, 4.2), lambda fig: plots.draw_calibration(fig, curves)))
     else:
         parts.append('<p class="note">Not available: these rows hold a single class.</p>')
     parts.append("</div></div>")
     return "".join(parts)
+
+
+#: classes drawn in the per-class curves and bars (the most frequent in the rows): 100 classes' curves are 100
+#: lines no one can tell apart, and took 4 of the page's 7 s. Every class is in the table and in report.json
+MAX_PLOTTED_CLASSES = 10
+
+
+def _most_frequent(curves: list[dict], per_class: dict) -> tuple[list[dict], str]:
+    """At most :data:`MAX_PLOTTED_CLASSES` curves, those of the most frequent classes, and the note saying so."""
+    if len(curves) <= MAX_PLOTTED_CLASSES:
+        return curves, ""
+    support = {label: v["support"] for label, v in per_class.items()}
+    shown = sorted(curves, key=lambda c: -support.get(c["class"], 0))[:MAX_PLOTTED_CLASSES]
+    shown = [c for c in curves if any(c is kept for kept in shown)]  # in the classes' order
+    return shown, (f" Drawn for the {MAX_PLOTTED_CLASSES} most frequent of the {len(curves)} classes in these rows; "
+                   "the table and report.json have every class.")
 
 
 def _drivers_section(report: dict) -> str:

@@ -94,6 +94,11 @@ def draw_target(fig: Figure, target: dict) -> None:
     if "edges" not in dist:
         labels, counts = list(dist["counts"]), list(dist["counts"].values())
         total = sum(counts)
+        if len(labels) > MAX_BARS:  # the most frequent classes, then the rest as one bar
+            order = sorted(range(len(labels)), key=lambda k: -counts[k])
+            rest = sum(counts[k] for k in order[MAX_BARS - 1:])
+            labels = [labels[k] for k in order[: MAX_BARS - 1]] + [f"{len(order) - MAX_BARS + 1} other classes"]
+            counts = [counts[k] for k in order[: MAX_BARS - 1]] + [rest]
         bars = ax.barh(labels, counts, color=BLUE)
         ax.bar_label(bars, labels=[f"{c:,} ({c / total:.1%})" for c in counts], padding=4, fontsize=9)
         ax.set_xlabel("rows")
@@ -313,7 +318,10 @@ def draw_coefficients(fig: Figure, coef: dict) -> None:
     values = np.array([r["values"] for r in rows], dtype="float64")
     limit = np.abs(values).max() or 1.0
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(coef["outputs"])), [f"class {c}" for c in coef["outputs"]])
+    every = max(1, -(-len(coef["outputs"]) // CONFUSION_NUMBERS))  # at most about CONFUSION_NUMBERS labels
+    ticks = range(0, len(coef["outputs"]), every)
+    ax.set_xticks(ticks, [f"class {coef['outputs'][t]}" for t in ticks], rotation=0 if every == 1 else 90,
+                  fontsize=None if every == 1 else 6)
     ax.set_yticks(range(len(rows)), [r["feature"] for r in rows])
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="coefficient", shrink=0.8)
