@@ -190,6 +190,20 @@ HOLDOUT: dict[str, Table] = {
                     "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/ggplot2/movies.csv (58,788 x 24; regression: "
                     "IMDb rating 1-10; title text (unique), budget missing for 91 %, mpaa for 92 %; GPL-2 (ggplot2))",
                     drop=tuple(f"r{i}" for i in range(1, 11))),  # the share of votes at each rating: the rating itself
+    # session 20: four tables never used to choose a default, to see whether the defaults hold beyond the others
+    "males": Table("wage", lambda: _rdataset("Ecdat/Males"),
+                   "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Males.csv (4,360 x 12; regression: log "
+                   "hourly wage, a panel of 545 men over 8 years; industry, occupation, residence as text, residence "
+                   "missing for 7 %; GPL (Ecdat))"),
+    "workinghours": Table("hours", lambda: _rdataset("Ecdat/Workinghours"),
+                          "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Workinghours.csv (3,382 x 12; "
+                          "regression: a wife's yearly hours of work, 0 for 40 %; occupation as text; GPL (Ecdat))"),
+    "catsup": Table("choice", lambda: _rdataset("Ecdat/Catsup"),
+                    "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Catsup.csv (2,798 x 14; 4 classes: the "
+                    "ketchup brand and size bought, from displays, features and prices; household id; GPL (Ecdat))"),
+    "fishing": Table("mode", lambda: _rdataset("Ecdat/Fishing"),
+                     "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Fishing.csv (1,182 x 12; 4 classes: "
+                     "the fishing mode chosen, from each mode's price and catch rate and income; GPL (Ecdat))"),
 }
 
 
