@@ -309,12 +309,29 @@ def test_invocations_a_model_column_given_twice_is_422_naming_it(server, rows):
     status, answer = request(port, "POST", "/invocations", {"dataframe_split": split})
     assert status == 422 and "duplicate column name(s) 'Type'" in answer["error"], answer
 
-def test_invocations_csv_and_get_are_refused_and_documented(server):
+def test_invocations_take_csv_as_mlflow_s_server_does_and_refuse_other_types(server, rows):
+    """text/csv: the same predictions as the JSON forms, values read by the schema (numbers written as text, an
+    empty field missing); a CSV that does not hold together is a 400 naming the row; text/plain a 415."""
     port, _ = server
-    status, answer = request(port, "POST", "/invocations", b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})
-    assert status == 415 and "application/json" in answer["error"]
+    expected = request(port, "POST", "/invocations", {"dataframe_records": json.loads(rows.head(5).to_json(orient="records"))})
+    assert expected[0] == 200
+    body = rows.head(5).to_csv(index=False).encode()
+    assert request(port, "POST", "/invocations", body, headers={"Content-Type": "text/csv; charset=utf-8"}) == expected
+    with_gap = rows.head(2).astype(object)
+    with_gap.loc[1, "Air temperature [K]"] = None  # an empty field: a missing value, as JSON's null
+    as_json = request(port, "POST", "/invocations", {"dataframe_records": json.loads(with_gap.to_json(orient="records"))})
+    assert as_json[0] == 200 and request(port, "POST", "/invocations", with_gap.to_csv(index=False).encode(),
+                                         headers={"Content-Type": "text/csv"}) == as_json
+    header = ",".join(rows.columns)
+    for bad, message in ((b"", "CSV body is empty"), (f"{header}\n1,2\n".encode(), "row 1 has 2 field(s)"),
+                         (b"\xff\xfe" + header.encode(), "not UTF-8")):
+        status, answer = request(port, "POST", "/invocations", bad, headers={"Content-Type": "text/csv"})
+        assert status == 400 and message in answer["error"], answer
+    status, answer = request(port, "POST", "/invocations", b"a,b\n1,2\n", headers={"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in answer["error"] and "text/csv" in answer["error"]
     assert request(port, "GET", "/invocations")[0] == 405
     doc = request(port, "GET", "/openapi.json")[1]
-    assert "/invocations" in doc["paths"]
-    forms = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    content = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "text/csv"}
+    forms = content["application/json"]["schema"]["oneOf"]
     assert [next(iter(f["properties"])) for f in forms] == ["dataframe_split", "dataframe_records", "instances"]

@@ -99,10 +99,20 @@ class App:
 
     async def _read_json(self, scope, receive) -> tuple[int, object]:
         """``(200, parsed body)``, or ``(status, error body)`` for a body too large, cut off or not JSON."""
+        status, body = await self._read_body(scope, receive)
+        if status != 200:
+            return status, body
+        try:
+            return 200, self._orjson.loads(body)
+        except self._orjson.JSONDecodeError as exc:
+            return 400, self._error(f"body is not valid JSON: {exc}")
+
+    async def _read_body(self, scope, receive) -> tuple[int, bytes]:
+        """``(200, the body's bytes)``, or ``(status, error body)`` for a body compressed, too large or cut off."""
         headers = dict(scope["headers"])
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
-        if encoding != b"identity":  # the body would be read as JSON text and fail as something else
-            return 415, self._error(f"Content-Encoding {encoding.decode('latin-1')} is not supported: send the JSON "
+        if encoding != b"identity":  # the body would be read as text and fail as something else
+            return 415, self._error(f"Content-Encoding {encoding.decode('latin-1')} is not supported: send the "
                                     "body uncompressed")
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit():
@@ -120,10 +130,7 @@ class App:
                 return 413, self._error(f"request body larger than {self.max_body_bytes} bytes")
             if not message.get("more_body", False):
                 break
-        try:
-            return 200, self._orjson.loads(b"".join(chunks))
-        except self._orjson.JSONDecodeError as exc:
-            return 400, self._error(f"body is not valid JSON: {exc}")
+        return 200, b"".join(chunks)
 
     async def _predict(self, scope, receive) -> tuple[int, bytes]:
         status, payload = await self._read_json(scope, receive)
@@ -150,22 +157,24 @@ class App:
         return 200, body
 
     async def _invocations(self, scope, receive) -> tuple[int, bytes]:
-        """MLflow's scoring protocol: ``{"predictions": [...]}`` for a JSON body in one of its formats.
+        """MLflow's scoring protocol: ``{"predictions": [...]}`` for a JSON body in one of its formats, or a CSV
+        body (``text/csv``: a header of column names, then the rows) as MLflow's server takes it.
 
         The rows go through :func:`mlkiln.schema.conform` like a batch from
         ``mlkiln predict`` (columns the model does not use are ignored with a
         warning, as MLflow's server does). A body that is not one of the formats
         is a 400 naming them; rows that do not fit the schema are a 422.
         """
-        content_type = dict(scope["headers"]).get(b"content-type", b"application/json")
-        if not content_type.startswith(b"application/json"):
+        content_type = dict(scope["headers"]).get(b"content-type", b"application/json").strip().lower()
+        csv = content_type.startswith(b"text/csv")
+        if not (csv or content_type.startswith(b"application/json")):
             return 415, self._error("POST /invocations takes application/json (dataframe_split, dataframe_records "
-                                    f"or instances), not {content_type.decode('latin-1')}")
-        status, payload = await self._read_json(scope, receive)
+                                    f"or instances) or text/csv, not {content_type.decode('latin-1')}")
+        status, payload = await (self._read_body if csv else self._read_json)(scope, receive)
         if status != 200:
             return status, payload
         try:
-            frame = mlflow_frame(payload)
+            frame = csv_frame(payload) if csv else mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
         if not len(frame.columns):  # records: [] holds no rows, and no columns to check: empty in, empty out
@@ -254,6 +263,35 @@ def mlflow_frame(payload) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def csv_frame(body: bytes) -> pd.DataFrame:
+    """The rows of a CSV body (UTF-8, comma-separated, a header of column names) as text; ValueError naming
+    what is wrong. Every value stays text here, so that :func:`mlkiln.schema.conform` reads numbers and codes by
+    the model's schema ("007" stays a code where the column is text) and empty fields as missing values."""
+    import csv
+    import io
+
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"CSV body is not UTF-8 text: byte {exc.start + 1} cannot be read") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ValueError(f"CSV body cannot be read: {exc}") from None
+    rows = [row for row in rows if row]  # blank lines, as pandas and MLflow skip them
+    if not rows:
+        raise ValueError("CSV body is empty: send a header line of column names, then one line per row")
+    header, data = rows[0], rows[1:]
+    for i, row in enumerate(data):
+        if len(row) != len(header):
+            raise ValueError(f"CSV body: row {i + 1} has {len(row)} field(s), the header {len(header)}")
+    columns = {name: [None if row[k] == "" else row[k] for row in data] for k, name in enumerate(header)}
+    if len(columns) != len(header):
+        raise ValueError("CSV body: duplicate column name(s) " + ", ".join(
+            repr(n) for n in sorted({n for n in header if header.count(n) > 1})))
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
+
+
 def openapi(model: Model) -> dict:
     """The OpenAPI 3.1 document of the service, with the bundle's schema as the record type."""
     properties = {}
@@ -306,7 +344,8 @@ def openapi(model: Model) -> dict:
 
 
 def _invocations_openapi(record: dict, errors: dict, ok) -> dict:
-    """``POST /invocations`` in the OpenAPI document: MLflow's three JSON bodies, ``{"predictions": [...]}`` back."""
+    """``POST /invocations`` in the OpenAPI document: MLflow's three JSON bodies or CSV, ``{"predictions": [...]}``
+    back."""
     rows = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}
     split = {"type": "object", "required": ["columns", "data"], "properties": {
         "columns": {"type": "array", "items": {"type": "string"}},
@@ -317,7 +356,11 @@ def _invocations_openapi(record: dict, errors: dict, ok) -> dict:
               for key, schema in (("dataframe_split", split), ("dataframe_records", rows), ("instances", rows))]
     return {"post": {
         "summary": "MLflow's scoring protocol: clients of an MLflow model server work unchanged",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": bodies}}}},
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"oneOf": bodies}},
+            "text/csv": {"schema": {"type": "string", "description": "UTF-8, comma-separated: a header of column "
+                                    "names, then one line per row; an empty field is a missing value"}},
+        }},
         "responses": {**ok({"type": "object", "required": ["predictions"], "properties": {
             "predictions": {"type": "array", "description": "one prediction per row, in order (labels for classification)"},
         }}, "the predictions"), **errors, "415": {"description": "not application/json",
