@@ -328,3 +328,41 @@ def test_every_command_takes_quiet(diamonds_bundle):
         [name for name, sub in commands.items() if not any("-q" in a.option_strings for a in sub._actions)]
     result = cli("inspect", diamonds_bundle, "-q")
     assert result.returncode == 0 and "ok" in result.stdout and result.stderr == ""
+
+
+def test_predict_writes_into_a_named_pipe_and_keeps_a_private_file_private(diamonds_bundle, diamonds_csv, tmp_path):
+    """A named pipe (like a device) is written into, not renamed over: it was replaced by a regular file and its
+    reader waited forever. A file replaced keeps its permissions: a 0600 file came back 0644."""
+    import os
+    import stat
+    import threading
+
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(diamonds_csv).head(50).to_csv(rows, index=False)
+    pipe = tmp_path / "scores.csv"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    result = cli("predict", diamonds_bundle, rows, "-o", pipe)
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and received and received[0].count(b"\n") == 51
+    private = tmp_path / "private.csv"
+    private.write_text("old\n")
+    private.chmod(0o600)
+    assert cli("predict", diamonds_bundle, rows, "-o", private).returncode == 0
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_text().count("\n") == 51
+
+
+def test_predict_to_a_closed_pipe_stops_quietly(diamonds_bundle, diamonds_csv, tmp_path):
+    """`predict -o - | head -2` (README): the reader leaves early; no "error: Broken pipe", SIGPIPE's status."""
+    rows = tmp_path / "rows.csv"
+    pd.concat([pd.read_csv(diamonds_csv)] * 4).to_csv(rows, index=False)
+    process = subprocess.Popen([sys.executable, "-m", "mlkiln", "predict", diamonds_bundle, rows, "-o", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    header = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and header.startswith(b'"carat"')
+    assert "error" not in stderr and "Traceback" not in stderr, stderr

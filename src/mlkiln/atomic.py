@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,14 +25,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     a ``path`` that is a directory is an :class:`InputError`, before anything
     is written (the temporary file's name would otherwise be in the message).
     """
-    path = followed(check_file_target(path))
+    path = check_file_target(path)
+    if is_special(path):  # a device, a named pipe, /dev/stdout: written into as `>` would, never renamed over
+        yield path
+        return
+    path = followed(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        if path.exists():  # the replaced file's permissions: a file kept private (0600) stays private
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def is_special(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (or what a link there points to) is neither a file nor a folder: a device such as
+    /dev/null, a named pipe or a socket. Renaming a file over one replaced it (/dev/full became a CSV file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing, or a link to nothing
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def followed(path: str | os.PathLike) -> Path:
