@@ -195,3 +195,28 @@ def test_spreadsheet_error_cells_are_missing_and_a_mostly_numeric_text_column_is
         run = mlkiln.train(frame, target="y", models=["ridge"])
     assert run.card.schema.kinds["z"] == "categorical"
     assert "column 'z' is read as text (categories)" in caplog.text and "'n.v.'" in caplog.text
+
+
+def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
+    """One comma before three digits is a decimal comma where the column has a comma grouping cannot explain
+    ("1,59", "0,149"): read value by value, "0,149" was 149 beside 1.59. The card keeps the reading, so a batch
+    or a record whose values all have three decimals ("2,980") is read as training read the column."""
+    from mlkiln.schema import conform_record, to_number
+
+    assert to_number(pd.Series(["1,59", "0,149", "-2,980", None])).tolist()[:3] == [1.59, 0.149, -2.98]
+    assert to_number(pd.Series(["1,234", "2,980"])).tolist() == [1234.0, 2980.0]  # thousands, as before
+    assert to_number(pd.Series(["1,234,567", "0,5", "2,980"])).tolist() == [1234567.0, 0.5, 2980.0]
+    assert to_number(pd.Series(["2,980"]), "decimal").tolist() == [2.98]
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=400)
+    frame = pd.DataFrame({"score": score, "noise": rng.normal(size=400)})
+    frame["y"] = np.where(score + rng.normal(scale=0.5, size=400) > 0, "yes", "no")
+    written = frame.assign(score=[f"{v:.{k}f}".replace(".", ",") for v, k in zip(score, rng.integers(1, 4, 400))])
+    written.to_csv(tmp_path / "eu.csv", index=False)
+    run = mlkiln.train(tmp_path / "eu.csv", target="y", models=["logistic_l2"], trials=1)
+    column = next(c for c in run.card.columns if c.name == "score")
+    assert column.comma == "decimal" and column.min == pytest.approx(score.min(), abs=0.06)
+    three = frame.head(20).assign(score=[f"{v:.3f}".replace(".", ",") for v in score[:20]])
+    assert np.allclose(run.model.predict_proba(three), run.model.predict_proba(frame.head(20).round({"score": 3})))
+    record = conform_record({"score": "2,980", "noise": 0.1}, run.card.columns)
+    assert record["score"] == 2.98

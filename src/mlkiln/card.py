@@ -38,6 +38,9 @@ class Column:
     # text that training read as missing in this numeric or date column (the most frequent, at most
     # schema.MAX_LISTED_UNREADABLE), read so again at prediction; other unreadable text is an error there
     unreadable: tuple[str, ...] | None = None
+    # "decimal": numbers written with one comma before three digits ("2,980") read as a decimal comma, as training
+    # read this column (schema.comma_reading); None: each batch's own values decide
+    comma: str | None = None
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
     (data / bundle.MODEL_SKOPS).write_bytes(files[bundle.MODEL_SKOPS])
     (data / _KINDS_FILE).write_text(json.dumps({"kinds": {c.name: c.kind for c in card.columns},
                                                 "unreadable": {c.name: list(c.unreadable) for c in card.columns
-                                                               if c.unreadable}}, indent=2))
+                                                               if c.unreadable},
+                                                "commas": {c.name: c.comma for c in card.columns if c.comma}}, indent=2))
     loader = work / f"{LOADER_MODULE}.py"
     loader.write_text(loader_source())
     model = mlflow.models.Model(metadata=metadata)
@@ -199,7 +200,7 @@ def _requirements(text: bytes) -> list[str]:
 def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
-        inspect.getsource(f).rstrip() for f in (schema._number_text, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
+        inspect.getsource(f).rstrip() for f in (schema._number_text, schema.comma_reading, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
                                                 schema._is_placeholder, schema.unreadable_message, schema._is_infinite)
     )
@@ -239,14 +240,15 @@ NA_TOKENS = frozenset({na_tokens!r})
 class MlkilnModel:
     """The fitted Pipeline behind mlkiln's input rules."""
 
-    def __init__(self, pipeline, kinds, unreadable_text):
+    def __init__(self, pipeline, kinds, unreadable_text, commas=None):
         self.pipeline = pipeline
         self.kinds = kinds
         self.unreadable_text = unreadable_text
+        self.commas = commas or {{}}
 
     def predict(self, model_input, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        coerced = coerce_frame(frame, self.kinds)
+        coerced = coerce_frame(frame, self.kinds, self.commas)
         first = first_unreadable(frame, coerced, self.kinds, self.unreadable_text)
         if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
             name, row = first
@@ -266,5 +268,5 @@ def _load_pyfunc(path):
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
-    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text)
+    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text, saved.get("commas"))
 '''

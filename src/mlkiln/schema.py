@@ -71,11 +71,12 @@ _ISO_YEARS = (1678, 2261)
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-def to_number(col):
+def to_number(col, comma: str | None = None):
     """Read a column as float64: thousands separators ("1,234.5"; "1 234,5" and "1'234.5" with a space,
     no-break space or apostrophe; "1.234,5" and "1.234.567" with dots), a currency or percent sign ("$8,369.00", "8369 €", "8.4%" is 8.4), the
     typographic minus sign ("−0.5") and an accountant's negative ("(1,234.50)") are understood; a duration
     is its seconds; text that is not a number, +-inf and values beyond :data:`VALUE_MAX` become NaN.
+    ``comma``: how the column uses a comma (:func:`comma_reading`), found from its values when None.
     pandas and numpy only."""
     if pd.api.types.is_timedelta64_dtype(col):
         numbers = col.dt.total_seconds().astype("float64")
@@ -90,7 +91,14 @@ def to_number(col):
         # a flag written as text (a Parquet string column, JSON "true"): what the CSV reader makes a boolean of
         text = text.str.replace(r"(?i)^true$", "1", regex=True).str.replace(r"(?i)^false$", "0", regex=True)
         text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
-        grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", na=False)
+        # one comma before three digits ("2,980") is a thousands separator or a decimal comma: the column decides.
+        # A decimal comma where no grouping explains the value ("1,59", "0,149") and no value only grouping
+        # explains ("1,234,567", "1,234.5") make all of them decimal commas; else they group thousands, as before.
+        # Value by value, one column mixed 1.59 and 149 (from "0,149") silently
+        either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
+        if (comma or comma_reading(text)) == "decimal":
+            text = text.where(~either, text.str.replace(",", ".", regex=False))
+        grouped = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
         # grouped by a space, a no-break space (French, Polish, Russian) or an apostrophe (Swiss); then the
         # decimal mark is whichever of . and , is left
@@ -101,10 +109,21 @@ def to_number(col):
         dotted = text.str.fullmatch(r"[+-]?\d{1,3}((\.\d{3})+,\d+|(\.\d{3}){2,})", na=False)
         text = text.where(~dotted, text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
         # a decimal comma no thousands grouping can explain ("771,9", "0,25"; "1,234" stays a thousand)
-        decimal = text.str.fullmatch(r"[+-]?\d+,(\d{1,2}|\d{4,})", na=False)
+        decimal = text.str.fullmatch(r"[+-]?\d+,\d+", na=False)
         text = text.where(~decimal, text.str.replace(",", ".", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
+
+
+def comma_reading(text):
+    """How a column of numbers written as text uses a comma: ``"decimal"`` when one of them has a comma no
+    thousands grouping explains ("1,59", "0,149") and none has grouping alone explains ("1,234,567",
+    "1,234.5"); else ``"grouping"``. The card keeps the first, so new rows such as "2,980" read as training did."""
+    text = text.astype("object").map(_number_text, na_action="ignore").str.strip()
+    one_comma = text.str.fullmatch(r"[+-]?\d+,\d+", na=False)
+    either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
+    grouping_only = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}((,\d{3}){2,}(\.\d*)?|,\d{3}\.\d*)", na=False)
+    return "decimal" if (one_comma & ~either).any() and not grouping_only.any() else "grouping"
 
 
 def _number_text(value) -> str:
@@ -145,10 +164,11 @@ def _one_timestamp(value):
         return pd.NaT
 
 
-def coerce_frame(frame, kinds):
+def coerce_frame(frame, kinds, commas=None):
     """Return the feature columns of ``frame`` in the dtypes the pipeline expects.
 
-    numeric -> float64 (see :func:`to_number`); datetime -> seconds since
+    numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
+    own values decide); datetime -> seconds since
     1970-01-01 UTC as float64; categorical -> Python strings with NaN for missing.
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
@@ -157,7 +177,7 @@ def coerce_frame(frame, kinds):
     for name, kind in kinds.items():
         col = frame[name]
         if kind == "numeric":
-            columns[name] = to_number(col)
+            columns[name] = to_number(col, (commas or {}).get(name))
         elif kind == "datetime":
             columns[name] = to_seconds(col)
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
@@ -589,6 +609,7 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
     """
     described = []
     coerced = coerce_frame(frame, kinds) if coerced is None else coerced
+    decimal_file = frame.attrs.get("read_options", {}).get("decimal") == ","
     for name, kind in kinds.items():
         col = coerced[name]
         facts = {}
@@ -602,6 +623,10 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
                 lost = raw[unreadable(raw, col)].astype(str).str.strip()
                 if len(lost):
                     facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
+                if kind == "numeric" and comma_reading(raw.dropna()) == "decimal":
+                    facts["comma"] = "decimal"
+            elif kind == "numeric" and decimal_file and pd.api.types.is_float_dtype(raw):
+                facts["comma"] = "decimal"  # the reader's decimal comma: new rows written as "2,980" are 2.98
         described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
     return tuple(described)
 
@@ -620,7 +645,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     if any(name not in frame.columns for name in kinds):
         frame = frame.rename(columns=_respelled(frame.columns, kinds))
     _check_names(frame.columns, kinds, target, unknown="warn")
-    coerced = coerce_frame(frame, kinds)
+    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma})
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
     if first is not None:
         name, row = first
@@ -659,13 +684,13 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
             if spec.name in record:
                 return conform_record(record, columns, target)
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
-        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable or ())
+        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable or (), spec.comma)
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
-def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = ()):
+def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = (), comma: str | None = None):
     number = type(value) in (float, int, bool)
     if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
         if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
@@ -703,7 +728,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         except ValueError:  # 2020-02-30: pandas' reading says what it is
             pass
     cell = pd.Series([value], dtype=object)
-    parsed = float((to_number if kind == "numeric" else to_seconds)(cell).iloc[0])
+    parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell)).iloc[0])
     if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
     return parsed
