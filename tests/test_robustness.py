@@ -1174,3 +1174,28 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(tmp_path, caps
     code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
     assert code == 2 and "Expected 3 columns, got 2: 7,8 (line 2,502 of the file)" in err
     assert sum(line.startswith("mlkiln: error:") for line in err.splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
+def test_a_footer_row_dropped_for_its_target_is_read_so_again_when_the_file_is_predicted(tmp_path):
+    """"Total" in a number column, in a row dropped for its missing target: predicting the training file said
+    "column 'a' expects a number, got 'Total'"; the card now lists it as read as missing, as training did."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300).round(3), "b": rng.normal(size=300).round(3)})
+    frame["y"] = np.where(frame.a + rng.normal(scale=0.5, size=300) > 0, "yes", "no")
+    path = tmp_path / "with_footer.csv"
+    path.write_text(frame.to_csv(index=False) + "Total,,\n")
+    run = mlkiln.train(path, target="y", models=["logistic_l2"], trials=1)
+    assert next(c for c in run.card.columns if c.name == "a").unreadable == ("Total",)
+    scored = run.model.predict(pd.read_csv(path))
+    assert len(scored) == 301
+
+
+def test_a_placeholder_in_a_few_rows_of_the_target_is_a_missing_label_not_a_class():
+    """"?" and "-" in 4 % of the rows: dropped like a blank label (they were classes of their own); "+" and "-"
+    as the two classes of a table stay its classes."""
+    from mlkiln.schema import coerce_target
+
+    labels = pd.Series(["yes", "no"] * 48 + ["?", "-", " ?", "#N/A"])
+    assert sorted(coerce_target(labels, "classification").unique()) == ["no", "yes"]
+    signs = pd.Series(["+", "-"] * 50 + ["?"])
+    assert sorted(coerce_target(signs, "classification").unique()) == ["+", "-"]

@@ -214,7 +214,8 @@ def coerce_target(y, task):
     count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
     anything else stripped text (fractional numbers too, ``0.5`` as ``"0.5"``: scikit-learn takes
     fractional numbers for a regression target), so labels read the same from CSV, Parquet or
-    JSON; a blank label is missing. Like :func:`coerce_frame`, this uses pandas and numpy only.
+    JSON; a blank label is missing, and so is a placeholder ("?", "-", "#N/A") in under 5 % of the rows.
+    Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
         numbers = to_number(y)
@@ -229,7 +230,12 @@ def coerce_target(y, task):
             return numbers.astype("int64")
         return numbers.astype(str).astype("object")
     labels = y.astype("object").map(lambda v: str(v).strip()).astype("object")
-    return labels[labels != ""]  # a blank label is a missing one: as "", it would read back as missing anyway
+    # "?", "-" or a spreadsheet's error cell in a few rows is a missing label, not a class of its own; in more
+    # than 5 % of the rows it is one ("+" and "-" are a credit table's classes)
+    shares = labels.value_counts(normalize=True)
+    marks = {"?", "-", "--", "#n/a", "#na", "#ref!", "#div/0!", "#value!", "#name?", "#num!", "#null!", "#calc!"}
+    placeholders = [v for v, share in shares.items() if str(v).lower() in marks and share < 0.05]
+    return labels[(labels != "") & ~labels.isin(placeholders)]  # a blank label is a missing one too
 
 
 def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
@@ -602,10 +608,12 @@ def _screening_rows(n: int, seed: int) -> np.ndarray:
 MAX_LISTED_UNREADABLE = 100
 
 
-def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.DataFrame | None = None) -> tuple[Column, ...]:
+def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.DataFrame | None = None,
+                     dropped: pd.DataFrame | None = None) -> tuple[Column, ...]:
     """The input schema stored in the card: names, kinds, dtypes, categories, ranges.
 
-    ``coerced`` is ``coerce_frame(frame, kinds)`` when the caller has it already.
+    ``coerced`` is ``coerce_frame(frame, kinds)`` when the caller has it already;
+    ``dropped``: rows left out for a missing target, whose unreadable text is listed too.
     """
     described = []
     coerced = coerce_frame(frame, kinds) if coerced is None else coerced
@@ -621,6 +629,10 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
             raw = frame[name]
             if not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
                 lost = raw[unreadable(raw, col)].astype(str).str.strip()
+                if dropped is not None and len(dropped):
+                    other = dropped[name]
+                    read = (to_number if kind == "numeric" else to_seconds)(other)
+                    lost = pd.concat([lost, other[unreadable(other, read)].astype(str).str.strip()])
                 if len(lost):
                     facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
                 if kind == "numeric" and comma_reading(raw.dropna()) == "decimal":

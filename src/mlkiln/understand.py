@@ -81,8 +81,12 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     if len(y) == 0:
         raise InputError(f"target column {target!r} has no numeric values; use --task classification")
     rows_dropped = len(frame) - len(y)
+    dropped = None
     if rows_dropped:
         log.warning("dropping %d row(s) whose target %r is missing or unreadable", rows_dropped, target)
+        # their text in number columns ("Total" in a footer row) is still read as missing in new rows, so
+        # that predicting the training file works
+        dropped = frame.drop(index=y.index)
         frame = frame.loc[y.index]  # only then: a copy of the whole table costs 1 GB and 1 s at 5M rows
 
     check_enough_rows(len(y), options.folds, spare=1)
@@ -113,7 +117,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     log.info("selection metric: %s", metric.why)
     return Table(
         X=as_categories(X[list(kinds)], kinds), y=y, task=task, kinds=kinds,
-        columns=describe_columns(frame, kinds, X),
+        columns=describe_columns(frame, kinds, X, dropped),
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded=excluded, rows_dropped=rows_dropped, leaks=leaks,
     )
