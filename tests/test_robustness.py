@@ -1199,3 +1199,25 @@ def test_a_placeholder_in_a_few_rows_of_the_target_is_a_missing_label_not_a_clas
     assert sorted(coerce_target(labels, "classification").unique()) == ["no", "yes"]
     signs = pd.Series(["+", "-"] * 50 + ["?"])
     assert sorted(coerce_target(signs, "classification").unique()) == ["+", "-"]
+
+
+def test_parquet_names_given_twice_or_empty_and_rows_over_a_block_are_one_clear_line(tmp_path):
+    """pyarrow's own words were "Multiple matches for FieldRef.Name(age)" and "straddling object straddles two
+    block boundaries"; a column named "" trained, and the scored file could not be read back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from common import cli, one_line_error
+
+    pq.write_table(pa.table([[1, 2], [3, 4], ["a", "b"]], names=["age", "age", "y"]), tmp_path / "twice.parquet")
+    one_line_error(cli("train", tmp_path / "twice.parquet", "--target", "y", "-o", tmp_path / "m1"),
+                   "duplicate column name(s): 'age'")
+    pq.write_table(pa.table([[1, 2], [3, 4], ["a", "b"]], names=["age", "", "y"]), tmp_path / "empty.parquet")
+    one_line_error(cli("train", tmp_path / "empty.parquet", "--target", "y", "-o", tmp_path / "m2"),
+                   "column 2 has an empty name")
+    long = pd.DataFrame({"x": range(50), "y": ["a", "b"] * 25,
+                         "note": ["short"] * 25 + ["z" * 3_000_000] + ["short"] * 24})
+    long.to_csv(tmp_path / "long.csv", index=False)
+    one_line_error(cli("train", tmp_path / "long.csv", "--target", "y", "-o", tmp_path / "m3"),
+                   "a row is longer than 1 MB")
+    assert not any((tmp_path / m).exists() for m in ("m1", "m2", "m3"))

@@ -190,10 +190,28 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path} is empty")
 
 
+def _check_parquet_names(path: Path) -> None:
+    """A Parquet file's column names, checked as a CSV header's: pyarrow's own error for a name given twice is
+    "Multiple matches for FieldRef.Name(age)", and a column named "" made a scored file no model could read."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"{path} has duplicate column name(s): {', '.join(map(repr, duplicates))}; rename them")
+    if "" in names:
+        raise InputError(f"{path}: column {names.index('') + 1} has an empty name; name it (or drop it)")
+
+
 def _unreadable_file(path: Path, exc: Exception) -> InputError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if table_format(path) == "csv" and "Expected" in reason and (line := _ragged_line(path)):
         reason += f" (line {line:,} of the file)"
+        if line == 2:  # the header line has another count of fields than the first row: a title above it?
+            reason += ("; if the first line is a title or a note above the header, or the header lacks a name "
+                       "for the row labels, remove it or name that column")
+    if "straddl" in reason:  # pyarrow's block of 1 MB: no row may be longer
+        reason = "a row is longer than 1 MB (a very long text field?); shorten or drop that text and read it again"
     return InputError(f"cannot read {path} as {table_format(path).upper()}: {reason}")
 
 
@@ -228,6 +246,7 @@ def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFram
     started = time.perf_counter()
     try:
         if fmt == "parquet":
+            _check_parquet_names(path)
             frame = pd.read_parquet(path, engine="pyarrow")
         else:
             options = sniff_csv(path)

@@ -667,9 +667,10 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
             unseen = coerced[spec.name].dropna()
             unseen = unseen[~unseen.isin(spec.categories)]
             if len(unseen):
+                example = repr(unseen.iloc[0])  # a 20 MB cell was printed whole
                 log.warning(
-                    "column %r: %d value(s) not seen in training (e.g. %r), handled as unknown",
-                    spec.name, len(unseen), unseen.iloc[0],
+                    "column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
+                    spec.name, len(unseen), example if len(example) <= 80 else f"{example[:60]}...",
                 )
     return coerced
 
@@ -795,7 +796,8 @@ def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
     if kind == "numeric" and _is_infinite(value):  # training read it as missing: say why this is not the same
         why = ("; training read infinite values as missing, but a prediction does not guess: leave the cell empty "
                "to predict it as missing")
-    return f"column {name!r} expects {expected}, got {value!r}{where}{why}"
+    shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({len(str(value)):,} characters)"
+    return f"column {name!r} expects {expected}, got {shown}{where}{why}"
 
 
 def _is_infinite(value) -> bool:
