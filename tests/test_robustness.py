@@ -1221,3 +1221,18 @@ def test_parquet_names_given_twice_or_empty_and_rows_over_a_block_are_one_clear_
     one_line_error(cli("train", tmp_path / "long.csv", "--target", "y", "-o", tmp_path / "m3"),
                    "a row is longer than 1 MB")
     assert not any((tmp_path / m).exists() for m in ("m1", "m2", "m3"))
+
+
+def test_one_line_in_another_encoding_is_named_not_read_into_every_line(tmp_path):
+    """A UTF-8 file with one Windows-1252 line was read wholly as Windows-1252: every "Zürich" became
+    "ZÃ¼rich", and clean rows later matched no category. The line is named; a file wholly in Windows-1252
+    still reads, with its warning."""
+    from common import cli, one_line_error
+
+    rows = "".join(f"{i % 7},{['Zürich', 'Malmö', 'Genève'][i % 3]},{'ab'[i % 2]}\n" for i in range(60))
+    (tmp_path / "mixed.csv").write_bytes(("x,city,y\n" + rows).encode() + "5,Genève,a\n".encode("cp1252"))
+    one_line_error(cli("train", tmp_path / "mixed.csv", "--target", "y", "-o", tmp_path / "m"),
+                   "is UTF-8 text except line 62 ('5,Gen")
+    (tmp_path / "ansi.csv").write_bytes(("x,city,y\n" + rows).encode("cp1252"))
+    frame = read_table(tmp_path / "ansi.csv")
+    assert set(frame["city"]) == {"Zürich", "Malmö", "Genève"}

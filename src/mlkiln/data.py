@@ -359,6 +359,27 @@ def _decodes(head: bytes, stream, encoding: str) -> bool:
     return True
 
 
+def _mixed_utf8_line(path) -> tuple[int, str] | None:
+    """``(number, text)`` of the first line that is not UTF-8 in a file where another line is UTF-8 beyond
+    ASCII (accented letters); None when no line is (a file wholly in another encoding)."""
+    utf8, first_bad, number, rest = False, None, 0, b""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        while chunk := stream.read(1 << 22):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                number += 1
+                if line.isascii():
+                    continue
+                try:
+                    line.decode("utf-8")
+                    utf8 = True
+                except UnicodeDecodeError:
+                    first_bad = first_bad or (number, line.decode("cp1252", errors="replace").strip()[:60])
+                if utf8 and first_bad:
+                    return first_bad
+    return None
+
+
 def _comment_lines(lines: list[str]) -> int:
     """How many lines above the header are comments: they start with ``#`` and split into other fields than the
     header (a header such as "# of rooms,price" is one). They were a parse error ("Expected 1 columns, got 3")."""
@@ -397,6 +418,10 @@ def sniff_csv(path: str | os.PathLike) -> dict:
             raise InputError(f"{path} looks like JSON, not a CSV or Parquet file; save the table as CSV or "
                              "Parquet (pandas: read_json, then to_csv or to_parquet)")
         if not _decodes(head, stream, encoding):
+            mixed = _mixed_utf8_line(path) if encoding == "utf-8" else None
+            if mixed:  # read as Windows-1252, every UTF-8 letter of the other lines was garbled ("ZÃ¼rich")
+                raise InputError(f"{path} is UTF-8 text except line {mixed[0]:,} ({mixed[1]!r}), written in "
+                                 "another encoding; fix that line, or save the whole file in one encoding")
             # Windows' "ANSI" (what Excel saves as CSV there) where it decodes: € and curly quotes are its bytes
             # 0x80-0x9F, control characters in Latin-1, which agrees with it everywhere else
             with pa.input_stream(str(path), compression="detect") as again:
