@@ -1199,6 +1199,8 @@ def test_a_placeholder_in_a_few_rows_of_the_target_is_a_missing_label_not_a_clas
     assert sorted(coerce_target(labels, "classification").unique()) == ["no", "yes"]
     signs = pd.Series(["+", "-"] * 50 + ["?"])
     assert sorted(coerce_target(signs, "classification").unique()) == ["+", "-"]
+    repeated = pd.Series(["yes", "no"] * 40 + ["churn"], name="churn")  # the header line inside the data
+    assert sorted(coerce_target(repeated, "classification").unique()) == ["no", "yes"]
 
 
 def test_parquet_names_given_twice_or_empty_and_rows_over_a_block_are_one_clear_line(tmp_path):

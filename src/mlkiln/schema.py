@@ -214,7 +214,8 @@ def coerce_target(y, task):
     count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
     anything else stripped text (fractional numbers too, ``0.5`` as ``"0.5"``: scikit-learn takes
     fractional numbers for a regression target), so labels read the same from CSV, Parquet or
-    JSON; a blank label is missing, and so is a placeholder ("?", "-", "#N/A") in under 5 % of the rows.
+    JSON; a blank label is missing, and so is a placeholder ("?", "-", "#N/A") or the column's own name (a
+    repeated header line) in under 5 % of the rows.
     Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
@@ -234,7 +235,8 @@ def coerce_target(y, task):
     # than 5 % of the rows it is one ("+" and "-" are a credit table's classes)
     shares = labels.value_counts(normalize=True)
     marks = {"?", "-", "--", "#n/a", "#na", "#ref!", "#div/0!", "#value!", "#name?", "#num!", "#null!", "#calc!"}
-    placeholders = [v for v, share in shares.items() if str(v).lower() in marks and share < 0.05]
+    # the column's own name is the header line repeated inside the data (files concatenated with their headers)
+    placeholders = [v for v, share in shares.items() if (str(v).lower() in marks or v == str(y.name)) and share < 0.05]
     return labels[(labels != "") & ~labels.isin(placeholders)]  # a blank label is a missing one too
 
 
