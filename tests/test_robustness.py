@@ -1238,3 +1238,17 @@ def test_one_line_in_another_encoding_is_named_not_read_into_every_line(tmp_path
     (tmp_path / "ansi.csv").write_bytes(("x,city,y\n" + rows).encode("cp1252"))
     frame = read_table(tmp_path / "ansi.csv")
     assert set(frame["city"]) == {"Zürich", "Malmö", "Genève"}
+
+
+def test_list_and_record_columns_are_set_aside_with_their_reason(tmp_path):
+    """Parquet list and struct columns were read as their printed text ("['plus' 'x']"), categories no JSON
+    record could match; they are excluded, and the same file still scores."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "tags": [["x", "yz"[i % 2]] for i in range(200)],
+                          "meta": [{"k": i % 3} for i in range(200)]})
+    frame["y"] = np.where(frame.a > 0, "hi", "lo")
+    frame.to_parquet(tmp_path / "nested.parquet")
+    run = mlkiln.train(tmp_path / "nested.parquet", target="y", models=["logistic_l2"], trials=1)
+    assert set(run.card.excluded) == {"tags", "meta"} and "nested values" in run.card.excluded["tags"]
+    assert [c.name for c in run.card.columns] == ["a"]
+    assert len(run.model.predict(pd.read_parquet(tmp_path / "nested.parquet"))) == 200

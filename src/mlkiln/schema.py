@@ -355,6 +355,14 @@ def column_kind(col: pd.Series) -> str:
     return "categorical"
 
 
+def is_nested(col: pd.Series) -> bool:
+    """Whether a column holds lists, arrays or records (Parquet list and struct columns), not single values."""
+    if not (pd.api.types.is_object_dtype(col) or isinstance(col.dtype, pd.ArrowDtype)):
+        return False
+    present = col.dropna()
+    return bool(len(present)) and isinstance(present.iloc[0], (list, tuple, dict, np.ndarray))
+
+
 def infer_task(y: pd.Series) -> str:
     """``regression`` for numbers with many distinct values, else ``classification``.
 

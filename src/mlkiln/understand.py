@@ -27,6 +27,7 @@ from .schema import (
     coerce_target,
     column_kind,
     describe_columns,
+    is_nested,
     infer_task,
     number_share,
     screen_columns_with_evidence,
@@ -91,7 +92,13 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
 
     check_enough_rows(len(y), options.folds, spare=1)
     features = [c for c in frame.columns if c != target and c not in options.drop]
-    kinds = {name: column_kind(frame[name]) for name in features}
+    # lists or records in a cell (Parquet's list and struct columns) were read as their printed text, categories
+    # such as "['plus' 'x']" that no new row would match
+    nested = {name: "nested values (lists or records in its cells): flatten them into columns of their own"
+              for name in features if is_nested(frame[name])}
+    for name, why in nested.items():
+        log.warning("excluding column %r: %s", name, why)
+    kinds = {name: column_kind(frame[name]) for name in features if name not in nested}
     X = coerce_frame(frame, kinds)
     _warn_unreadable(frame, X, kinds)
     classes = None
@@ -119,7 +126,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         X=as_categories(X[list(kinds)], kinds), y=y, task=task, kinds=kinds,
         columns=describe_columns(frame, kinds, X, dropped),
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
-        metric=metric, excluded=excluded, rows_dropped=rows_dropped, leaks=leaks,
+        metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks,
     )
 
 
