@@ -169,7 +169,8 @@ def coerce_frame(frame, kinds, commas=None):
 
     numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
     own values decide); datetime -> seconds since
-    1970-01-01 UTC as float64; categorical -> Python strings with NaN for missing.
+    1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, NaN for missing
+    (spaces alone too).
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
     """
@@ -182,11 +183,12 @@ def coerce_frame(frame, kinds, commas=None):
             columns[name] = to_seconds(col)
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
             # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
+            # without the spaces around it: "Zürich " (a padded export) is "Zürich", in training and in new rows
             codes, uniques = pd.factorize(col)
-            text = np.array([*map(str, uniques), np.nan], dtype=object)  # code -1 (missing) -> the NaN at the end
+            text = np.array([*(str(u).strip() or np.nan for u in uniques), np.nan], dtype=object)  # -1: NaN
             columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         else:
-            text = col.astype("object").map(str, na_action="ignore")
+            text = col.astype("object").map(lambda v: str(v).strip() or np.nan, na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
     return pd.DataFrame(columns, index=frame.index)
 
@@ -731,7 +733,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         return np.nan
     if kind == "categorical":
         if isinstance(value, str):
-            return value
+            return value.strip() or np.nan  # spaces alone are no category, as in a batch
         if number:
             return str(value)
         raise _unreadable(name, kind, value)

@@ -67,20 +67,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         raise ArgumentError("drop", list(options.drop), f"cannot drop the target column {target!r}")
     if target in options.keep:  # a feature it cannot be: the user may have meant another column
         raise ArgumentError("keep", list(options.keep), f"{target!r} is the target, not a feature to keep")
-    raw_target = frame[target]
-    if raw_target.isna().all():
-        raise InputError(f"target column {target!r} has no values")
-    _refuse_dates(raw_target, target)
-    task = options.task
-    if task == "auto":
-        task = infer_task(raw_target)
-        log.info("task: %s (inferred from %r; override with --task)", task, target)
-    y = coerce_target(raw_target, task)
-    if task == "regression":
-        _check_target_size(raw_target, y, target)
-        _warn_far_targets(y, target)
-    if len(y) == 0:
-        raise InputError(f"target column {target!r} has no numeric values; use --task classification")
+    task, y, raw_target = _target(frame[target], target, options.task)
     rows_dropped = len(frame) - len(y)
     dropped = None
     if rows_dropped:
@@ -122,12 +109,32 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
     metric = choose_metric(task, options.metric, y)
     log.info("selection metric: %s", metric.why)
+    features = as_categories(X[list(kinds)], kinds)
+    _warn_categories_in_several_spellings(features, kinds)
     return Table(
-        X=as_categories(X[list(kinds)], kinds), y=y, task=task, kinds=kinds,
+        X=features, y=y, task=task, kinds=kinds,
         columns=describe_columns(frame, kinds, X, dropped),
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks,
     )
+
+
+def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Series, pd.Series]:
+    """``(task, target as the model sees it, the column as read)``: the task inferred where ``auto``, rows
+    without a readable target left out (see :func:`mlkiln.schema.coerce_target`)."""
+    if raw_target.isna().all():
+        raise InputError(f"target column {target!r} has no values")
+    _refuse_dates(raw_target, target)
+    if task == "auto":
+        task = infer_task(raw_target)
+        log.info("task: %s (inferred from %r; override with --task)", task, target)
+    y = coerce_target(raw_target, task)
+    if task == "regression":
+        _check_target_size(raw_target, y, target)
+        _warn_far_targets(y, target)
+    if len(y) == 0:
+        raise InputError(f"target column {target!r} has no numeric values; use --task classification")
+    return task, y, raw_target
 
 
 def _refuse_dates(raw_target: pd.Series, target: str) -> None:
@@ -162,6 +169,20 @@ def _warn_classes_in_several_spellings(classes: list, target: str) -> None:
     for same in (group for group in spellings.values() if len(group) > 1):
         log.warning("target %r: classes %s differ only in case or spaces and are learned as different classes; "
                     "write them one way if they are one", target, ", ".join(map(repr, same)))
+
+
+def _warn_categories_in_several_spellings(X: pd.DataFrame, kinds: dict[str, str]) -> None:
+    """Categories the same but for case ('basic', 'BASIC') are kept apart, as the classes are; said once per
+    column, since they are most often one value typed several ways. (Spaces around a value are dropped.)"""
+    for name in (n for n, kind in kinds.items() if kind == "categorical"):
+        spellings: dict[str, list] = {}
+        for value in X[name].cat.categories:  # each distinct value once, from the codes as_categories made
+            spellings.setdefault(str(value).casefold(), []).append(value)
+        same = [group for group in spellings.values() if len(group) > 1]
+        if same:
+            log.warning("column %r: %d value(s) differ from another only in case (e.g. %s) and are kept apart; "
+                        "write them one way if they are one", name, sum(map(len, same)),
+                        ", ".join(map(repr, same[0][:3])))
 
 
 #: a text column at least this share of whose values are numbers is said to be read as text, with a value that
