@@ -1257,8 +1257,8 @@ def test_list_and_record_columns_are_set_aside_with_their_reason(tmp_path):
 
 def test_spaces_around_a_category_are_dropped_and_case_variants_are_said(tmp_path, caplog):
     """"Zürich " (a padded export) was a category apart from "Zürich": 24 categories for 8 cities, and a clean
-    record matched neither half. Spaces are dropped in training, batches and records alike; values that
-    differ only in case stay apart, with a warning."""
+    record matched neither half. Spaces are dropped and Unicode's forms made one, in training, batches and
+    records alike; values that differ only in case stay apart, with a warning."""
     from mlkiln.schema import conform_record
 
     rng = np.random.default_rng(0)
@@ -1272,5 +1272,9 @@ def test_spaces_around_a_category_are_dropped_and_case_variants_are_said(tmp_pat
     assert column.n_categories == 2 and set(column.categories) == {"Zürich", "Malmö"}
     assert "column 'plan': 2 value(s) differ from another only in case" in caplog.text
     assert conform_record({"city": " Malmö  ", "plan": "plus", "a": 0.0}, run.card.columns)["city"] == "Malmö"
+    decomposed = "Malmo\u0308"  # o and a combining diaeresis (macOS): the same text, another Unicode form
+    assert conform_record({"city": decomposed, "plan": "plus", "a": 0.0}, run.card.columns)["city"] == "Malmö"
+    assert np.allclose(run.model.predict_proba(frame.head(5).assign(city=decomposed)),
+                       run.model.predict_proba(frame.head(5).assign(city="Malmö")))
     padded = run.model.predict_proba(frame.head(30))
     assert np.allclose(padded, run.model.predict_proba(frame.head(30).assign(city=lambda d: d.city.str.strip())))

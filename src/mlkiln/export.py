@@ -219,6 +219,7 @@ not mlkiln.
 import json
 import math
 import os
+import unicodedata
 
 import numpy as np
 import pandas as pd

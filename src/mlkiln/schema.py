@@ -169,8 +169,8 @@ def coerce_frame(frame, kinds, commas=None):
 
     numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
     own values decide); datetime -> seconds since
-    1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, NaN for missing
-    (spaces alone too).
+    1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, in Unicode's
+    composed form (NFC), NaN for missing (spaces alone too).
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
     """
@@ -185,10 +185,13 @@ def coerce_frame(frame, kinds, commas=None):
             # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
             # without the spaces around it: "Zürich " (a padded export) is "Zürich", in training and in new rows
             codes, uniques = pd.factorize(col)
-            text = np.array([*(str(u).strip() or np.nan for u in uniques), np.nan], dtype=object)  # -1: NaN
+            # and in one Unicode form: "Malmö" written with a combining diaeresis (macOS, some exports) is "Malmö"
+            text = np.array([*(unicodedata.normalize("NFC", str(u).strip()) or np.nan for u in uniques), np.nan],
+                            dtype=object)  # code -1 (missing) -> the NaN at the end
             columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         else:
-            text = col.astype("object").map(lambda v: str(v).strip() or np.nan, na_action="ignore")
+            text = col.astype("object").map(lambda v: unicodedata.normalize("NFC", str(v).strip()) or np.nan,
+                                            na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
     return pd.DataFrame(columns, index=frame.index)
 
@@ -732,8 +735,8 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     if value is None or (number and value != value):
         return np.nan
     if kind == "categorical":
-        if isinstance(value, str):
-            return value.strip() or np.nan  # spaces alone are no category, as in a batch
+        if isinstance(value, str):  # as a batch's: without spaces around it, in one Unicode form
+            return (value.strip() if value.isascii() else unicodedata.normalize("NFC", value.strip())) or np.nan
         if number:
             return str(value)
         raise _unreadable(name, kind, value)

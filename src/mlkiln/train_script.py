@@ -32,6 +32,7 @@ saves the fitted pipeline with joblib. Its predictions equal the bundle's.
 
 import argparse
 import glob
+import unicodedata
 from pathlib import Path
 
 import joblib
