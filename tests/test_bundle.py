@@ -202,13 +202,13 @@ def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
     stored["card_version"], stored["mlkiln_version"] = CARD_VERSION + 1, "9.0.0"
     (path / "card.json").write_text(json.dumps(stored))
     rehash(path)
-    with pytest.raises(BundleError, match=r"version 3, written by mlkiln 9.0.0.*mlkiln>=9.0.0"):
+    with pytest.raises(BundleError, match=rf"version {CARD_VERSION + 1}, written by mlkiln 9.0.0.*mlkiln>=9.0.0"):
         mlkiln.load(path)
     del stored["task"]
     stored["card_version"] = CARD_VERSION
     (path / "card.json").write_text(json.dumps(stored))
     rehash(path)
-    with pytest.raises(BundleError, match=r"card.json \(version 2\) lacks Card.task"):
+    with pytest.raises(BundleError, match=rf"card.json \(version {CARD_VERSION}\) lacks Card.task"):
         mlkiln.load(path)
     stored["task"] = card.task
     for key, value, message in (("metrics", "x", r"metrics: expected dict, got str 'x'"),
@@ -218,7 +218,7 @@ def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
                                 ("split", {**stored["split"], "seed": True}, r"split.seed: expected int, got bool True")):
         (path / "card.json").write_text(json.dumps({**stored, key: value}))
         rehash(path)
-        with pytest.raises(BundleError, match=rf"card.json \(version 2\) is malformed: {message}$"):
+        with pytest.raises(BundleError, match=rf"card.json \(version {CARD_VERSION}\) is malformed: {message}$"):
             mlkiln.load(path)
 
 

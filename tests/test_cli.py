@@ -348,6 +348,12 @@ def test_predict_writes_into_a_named_pipe_and_keeps_a_private_file_private(diamo
     reader.join(timeout=60)
     assert result.returncode == 0, result.stderr
     assert stat.S_ISFIFO(pipe.stat().st_mode) and received and received[0].count(b"\n") == 51
+    sent = tmp_path / "sent.txt"  # `{ echo x; mlkiln predict -o /dev/stdout; } > sent.txt`: x, then the rows
+    sent.write_text("x\n")
+    with open(sent, "ab") as out:
+        done = subprocess.run([sys.executable, "-m", "mlkiln", "predict", diamonds_bundle, rows, "-o", "/dev/stdout"],
+                              stdout=out, stderr=subprocess.PIPE, timeout=120)
+    assert done.returncode == 0 and sent.read_text().startswith("x\n\"carat\"") and sent.read_text().count("\n") == 52
     private = tmp_path / "private.csv"
     private.write_text("old\n")
     private.chmod(0o600)

@@ -318,10 +318,12 @@ def test_invocations_take_csv_as_mlflow_s_server_does_and_refuse_other_types(ser
     body = rows.head(5).to_csv(index=False).encode()
     assert request(port, "POST", "/invocations", body, headers={"Content-Type": "text/csv; charset=utf-8"}) == expected
     with_gap = rows.head(2).astype(object)
-    with_gap.loc[1, "Air temperature [K]"] = None  # an empty field: a missing value, as JSON's null
+    with_gap.loc[1, "Air temperature [K]"] = None  # an empty field (or "NA"): a missing value, as JSON's null
     as_json = request(port, "POST", "/invocations", {"dataframe_records": json.loads(with_gap.to_json(orient="records"))})
     assert as_json[0] == 200 and request(port, "POST", "/invocations", with_gap.to_csv(index=False).encode(),
                                          headers={"Content-Type": "text/csv"}) == as_json
+    assert request(port, "POST", "/invocations", with_gap.to_csv(index=False, na_rep="NA").encode(),
+                   headers={"Content-Type": "text/csv"}) == as_json
     header = ",".join(rows.columns)
     for bad, message in ((b"", "CSV body is empty"), (f"{header}\n1,2\n".encode(), "row 1 has 2 field(s)"),
                          (b"\xff\xfe" + header.encode(), "not UTF-8")):

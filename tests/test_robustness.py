@@ -1200,8 +1200,12 @@ def test_a_placeholder_in_a_few_rows_of_the_target_is_a_missing_label_not_a_clas
     assert sorted(coerce_target(labels, "classification").unique()) == ["no", "yes"]
     signs = pd.Series(["+", "-"] * 50 + ["?"])
     assert sorted(coerce_target(signs, "classification").unique()) == ["+", "-"]
-    repeated = pd.Series(["yes", "no"] * 40 + ["churn"], name="churn")  # the header line inside the data
-    assert sorted(coerce_target(repeated, "classification").unique()) == ["no", "yes"]
+    rare_positive = pd.Series(["ok"] * 98 + ["fraud"] * 2, name="fraud")  # a rare class named as its column stays
+    assert sorted(coerce_target(rare_positive, "classification").unique()) == ["fraud", "ok"]
+    rare_sign = pd.Series(["+"] * 97 + ["-"] * 3)  # beside "+", "-" is a class however rare
+    assert sorted(coerce_target(rare_sign, "classification").unique()) == ["+", "-"]
+    codes = coerce_target(pd.Series(["0", "1"] * 30 + ["?"]), "classification")  # text only for the "?"
+    assert codes.dtype == "int64" and sorted(codes.unique()) == [0, 1]
 
 
 def test_parquet_names_given_twice_or_empty_and_rows_over_a_block_are_one_clear_line(tmp_path):
@@ -1236,6 +1240,9 @@ def test_one_line_in_another_encoding_is_named_not_read_into_every_line(tmp_path
     (tmp_path / "mixed.csv").write_bytes(("x,city,y\n" + rows).encode() + "5,Genève,a\n".encode("cp1252"))
     one_line_error(cli("train", tmp_path / "mixed.csv", "--target", "y", "-o", tmp_path / "m"),
                    "is UTF-8 text except line 62 ('5,Gen")
+    (tmp_path / "last.csv").write_bytes(("x,city,y\n" + rows).encode() + "5,Genève,a".encode("cp1252"))  # no \n
+    one_line_error(cli("train", tmp_path / "last.csv", "--target", "y", "-o", tmp_path / "m"),
+                   "is UTF-8 text except line 62")
     (tmp_path / "ansi.csv").write_bytes(("x,city,y\n" + rows).encode("cp1252"))
     frame = read_table(tmp_path / "ansi.csv")
     assert set(frame["city"]) == {"Zürich", "Malmö", "Genève"}
@@ -1278,3 +1285,18 @@ def test_spaces_around_a_category_are_dropped_and_case_variants_are_said(tmp_pat
                        run.model.predict_proba(frame.head(5).assign(city="Malmö")))
     padded = run.model.predict_proba(frame.head(30))
     assert np.allclose(padded, run.model.predict_proba(frame.head(30).assign(city=lambda d: d.city.str.strip())))
+
+
+def test_a_bundle_trained_on_padded_text_before_cleaning_keeps_reading_it_as_written():
+    """Bundles of earlier versions learnt "Zürich " apart from "Zürich"; cleaning new rows would match neither.
+    Where a card's categories are not clean, that column's new values stay as written."""
+    from mlkiln.card import Column
+    from mlkiln.schema import conform, conform_record
+
+    old = (Column("city", "categorical", "object", 0.0, 2, ("Zürich ", "Malmö")), Column("a", "numeric", "float64", 0.0))
+    new = (Column("city", "categorical", "object", 0.0, 2, ("Zürich", "Malmö")), Column("a", "numeric", "float64", 0.0))
+    rows = pd.DataFrame({"city": ["Zürich ", " Malmö"], "a": [1.0, 2.0]})
+    assert conform(rows, old)["city"].tolist() == ["Zürich ", " Malmö"]
+    assert conform(rows, new)["city"].tolist() == ["Zürich", "Malmö"]
+    assert conform_record({"city": "Zürich ", "a": 1.0}, old)["city"] == "Zürich "
+    assert conform_record({"city": "Zürich ", "a": 1.0}, new)["city"] == "Zürich"

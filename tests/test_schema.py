@@ -201,9 +201,10 @@ def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
     """One comma before three digits is a decimal comma where the column has a comma grouping cannot explain
     ("1,59", "0,149"): read value by value, "0,149" was 149 beside 1.59. The card keeps the reading, so a batch
     or a record whose values all have three decimals ("2,980") is read as training read the column."""
-    from mlkiln.schema import conform_record, to_number
+    from mlkiln.schema import comma_reading, conform, conform_record, to_number
 
     assert to_number(pd.Series(["1,59", "0,149", "-2,980", None])).tolist()[:3] == [1.59, 0.149, -2.98]
+    assert comma_reading(pd.Series(["1,5%", "2,980%"])) == "decimal" and comma_reading(pd.Series(["12"])) is None
     assert to_number(pd.Series(["1,234", "2,980"])).tolist() == [1234.0, 2980.0]  # thousands, as before
     assert to_number(pd.Series(["1,234,567", "0,5", "2,980"])).tolist() == [1234567.0, 0.5, 2980.0]
     assert to_number(pd.Series(["2,980"]), "decimal").tolist() == [2.98]
@@ -216,7 +217,14 @@ def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
     run = mlkiln.train(tmp_path / "eu.csv", target="y", models=["logistic_l2"], trials=1)
     column = next(c for c in run.card.columns if c.name == "score")
     assert column.comma == "decimal" and column.min == pytest.approx(score.min(), abs=0.06)
-    three = frame.head(20).assign(score=[f"{v:.3f}".replace(".", ",") for v in score[:20]])
-    assert np.allclose(run.model.predict_proba(three), run.model.predict_proba(frame.head(20).round({"score": 3})))
+    # values that alone read as thousands ("1,587", "-2,044"): the card's reading decides, not the batch's
+    big = frame[frame.score.abs() >= 1].head(20)
+    three = big.assign(score=[f"{v:.3f}".replace(".", ",") for v in big.score])
+    assert np.allclose(run.model.predict_proba(three), run.model.predict_proba(big.round({"score": 3})))
     record = conform_record({"score": "2,980", "noise": 0.1}, run.card.columns)
     assert record["score"] == 2.98
+    # and a column trained on thousands keeps reading "2,980" as 2980 beside a batch's "1,5"
+    grouped = frame.assign(score=[f"{v * 1000:,.0f}" for v in score]).rename(columns={"score": "amount"})
+    run = mlkiln.train(grouped, target="y", models=["logistic_l2"], trials=1)
+    assert next(c for c in run.card.columns if c.name == "amount").comma == "grouping"
+    assert conform(pd.DataFrame({"amount": ["1,5", "2,980"], "noise": [0.0, 0.0]}), run.card.columns)["amount"].tolist() == [1.5, 2980.0]

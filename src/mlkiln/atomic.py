@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     is written (the temporary file's name would otherwise be in the message).
     """
     path = check_file_target(path)
-    if is_special(path):  # a device, a named pipe, /dev/stdout: written into as `>` would, never renamed over
-        yield path
+    if is_special(path):  # a device, a named pipe, /dev/stdout: never renamed over (it was replaced by a file)
+        handle, name = tempfile.mkstemp(suffix=path.suffix, prefix=".mlkiln-")
+        os.close(handle)
+        tmp = Path(name)
+        try:
+            yield tmp  # written whole first (a retried write would reach a pipe twice), then sent in one go
+            with open(tmp, "rb") as source, open(path, "ab") as target:  # appended: `>>` and `>` alike
+                shutil.copyfileobj(source, target, 1 << 20)
+        finally:
+            tmp.unlink(missing_ok=True)
         return
     path = followed(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,11 +52,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def is_special(path: str | os.PathLike) -> bool:
     """Whether ``path`` (or what a link there points to) is neither a file nor a folder: a device such as
-    /dev/null, a named pipe or a socket. Renaming a file over one replaced it (/dev/full became a CSV file)."""
+    /dev/null, a named pipe or a socket; or a name under /dev or /proc (/dev/stdout sent to a file is that
+    file's descriptor). Renaming a file over one replaced it (/dev/full became a CSV file)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:  # missing, or a link to nothing
         return False
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")) or os.path.realpath(path).startswith("/proc/"):
+        return True
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 

@@ -5,7 +5,8 @@
 read it back (:meth:`Card.from_json`) and use attributes, never string keys.
 
 Versions: 1 is the untyped card of mlkiln 0.1 (no ``card_version`` key; the
-same fields, read as they are); 2 adds ``card_version``. A card newer than
+same fields, read as they are); 2 adds ``card_version``; 3 adds ``Column.comma`` (how training read a comma
+in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise). A card newer than
 :data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
 """
 
@@ -21,7 +22,7 @@ from .errors import BundleError
 from .jsonio import plain
 from .options import C_NOTE
 
-CARD_VERSION = 2
+CARD_VERSION = 3
 
 @dataclass(frozen=True)
 class Column:
@@ -38,8 +39,8 @@ class Column:
     # text that training read as missing in this numeric or date column (the most frequent, at most
     # schema.MAX_LISTED_UNREADABLE), read so again at prediction; other unreadable text is an error there
     unreadable: tuple[str, ...] | None = None
-    # "decimal": numbers written with one comma before three digits ("2,980") read as a decimal comma, as training
-    # read this column (schema.comma_reading); None: each batch's own values decide
+    # how training read a comma in this column's numbers (schema.comma_reading): "decimal" ("2,980" is 2.98) or
+    # "grouping" (2980); None: training saw no comma there, and each batch's own values decide
     comma: str | None = None
 
 

@@ -8,6 +8,7 @@ and status 1 (set ``MLKILN_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         if exc.errno == errno.EPIPE:  # `predict -o - | head`: the reader has all it wanted, as for any Unix tool
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            with contextlib.suppress(OSError, ValueError):  # a caller's own stdout object may have no descriptor
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             return 128 + signal.SIGPIPE
         print(f"mlkiln: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 2

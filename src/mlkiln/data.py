@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -190,13 +191,17 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path} is empty")
 
 
+def duplicate_names(names: Sequence[str]) -> list[str]:
+    """The names given more than once, sorted: an error wherever a table's columns are named (CSV and Parquet
+    headers, a frame, a CSV request body), since pandas would rename or merge them silently."""
+    return sorted(n for n, count in Counter(names).items() if count > 1)
+
+
 def _check_parquet_names(path: Path) -> None:
     """A Parquet file's column names, checked as a CSV header's: pyarrow's own error for a name given twice is
     "Multiple matches for FieldRef.Name(age)", and a column named "" made a scored file no model could read."""
-    import pyarrow.parquet as pq
-
     names = pq.read_schema(path).names
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = duplicate_names(names)
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s): {', '.join(map(repr, duplicates))}; rename them")
     if "" in names:
@@ -377,7 +382,13 @@ def _mixed_utf8_line(path) -> tuple[int, str] | None:
                     first_bad = first_bad or (number, line.decode("cp1252", errors="replace").strip()[:60])
                 if utf8 and first_bad:
                     return first_bad
-    return None
+    if rest and not rest.isascii():  # a last line without its newline
+        try:
+            rest.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            first_bad = first_bad or (number + 1, rest.decode("cp1252", errors="replace").strip()[:60])
+    return first_bad if utf8 and first_bad else None
 
 
 def _comment_lines(lines: list[str]) -> int:
@@ -440,7 +451,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
     sep = excel.group(1) if excel else _best_delimiter("".join(lines[:50]))
     header = next(csv.reader(io.StringIO(lines[0] if lines else ""), delimiter=sep), [])
     names = [name.strip() for name in header]
-    duplicates = sorted({n for n in names if n and names.count(n) > 1})  # empty ones become "Unnamed: i"
+    duplicates = [n for n in duplicate_names(names) if n]  # empty ones become "Unnamed: i"
     if duplicates:
         raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, duplicates))}; rename them")
     options = {"sep": sep, "encoding": encoding, "na_values": list(CSV_NA_VALUES), "keep_default_na": False}
@@ -747,7 +758,7 @@ def load_frame(data, source: str | None = None) -> tuple[pd.DataFrame, dict]:
     else:
         raise InputError(f"data must be a file path or a pandas DataFrame, got {type(data).__name__}")
     names = [str(c) for c in frame.columns]
-    duplicates = sorted({n for n in names if n and names.count(n) > 1})  # empty ones become "Unnamed: i"
+    duplicates = [n for n in duplicate_names(names) if n]  # empty ones become "Unnamed: i"
     if duplicates:
         raise InputError(f"duplicate column name(s): {', '.join(map(repr, duplicates))}; rename them")
     frame.columns = names

@@ -83,20 +83,15 @@ def to_number(col, comma: str | None = None):
     elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
     else:
-        # a flag column with a missing value arrives as Python True / False among None: as the numbers it was
-        text = col.astype("object").map(_number_text, na_action="ignore")
+        text = _number_words(col)
         if not text.notna().any():  # pandas' .str refuses a column of NaN alone
             return pd.Series(np.nan, index=col.index)
-        text = text.str.strip().str.replace("\u2212", "-", regex=False).str.replace(r"^\((.+)\)$", r"-\1", regex=True)
-        # a flag written as text (a Parquet string column, JSON "true"): what the CSV reader makes a boolean of
-        text = text.str.replace(r"(?i)^true$", "1", regex=True).str.replace(r"(?i)^false$", "0", regex=True)
-        text = text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
         # one comma before three digits ("2,980") is a thousands separator or a decimal comma: the column decides.
         # A decimal comma where no grouping explains the value ("1,59", "0,149") and no value only grouping
         # explains ("1,234,567", "1,234.5") make all of them decimal commas; else they group thousands, as before.
         # Value by value, one column mixed 1.59 and 149 (from "0,149") silently
         either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
-        if (comma or comma_reading(text)) == "decimal":
+        if (comma or _comma_of_words(text)) == "decimal":
             text = text.where(~either, text.str.replace(",", ".", regex=False))
         grouped = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?", na=False)
         text = text.where(~grouped, text.str.replace(",", "", regex=False))
@@ -115,15 +110,36 @@ def to_number(col, comma: str | None = None):
     return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
 
 
-def comma_reading(text):
+def _number_words(col):
+    """A column's values as the text of numbers: spaces, the typographic minus, an accountant's parentheses,
+    a flag's words and a currency or percent sign taken off (``to_number``'s first steps)."""
+    # a flag column with a missing value arrives as Python True / False among None: as the numbers it was
+    text = col.astype("object").map(_number_text, na_action="ignore")
+    if not text.notna().any():
+        return text
+    text = text.str.strip().str.replace("\u2212", "-", regex=False).str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+    # a flag written as text (a Parquet string column, JSON "true"): what the CSV reader makes a boolean of
+    text = text.str.replace(r"(?i)^true$", "1", regex=True).str.replace(r"(?i)^false$", "0", regex=True)
+    return text.str.replace(r"^([+-]?)[$€£¥]\s*(?=[+-]?[\d.])|(?<=\d)\s*[€£¥%]$", r"\1", regex=True)
+
+
+def comma_reading(col) -> str | None:
     """How a column of numbers written as text uses a comma: ``"decimal"`` when one of them has a comma no
-    thousands grouping explains ("1,59", "0,149") and none has grouping alone explains ("1,234,567",
-    "1,234.5"); else ``"grouping"``. The card keeps the first, so new rows such as "2,980" read as training did."""
-    text = text.astype("object").map(_number_text, na_action="ignore").str.strip()
-    one_comma = text.str.fullmatch(r"[+-]?\d+,\d+", na=False)
+    thousands grouping explains ("1,59", "0,149", "1.234,5") and none has grouping alone explains
+    ("1,234,567", "1,234.5"); ``"grouping"`` when commas are there otherwise; None with no comma at all. The
+    card keeps it, so new rows such as "2,980" read as training read them, whatever else their batch holds."""
+    return _comma_of_words(_number_words(col))
+
+
+def _comma_of_words(text) -> str | None:
+    """:func:`comma_reading` of text :func:`_number_words` made."""
+    if not text.notna().any() or not text.str.contains(",", regex=False, na=False).any():
+        return None
     either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
+    only_decimal = (text.str.fullmatch(r"[+-]?\d+,\d+", na=False) & ~either) | text.str.fullmatch(
+        r"[+-]?\d{1,3}(\.\d{3})+,\d+", na=False)
     grouping_only = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}((,\d{3}){2,}(\.\d*)?|,\d{3}\.\d*)", na=False)
-    return "decimal" if (one_comma & ~either).any() and not grouping_only.any() else "grouping"
+    return "decimal" if only_decimal.any() and not grouping_only.any() else "grouping"
 
 
 def _number_text(value) -> str:
@@ -164,11 +180,11 @@ def _one_timestamp(value):
         return pd.NaT
 
 
-def coerce_frame(frame, kinds, commas=None):
+def coerce_frame(frame, kinds, commas=None, verbatim=()):
     """Return the feature columns of ``frame`` in the dtypes the pipeline expects.
 
     numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
-    own values decide); datetime -> seconds since
+    own values decide); ``verbatim``: text columns left as written (see :func:`conform`); datetime -> seconds since
     1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, in Unicode's
     composed form (NFC), NaN for missing (spaces alone too).
     This function uses pandas and numpy only, because the bundle's ``train.py``
@@ -181,6 +197,8 @@ def coerce_frame(frame, kinds, commas=None):
             columns[name] = to_number(col, (commas or {}).get(name))
         elif kind == "datetime":
             columns[name] = to_seconds(col)
+        elif name in verbatim:  # a bundle trained before text was cleaned, on padded values: as it was trained
+            columns[name] = col.astype("object").map(str, na_action="ignore").where(col.notna(), np.nan)
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
             # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
             # without the spaces around it: "Zürich " (a padded export) is "Zürich", in training and in new rows
@@ -219,8 +237,7 @@ def coerce_target(y, task):
     count as missing, as do infinite labels). Class labels that are whole numbers become int64 and
     anything else stripped text (fractional numbers too, ``0.5`` as ``"0.5"``: scikit-learn takes
     fractional numbers for a regression target), so labels read the same from CSV, Parquet or
-    JSON; a blank label is missing, and so is a placeholder ("?", "-", "#N/A") or the column's own name (a
-    repeated header line) in under 5 % of the rows.
+    JSON; a blank label is missing, and so is a placeholder ("?", "-", "#N/A") in under 5 % of the rows.
     Like :func:`coerce_frame`, this uses pandas and numpy only.
     """
     if task == "regression":
@@ -237,12 +254,16 @@ def coerce_target(y, task):
         return numbers.astype(str).astype("object")
     labels = y.astype("object").map(lambda v: str(v).strip()).astype("object")
     # "?", "-" or a spreadsheet's error cell in a few rows is a missing label, not a class of its own; in more
-    # than 5 % of the rows it is one ("+" and "-" are a credit table's classes)
+    # than 5 % of the rows it is one, and so is "-" beside "+" (a credit table's classes)
     shares = labels.value_counts(normalize=True)
     marks = {"?", "-", "--", "#n/a", "#na", "#ref!", "#div/0!", "#value!", "#name?", "#num!", "#null!", "#calc!"}
-    # the column's own name is the header line repeated inside the data (files concatenated with their headers)
-    placeholders = [v for v, share in shares.items() if (str(v).lower() in marks or v == str(y.name)) and share < 0.05]
-    return labels[(labels != "") & ~labels.isin(placeholders)]  # a blank label is a missing one too
+    placeholders = [v for v, share in shares.items() if str(v).lower() in marks and share < 0.05
+                    and not (v in ("-", "--") and "+" in shares.index)]
+    labels = labels[(labels != "") & ~labels.isin(placeholders)]  # a blank label is a missing one too
+    numbers = pd.to_numeric(labels, errors="coerce") if placeholders else None
+    if numbers is not None and numbers.notna().all() and np.all(np.mod(numbers, 1.0) == 0.0):
+        return numbers.astype("int64")  # whole numbers that were text only for the placeholder among them
+    return labels
 
 
 def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
@@ -650,8 +671,8 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
                     lost = pd.concat([lost, other[unreadable(other, read)].astype(str).str.strip()])
                 if len(lost):
                     facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
-                if kind == "numeric" and comma_reading(raw.dropna()) == "decimal":
-                    facts["comma"] = "decimal"
+                if kind == "numeric" and (reading := comma_reading(raw.dropna())):
+                    facts["comma"] = reading
             elif kind == "numeric" and decimal_file and pd.api.types.is_float_dtype(raw):
                 facts["comma"] = "decimal"  # the reader's decimal comma: new rows written as "2,980" are 2.98
         described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
@@ -672,7 +693,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     if any(name not in frame.columns for name in kinds):
         frame = frame.rename(columns=_respelled(frame.columns, kinds))
     _check_names(frame.columns, kinds, target, unknown="warn")
-    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma})
+    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, _verbatim(columns))
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
     if first is not None:
         name, row = first
@@ -682,12 +703,27 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
             unseen = coerced[spec.name].dropna()
             unseen = unseen[~unseen.isin(spec.categories)]
             if len(unseen):
-                example = repr(unseen.iloc[0])  # a 20 MB cell was printed whole
-                log.warning(
-                    "column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
-                    spec.name, len(unseen), example if len(example) <= 80 else f"{example[:60]}...",
-                )
+                log.warning("column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
+                            spec.name, len(unseen), _shown(unseen.iloc[0]))
     return coerced
+
+
+def _verbatim(columns: Sequence[Column]) -> frozenset[str]:
+    """Text columns of a bundle trained before values were cleaned (spaces, Unicode form) whose categories are
+    not clean ("Zürich "): new rows keep their text as written, or they would match none of them. Kept per
+    schema object, since one record's check takes microseconds."""
+    known = _VERBATIM.get(id(columns))
+    if known is not None and known[0] is columns:
+        return known[1]
+    found = frozenset(c.name for c in columns if c.kind == "categorical" and any(
+        v != v.strip() or not v.isascii() and unicodedata.normalize("NFC", v) != v for v in c.categories or ()))
+    if len(_VERBATIM) > 64:
+        _VERBATIM.clear()
+    _VERBATIM[id(columns)] = (columns, found)
+    return found
+
+
+_VERBATIM: dict[int, tuple] = {}
 
 
 def conform_record(record: dict, columns: Sequence[Column], target: str | None = None) -> dict:
@@ -704,6 +740,7 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     """
     if not isinstance(record, dict):
         raise InputError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
+    verbatim = _verbatim(columns)
     row = {}
     for spec in columns:
         if spec.name not in record:  # keys written otherwise (1 for "1", another Unicode form), else the error
@@ -712,7 +749,11 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
             if spec.name in record:
                 return conform_record(record, columns, target)
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
-        row[spec.name] = _record_value(spec.name, spec.kind, record[spec.name], spec.unreadable or (), spec.comma)
+        value = record[spec.name]
+        if spec.kind == "categorical" and isinstance(value, str) and spec.name in verbatim:
+            row[spec.name] = value  # as the bundle was trained (see _verbatim)
+            continue
+        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma)
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
@@ -811,8 +852,14 @@ def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
     if kind == "numeric" and _is_infinite(value):  # training read it as missing: say why this is not the same
         why = ("; training read infinite values as missing, but a prediction does not guess: leave the cell empty "
                "to predict it as missing")
-    shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({len(str(value)):,} characters)"
-    return f"column {name!r} expects {expected}, got {shown}{where}{why}"
+    return f"column {name!r} expects {expected}, got {_shown(value)}{where}{why}"
+
+
+def _shown(value) -> str:
+    """A value as a message quotes it: whole up to 80 characters, else its start and its length (a 20 MB cell
+    was printed whole)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value)):,} characters)"
 
 
 def _is_infinite(value) -> bool:

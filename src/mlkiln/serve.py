@@ -30,6 +30,7 @@ from time import perf_counter
 
 import pandas as pd
 
+from .data import CSV_NA_VALUES, duplicate_names
 from .errors import ArgumentError, InputError, require
 from .predict import Model, load
 
@@ -285,10 +286,10 @@ def csv_frame(body: bytes) -> pd.DataFrame:
     for i, row in enumerate(data):
         if len(row) != len(header):
             raise ValueError(f"CSV body: row {i + 1} has {len(row)} field(s), the header {len(header)}")
-    columns = {name: [None if row[k] == "" else row[k] for row in data] for k, name in enumerate(header)}
+    missing = set(CSV_NA_VALUES)  # "", "NA", "NULL", "n/a"...: missing, as `mlkiln predict rows.csv` reads them
+    columns = {name: [None if row[k] in missing else row[k] for row in data] for k, name in enumerate(header)}
     if len(columns) != len(header):
-        raise ValueError("CSV body: duplicate column name(s) " + ", ".join(
-            repr(n) for n in sorted({n for n in header if header.count(n) > 1})))
+        raise ValueError("CSV body: duplicate column name(s) " + ", ".join(map(repr, duplicate_names(header))))
     return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
 
 
@@ -363,7 +364,7 @@ def _invocations_openapi(record: dict, errors: dict, ok) -> dict:
         }},
         "responses": {**ok({"type": "object", "required": ["predictions"], "properties": {
             "predictions": {"type": "array", "description": "one prediction per row, in order (labels for classification)"},
-        }}, "the predictions"), **errors, "415": {"description": "not application/json",
+        }}, "the predictions"), **errors, "415": {"description": "neither application/json nor text/csv",
                                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
     }}
 

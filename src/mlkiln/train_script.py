@@ -174,7 +174,7 @@ def render(card: Card) -> str:
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
         parquet_suffixes=data.PARQUET_SUFFIXES,
-        number_source="\n\n".join(inspect.getsource(f) for f in (schema._number_text, schema.comma_reading,
+        number_source="\n\n".join(inspect.getsource(f) for f in (schema._number_text, schema._number_words, schema._comma_of_words,
                                                                   schema.to_number)).rstrip(),
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
         coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),

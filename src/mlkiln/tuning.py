@@ -208,9 +208,12 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
             numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
             # fractional labels are read as text (0.5, 1.5), so a measurement forced into classes is text too
             numbers = numbers or len(counts) > len(y) / 2
+            header = counts.idxmin() == y.name  # the column's own name: its header line repeated inside the data
             raise InputError(
                 f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
                 f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
+                + ("; a class named as the column is most often its header line repeated inside the data (files "
+                   "joined with their headers): remove those lines" if header else "")
                 + (f"; or, if the target counts or measures something (it has {len(counts):,} distinct values in "
                    f"{len(y):,} rows), use --task regression" if numbers else "")
             )

@@ -84,6 +84,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     nested = {name: "nested values (lists or records in its cells): flatten them into columns of their own"
               for name in features if is_nested(frame[name])}
     for name, why in nested.items():
+        if name in options.keep:
+            raise InputError(f"keep column {name!r} holds {why}")
         log.warning("excluding column %r: %s", name, why)
     kinds = {name: column_kind(frame[name]) for name in features if name not in nested}
     X = coerce_frame(frame, kinds)
@@ -162,23 +164,24 @@ def choose_metric(task: str, metric: str | None, y: pd.Series) -> Metric:
 def _warn_classes_in_several_spellings(classes: list, target: str) -> None:
     """Classes the same but for case or spaces ('yes', 'Yes', 'YES ') are kept apart, as written; said, since
     they are most often one class typed several ways."""
-    spellings: dict[str, list] = {}
-    for cls in classes:
-        if isinstance(cls, str):
-            spellings.setdefault(cls.strip().casefold(), []).append(cls)
-    for same in (group for group in spellings.values() if len(group) > 1):
+    for same in _case_variants(c for c in classes if isinstance(c, str)):
         log.warning("target %r: classes %s differ only in case or spaces and are learned as different classes; "
                     "write them one way if they are one", target, ", ".join(map(repr, same)))
+
+
+def _case_variants(values) -> list[list]:
+    """Groups of text values that are the same but for case or the spaces around them ('yes', 'Yes', 'YES ')."""
+    spellings: dict[str, list] = {}
+    for value in values:
+        spellings.setdefault(str(value).strip().casefold(), []).append(value)
+    return [group for group in spellings.values() if len(group) > 1]
 
 
 def _warn_categories_in_several_spellings(X: pd.DataFrame, kinds: dict[str, str]) -> None:
     """Categories the same but for case ('basic', 'BASIC') are kept apart, as the classes are; said once per
     column, since they are most often one value typed several ways. (Spaces around a value are dropped.)"""
     for name in (n for n, kind in kinds.items() if kind == "categorical"):
-        spellings: dict[str, list] = {}
-        for value in X[name].cat.categories:  # each distinct value once, from the codes as_categories made
-            spellings.setdefault(str(value).casefold(), []).append(value)
-        same = [group for group in spellings.values() if len(group) > 1]
+        same = _case_variants(X[name].cat.categories)  # each distinct value once, from the codes as_categories made
         if same:
             log.warning("column %r: %d value(s) differ from another only in case (e.g. %s) and are kept apart; "
                         "write them one way if they are one", name, sum(map(len, same)),

@@ -207,15 +207,22 @@ def draw_confusion(fig: Figure, matrix: list, labels: list, target: str) -> None
                 i, j = divmod(k, len(labels))
                 ax.text(j, i, label, ha="center", va="center", fontsize=10 if len(labels) <= 6 else 7,
                         color="white" if shares[i, j] > 0.55 else "#111827")
-        every = max(1, -(-len(labels) // CONFUSION_NUMBERS))  # at most about CONFUSION_NUMBERS labels per axis
-        ticks = range(0, len(labels), every)
-        ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=None if every == 1 else 6, rotation=0 if every == 1 else 90)
-        ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=None if every == 1 else 6)
+        _thinned_ticks(ax.set_xticks, labels, rotate=True)
+        _thinned_ticks(ax.set_yticks, labels)
         ax.set_xlabel(f"predicted {target}")
         ax.set_ylabel(f"true {target}")
         ax.set_title(title, loc="left")
         ax.grid(False)
         ax.spines[:].set_visible(False)
+
+
+def _thinned_ticks(set_ticks, labels: list, rotate: bool = False) -> None:
+    """Label at most about :data:`CONFUSION_NUMBERS` of ``labels``' positions (every k-th), small and (on the
+    x axis) upright where thinned; every one where they fit."""
+    every = max(1, -(-len(labels) // CONFUSION_NUMBERS))
+    ticks = range(0, len(labels), every)
+    extra = {"rotation": 90} if rotate and every > 1 else {}
+    set_ticks(ticks, [labels[t] for t in ticks], fontsize=None if every == 1 else 6, **extra)
 
 
 def draw_roc_pr(fig: Figure, curves: list[dict]) -> None:
@@ -318,10 +325,7 @@ def draw_coefficients(fig: Figure, coef: dict) -> None:
     values = np.array([r["values"] for r in rows], dtype="float64")
     limit = np.abs(values).max() or 1.0
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    every = max(1, -(-len(coef["outputs"]) // CONFUSION_NUMBERS))  # at most about CONFUSION_NUMBERS labels
-    ticks = range(0, len(coef["outputs"]), every)
-    ax.set_xticks(ticks, [f"class {coef['outputs'][t]}" for t in ticks], rotation=0 if every == 1 else 90,
-                  fontsize=None if every == 1 else 6)
+    _thinned_ticks(ax.set_xticks, [f"class {c}" for c in coef["outputs"]], rotate=True)
     ax.set_yticks(range(len(rows)), [r["feature"] for r in rows])
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="coefficient", shrink=0.8)
