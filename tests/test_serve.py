@@ -95,6 +95,11 @@ def test_a_list_is_scored_at_once_as_each_record_alone(failure_server, failure_c
     status, served = request(port, "POST", "/predict", records)
     assert status == 200 and [p["prediction"] for p in served["predictions"]] == [a["prediction"] for a in alone]
     assert model.predict_records([]) == []
+    # the same rows as a CSV body (text/csv, as /invocations takes it): the same answers
+    body = pd.DataFrame(records).to_csv(index=False).encode()
+    assert request(port, "POST", "/predict", body, headers={"Content-Type": "text/csv"}) == (status, served)
+    status, answer = request(port, "POST", "/predict", b"a,b\n1\n", headers={"Content-Type": "text/csv"})
+    assert status == 400 and "row 1 has 1 field(s)" in answer["error"]
 
 
 def test_classification_returns_probabilities(failure_server):

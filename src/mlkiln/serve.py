@@ -134,6 +134,8 @@ class App:
         return 200, b"".join(chunks)
 
     async def _predict(self, scope, receive) -> tuple[int, bytes]:
+        if dict(scope["headers"]).get(b"content-type", b"").strip().lower().startswith(b"text/csv"):
+            return await self._predict_csv(scope, receive)
         status, payload = await self._read_json(scope, receive)
         if status != 200:
             return status, payload
@@ -143,6 +145,17 @@ class App:
             return self._scored(lambda: {"predictions": self.model.predict_records(payload, self._watch)},
                                 len(payload))
         return 400, self._error("body must be a JSON object (one record) or an array of objects")
+
+    async def _predict_csv(self, scope, receive) -> tuple[int, bytes]:
+        """A CSV body (as :func:`csv_frame` reads it) on ``/predict``: its rows as a list of records."""
+        status, body = await self._read_body(scope, receive)
+        if status != 200:
+            return status, body
+        try:
+            records = csv_frame(body).to_dict("records")
+        except ValueError as exc:
+            return 400, self._error(str(exc))
+        return self._scored(lambda: {"predictions": self.model.predict_records(records, self._watch)}, len(records))
 
     def _scored(self, answer, rows: int) -> tuple[int, bytes]:
         """``(200, answer() as JSON)``, counting ``rows``; 422 for input that does not fit, 500 for a bug."""
@@ -293,6 +306,11 @@ def csv_frame(body: bytes) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
 
 
+#: a CSV request body, as the OpenAPI document describes it
+_CSV_BODY = {"type": "string", "description": "UTF-8, comma-separated: a header of column names, then one line per "
+             "row; an empty field (or NA, NULL) is a missing value"}
+
+
 def openapi(model: Model) -> dict:
     """The OpenAPI 3.1 document of the service, with the bundle's schema as the record type."""
     properties = {}
@@ -326,10 +344,13 @@ def openapi(model: Model) -> dict:
         "paths": {
             "/predict": {"post": {
                 "summary": f"predict {target!r} for one record or a list of records",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-                    {"$ref": "#/components/schemas/Record"},
-                    {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-                ]}}}},
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"oneOf": [
+                        {"$ref": "#/components/schemas/Record"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+                    ]}},
+                    "text/csv": {"schema": _CSV_BODY},
+                }},
                 "responses": {**ok({"oneOf": [
                     {"$ref": "#/components/schemas/Prediction"},
                     {"type": "object", "properties": {"predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
@@ -359,8 +380,7 @@ def _invocations_openapi(record: dict, errors: dict, ok) -> dict:
         "summary": "MLflow's scoring protocol: clients of an MLflow model server work unchanged",
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": {"oneOf": bodies}},
-            "text/csv": {"schema": {"type": "string", "description": "UTF-8, comma-separated: a header of column "
-                                    "names, then one line per row; an empty field is a missing value"}},
+            "text/csv": {"schema": _CSV_BODY},
         }},
         "responses": {**ok({"type": "object", "required": ["predictions"], "properties": {
             "predictions": {"type": "array", "description": "one prediction per row, in order (labels for classification)"},
