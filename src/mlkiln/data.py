@@ -367,28 +367,29 @@ def _decodes(head: bytes, stream, encoding: str) -> bool:
 def _mixed_utf8_line(path) -> tuple[int, str] | None:
     """``(number, text)`` of the first line that is not UTF-8 in a file where another line is UTF-8 beyond
     ASCII (accented letters); None when no line is (a file wholly in another encoding)."""
-    utf8, first_bad, number, rest = False, None, 0, b""
+    utf8, first_bad = False, None
+    for number, line in enumerate(_byte_lines(path), 1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            first_bad = first_bad or (number, line.decode("cp1252", errors="replace").strip()[:60])
+        if utf8 and first_bad:
+            return first_bad
+    return None
+
+
+def _byte_lines(path) -> Iterator[bytes]:
+    """A (possibly compressed) file's lines as bytes, read in blocks; the last one even without its newline."""
+    rest = b""
     with pa.input_stream(str(path), compression="detect") as stream:
         while chunk := stream.read(1 << 22):
             *lines, rest = (rest + chunk).split(b"\n")
-            for line in lines:
-                number += 1
-                if line.isascii():
-                    continue
-                try:
-                    line.decode("utf-8")
-                    utf8 = True
-                except UnicodeDecodeError:
-                    first_bad = first_bad or (number, line.decode("cp1252", errors="replace").strip()[:60])
-                if utf8 and first_bad:
-                    return first_bad
-    if rest and not rest.isascii():  # a last line without its newline
-        try:
-            rest.decode("utf-8")
-            utf8 = True
-        except UnicodeDecodeError:
-            first_bad = first_bad or (number + 1, rest.decode("cp1252", errors="replace").strip()[:60])
-    return first_bad if utf8 and first_bad else None
+            yield from lines
+    if rest:
+        yield rest
 
 
 def _comment_lines(lines: list[str]) -> int:

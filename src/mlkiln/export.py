@@ -200,7 +200,7 @@ def _requirements(text: bytes) -> list[str]:
 def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
-        inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.coerce_frame,
+        inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.clean_text, schema.coerce_frame,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
                                                 schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite)
     )

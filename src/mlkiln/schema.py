@@ -201,17 +201,21 @@ def coerce_frame(frame, kinds, commas=None, verbatim=()):
             columns[name] = col.astype("object").map(str, na_action="ignore").where(col.notna(), np.nan)
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
             # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
-            # without the spaces around it: "Zürich " (a padded export) is "Zürich", in training and in new rows
             codes, uniques = pd.factorize(col)
-            # and in one Unicode form: "Malmö" written with a combining diaeresis (macOS, some exports) is "Malmö"
-            text = np.array([*(unicodedata.normalize("NFC", str(u).strip()) or np.nan for u in uniques), np.nan],
-                            dtype=object)  # code -1 (missing) -> the NaN at the end
+            text = np.array([*(clean_text(str(u)) for u in uniques), np.nan], dtype=object)  # code -1: the NaN
             columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         else:
-            text = col.astype("object").map(lambda v: unicodedata.normalize("NFC", str(v).strip()) or np.nan,
-                                            na_action="ignore")
+            text = col.astype("object").map(lambda v: clean_text(str(v)), na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
     return pd.DataFrame(columns, index=frame.index)
+
+
+def clean_text(value: str):
+    """A text value as the models read it: without the spaces around it ("Zürich ", a padded export, is
+    "Zürich"), in Unicode's composed form ("Malmö" written with a combining diaeresis, as macOS does, is
+    "Malmö"); spaces alone are missing (NaN). Embedded in ``train.py`` with :func:`coerce_frame`."""
+    value = value.strip()
+    return (value if value.isascii() else unicodedata.normalize("NFC", value)) or np.nan
 
 
 def as_categories(X, kinds):
@@ -578,6 +582,8 @@ def _single_column_scores(X: pd.DataFrame, y: pd.Series, task: str, seed: int) -
         return {name: _class_score(_sampled_values(X[name], order), codes, len(classes), half) for name in X.columns}
     target = y.to_numpy(dtype="float64")[order]
     ranks = pd.Series(target).rank().to_numpy()
+    # the target's own: the same for every column
+    learnt_mean, spread = target[:half].mean(), np.sum((target[half:] - target[half:].mean()) ** 2)
     scores = {}
     for name in X.columns:
         x = _sampled_values(X[name], order)
@@ -585,8 +591,7 @@ def _single_column_scores(X: pd.DataFrame, y: pd.Series, task: str, seed: int) -
         n_parts = int(part.max()) + 1
         sums = np.bincount(part[:half], weights=target[:half], minlength=n_parts)
         counts = np.bincount(part[:half], minlength=n_parts)
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), target[:half].mean())
-        spread = np.sum((target[half:] - target[half:].mean()) ** 2)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), learnt_mean)
         r2 = 1.0 - np.sum((target[half:] - means[part[half:]]) ** 2) / spread if spread > 0 else np.nan
         present = ~np.isnan(x)
         # the target's ranks among the rows with a value: the sample's ranks when none is missing
@@ -716,7 +721,7 @@ def _verbatim(columns: Sequence[Column]) -> frozenset[str]:
     if known is not None and known[0] is columns:
         return known[1]
     found = frozenset(c.name for c in columns if c.kind == "categorical" and any(
-        v != v.strip() or not v.isascii() and unicodedata.normalize("NFC", v) != v for v in c.categories or ()))
+        clean_text(v) != v for v in c.categories or ()))
     if len(_VERBATIM) > 64:
         _VERBATIM.clear()
     _VERBATIM[id(columns)] = (columns, found)
@@ -776,8 +781,8 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     if value is None or (number and value != value):
         return np.nan
     if kind == "categorical":
-        if isinstance(value, str):  # as a batch's: without spaces around it, in one Unicode form
-            return (value.strip() if value.isascii() else unicodedata.normalize("NFC", value.strip())) or np.nan
+        if isinstance(value, str):  # as a batch's
+            return clean_text(value)
         if number:
             return str(value)
         raise _unreadable(name, kind, value)

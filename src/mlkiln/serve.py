@@ -134,8 +134,13 @@ class App:
         return 200, b"".join(chunks)
 
     async def _predict(self, scope, receive) -> tuple[int, bytes]:
-        if dict(scope["headers"]).get(b"content-type", b"").strip().lower().startswith(b"text/csv"):
-            return await self._predict_csv(scope, receive)
+        if _content_type(scope).startswith(b"text/csv"):  # its rows, answered as a list of records
+            status, frame = await self._read_frame(scope, receive, csv=True)
+            if status != 200:
+                return status, frame
+            records = frame.to_dict("records")
+            return self._scored(lambda: {"predictions": self.model.predict_records(records, self._watch)},
+                                len(records))
         status, payload = await self._read_json(scope, receive)
         if status != 200:
             return status, payload
@@ -146,16 +151,16 @@ class App:
                                 len(payload))
         return 400, self._error("body must be a JSON object (one record) or an array of objects")
 
-    async def _predict_csv(self, scope, receive) -> tuple[int, bytes]:
-        """A CSV body (as :func:`csv_frame` reads it) on ``/predict``: its rows as a list of records."""
-        status, body = await self._read_body(scope, receive)
+    async def _read_frame(self, scope, receive, csv: bool) -> tuple[int, object]:
+        """``(200, the body's rows)``: a CSV body's (:func:`csv_frame`) or an MLflow JSON body's
+        (:func:`mlflow_frame`); else ``(status, error body)``, a 400 naming what is wrong with the rows."""
+        status, payload = await (self._read_body if csv else self._read_json)(scope, receive)
         if status != 200:
-            return status, body
+            return status, payload
         try:
-            records = csv_frame(body).to_dict("records")
+            return 200, csv_frame(payload) if csv else mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
-        return self._scored(lambda: {"predictions": self.model.predict_records(records, self._watch)}, len(records))
 
     def _scored(self, answer, rows: int) -> tuple[int, bytes]:
         """``(200, answer() as JSON)``, counting ``rows``; 422 for input that does not fit, 500 for a bug."""
@@ -179,18 +184,14 @@ class App:
         warning, as MLflow's server does). A body that is not one of the formats
         is a 400 naming them; rows that do not fit the schema are a 422.
         """
-        content_type = dict(scope["headers"]).get(b"content-type", b"application/json").strip().lower()
+        content_type = _content_type(scope, b"application/json")
         csv = content_type.startswith(b"text/csv")
         if not (csv or content_type.startswith(b"application/json")):
             return 415, self._error("POST /invocations takes application/json (dataframe_split, dataframe_records "
                                     f"or instances) or text/csv, not {content_type.decode('latin-1')}")
-        status, payload = await (self._read_body if csv else self._read_json)(scope, receive)
+        status, frame = await self._read_frame(scope, receive, csv)
         if status != 200:
-            return status, payload
-        try:
-            frame = csv_frame(payload) if csv else mlflow_frame(payload)
-        except ValueError as exc:
-            return 400, self._error(str(exc))
+            return status, frame
         if not len(frame.columns):  # records: [] holds no rows, and no columns to check: empty in, empty out
             return self._scored(lambda: {"predictions": []}, 0)
         return self._scored(lambda: {"predictions": self.model.predict(frame, self._watch_frame).tolist()}, len(frame))
@@ -203,6 +204,11 @@ class App:
             return await _respond(send, 405, self._error("use GET for /metrics"), [(b"allow", b"GET, HEAD")])
         body = self._monitor.exposition()
         return await _respond(send, 200, body, content_type=self._monitor.content_type.encode())
+
+
+def _content_type(scope, default: bytes = b"") -> bytes:
+    """A request's Content-Type, lower case (``default`` when it has none)."""
+    return dict(scope["headers"]).get(b"content-type", default).strip().lower()
 
 
 def _monitor(model: Model, endpoints: list[str]):

@@ -177,7 +177,7 @@ def render(card: Card) -> str:
         number_source="\n\n".join(inspect.getsource(f) for f in (schema._number_text, schema._number_words, schema._comma_of_words,
                                                                   schema.to_number)).rstrip(),
         seconds_source=(inspect.getsource(schema.to_seconds) + "\n\n" + inspect.getsource(schema._one_timestamp)).rstrip(),
-        coerce_source=inspect.getsource(schema.coerce_frame).rstrip(),
+        coerce_source="\n\n".join(inspect.getsource(f) for f in (schema.clean_text, schema.coerce_frame)).rstrip(),
         target_source=inspect.getsource(schema.coerce_target).rstrip(),
         categories_source=inspect.getsource(schema.as_categories).rstrip(),
         fit_source=inspect.getsource(least_squares).rstrip(),

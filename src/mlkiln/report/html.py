@@ -261,11 +261,11 @@ def _most_frequent(curves: list[dict], per_class: dict) -> tuple[list[dict], str
     """At most :data:`MAX_PLOTTED_CLASSES` curves, those of the most frequent classes, and the note saying so."""
     if len(curves) <= MAX_PLOTTED_CLASSES:
         return curves, ""
-    support = {label: v["support"] for label, v in per_class.items()}
-    shown = sorted(curves, key=lambda c: -support.get(c["class"], 0))[:MAX_PLOTTED_CLASSES]
-    shown = [c for c in curves if any(c is kept for kept in shown)]  # in the classes' order
-    return shown, (f" Drawn for the {MAX_PLOTTED_CLASSES} most frequent of the {len(curves)} classes in these rows; "
-                   "the table and report.json have every class.")
+    support = [per_class.get(c["class"], {}).get("support", 0) for c in curves]
+    kept = set(sorted(range(len(curves)), key=lambda k: -support[k])[:MAX_PLOTTED_CLASSES])
+    note = (f" Drawn for the {MAX_PLOTTED_CLASSES} most frequent of the {len(curves)} classes in these rows; "
+            "the table and report.json have every class.")
+    return [c for k, c in enumerate(curves) if k in kept], note  # in the classes' order
 
 
 def _drivers_section(report: dict) -> str:
