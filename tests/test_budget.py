@@ -234,3 +234,54 @@ def test_a_one_parameter_grid_starts_in_its_middle_on_the_rungs():
     assert sorted(c["model__C"] for c in plan) == _C_GRID and plan[-1]["model__C"] == _C_GRID[0]
     two = [{"a": a, "b": b} for a in (1, 2, 3) for b in (1, 2)]
     assert tuning._middle_first(two) == two
+
+
+def _pipelines(frame: pd.DataFrame, target: str, task: str, threshold=None, trees=300):
+    """Two unfitted gradient boosting pipelines of ``frame``'s columns: ``trees`` trees without early stopping."""
+    from mlkiln.pipeline import build_pipeline
+
+    X = frame.drop(columns=[target])
+    kinds = {c: "numeric" if pd.api.types.is_numeric_dtype(X[c]) else "categorical" for c in X}
+    X = X[sorted(X, key=lambda c: kinds[c] == "categorical")].astype(
+        {c: "category" for c in X if kinds[c] == "categorical"})
+    kinds = {c: kinds[c] for c in X}
+    params = {"early_stopping": False, "max_iter": trees, "max_leaf_nodes": 15}
+    return X, frame[target], [build_pipeline(task, "hgb", kinds, params, 0, 2, threshold) for _ in range(2)]
+
+
+def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them(diamonds, failure):
+    X, y, (clocked, whole) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter() + 600)  # time for all: as one fit
+    np.testing.assert_array_equal(clocked.predict(X), tuning.least_squares.fit(whole, X, y).predict(X))
+    assert clocked[-1].n_iter_ == clocked[-1].max_iter == 300 and not clocked[-1].warm_start
+    X, y, (clocked, once) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter())  # no time after the first trees
+    assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
+    once.set_params(model__max_iter=tuning.FIRST_TREES)
+    np.testing.assert_array_equal(clocked.predict(X), once.fit(X, y).predict(X))
+    # a tuned threshold wraps the model: the wrapper is left as its own fit leaves it
+    frame, target = failure
+    X, y, (clocked, once) = _pipelines(frame, target, "classification", threshold=0.3)
+    tuning.grow_until(clocked, X, y, until=time.perf_counter())
+    once.set_params(model__estimator__max_iter=tuning.FIRST_TREES)
+    once.fit(X, y)
+    assert clocked[-1].estimator.max_iter == clocked[-1].estimator_.n_iter_ == tuning.FIRST_TREES
+    np.testing.assert_array_equal(clocked.predict_proba(X), once.predict_proba(X))
+    np.testing.assert_array_equal(clocked.predict(X), once.predict(X))
+    assert clocked[-1].n_features_in_ == once[-1].n_features_in_ == X.shape[1]
+
+
+def test_trees_the_clock_stopped_are_in_the_card_and_train_py_grows_as_many(monkeypatch, diamonds_csv, tmp_path):
+    monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 300)
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)
+    monkeypatch.setattr(tuning, "FIRST_TREES", 7)  # a first part that early stopping does not end
+    run = mlkiln.train(diamonds_csv, target="price", models=["hgb"], budget=1e-6)
+    assert run.card.model.params["max_iter"] == run.card.model.trees == 7
+    bundle = run.save(tmp_path / "b")
+    out = tmp_path / "repro.joblib"
+    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
+                    f"sys.argv = ['train.py', {diamonds_csv!r}, '-o', {str(out)!r}]\n"
+                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
+                   check=True, timeout=300, capture_output=True)
+    X = run.model.prepare(pd.read_csv(diamonds_csv))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))

@@ -147,6 +147,7 @@ class Selection:
     folds: np.ndarray | None = None
     threshold_metric: str | None = None  # what the threshold is tuned for (metrics.threshold_metric)
     n_folds: int = 3  # the folds of the cross-validation
+    cut_trees: int | None = None  # the trees a --budget's final fit stopped at, where the clock stopped it
 
     @property
     def best(self) -> FamilyResult:
@@ -162,6 +163,11 @@ class Selection:
         if family not in REGISTRY or self.threshold is not None:
             return params
         return REGISTRY[family].refit_params(params, self.n_folds)
+
+    def chosen_params(self) -> dict:
+        """The single chosen model's final settings, with the trees its final fit stopped at (if the clock did)."""
+        params = self.final_params(self.best.family, self.best.params)
+        return params if self.cut_trees is None else {**params, "max_iter": self.cut_trees}
 
     def final_spec(self) -> list[tuple[str, str, dict, float]]:
         """The ensemble's members as :func:`~mlkiln.pipeline.build_ensemble` takes them, with their final settings."""
@@ -272,7 +278,7 @@ def _runners_up(selection: Selection, table: Table, steps: list) -> Iterator[Sel
         threshold, validation = _settle(chosen, selection.oof_y, selection.folds, table, selection.threshold_metric)
         ranked = [result, *(r for r in selection.ranked if r is not result)]
         yield dataclasses.replace(selection, ranked=ranked, threshold=threshold, validation=validation, oof=chosen,
-                                  trees={}, steps=list(steps))
+                                  trees={}, steps=list(steps), cut_trees=None)
 
 
 def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
@@ -448,7 +454,7 @@ def final_model(table: Table, selection: Selection, seed: int):
         return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
                               selection.threshold, selection.max_categories)
     best = selection.best
-    return build_pipeline(table.task, best.family, table.kinds, selection.final_params(best.family, best.params),
+    return build_pipeline(table.task, best.family, table.kinds, selection.chosen_params(),
                           seed, n_classes, selection.threshold, selection.max_categories)
 
 
@@ -470,7 +476,9 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
         X, y = X.iloc[keep], y.iloc[keep]
     log.info("refitting %s on %s training rows", selection.best.family, f"{len(y):,}")
     started = time.perf_counter()
-    fitted = _fit_or_drop_members(X, y, table, selection, seed, compute)
+    until = None if selection.plan is None or selection.plan.end is None else (
+        selection.plan.end - selection.plan.post_fit())
+    fitted = _fit_or_drop_members(X, y, table, selection, seed, compute, until)
     selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
     vote = _unwrapped(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
@@ -511,9 +519,12 @@ def fit_within_latency(X: pd.DataFrame, y: pd.Series, table: Table, selection: S
                                 + ", ".join(too_slow))
 
 
-def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, compute: Compute):
+def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, compute: Compute,
+                         until: float | None = None):
     model = final_model(table, selection, seed)
     try:
+        if not selection.chose_ensemble:
+            return _fit_by_the_clock(model, X, y, selection, compute, until)
         return fit_final(model, X, y, compute)
     except Exception:
         if not selection.chose_ensemble:
@@ -526,6 +537,18 @@ def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, co
         selection.ensemble.members = [m for m in selection.ensemble.members if m[0] not in failed]
         selection.ensemble.result.params = _shares(selection.ensemble.members)
         return fit_final(final_model(table, selection, seed), X, y, compute)
+
+
+def _fit_by_the_clock(model, X, y, selection: Selection, compute: Compute, until: float | None):
+    """Fit the single chosen model; gradient boosting grows only the trees that end by ``until`` (said, and kept in
+    :attr:`Selection.cut_trees` for the card and ``train.py``)."""
+    most = _unwrapped(model[-1]).get_params().get("max_iter")
+    fitted = fit_final(model, X, y, compute, until)
+    grown = _unwrapped(fitted[-1]).get_params().get("max_iter")
+    if grown != most:
+        selection.cut_trees = grown
+        log.warning("final fit: %d of at most %d trees, what the --budget had left", grown, most)
+    return fitted
 
 
 def _unwrapped(model):
@@ -555,7 +578,7 @@ def model_info(selection: Selection, final) -> ModelInfo:
     if selection.chose_ensemble:
         members = tuple(Member(name, p.family, selection.final_params(p.family, p.params), weight,
                                selection.trees.get(name)) for name, p, weight in selection.ensemble.members)
-    return ModelInfo(best.family, type(estimator).__name__, selection.final_params(best.family, best.params),
+    return ModelInfo(best.family, type(estimator).__name__, selection.chosen_params(),
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
                      threshold_metric=selection.threshold_metric)

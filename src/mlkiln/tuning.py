@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
+    FixedThresholdClassifier,
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
     KFold,
@@ -41,6 +42,7 @@ from sklearn.model_selection import (
     ParameterSampler,
     StratifiedKFold,
 )
+from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
@@ -937,11 +939,13 @@ def _same_splits(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(f, g) and np.array_equal(v, w) for (f, v), (g, w) in zip(a, b))
 
 
-def fit_final(pipe, X, y, compute: Compute):
+def fit_final(pipe, X, y, compute: Compute, until: float | None = None):
     """Fit one pipeline (or an ensemble of them) in this process on ``compute.threads(len(X))`` threads.
 
     A forest grows its trees on those threads, then gets its ``n_jobs``
     back, so that the saved model predicts exactly like ``train.py``'s.
+    With ``until`` (a ``time.perf_counter()`` deadline), a single gradient
+    boosting pipeline grows its trees by the clock (:func:`grow_until`).
     """
     # only the estimators whose n_jobs mlkiln set (forests, in a pipeline's "model" step, perhaps an ensemble's
     # member); LogisticRegression's is deprecated and unset, the encoders' stays 1
@@ -950,7 +954,10 @@ def fit_final(pipe, X, y, compute: Compute):
     pipe.set_params(**dict.fromkeys(jobs, compute.threads(len(X))))
     with compute.single(len(X)), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        least_squares.fit(pipe, X, y)
+        if until is None or not _staged(pipe):
+            least_squares.fit(pipe, X, y)
+        else:
+            grow_until(pipe, X, y, until)
     # QuantileTransformer (ridge_normal) on fewer rows than its 1,000 quantiles takes one per row, and says so
     caught = [w for w in caught if not str(w.message).startswith("n_quantiles (")]
     others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
@@ -960,6 +967,55 @@ def fit_final(pipe, X, y, compute: Compute):
     for warning in others:  # anything else as it was
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return pipe.set_params(**jobs)
+
+
+#: trees the final fit under a --budget grows first, to time them on its own rows (:func:`grow_until`)
+FIRST_TREES = 100
+
+
+def _staged(pipe) -> bool:
+    """Whether ``pipe`` is one preprocessing + gradient boosting pipeline (perhaps with a threshold)."""
+    if not isinstance(pipe, Pipeline) or len(pipe.steps) != 2:
+        return False
+    model = pipe.steps[1][1]
+    model = model.estimator if isinstance(model, FixedThresholdClassifier) else model
+    return "warm_start" in model.get_params() and "max_iter" in model.get_params()
+
+
+def grow_until(pipe: Pipeline, X, y, until: float) -> None:
+    """Fit a gradient boosting pipeline, growing no more trees than end by ``until``; the model as if fitted once.
+
+    The final fit's time under a --budget is estimated from fits on fewer
+    rows (:class:`CostModel`), and early stopping grows more trees on more
+    rows: the estimate fell short by up to 23 % of the budget
+    (benchmarks/RESULTS.md, session 20). So the preprocessing is fitted
+    once, :data:`FIRST_TREES` trees are grown and timed, and then, by
+    scikit-learn's ``warm_start``, as many more as that time says can end by
+    ``until`` (counting one more pass over the trees grown, which a warm
+    start repeats). Grown in parts, the trees equal one fit's to the bit.
+    When the clock stopped them, ``max_iter`` is left at the trees grown,
+    so that one fit with these settings (``train.py``'s) grows the same.
+    """
+    prep, step = pipe.steps[0][1], pipe.steps[1][1]
+    model = clone(step.estimator) if isinstance(step, FixedThresholdClassifier) else step
+    most = model.max_iter
+    Xt = prep.fit_transform(X, y)
+    started = time.perf_counter()
+    model.set_params(warm_start=True, max_iter=min(FIRST_TREES, most)).fit(Xt, y)
+    first = time.perf_counter() - started
+    grown = model.n_iter_
+    if grown == model.max_iter < most:  # neither stopped early nor done: the rest, as far as the clock allows
+        more = min(most - grown, int(grown * ((until - time.perf_counter()) / first - 1)))
+        if more > 0:
+            model.set_params(max_iter=grown + more).fit(Xt, y)
+    stopped = model.n_iter_ == model.max_iter < most
+    model.set_params(warm_start=False, max_iter=model.n_iter_ if stopped else most)
+    if isinstance(step, FixedThresholdClassifier):  # what FixedThresholdClassifier.fit leaves, with this model
+        step.estimator.set_params(max_iter=model.max_iter)
+        step.estimator_ = model
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(model, name):
+                setattr(step, name, getattr(model, name))
 
 
 #: above this many training rows the search compares candidates on seeded, stratified samples (rungs) of them,
