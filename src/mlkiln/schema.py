@@ -328,8 +328,13 @@ SAMPLE_VALUES = 1000
 
 
 def _sample(values: pd.Series) -> pd.Series:
-    """At most :data:`SAMPLE_VALUES` of ``values``, drawn the same way every time."""
-    return values.sample(min(len(values), SAMPLE_VALUES), random_state=0)
+    """At most :data:`SAMPLE_VALUES` of ``values``, drawn the same way every time, in their order.
+
+    Not ``Series.sample``: it shuffles every row to draw a few (0.39 s on 5M rows, six times a table).
+    """
+    if len(values) <= SAMPLE_VALUES:
+        return values
+    return values.iloc[np.sort(np.random.default_rng(0).choice(len(values), SAMPLE_VALUES, replace=False))]
 
 
 def number_share(col: pd.Series) -> tuple[float, str | None]:
