@@ -249,11 +249,12 @@ def _pipelines(frame: pd.DataFrame, target: str, task: str, threshold=None, tree
     return X, frame[target], [build_pipeline(task, "hgb", kinds, params, 0, 2, threshold) for _ in range(2)]
 
 
-def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them(diamonds, failure):
+def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them(diamonds, failure, monkeypatch):
     X, y, (clocked, whole) = _pipelines(diamonds, "price", "regression")
     tuning.grow_until(clocked, X, y, until=time.perf_counter() + 600)  # time for all: as one fit
     np.testing.assert_array_equal(clocked.predict(X), tuning.least_squares.fit(whole, X, y).predict(X))
     assert clocked[-1].n_iter_ == clocked[-1].max_iter == 300 and not clocked[-1].warm_start
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 0.0)
     X, y, (clocked, once) = _pipelines(diamonds, "price", "regression")
     tuning.grow_until(clocked, X, y, until=time.perf_counter())  # no time after the first trees
     assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
@@ -275,6 +276,7 @@ def test_trees_the_clock_stopped_are_in_the_card_and_train_py_grows_as_many(monk
     monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 300)
     monkeypatch.setattr(tuning, "SAMPLE_ROWS", 100_000)
     monkeypatch.setattr(tuning, "FIRST_TREES", 7)  # a first part that early stopping does not end
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 0.0)
     run = mlkiln.train(diamonds_csv, target="price", models=["hgb"], budget=1e-6)
     assert run.card.model.params["max_iter"] == run.card.model.trees == 7
     bundle = run.save(tmp_path / "b")

@@ -971,6 +971,8 @@ def fit_final(pipe, X, y, compute: Compute, until: float | None = None):
 
 #: trees the final fit under a --budget grows first, to time them on its own rows (:func:`grow_until`)
 FIRST_TREES = 100
+#: ... and the seconds it may take past the clock for the rest: a small table's trees are not cut for a second
+GRACE_SECONDS = 1.0
 
 
 def _staged(pipe) -> bool:
@@ -992,7 +994,7 @@ def grow_until(pipe: Pipeline, X, y, until: float) -> None:
     once, :data:`FIRST_TREES` trees are grown and timed, and then, by
     scikit-learn's ``warm_start``, as many more as that time says can end by
     ``until`` (counting one more pass over the trees grown, which a warm
-    start repeats). Grown in parts, the trees equal one fit's to the bit.
+    start repeats), or within :data:`GRACE_SECONDS`. Grown in parts, the trees equal one fit's to the bit.
     When the clock stopped them, ``max_iter`` is left at the trees grown,
     so that one fit with these settings (``train.py``'s) grows the same.
     """
@@ -1005,7 +1007,8 @@ def grow_until(pipe: Pipeline, X, y, until: float) -> None:
     first = time.perf_counter() - started
     grown = model.n_iter_
     if grown == model.max_iter < most:  # neither stopped early nor done: the rest, as far as the clock allows
-        more = min(most - grown, int(grown * ((until - time.perf_counter()) / first - 1)))
+        left = max(until - time.perf_counter(), GRACE_SECONDS)
+        more = min(most - grown, int(grown * (left / first - 1)))
         if more > 0:
             model.set_params(max_iter=grown + more).fit(Xt, y)
     stopped = model.n_iter_ == model.max_iter < most
