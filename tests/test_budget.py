@@ -287,3 +287,13 @@ def test_trees_the_clock_stopped_are_in_the_card_and_train_py_grows_as_many(monk
                    check=True, timeout=300, capture_output=True)
     X = run.model.prepare(pd.read_csv(diamonds_csv))
     np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))
+
+
+def test_the_budget_counts_from_the_start_it_is_given(diamonds):
+    """``mlkiln train`` passes its own start, so that its imports count against --budget."""
+    frame = diamonds.head(1500)
+    run = mlkiln.train(frame, target="price", budget=30, started=time.perf_counter() - 29.9, seed=0)
+    assert run.card.tuning.not_started  # the budget was spent before the call: the least search
+    assert run.card.train_seconds >= 29.9
+    fresh = mlkiln.train(frame, target="price", budget=30, seed=0)
+    assert fresh.card.train_seconds < 29.9

@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
         data, source, target = args.data, None, args.target
         default_out = f"mlkiln-{_data_name(args.data)}"
     output = bundle.check_destination(args.output or default_out, args.force, _data_inputs(args.data))
-    run = train(data, target, source=source, **settings)
+    run = train(data, target, source=source, started=started, **settings)
     path = run.save(output, force=args.force)
     elapsed = time.perf_counter() - started
     if args.budget is not None and elapsed > BUDGET_SLACK * args.budget:
