@@ -803,6 +803,18 @@ def test_outputs_in_new_folders_are_made_and_a_folder_or_file_in_the_way_is_name
     assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "plain").read_text() == "a file"
 
 
+def test_an_output_nothing_can_be_written_to_is_refused_before_any_work(tmp_path, capsys):
+    """Under a file, or where no file can be made (/proc refuses every new name, root's included): one line
+    naming the user's path before the data is read, never a temporary file's name after training."""
+    path = write(tmp_path / "t.csv", table())
+    for out, message in ((tmp_path / "t.csv" / "model", "is a file, not a folder"),
+                         (Path("/proc/mlkiln-none/model"), "/proc refuses new files")):
+        code, _, err = run(["train", path, "--target", "y", "-o", out], capsys)
+        assert code == 2 and message in err and ".tmp" not in err and "split:" not in err, err
+        code, _, err = run(["example", "diamonds", "-o", out.with_suffix(".csv")], capsys)
+        assert code == 2 and message in err and ".tmp" not in err, err
+
+
 def test_text_that_training_read_as_missing_is_missing_again_at_prediction(tmp_path, capsys):
     """A code such as "136A" in a numeric column was missing in training: predicting the same file must work,
     and a record with it too; text training never saw there is still an error naming it."""

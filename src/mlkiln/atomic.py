@@ -79,10 +79,26 @@ def check_file_target(path: str | os.PathLike) -> Path:
                          "give the name of a file to write")
     if path.is_dir():
         raise InputError(f"{path} is a directory; give the name of a file to write")
-    folder = next((p for p in path.parents if p.exists()), None)
-    if folder is not None and not folder.is_dir():
-        raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+    if not is_special(path):
+        check_writable_folder(path)
     return path
+
+
+def check_writable_folder(path: str | os.PathLike) -> None:
+    """An :class:`InputError` when nothing can be written where ``path`` would go: its nearest existing folder is
+    a file, or refuses a new file (read-only, immutable, /proc). Said before any work, not after training."""
+    path = Path(path)
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+    try:  # the only sure test: root passes every permission check, and /proc or an immutable folder still refuse
+        handle, probe = tempfile.mkstemp(prefix=".mlkiln-probe-", dir=folder)
+    except OSError as error:
+        raise InputError(f"{path} cannot be written: {folder} refuses new files ({error.strerror})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def page_and_json(path: str | os.PathLike) -> tuple[Path, Path]:

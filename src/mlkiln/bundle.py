@@ -27,7 +27,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from .data import file_sha256
-from .atomic import check_replaceable, followed, holds, replace_path
+from .atomic import check_replaceable, check_writable_folder, followed, holds, replace_path
 from .card import Card
 from .errors import BundleError, InputError
 from .options import MANIFEST, OUTPUT_MARKERS, check_bundle_path
@@ -94,6 +94,7 @@ def check_destination(path: str | os.PathLike, force: bool, inputs=()) -> Path:
                              "delete the input, choose another output directory")
     if path.exists() and not path.is_dir():  # first: --force would not replace a file either
         raise InputError(f"{path} exists and is not a directory; a bundle is a directory, choose another name")
+    check_writable_folder(path)
     bundle = next((p for p in path.resolve().parents if (p / MANIFEST).is_file()), None)
     if bundle is not None:  # it would break that bundle's manifest, and its --force would delete this one
         raise InputError(f"the output {path} is inside the bundle {bundle}; choose a directory outside it")
