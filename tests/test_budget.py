@@ -260,6 +260,10 @@ def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them
     assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
     once.set_params(model__max_iter=tuning.FIRST_TREES)
     np.testing.assert_array_equal(clocked.predict(X), once.fit(X, y).predict(X))
+    # the rows predicted after the fit cost time per tree: a billion of them leave no time for more trees
+    X, y, (clocked, _) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter() + 60, predicted=10**9)
+    assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
     # a tuned threshold wraps the model: the wrapper is left as its own fit leaves it
     frame, target = failure
     X, y, (clocked, once) = _pipelines(frame, target, "classification", threshold=0.3)

@@ -249,7 +249,7 @@ def test_numeric_column_with_stray_text(tmp_path, capsys):
     path = write(tmp_path / "t.csv", frame)
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
     assert code == 0, err
-    assert "'z': 1 value(s) are not finite numbers" in err
+    assert "'z': 1 value(s) are not numbers (e.g. 'oops') and are treated as missing" in err
     assert next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "z")["kind"] == "numeric"
 
 
@@ -333,7 +333,7 @@ def test_infinite_values(tmp_path, capsys):
     path = write(tmp_path / "t.csv", frame)
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
     assert code == 0, err
-    assert "'z': 2 value(s) are not finite numbers" in err and "dropping 1 row(s)" in err
+    assert "'z': 2 value(s) are not finite numbers within +-3.4e38 (e.g. inf)" in err and "dropping 1 row(s)" in err
     frame["grade"] = np.where(frame["x"] > 0, 2.0, 1.0)  # classes written as numbers, one of them infinite
     frame.loc[7, "grade"] = np.inf
     code, err, out = train(tmp_path, capsys, write(tmp_path / "c.csv", frame.drop(columns="y")), "grade",
@@ -517,7 +517,7 @@ def test_values_too_large_for_the_models_count_as_unreadable(tmp_path, capsys):
     path = write(tmp_path / "t.csv", frame)
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear", "hgb", "--trials", "1")
     assert code == 0, err
-    assert "'z': 2 value(s) are not finite numbers (within +-3.4e38)" in err and "dropping 2 row(s)" in err
+    assert "'z': 2 value(s) are not finite numbers within +-3.4e38 (e.g. 1e+39)" in err and "dropping 2 row(s)" in err
     model = mlkiln.load(tmp_path / "model")
     row = {"x": 0.1, "z": 1e39, "colour": "red", "label": "yes"}
     with pytest.raises(mlkiln.MlkilnError, match="column 'z' expects a number, got 1e\\+39"):
@@ -823,7 +823,7 @@ def test_text_that_training_read_as_missing_is_missing_again_at_prediction(tmp_p
     frame.loc[[5, 17], "x"] = "136A"
     path = write(tmp_path / "t.csv", frame.drop(columns="label"))
     code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
-    assert code == 0 and "'x': 2 value(s) are not finite numbers" in err, err
+    assert code == 0 and "'x': 2 value(s) are not numbers (e.g. '136A')" in err, err
     model = mlkiln.load(out)
     assert model.card.columns[[c.name for c in model.card.columns].index("x")].unreadable == ("136A",)
     scored = tmp_path / "scored.csv"

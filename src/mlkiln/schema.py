@@ -275,6 +275,31 @@ def unreadable(raw: pd.Series, coerced: pd.Series) -> pd.Series:
     return coerced.isna() & ~is_missing_text(raw)
 
 
+def unreadable_warning(name: str, kind: str, raw: pd.Series, coerced: pd.Series) -> str | None:
+    """What training says of the values of a number or date column it read as missing, with one of them: text
+    ("rotary" among cylinder counts) and a number beyond float32 are different mistakes. None if there are none."""
+    lost = unreadable(raw, coerced).to_numpy()
+    if not lost.any():
+        return None
+    value = raw[lost].iloc[0]
+    value = value.item() if isinstance(value, np.generic) else value  # inf, not np.float64(inf)
+    if kind != "numeric":
+        what = "dates"
+    elif _is_number_text(value):
+        what = "finite numbers within +-3.4e38"
+    else:
+        what = "numbers"
+    return f"column {name!r}: {int(lost.sum())} value(s) are not {what} (e.g. {_shown(value)}) and are treated as missing"
+
+
+def _is_number_text(value) -> bool:
+    try:
+        float(str(value).strip().replace("\u2212", "-"))
+    except ValueError:
+        return False
+    return True
+
+
 def first_unreadable(frame, coerced, kinds, allowed):
     """``(column, row position)`` of the first value of ``frame`` that did not read as its column's kind
     (``coerced`` is :func:`coerce_frame` of it), or None. ``allowed``: per column, the text training read

@@ -65,11 +65,14 @@ FINAL_SHARE = 0.25
 #: twice its rate on the folds' 22k rows (early stopping grows more trees on more rows)
 FINAL_FIT_SAFETY = 2.0
 #: seconds the steps after the final fit take (metrics, drift profile, report with permutation importances,
-#: bundle): a fixed part and a part per row they predict (the test rows, and the training rows up to the training
-#: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`), measured on this 2-core machine when they
-#: predicted all 400k rows: 16.7 s (predicting 9.4 s, report 4.8 s, bundle 2.4 s)
+#: bundle): a fixed part, a part per row they predict (the test rows, and the training rows up to the training
+#: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`) besides predicting it, and predicting it. On 5M
+#: diamonds rows (1.2M predicted) through 236 trees of 31 leaves these steps took 17 s, predicting about 12 s of
+#: it; :func:`mlkiln.tuning.grow_until` times a gradient boosting model's predictions on its own rows, the other
+#: families are taken to predict as fast as 300 such trees (4e-8 s a row and tree, on this 2-core machine)
 POST_FIT_SECONDS = 3.0
-POST_FIT_SECONDS_PER_ROW = 4e-5
+POST_FIT_SECONDS_PER_ROW = 4e-6
+PREDICT_SECONDS_PER_ROW = 1.2e-5
 #: ... and a part per input column (importances, drift profile, schema: 1,000 columns of 2,000 rows took 13 s after
 #: the fit) and per class beyond two (per-class metrics and curves, a confusion matrix of them all, a larger model
 #: to write: 100 classes of 5,000 rows took 12 s with one linear model, about 30 s with an ensemble of forests)
@@ -96,9 +99,15 @@ class Plan:
     n_columns: int = 0  # the input columns
     n_classes: int = 0  # classification's classes (0 for regression)
 
-    def post_fit(self) -> float:
-        predicted = self.n_table - self.n_rows + min(self.n_rows, metrics.TRAIN_METRIC_ROWS)
-        return (POST_FIT_SECONDS + POST_FIT_SECONDS_PER_ROW * predicted + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
+    @property
+    def predicted_rows(self) -> int:
+        """The rows the steps after the final fit predict: the test rows and the training metrics' sample."""
+        return self.n_table - self.n_rows + min(self.n_rows, metrics.TRAIN_METRIC_ROWS)
+
+    def post_fit(self, predicting: bool = True) -> float:
+        """Seconds the steps after the final fit take; without ``predicting``, all but the model's predictions."""
+        per_row = POST_FIT_SECONDS_PER_ROW + (PREDICT_SECONDS_PER_ROW if predicting else 0.0)
+        return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
     def reserve(self, family: str, cost: CostModel) -> float:
@@ -476,9 +485,10 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
         X, y = X.iloc[keep], y.iloc[keep]
     log.info("refitting %s on %s training rows", selection.best.family, f"{len(y):,}")
     started = time.perf_counter()
-    until = None if selection.plan is None or selection.plan.end is None else (
-        selection.plan.end - selection.plan.post_fit())
-    fitted = _fit_or_drop_members(X, y, table, selection, seed, compute, until)
+    plan = selection.plan
+    clock = None if plan is None or plan.end is None else (plan.end - plan.post_fit(predicting=False),
+                                                           plan.predicted_rows)
+    fitted = _fit_or_drop_members(X, y, table, selection, seed, compute, clock)
     selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
     vote = _unwrapped(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
@@ -520,11 +530,11 @@ def fit_within_latency(X: pd.DataFrame, y: pd.Series, table: Table, selection: S
 
 
 def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, compute: Compute,
-                         until: float | None = None):
+                         clock: tuple[float, int] | None = None):
     model = final_model(table, selection, seed)
     try:
         if not selection.chose_ensemble:
-            return _fit_by_the_clock(model, X, y, selection, compute, until)
+            return _fit_by_the_clock(model, X, y, selection, compute, clock)
         return fit_final(model, X, y, compute)
     except Exception:
         if not selection.chose_ensemble:
@@ -539,11 +549,12 @@ def _fit_or_drop_members(X, y, table: Table, selection: Selection, seed: int, co
         return fit_final(final_model(table, selection, seed), X, y, compute)
 
 
-def _fit_by_the_clock(model, X, y, selection: Selection, compute: Compute, until: float | None):
-    """Fit the single chosen model; gradient boosting grows only the trees that end by ``until`` (said, and kept in
-    :attr:`Selection.cut_trees` for the card and ``train.py``)."""
+def _fit_by_the_clock(model, X, y, selection: Selection, compute: Compute, clock: tuple[float, int] | None):
+    """Fit the single chosen model; under a --budget (``clock``: the deadline before the model's predictions,
+    and the rows they are made for) gradient boosting grows only the trees that end in time, predictions included
+    (said, and kept in :attr:`Selection.cut_trees` for the card and ``train.py``)."""
     most = _unwrapped(model[-1]).get_params().get("max_iter")
-    fitted = fit_final(model, X, y, compute, until)
+    fitted = fit_final(model, X, y, compute, *(clock or ()))
     grown = _unwrapped(fitted[-1]).get_params().get("max_iter")
     if grown != most:
         selection.cut_trees = grown

@@ -939,13 +939,14 @@ def _same_splits(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(f, g) and np.array_equal(v, w) for (f, v), (g, w) in zip(a, b))
 
 
-def fit_final(pipe, X, y, compute: Compute, until: float | None = None):
+def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicted: int = 0):
     """Fit one pipeline (or an ensemble of them) in this process on ``compute.threads(len(X))`` threads.
 
     A forest grows its trees on those threads, then gets its ``n_jobs``
     back, so that the saved model predicts exactly like ``train.py``'s.
     With ``until`` (a ``time.perf_counter()`` deadline), a single gradient
-    boosting pipeline grows its trees by the clock (:func:`grow_until`).
+    boosting pipeline grows its trees by the clock (:func:`grow_until`, which
+    also counts the time to predict ``predicted`` rows through them).
     """
     # only the estimators whose n_jobs mlkiln set (forests, in a pipeline's "model" step, perhaps an ensemble's
     # member); LogisticRegression's is deprecated and unset, the encoders' stays 1
@@ -957,7 +958,7 @@ def fit_final(pipe, X, y, compute: Compute, until: float | None = None):
         if until is None or not _staged(pipe):
             least_squares.fit(pipe, X, y)
         else:
-            grow_until(pipe, X, y, until)
+            grow_until(pipe, X, y, until, predicted)
     # QuantileTransformer (ridge_normal) on fewer rows than its 1,000 quantiles takes one per row, and says so
     caught = [w for w in caught if not str(w.message).startswith("n_quantiles (")]
     others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
@@ -984,7 +985,7 @@ def _staged(pipe) -> bool:
     return "warm_start" in model.get_params() and "max_iter" in model.get_params()
 
 
-def grow_until(pipe: Pipeline, X, y, until: float) -> None:
+def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0) -> None:
     """Fit a gradient boosting pipeline, growing no more trees than end by ``until``; the model as if fitted once.
 
     The final fit's time under a --budget is estimated from fits on fewer
@@ -994,7 +995,9 @@ def grow_until(pipe: Pipeline, X, y, until: float) -> None:
     once, :data:`FIRST_TREES` trees are grown and timed, and then, by
     scikit-learn's ``warm_start``, as many more as that time says can end by
     ``until`` (counting one more pass over the trees grown, which a warm
-    start repeats), or within :data:`GRACE_SECONDS`. Grown in parts, the trees equal one fit's to the bit.
+    start repeats), or within :data:`GRACE_SECONDS`; ``predicted`` rows to
+    predict after the fit take from ``until`` what the first trees' time on
+    a sample of them says (:func:`_prediction_cost`). Grown in parts, the trees equal one fit's to the bit.
     When the clock stopped them, ``max_iter`` is left at the trees grown,
     so that one fit with these settings (``train.py``'s) grows the same.
     """
@@ -1007,8 +1010,10 @@ def grow_until(pipe: Pipeline, X, y, until: float) -> None:
     first = time.perf_counter() - started
     grown = model.n_iter_
     if grown == model.max_iter < most:  # neither stopped early nor done: the rest, as far as the clock allows
-        left = max(until - time.perf_counter(), GRACE_SECONDS)
-        more = min(most - grown, int(grown * (left / first - 1)))
+        per_row, per_tree = _prediction_cost(prep, model, X, grown) if predicted else (0.0, 0.0)
+        after = predicted * per_tree  # the seconds each tree adds to predicting
+        left = max(until - predicted * per_row - time.perf_counter(), GRACE_SECONDS + after * grown)
+        more = min(most - grown, int((left - first - after * grown) / (first / grown + after)))
         if more > 0:
             model.set_params(max_iter=grown + more).fit(Xt, y)
     stopped = model.n_iter_ == model.max_iter < most
@@ -1019,6 +1024,22 @@ def grow_until(pipe: Pipeline, X, y, until: float) -> None:
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(model, name):
                 setattr(step, name, getattr(model, name))
+
+
+#: rows of the training table :func:`_prediction_cost` times the model's predictions on
+PREDICTION_SAMPLE_ROWS = 20_000
+
+
+def _prediction_cost(prep, model, X, trees: int) -> tuple[float, float]:
+    """Seconds a row of the steps after the fit costs in preprocessing, and per tree (or stage) of ``model``."""
+    sample = X.iloc[:PREDICTION_SAMPLE_ROWS]
+    started = time.perf_counter()
+    Xt = prep.transform(sample)
+    prepared = time.perf_counter()
+    model.predict(Xt)  # the labels, and a classifier's probabilities: both walk every tree (compiled.Predictor.score)
+    if hasattr(model, "predict_proba"):
+        model.predict_proba(Xt)
+    return (prepared - started) / len(sample), (time.perf_counter() - prepared) / (len(sample) * trees)
 
 
 #: above this many training rows the search compares candidates on seeded, stratified samples (rungs) of them,

@@ -31,7 +31,7 @@ from .schema import (
     infer_task,
     number_share,
     screen_columns_with_evidence,
-    unreadable,
+    unreadable_warning,
 )
 
 log = logging.getLogger("mlkiln")
@@ -204,10 +204,9 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
             continue
         if kind == "datetime":
             _warn_day_first(name, frame[name])
-        lost = int(unreadable(frame[name], X[name]).sum())
-        if lost:
-            log.warning("column %r: %d value(s) are not %s and are treated as missing", name, lost,
-                        "finite numbers (within +-3.4e38)" if kind == "numeric" else "dates")
+        message = unreadable_warning(name, kind, frame[name], X[name])
+        if message:
+            log.warning("%s", message)
 
 
 def _warn_day_first(name: str, col: pd.Series) -> None:
