@@ -301,3 +301,16 @@ def test_the_budget_counts_from_the_start_it_is_given(diamonds):
     assert run.card.train_seconds >= 29.9
     fresh = mlkiln.train(frame, target="price", budget=30, seed=0)
     assert fresh.card.train_seconds < 29.9
+
+
+def test_a_spent_budget_still_tries_each_family_that_costs_next_to_nothing():
+    """60 rows under a budget spent before the search: one family opens, and every other, estimated near nothing,
+    still gets a first candidate (only L1 logistic regression was scored before)."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.sample(60, random_state=1)
+    run = mlkiln.train(frame, target="target", budget=1.0, started=time.perf_counter() - 1.0, seed=0)
+    board = run.leaderboard.set_index("family")
+    families = ["logistic_l1", "logistic_l2", "hgb", "rf", "extra_trees"]
+    assert list(board.loc[families, "status"].isin(["ok", "partial"])) == [True] * 5, board[["status"]]
+    assert run.metrics["test"]["balanced_accuracy"] > 0.8

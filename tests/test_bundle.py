@@ -204,6 +204,28 @@ def test_card_round_trips_and_versions(diamonds_bundle, tmp_path):
     rehash(path)
     with pytest.raises(BundleError, match=rf"version {CARD_VERSION + 1}, written by mlkiln 9.0.0.*mlkiln>=9.0.0"):
         mlkiln.load(path)
+    stored["mlkiln_version"] = mlkiln.__version__  # a newer card from this very version: edited, not outdated
+    (path / "card.json").write_text(json.dumps(stored))
+    rehash(path)
+    with pytest.raises(BundleError, match="names no newer mlkiln: it was edited") as refused:
+        mlkiln.load(path)
+    assert "pip install" not in str(refused.value)
+    (path / "card.json").write_text("[" * 100_000 + "]" * 100_000)  # JSON too deep for Python's parser
+    rehash(path)
+    with pytest.raises(BundleError, match="nested too deeply to be a model card"):
+        mlkiln.load(path)
+    (path / "card.json").write_text(json.dumps(stored))
+    rehash(path)
+    listed = (path / "MANIFEST.sha256").read_text()
+    with open(path / "MANIFEST.sha256", "a") as manifest:  # an editor's blank last line lists nothing
+        manifest.write("\n\n")
+    with pytest.raises(BundleError, match="names no newer mlkiln"):  # read as far as the card, as before
+        mlkiln.load(path)
+    with open(path / "MANIFEST.sha256", "a") as manifest:
+        manifest.write(f"{'0' * 64}  ../../data.csv\n")
+    with pytest.raises(BundleError, match=r"lists '../../data.csv', not a file of the bundle's own folder"):
+        mlkiln.load(path)
+    (path / "MANIFEST.sha256").write_text(listed)
     del stored["task"]
     stored["card_version"] = CARD_VERSION
     (path / "card.json").write_text(json.dumps(stored))

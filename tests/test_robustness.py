@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pandas as pd
 import pytest
 
@@ -1312,3 +1314,30 @@ def test_a_bundle_trained_on_padded_text_before_cleaning_keeps_reading_it_as_wri
     assert conform(rows, new)["city"].tolist() == ["Zürich", "Malmö"]
     assert conform_record({"city": "Zürich ", "a": 1.0}, old)["city"] == "Zürich "
     assert conform_record({"city": "Zürich ", "a": 1.0}, new)["city"] == "Zürich"
+
+
+def test_targets_that_are_no_number_or_class_are_refused_in_their_own_words(tmp_path, capsys):
+    """Parquet's list and binary columns as the target were classes of their printed forms ("[1 2]", b'x'); a
+    target of infinite numbers given --task classification was told to use --task classification."""
+    frame = table(60)
+    for name, column in (("lists", pa.array([[1, 2], [3]] * 30)), ("bytes", pa.array([b"x", b"y"] * 30))):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.Table.from_pandas(frame.drop(columns="y")).append_column("y", column), path)
+        code, _, err = run(["train", path, "--target", "y", "-o", tmp_path / name], capsys)
+        held = "lists or records" if name == "lists" else "bytes"
+        assert code == 2 and f"target column 'y' holds {held}, not a number or a class" in err, err
+    path = write(tmp_path / "inf.csv", frame.assign(y=np.inf))
+    code, _, err = run(["train", path, "--target", "y", "--task", "classification", "-o", tmp_path / "i"], capsys)
+    assert code == 2 and "no value usable as a class (only infinite numbers)" in err and "use --task" not in err, err
+
+
+def test_evaluating_on_the_training_file_says_its_metrics_are_optimistic(tmp_path, capsys):
+    frame = table(200)
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    code, _, err = run(["evaluate", out, path, "--report", tmp_path / "e.html"], capsys)
+    assert code == 0 and "this is the training data (its sha256 is the card's)" in err, err
+    other = write(tmp_path / "new.csv", frame.head(150))
+    code, _, err = run(["evaluate", out, other, "--report", tmp_path / "f.html"], capsys)
+    assert code == 0 and "training data" not in err, err

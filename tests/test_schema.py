@@ -28,6 +28,9 @@ from mlkiln.schema import (
         (list(range(100)), "regression"),
         ([0.5, 1.25, 3.0, 2.0] * 10, "regression"),
         ([1, 2, 3, 4, 5] * 8, "classification"),
+        # whole numbers seen once each (statsmodels' longley: 16 yearly employment counts) are quantities
+        ([60323, 61122, 60171, 61187, 63221, 63639, 64989, 63761], "regression"),
+        ([1, 2, 2, 3, 3, 3], "classification"),
     ],
 )
 def test_infer_task(values, task):

@@ -218,9 +218,14 @@ def manifest_entries(path: str | os.PathLike) -> dict[str, str]:
     manifest = path / MANIFEST
     expected = {}
     for line in manifest.read_text(errors="replace").splitlines():
+        if not line.strip():  # a blank line (an editor's last newline) lists nothing
+            continue
         digest, _, name = line.partition("  ")
-        if not name or "/" in name or "\\" in name or name.startswith(".") or len(digest) != 64:
+        if not name or len(digest) != 64:
             raise BundleError(f"{manifest} is malformed near {line[:60]!r}")
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise BundleError(f"{manifest} lists {name[:60]!r}, not a file of the bundle's own folder; the bundle was "
+                              "edited: train the model again")
         expected[name] = digest
     return expected
 

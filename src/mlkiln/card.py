@@ -233,6 +233,9 @@ class Card:
             data = json.loads(text)
         except ValueError as exc:
             raise BundleError(f"card.json is not valid JSON: {exc}") from exc
+        except RecursionError:  # a card is a few levels deep; thousands are an edited file
+            raise BundleError("card.json is nested too deeply to be a model card; the bundle was edited: "
+                              "train the model again") from None
         if not isinstance(data, dict):
             raise BundleError("card.json does not hold a model card")
         return cls.from_dict(data)
@@ -241,10 +244,11 @@ class Card:
     def from_dict(cls, data: dict) -> Card:
         version = data.get("card_version", 1)
         if not isinstance(version, int) or version > CARD_VERSION:
-            raise BundleError(
-                f"the card is version {version}, written by mlkiln {data.get('mlkiln_version', '?')}; this mlkiln "
-                f"({__version__}) reads versions up to {CARD_VERSION}: pip install 'mlkiln>={data.get('mlkiln_version', __version__)}'"
-            )
+            writer = data.get("mlkiln_version")
+            advice = (f"pip install 'mlkiln>={writer}'" if isinstance(writer, str) and writer != __version__
+                      else "the card names no newer mlkiln: it was edited, or written by a development version")
+            raise BundleError(f"the card is version {version}, written by mlkiln {writer or '?'}; this mlkiln "
+                              f"({__version__}) reads versions up to {CARD_VERSION}: {advice}")
         try:
             return _build(cls, {**data, "card_version": version})
         except KeyError as exc:

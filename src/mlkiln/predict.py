@@ -19,7 +19,7 @@ from . import bundle, metrics
 from .atomic import check_apart, holds, page_and_json, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline, rows_frame
-from .data import dataset_files, read_table
+from .data import dataset_files, file_sha256, read_table
 from .errors import BundleError, InputError
 from .schema import coerce_target, conform, conform_record, is_missing_text
 
@@ -158,6 +158,10 @@ class Model:
         target = self.card.target
         if target not in frame.columns:
             raise InputError(f"evaluation data has no target column {target!r}")
+        if isinstance(data, (str, os.PathLike)) and file_sha256(data) == self.card.data.sha256:
+            log.warning("this is the training data (its sha256 is the card's): the model was fitted on %.0f %% of "
+                        "its rows, so these metrics are optimistic; the card's test metrics are on the rows it "
+                        "held out", 100 * (1 - self.card.split.test_size))
         y = coerce_target(frame[target], self.task)
         if len(y) == 0:
             raise InputError(f"evaluation data has no usable values in target column {target!r}")

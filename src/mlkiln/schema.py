@@ -439,7 +439,10 @@ def infer_task(y: pd.Series) -> str:
     values = values[np.isfinite(values.to_numpy(dtype="float64"))]
     if not np.all(np.mod(values.to_numpy(dtype="float64"), 1.0) == 0.0):
         return "regression"
-    return "classification" if values.nunique() <= MAX_CLASSES_FOR_AUTO else "regression"
+    distinct = values.nunique()
+    # whole numbers most of which are seen once (16 yearly employment counts) are quantities: as classes of a row
+    # each they could not be learned
+    return "classification" if distinct <= MAX_CLASSES_FOR_AUTO and distinct <= max(len(values) // 2, 2) else "regression"
 
 
 def close_names(name: str, names: Sequence[str], n: int = 3) -> list[str]:

@@ -367,7 +367,7 @@ def _ensemble(y: pd.Series, ranked: list[FamilyResult], scorer: metrics.Scorer, 
     pool = [p for r in ranked for p in r.oofs
             if len(y) <= LARGE_MEMBER_ROWS or not (p.family in REGISTRY and REGISTRY[p.family].grows_with_rows)]
     why = (f"{len(y)} training rows, fewer than {ENSEMBLE_MIN_ROWS}" if len(y) < ENSEMBLE_MIN_ROWS
-           else "one family: its best candidate is the model asked for" if len(ranked) < 2
+           else "one family scored: nothing to combine its best candidate with" if len(ranked) < 2
            else "fewer than two candidates of a size to combine" if len(pool) < 2 else None)
     if why:
         log.info("ensemble: not tried (%s); the best single model is used", why)

@@ -126,6 +126,10 @@ def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Seri
     without a readable target left out (see :func:`mlkiln.schema.coerce_target`)."""
     if raw_target.isna().all():
         raise InputError(f"target column {target!r} has no values")
+    held = ("lists or records" if is_nested(raw_target)
+            else "bytes" if isinstance(raw_target.dropna().iloc[0], (bytes, bytearray)) else None)
+    if held:  # Parquet's list, struct and binary columns: their printed forms would be the classes
+        raise InputError(f"target column {target!r} holds {held}, not a number or a class: write it as one first")
     _refuse_dates(raw_target, target)
     if task == "auto":
         task = infer_task(raw_target)
@@ -134,6 +138,8 @@ def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Seri
     if task == "regression":
         _check_target_size(raw_target, y, target)
         _warn_far_targets(y, target)
+    if len(y) == 0 and task == "classification":  # infinite numbers are not labels
+        raise InputError(f"target column {target!r} has no value usable as a class (only infinite numbers)")
     if len(y) == 0:
         raise InputError(f"target column {target!r} has no numeric values; use --task classification")
     return task, y, raw_target

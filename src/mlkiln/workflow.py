@@ -234,7 +234,9 @@ def _weak_model_hint(table: Table) -> str:
         shown = [f"'{name}' ({why.split(':')[0]})" for name, why in list(table.excluded.items())[:5]]
         hints.append(f"the columns set aside may hold the signal: {', '.join(shown)}")
     y = table.y
-    if table.task == "regression" and y.nunique() <= CLASS_CODES and bool((y == np.round(y)).all()):
+    # codes: a few values, each of several rows (not 215 values of 442 rows)
+    if (table.task == "regression" and y.nunique() <= min(CLASS_CODES, len(y) // 5)
+            and bool((y == np.round(y)).all())):
         hints.append(f"its {y.nunique()} whole-number values may be class codes: train with --task classification")
     return "".join(f"; {hint}" for hint in hints)
 
