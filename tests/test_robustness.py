@@ -1341,3 +1341,46 @@ def test_evaluating_on_the_training_file_says_its_metrics_are_optimistic(tmp_pat
     other = write(tmp_path / "new.csv", frame.head(150))
     code, _, err = run(["evaluate", out, other, "--report", tmp_path / "f.html"], capsys)
     assert code == 0 and "training data" not in err, err
+
+
+def test_a_file_of_the_user_s_is_not_replaced_by_an_output_but_mlkiln_s_own_are(tmp_path, capsys):
+    """``example diamonds -o iris.csv`` replaced the user's data without a word; so did predict and the pages.
+    A file mlkiln wrote (scores, the example, a page) is replaced as before, and --force replaces the others."""
+    frame = table()
+    path = write(tmp_path / "t.csv", frame)
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear")
+    assert code == 0, err
+    theirs = write(tmp_path / "theirs.csv", frame.head(5))
+    kept = theirs.read_bytes()
+    page = tmp_path / "notes.html"
+    page.write_text("<html>my notes</html>")
+    for args in (["example", "diamonds", "-o", theirs], ["predict", out, path, "-o", theirs],
+                 ["report", out, "-o", page], ["drift", out, path, "-o", page],
+                 ["evaluate", out, path, "--report", page]):
+        code, _, err = run(args, capsys)
+        assert code == 2 and "exists and is not" in err and "mlkiln wrote" in err, (args, err)
+    assert theirs.read_bytes() == kept and page.read_text() == "<html>my notes</html>"
+    scores, example = tmp_path / "scores.csv", tmp_path / "diamonds.csv"
+    for _ in range(2):  # running a command again replaces what it wrote
+        assert run(["predict", out, path, "-o", scores], capsys)[0] == 0
+        assert run(["example", "diamonds", "-o", example], capsys)[0] == 0
+        assert run(["report", out, "-o", tmp_path / "r.html"], capsys)[0] == 0
+    assert run(["predict", out, path, "-o", theirs, "--force"], capsys)[0] == 0
+    assert "prediction" in pd.read_csv(theirs).columns
+
+
+def test_a_parquet_or_xz_file_by_another_name_is_named_for_what_it_is(tmp_path, capsys):
+    import gzip
+    import lzma
+
+    frame = table(60)
+    frame.to_parquet(tmp_path / "t.parquet")
+    parquet = (tmp_path / "t.parquet").read_bytes()
+    (tmp_path / "named.csv").write_bytes(parquet)
+    (tmp_path / "t.parquet.gz").write_bytes(gzip.compress(parquet))
+    (tmp_path / "t.csv.xz").write_bytes(lzma.compress(frame.to_csv(index=False).encode()))
+    for name, message in (("named.csv", "is a Parquet file; name it .parquet"),
+                          ("t.parquet.gz", "is a Parquet file; name it .parquet"),
+                          ("t.csv.xz", "is compressed as xz, which mlkiln does not read")):
+        code, _, err = run(["train", tmp_path / name, "--target", "y", "-o", tmp_path / "m"], capsys)
+        assert code == 2 and message in err, err

@@ -102,8 +102,11 @@ def check_writable_folder(path: str | os.PathLike) -> None:
 
 
 def page_and_json(path: str | os.PathLike) -> tuple[Path, Path]:
-    """A report page's path and its JSON's (the same name, ``.json``); a page named ``.json`` would be both."""
+    """A report page's path and its JSON's (the same name, ``.json``); a page named ``.json`` would be both.
+    Either one, if it exists, must be mlkiln's (:func:`check_ours`)."""
     path = check_page_name(check_file_target(path))
+    for page in (path, path.with_suffix(".json")):
+        check_ours(page, written_page, "a page or JSON file")
     return path, path.with_suffix(".json")
 
 
@@ -130,6 +133,36 @@ def check_replaceable(path: Path, markers: tuple[str, ...]) -> None:
     if theirs is not None:
         raise InputError(f"{path} holds files mlkiln did not write ({theirs.relative_to(path)}); --force replaces "
                          "only a bundle, an MLflow model, scored parts or an empty directory: choose another output")
+
+
+def check_ours(path: str | os.PathLike, ours, what: str, force: bool | None = None) -> None:
+    """Refuse to replace an existing file that ``ours(path)`` says mlkiln did not write, unless ``force`` (None:
+    the command has no ``--force``).
+
+    ``mlkiln example diamonds -o iris.csv`` replaced the user's training data without a word; a page, JSON or
+    scored table mlkiln wrote is replaced as before (running a command again must work).
+    """
+    path = Path(path)
+    if force or not path.is_file() or is_special(path):
+        return
+    try:
+        mine = bool(ours(path))
+    except Exception:  # noqa: BLE001 - unreadable as ours: it is theirs
+        mine = False
+    if not mine:
+        raise InputError(f"{path} exists and is not {what} mlkiln wrote; choose another name, or "
+                         + ("replace it with --force" if force is not None else "remove it first"))
+
+
+def head_bytes(path: Path, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of a file."""
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
+def written_page(path: Path) -> bool:
+    """Whether ``path`` is a page or JSON file of mlkiln's (a report, evaluation or drift page): it says so early."""
+    return b"mlkiln" in head_bytes(path)
 
 
 def check_apart(outputs, inputs) -> None:

@@ -296,7 +296,8 @@ def cmd_export(args) -> int:
 def cmd_example(args) -> int:
     if not 0 <= args.seed <= MAX_SEED:
         raise ArgumentError("seed", args.seed, f"must be a whole number, between 0 and {MAX_SEED}")
-    from .data import output_format, write_table
+    from .atomic import check_ours
+    from .data import output_format, table_columns, write_table
     from .examples import load_example
 
     if args.output == "-":  # CSV on standard output, for a pipe
@@ -304,7 +305,10 @@ def cmd_example(args) -> int:
         log.info("wrote example %r to standard output", args.name)
         return 0
     output_format(args.output)  # a name it would not be written as is refused before the table is made
-    write_table(load_example(args.name, seed=args.seed, rows=args.rows), args.output)
+    frame = load_example(args.name, seed=args.seed, rows=args.rows)
+    check_ours(args.output, lambda path: table_columns(path) == [str(c) for c in frame.columns],
+               f"example {args.name!r}", args.force)
+    write_table(frame, args.output)
     log.info("wrote example %r to %s", args.name, args.output)
     return 0
 
@@ -384,7 +388,8 @@ def _add_predict(sub) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="output file (.csv or .parquet), or - for CSV on standard output; for a directory/glob input, "
                    "or with --cluster, a directory that receives one Parquet part per input file")
-    p.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace the output directory if it exists, or a file that is not a table of scores")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="score the files on Dask: tcp://HOST:8786, or 'local' (default: $MLKILN_DASK_SCHEDULER; "
                    "needs pip install 'mlkiln[dask]'); workers must see the input and output paths")
@@ -461,6 +466,7 @@ def _add_example(sub) -> None:
     x.add_argument("--seed", type=int, default=0, help="seed of the generated example (machine-failure-synthetic)")
     x.add_argument("--rows", type=int, metavar="N",
                    help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
+    x.add_argument("--force", action="store_true", help="replace an existing file that is not this example")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_example)
 

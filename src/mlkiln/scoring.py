@@ -25,17 +25,19 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, check_apart, check_replaceable, followed, holds, replace_path
+from .atomic import atomic_path, check_apart, check_ours, check_replaceable, followed, holds, replace_path
 from .cluster import dask_client, scheduler_address
 from .data import (
     LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
-    output_format, read_batches,
+    output_format, read_batches, table_columns,
 )
 from .errors import InputError, MlkilnError
 from .options import OUTPUT_MARKERS
 
 log = logging.getLogger("mlkiln")
 
+#: the column of the scores in every scored table
+PREDICTION = "prediction"
 #: seconds between two progress lines while a large table is scored
 PROGRESS_SECONDS = 10.0
 
@@ -57,7 +59,7 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
         Score the files on Dask: ``tcp://HOST:8786`` or ``"local"``
         (default ``$MLKILN_DASK_SCHEDULER``); the output is then a directory.
     force : bool
-        Replace an existing output directory.
+        Replace an existing output directory, or a file that is not a table of scores.
 
     Raises
     ------
@@ -82,6 +84,8 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
         if output.exists() and not force:
             raise InputError(f"{output} already exists; pass --force to replace it")
         check_replaceable(output, OUTPUT_MARKERS)
+    else:  # a table of the user's is not replaced by scores; scores written before are
+        check_ours(output, lambda path: PREDICTION in table_columns(path), "a table of scores", force)
     model.predictor  # compiled once here, so every batch, file and worker reuses it
     started, size = time.perf_counter(), sum(f.stat().st_size for f in files)
     if size >= LARGE_FILE_BYTES:
