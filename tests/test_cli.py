@@ -251,7 +251,7 @@ def test_an_output_through_a_symbolic_link_replaces_its_target_and_keeps_the_lin
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "current").is_symlink() and mlkiln.load(tmp_path / "current").card.data.rows == 300
     (tmp_path / "scored.csv").symlink_to(tmp_path / "old-scores.csv")
-    (tmp_path / "old-scores.csv").write_text("old")
+    (tmp_path / "old-scores.csv").write_text("prediction\n0\n")  # scores written before
     assert cli("predict", target, data, "-o", tmp_path / "scored.csv").returncode == 0
     assert (tmp_path / "scored.csv").is_symlink() and len(pd.read_csv(tmp_path / "old-scores.csv")) == 300
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no old link or copy left behind
@@ -355,7 +355,7 @@ def test_predict_writes_into_a_named_pipe_and_keeps_a_private_file_private(diamo
                               stdout=out, stderr=subprocess.PIPE, timeout=120)
     assert done.returncode == 0 and sent.read_text().startswith("x\n\"carat\"") and sent.read_text().count("\n") == 52
     private = tmp_path / "private.csv"
-    private.write_text("old\n")
+    private.write_text("prediction\n1\n")  # scores written before
     private.chmod(0o600)
     assert cli("predict", diamonds_bundle, rows, "-o", private).returncode == 0
     assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_text().count("\n") == 51

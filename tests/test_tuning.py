@@ -105,12 +105,14 @@ def test_trials_give_the_same_model_whatever_the_cores(small, search, trials, mo
 
 
 def test_budget_stops_cleanly_and_lists_what_was_not_reached(small):
-    # the search is best-first: gradient boosting's first batch always runs, nothing after it fits in no time
+    # the search is best-first: gradient boosting's first batch always runs; on a small table each other family's
+    # first batch too, estimated near nothing (_Rungs.near_free), and nothing more
     run = mlkiln.train(small, target="price", models=["linear", "ridge", "hgb"], budget=1e-6)
     board = run.leaderboard.set_index("family")
-    assert board.loc["hgb", "status"] == "partial" and run.card.model.family == "hgb"
-    assert list(board.loc[["linear", "ridge"], "status"]) == ["not reached", "not reached"]
-    assert board.loc["ridge", "not_reached"] == grid_size("ridge") and run.metrics["test"]["r2"] > 0.8
+    assert board.loc["hgb", "status"] == "partial" and board.loc["linear", "status"] == "ok"
+    assert board.loc["ridge", "status"] == "partial"
+    assert grid_size("ridge") - 2 <= board.loc["ridge", "not_reached"] < grid_size("ridge")
+    assert run.metrics["test"]["r2"] > 0.8
 
 
 def test_thread_budget_one_thread_per_worker_all_cores_for_one_fit():

@@ -101,13 +101,16 @@ def check_writable_folder(path: str | os.PathLike) -> None:
     os.unlink(probe)
 
 
-def page_and_json(path: str | os.PathLike) -> tuple[Path, Path]:
+def page_and_json(path: str | os.PathLike, inputs=()) -> tuple[Path, Path]:
     """A report page's path and its JSON's (the same name, ``.json``); a page named ``.json`` would be both.
-    Either one, if it exists, must be mlkiln's (:func:`check_ours`)."""
+    Neither may be one of ``inputs`` (:func:`check_apart`), and either one, if it exists, must be mlkiln's
+    (:func:`check_ours`)."""
     path = check_page_name(check_file_target(path))
-    for page in (path, path.with_suffix(".json")):
+    pages = (path, path.with_suffix(".json"))
+    check_apart(pages, inputs)
+    for page in pages:
         check_ours(page, written_page, "a page or JSON file")
-    return path, path.with_suffix(".json")
+    return pages
 
 
 def check_page_name(path: Path) -> Path:

@@ -223,13 +223,13 @@ def cmd_drift(args) -> int:
     check_bundle_path(args.bundle)
     check_data_path(args.data)
     from . import drift, drift_report
-    from .atomic import check_apart, page_and_json
+    from .atomic import page_and_json
     from .bundle import check_outside
     from .data import dataset_files, read_table
     from .predict import load
 
-    pages = page_and_json(check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html")))
-    check_apart(pages, dataset_files(args.data))  # the page and its JSON, not the data
+    pages = page_and_json(check_outside(args.output or Path(args.data).with_name(f"{_data_name(args.data)}-drift.html")),
+                          dataset_files(args.data))  # the page and its JSON, not the data
     output = pages[0]
     model = load(args.bundle, trust_pickle=args.trust_pickle)
     drift.profile_of(model.card)  # an old bundle is refused before the data is read

@@ -406,6 +406,21 @@ def _comment_lines(lines: list[str]) -> int:
     return count if first != fields else 0
 
 
+def _refuse_other_formats(path, head: bytes) -> None:
+    """An :class:`InputError` naming the format of a file read as CSV that is a workbook, Parquet or compressed."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):  # zip (.xlsx) or OLE (.xls)
+        raise InputError(f"{path} looks like an Excel workbook (or another zip file), not a CSV or Parquet "
+                         "file; save the sheet as CSV")
+    if head.startswith(b"PAR1"):  # a Parquet file by another name (.csv, .parquet.gz)
+        raise InputError(f"{path} is a Parquet file; name it .parquet, uncompressed (Parquet compresses its own "
+                         "columns)")
+    packed = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}  # formats pyarrow did not read through
+    codec = next((name for magic, name in packed.items() if head.startswith(magic)), None)
+    if codec:
+        raise InputError(f"{path} is compressed as {codec}, which mlkiln does not read; decompress it, or "
+                         "compress it as .gz or .bz2")
+
+
 def sniff_csv(path: str | os.PathLike) -> dict:
     """Detect a CSV file's delimiter and encoding; refuse binary files and duplicate headers.
 
@@ -416,17 +431,7 @@ def sniff_csv(path: str | os.PathLike) -> dict:
         head = stream.read(_SNIFF_BYTES)
         # UTF-16 (Excel's "Unicode text") starts with its byte-order mark, and half its bytes are NUL
         encoding = "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8"
-        if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):  # zip (.xlsx) or OLE (.xls)
-            raise InputError(f"{path} looks like an Excel workbook (or another zip file), not a CSV or Parquet "
-                             "file; save the sheet as CSV")
-        if head.startswith(b"PAR1"):  # a Parquet file by another name (.csv, .parquet.gz)
-            raise InputError(f"{path} is a Parquet file; name it .parquet, uncompressed (Parquet compresses its own "
-                             "columns)")
-        packed = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}  # formats pyarrow did not read through
-        codec = next((name for magic, name in packed.items() if head.startswith(magic)), None)
-        if codec:
-            raise InputError(f"{path} is compressed as {codec}, which mlkiln does not read; decompress it, or "
-                             "compress it as .gz or .bz2")
+        _refuse_other_formats(path, head)
         if b"\x00" in head and encoding == "utf-8":
             raise InputError(f"{path} is not a text file (it contains NUL bytes); give a CSV or Parquet file")
         lone = len(re.findall(rb"\r(?!\n)", head.rstrip(b"\r")))  # classic Mac OS's line ends (a few may be in text)

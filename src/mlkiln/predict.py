@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle, metrics
-from .atomic import check_apart, holds, page_and_json, write_atomic
+from .atomic import holds, page_and_json, write_atomic
 from .card import Card
 from .compiled import Predictor, compile_pipeline, rows_frame
 from .data import dataset_files, file_sha256, read_table
@@ -151,9 +151,8 @@ class Model:
         :func:`mlkiln.report.write_evaluation`.
         """
         if report is not None:  # before the work: a report path that cannot be written fails first
-            pages = page_and_json(bundle.check_outside(report))
-            if isinstance(data, (str, os.PathLike)):  # the report and its JSON never replace the data
-                check_apart(pages, dataset_files(data))
+            # the report and its JSON never replace the data
+            page_and_json(bundle.check_outside(report), dataset_files(data) if isinstance(data, (str, os.PathLike)) else ())
         frame = _as_frame(data)
         target = self.card.target
         if target not in frame.columns:
