@@ -133,6 +133,18 @@ def test_trials_give_identical_bundles_on_two_runs(sampled_runs, tmp_path, diamo
     assert (a / "train.py").read_text().split('"""', 2)[2] == (b / "train.py").read_text().split('"""', 2)[2]
 
 
+def _rebuilt_alike(run, data: str, tmp_path) -> None:
+    """The bundle's train.py, run where ``import mlkiln`` fails, predicts as the run's model."""
+    bundle = run.save(tmp_path / "b")
+    out = tmp_path / "repro.joblib"
+    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
+                    f"sys.argv = ['train.py', {data!r}, '-o', {str(out)!r}]\n"
+                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
+                   check=True, timeout=300, capture_output=True)
+    X = run.model.prepare(pd.read_csv(data))
+    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))
+
+
 def test_a_final_fit_on_the_budget_s_sample_is_rebuilt_by_train_py(monkeypatch, diamonds_csv, tmp_path):
     # rungs of 266, 800 and 2,400 rows: no time for more than the first, nor for a final fit on all rows
     monkeypatch.setattr(tuning, "RUNG_MIN_ROWS", 300)
@@ -140,14 +152,7 @@ def test_a_final_fit_on_the_budget_s_sample_is_rebuilt_by_train_py(monkeypatch, 
     run = mlkiln.train(diamonds_csv, target="price", models=["hgb", "ridge"], budget=1e-6)
     steps = {s.step: s.rows for s in run.card.tuning.steps}
     assert steps == {"rung 1": 266, "final fit": 266} and run.card.split.n_train == 2400
-    bundle = run.save(tmp_path / "b")
-    out = tmp_path / "repro.joblib"
-    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
-                    f"sys.argv = ['train.py', {diamonds_csv!r}, '-o', {str(out)!r}]\n"
-                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
-                   check=True, timeout=300, capture_output=True)
-    X = run.model.prepare(pd.read_csv(diamonds_csv))
-    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))
+    _rebuilt_alike(run, diamonds_csv, tmp_path)
 
 
 def test_on_a_sampled_table_an_ensemble_must_beat_the_best_model_by_more_than_its_spread(sampled_runs):
@@ -283,14 +288,7 @@ def test_trees_the_clock_stopped_are_in_the_card_and_train_py_grows_as_many(monk
     monkeypatch.setattr(tuning, "GRACE_SECONDS", 0.0)
     run = mlkiln.train(diamonds_csv, target="price", models=["hgb"], budget=1e-6)
     assert run.card.model.params["max_iter"] == run.card.model.trees == 7
-    bundle = run.save(tmp_path / "b")
-    out = tmp_path / "repro.joblib"
-    subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['mlkiln'] = None\n"
-                    f"sys.argv = ['train.py', {diamonds_csv!r}, '-o', {str(out)!r}]\n"
-                    f"runpy.run_path({str(bundle / 'train.py')!r}, run_name='__main__')"],
-                   check=True, timeout=300, capture_output=True)
-    X = run.model.prepare(pd.read_csv(diamonds_csv))
-    np.testing.assert_array_equal(joblib.load(out).predict(X), run.pipeline.predict(X))
+    _rebuilt_alike(run, diamonds_csv, tmp_path)
 
 
 def test_the_budget_counts_from_the_start_it_is_given(diamonds):
