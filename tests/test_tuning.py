@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -422,3 +423,16 @@ def test_a_measurement_forced_into_classes_is_told_to_use_regression():
     with pytest.raises(InputError) as caught:  # a rare class of a real label: no such advice
         tuning.check_folds("classification", pd.Series(["a"] * 10 + ["b"]), 3, spare=1)
     assert "--task regression" not in str(caught.value)
+
+
+def test_the_target_encoder_s_own_folds_say_nothing_of_a_rare_class():
+    """hgb_target's encoder splits the rows in 5 folds of its own: a class of 4 rows made scikit-learn warn on
+    the terminal, even with -q."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"town": [f"t{i % 30}" for i in range(240)], "x": rng.normal(size=240),
+                          "y": ["a"] * 118 + ["b"] * 118 + ["c"] * 4})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = mlkiln.train(frame, target="y", models=["hgb_target"], trials=1)
+    assert run.card.model.family == "hgb_target"
+    assert not [w for w in caught if "least populated class" in str(w.message)]
