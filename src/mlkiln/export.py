@@ -202,7 +202,8 @@ def loader_source() -> str:
     rules = "\n\n\n".join(
         inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.clean_text, schema.coerce_frame,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
-                                                schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite)
+                                                schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite,
+                                                schema._as_float)
     )
     return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
                           skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS))

@@ -157,7 +157,9 @@ class Model:
         target = self.card.target
         if target not in frame.columns:
             raise InputError(f"evaluation data has no target column {target!r}")
-        if isinstance(data, (str, os.PathLike)) and file_sha256(data) == self.card.data.sha256:
+        # the shape first: only a table of the training file's shape is read again to be hashed
+        if (isinstance(data, (str, os.PathLike)) and frame.shape == (self.card.data.rows, self.card.data.columns)
+                and file_sha256(data) == self.card.data.sha256):
             log.warning("this is the training data (its sha256 is the card's): the model was fitted on %.0f %% of "
                         "its rows, so these metrics are optimistic; the card's test metrics are on the rows it "
                         "held out", 100 * (1 - self.card.split.test_size))

@@ -285,19 +285,11 @@ def unreadable_warning(name: str, kind: str, raw: pd.Series, coerced: pd.Series)
     value = value.item() if isinstance(value, np.generic) else value  # inf, not np.float64(inf)
     if kind != "numeric":
         what = "dates"
-    elif _is_number_text(value):
+    elif _as_float(value) is not None:  # it reads as a number: an infinite one, or one beyond float32
         what = "finite numbers within +-3.4e38"
     else:
         what = "numbers"
     return f"column {name!r}: {int(lost.sum())} value(s) are not {what} (e.g. {_shown(value)}) and are treated as missing"
-
-
-def _is_number_text(value) -> bool:
-    try:
-        float(str(value).strip().replace("\u2212", "-"))
-    except ValueError:
-        return False
-    return True
 
 
 def first_unreadable(frame, coerced, kinds, allowed):
@@ -901,7 +893,13 @@ def _shown(value) -> str:
 
 
 def _is_infinite(value) -> bool:
+    number = _as_float(value)
+    return number is not None and math.isinf(number)
+
+
+def _as_float(value) -> float | None:
+    """``value`` as Python's ``float`` reads it (a minus sign as "-" too), or None."""
     try:
-        return math.isinf(float(str(value).strip().replace("\u2212", "-")))
+        return float(str(value).strip().replace("\u2212", "-"))
     except ValueError:
-        return False
+        return None

@@ -1016,11 +1016,12 @@ def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0) -> None:
     if grown == model.max_iter < most:  # neither stopped early nor done: the rest, as far as the clock allows
         per_row, per_tree = _prediction_cost(prep, model, X, grown) if predicted else (0.0, 0.0)
         after = predicted * per_tree  # the seconds each tree adds to predicting
-        left = max(until - predicted * per_row - time.perf_counter(), GRACE_SECONDS + after * grown)
+        remaining = until - predicted * per_row - time.perf_counter()
+        left = max(remaining, GRACE_SECONDS + after * grown)
         more = min(most - grown, int((left - after * grown) / (first / grown + after)))
         log.info("final fit: %d trees in %.1fs; predicting %s rows after it: %.2fs and %.3fs a tree; %d more trees fit "
                  "in the %.1fs left", grown, first, f"{predicted:,}", predicted * per_row, after, max(more, 0),
-                 until - predicted * per_row - time.perf_counter())
+                 remaining)
         if more > 0:
             model.set_params(max_iter=grown + more).fit(Xt, y)
     stopped = model.n_iter_ == model.max_iter < most
@@ -1309,7 +1310,7 @@ class _Rungs:
             while len(batch) > 1 and self.cost.cv_seconds(family, n, len(batch)) > allowed:
                 batch = batch[:-1]
             estimate = self.cost.cv_seconds(family, n, len(batch))
-            if estimate > allowed and self.scores and not (r == 0 and self.near_free(family, estimate)):
+            if estimate > allowed and self.scores and not self.near_free(r, family, estimate):
                 for i in queue[family]:
                     self.not_started.append({"family": family, "params": _estimator_params(self.plan[family][i]),
                                              "rows": n, "estimated_s": round(estimate, 3),
@@ -1322,7 +1323,7 @@ class _Rungs:
             queue[family] = queue[family][len(batch):]
         return scored
 
-    def near_free(self, family: str, estimate: float) -> bool:
+    def near_free(self, r: int, family: str, estimate: float) -> bool:
         """Whether ``family``, not scored yet, gets a first batch on the first rung past the clock: it costs next to
         nothing, on a table of at most :data:`NEAR_FREE_ROWS` training rows.
 
@@ -1330,7 +1331,7 @@ class _Rungs:
         start), its leaves of 20 rows could not split 32-row folds, and the model was the class shares, while
         L1 logistic regression, estimated at 0.0 s, was never tried: with it, test accuracy 1.0.
         """
-        return (len(self.y) <= NEAR_FREE_ROWS and estimate <= NEAR_FREE_SECONDS
+        return (r == 0 and len(self.y) <= NEAR_FREE_ROWS and estimate <= NEAR_FREE_SECONDS
                 and not any(f == family for f, _ in self.scores))
 
     def next_family(self, queue: dict, n_rows: int, allowed: float = math.inf) -> str:

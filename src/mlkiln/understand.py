@@ -138,10 +138,10 @@ def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Seri
     if task == "regression":
         _check_target_size(raw_target, y, target)
         _warn_far_targets(y, target)
-    if len(y) == 0 and task == "classification":  # infinite numbers are not labels
-        raise InputError(f"target column {target!r} has no value usable as a class (only infinite numbers)")
-    if len(y) == 0:
-        raise InputError(f"target column {target!r} has no numeric values; use --task classification")
+    if len(y) == 0:  # as classes, only infinite numbers are left out: they are not labels
+        raise InputError(f"target column {target!r} has no value usable as a class (only infinite numbers)"
+                         if task == "classification" else
+                         f"target column {target!r} has no numeric values; use --task classification")
     return task, y, raw_target
 
 
