@@ -15,6 +15,7 @@ import mlkiln
 from mlkiln import tuning
 from mlkiln.examples import EXAMPLES, load_example
 from mlkiln.data import nested_sample
+from mlkiln.metrics import Scorer
 from mlkiln.tuning import CostModel, rung_sizes
 
 #: what a budgeted run may take beyond its budget on this shared 2-core machine: starting the CV workers (about
@@ -312,3 +313,22 @@ def test_a_spent_budget_still_tries_each_family_that_costs_next_to_nothing():
     families = ["logistic_l1", "logistic_l2", "hgb", "rf", "extra_trees"]
     assert list(board.loc[families, "status"].isin(["ok", "partial"])) == [True] * 5, board[["status"]]
     assert run.metrics["test"]["balanced_accuracy"] > 0.8
+
+
+def test_a_family_not_measured_yet_opens_with_one_candidate_unless_more_fit_well_within_the_time(failure):
+    """Before a family's first fit its cost is a prior: several candidates start together only where they fit in
+    the time left at PRIOR_SAFETY times their estimate; once measured, the estimate itself decides."""
+    frame, target = failure
+    X, y = frame.drop(columns=[target]).head(3000), frame[target].head(3000)
+    kinds = {name: ("categorical" if X[name].dtype == object else "numeric") for name in X.columns}
+    with tuning.Compute(n_jobs=2) as compute:
+        rungs = tuning._Rungs(X, y, "classification", ["hgb"], kinds, Scorer("classification", "log_loss", [0, 1]),
+                              tuning.make_cv("classification", 3, 0), 0, 2, compute, "auto", None,
+                              time.perf_counter() + 60, None, None)
+        two = rungs.cost.cv_seconds("hgb", 3000, 2)
+        assert rungs.batch("hgb", [0, 1, 2], 3000, 1.4 * two) == [0]  # within the estimate, not within 1.5 times it
+        assert rungs.batch("hgb", [0, 1, 2], 3000, tuning.PRIOR_SAFETY * two) == [0, 1]
+        rungs.cost.observe("hgb", [0.01, 0.01, 0.01], 2000)  # measured: the estimate is the time
+        measured = rungs.cost.cv_seconds("hgb", 3000, 2)
+        assert rungs.batch("hgb", [0, 1, 2], 3000, measured) == [0, 1]
+        assert rungs.batch("hgb", [0, 1, 2], 3000, 0.9 * measured) == [0]

@@ -330,12 +330,16 @@ class _Head:
         else:
             shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
             proba = shifted / shifted.sum(axis=1, keepdims=True)
+        return self.labels(raw, proba), proba
+
+    def labels(self, raw: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """The predicted classes of a classifier's raw outputs and their probabilities."""
         if self.threshold is not None:
-            return self.classes[(proba[:, 1] >= self.threshold).astype(int)], proba
+            return self.classes[(proba[:, 1] >= self.threshold).astype(int)]
         if self.kind == "logit" and raw.shape[1] == 1:
             # as scikit-learn: "> 0" on the raw score, so a tie goes to the first class
-            return self.classes[(raw[:, 0] > 0).astype(int)], proba
-        return self.classes[np.argmax(proba if self.kind == "proba" else raw, axis=1)], proba
+            return self.classes[(raw[:, 0] > 0).astype(int)]
+        return self.classes[np.argmax(proba if self.kind == "proba" else raw, axis=1)]
 
 
 def _expit(z: np.ndarray) -> np.ndarray:
@@ -509,7 +513,7 @@ class _Trees:
     """
 
     def __init__(self, blocks, estimator, final, head):
-        self.head, self.final = head, final
+        self.head, self.final, self.estimator = head, final, estimator
         num, num_names = blocks["numeric"]
         cat, cat_names = blocks["categorical"]
         if num is not None and not (isinstance(num, FunctionTransformer) and num.func is None) and num != "passthrough":
@@ -568,14 +572,21 @@ class _Trees:
         """``(predictions, probabilities)`` of a batch, by scikit-learn's own tree code (it is fastest there).
 
         ``labels=False`` (an ensemble's member: only its probabilities are
-        voted) skips the predictions, which for gradient boosting walk every
-        tree a second time; a forest's are the most probable class, as its own.
+        voted) skips the predictions. scikit-learn's ``predict`` and
+        ``predict_proba`` of gradient boosting each walk every tree; here one
+        walk gives both (its raw outputs, and its loss's probabilities of them),
+        so the labels are the rule it applies to those raw outputs; a forest's
+        are the most probable class, as its own.
         """
         columns = [_numeric_matrix(X, self.num_names)]
         columns += [code[c.ids(X[c.name])] for c, code in zip(self.categories, self.codes)]
         matrix = np.hstack(columns)
         if self.head.task == "regression":
             return self.final.predict(matrix), None
+        if isinstance(self.estimator, HistGradientBoostingClassifier):
+            raw = self.estimator._raw_predict(matrix)
+            proba = self.estimator._loss.predict_proba(raw)
+            return (self.head.labels(raw, proba) if labels else None), proba
         proba = self.final.predict_proba(matrix)
         if not labels:
             return None, proba
