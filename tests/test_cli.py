@@ -372,3 +372,34 @@ def test_predict_to_a_closed_pipe_stops_quietly(diamonds_bundle, diamonds_csv, t
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141 and header.startswith(b'"carat"')
     assert "error" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_workers_started_before_the_search_are_the_ones_it_uses_and_a_failure_ends_them():
+    """train's CV workers start in the background (overlapping the imports and the reading); the search reuses
+    those processes rather than starting its own, and a failed command ends them instead of waiting for them."""
+    code = """
+import os, time, joblib
+from mlkiln import workers
+from mlkiln.tuning import Compute
+workers.start(2)
+workers._started[0].join()
+with Compute(2) as compute, compute.parallel():
+    used = set(joblib.Parallel()(joblib.delayed(os.getpid)() for _ in range(8)))
+assert used <= workers.ready_pids and len(workers.ready_pids) == 2, (used, workers.ready_pids)
+workers.stop()
+for _ in range(100):
+    alive = []
+    for pid in workers.ready_pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    if not alive:
+        break
+    time.sleep(0.05)
+assert not alive, alive
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mlkiln"
 #: the layers of STRUCTURE.md: a module imports only modules of lower layers (and the package for __version__)
 LAYERS = {
     0: {"errors", "pipeline", "least_squares"},
-    1: {"jsonio", "atomic", "options", "drift", "monitor", "leakage", "cluster", "synthetic"},
+    1: {"jsonio", "atomic", "options", "drift", "monitor", "leakage", "cluster", "synthetic", "workers"},
     2: {"card"},
     3: {"data", "schema", "metrics", "compiled", "summary", "examples"},
     4: {"tuning", "bundle", "train_script", "report", "understand", "scoring"},

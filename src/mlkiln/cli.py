@@ -34,6 +34,13 @@ FLAGS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if code and "mlkiln.workers" in sys.modules:  # a failed train: its workers are not waited for
+        sys.modules["mlkiln.workers"].stop()
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     # SIGTERM unwinds like Ctrl-C, so temporary files are removed on the way out;
     # both are handled from here on, including while scikit-learn is imported
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -107,6 +114,11 @@ def cmd_train(args) -> int:
         raise InputError("--target is required: name the column to predict")
     if args.data is not None:
         check_data_path(args.data)
+    from . import workers
+    from .cluster import scheduler_address
+
+    if scheduler_address(args.cluster) is None:  # the CV workers start while scikit-learn is imported and data read
+        workers.start(workers.local_cores(args.jobs))
     from . import bundle, summary
     from .examples import EXAMPLES, load_example
     from .workflow import train

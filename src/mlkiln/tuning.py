@@ -46,7 +46,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from . import least_squares
+from . import least_squares, workers
 from .cluster import dask_client, scheduler_address
 from .data import check_enough_rows, nested_sample
 from .errors import InputError
@@ -81,12 +81,11 @@ class Compute:
 
     def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
         self.cluster = scheduler_address(cluster)
-        available = joblib.cpu_count()
-        self.cores = n_jobs or available
-        if self.cores > available and self.cluster in (None, "local"):
-            # each worker is a process holding a copy of the data: 1,000 of them ran a 24 GB machine out of memory
-            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores, available, available)
-            self.cores = available
+        self.cores = n_jobs or joblib.cpu_count()
+        if self.cluster in (None, "local") and self.cores > workers.local_cores(n_jobs):
+            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores,
+                        joblib.cpu_count(), joblib.cpu_count())
+            self.cores = workers.local_cores(n_jobs)
         self._stack = contextlib.ExitStack()
         #: the CV folds preprocessed once for all candidates (see :class:`PreparedFolds`); emptied on exit
         self.prepared = PreparedFolds()
@@ -107,7 +106,7 @@ class Compute:
         if self.cluster:
             stack.enter_context(joblib.parallel_config(backend=_dask_backend()))
         else:
-            stack.enter_context(joblib.parallel_config(backend="loky", n_jobs=self.cores, inner_max_num_threads=1))
+            stack.enter_context(workers.loky_config(self.cores))
         return stack
 
     def threads(self, rows: int) -> int:

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import bundle, drift, leakage, metrics, report, train_script
+from . import bundle, drift, leakage, metrics, report, train_script, workers
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
+from .cluster import scheduler_address
 from .data import load_frame, row_hashes, split_train_test
 from .errors import ArgumentError
 from .options import TrainOptions
@@ -172,6 +173,8 @@ def train(
                            test_size=test_size, seed=seed, drop=drop, keep=keep, n_jobs=n_jobs,
                            search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble,
                            max_latency_us=max_latency_us)
+    if scheduler_address(options.cluster) is None:  # the CV workers start while the data is read and screened
+        workers.start(workers.local_cores(options.n_jobs))
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
     del frame
