@@ -127,6 +127,11 @@ def _write(path: Path, content: bytes) -> Path:
     return path
 
 
+def _link(path: Path, target: Path) -> Path:
+    path.symlink_to(target)
+    return path
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [
@@ -138,6 +143,11 @@ def _write(path: Path, content: bytes) -> Path:
         (lambda d: _write(d / "ok.csv", b"x,y\n1,2\n3,4\n5,6\n"), ["--target", "z"], "target column 'z' not found"),
         (lambda d: _write(d / "one.csv", b"x,y\n1,a\n2,a\n3,a\n4,a\n"), ["--target", "y"], "one value ('a') in every row"),
         (lambda d: _write(d / "ok2.csv", b"x,y\n1,2\n"), [], "--target is required"),
+        (lambda d: _write(d / "page.csv", b"\n<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n"),
+         ["--target", "y"], "is an HTML or XML document"),
+        (lambda d: _link(d / "loop.csv", d / "loop.csv"), ["--target", "y"], "a symbolic link in a loop"),
+        (lambda d: _link(d / "dangling.csv", d / "gone.csv"), ["--target", "y"],
+         "dangling.csv is a symbolic link to"),
     ],
 )
 def test_bad_input_one_line_error_and_nothing_written(tmp_path, make, args, message):

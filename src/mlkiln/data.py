@@ -442,6 +442,9 @@ def sniff_csv(path: str | os.PathLike) -> dict:
         if re.match(rb"\{|\[\s*[{\[]", head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")):
             raise InputError(f"{path} looks like JSON, not a CSV or Parquet file; save the table as CSV or "
                              "Parquet (pandas: read_json, then to_csv or to_parquet)")
+        if re.match(rb"<(!doctype\s+html|html[\s>]|\?xml)", head.lstrip(codecs.BOM_UTF8 + b" \t\r\n").lower()):
+            raise InputError(f"{path} is an HTML or XML document, not a CSV or Parquet file: often a web page (an "
+                             "error or preview page) saved instead of the data; download the raw file")
         if not _decodes(head, stream, encoding):
             mixed = _mixed_utf8_line(path) if encoding == "utf-8" else None
             if mixed:  # read as Windows-1252, every UTF-8 letter of the other lines was garbled ("ZÃ¼rich")

@@ -7,6 +7,7 @@ families, metrics, searches) are the one list every other module reads.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
@@ -71,6 +72,13 @@ def check_data_path(path: str | os.PathLike) -> None:
 
 
 def data_not_found(path: str | os.PathLike) -> str:
+    if os.path.islink(path):  # exists() follows links: a dangling one, or a loop, exists as a name only
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"data file {path} is a symbolic link in a loop (it points back to itself)"
+        return f"data file not found: {path} is a symbolic link to {os.readlink(path)}, which does not exist"
     return f"data file not found: {path}"
 
 
