@@ -82,6 +82,9 @@ def data_not_found(path: str | os.PathLike) -> str:
     return f"data file not found: {path}"
 
 
+#: the column of the predictions in every scored table (with ``proba_<class>`` beside it for classification)
+PREDICTION = "prediction"
+
 #: the file every bundle directory holds, listing the others with their SHA-256
 MANIFEST = "MANIFEST.sha256"
 #: files that mark a directory as one mlkiln wrote, which --force may replace: a bundle's manifest, an MLflow

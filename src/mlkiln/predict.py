@@ -21,6 +21,7 @@ from .card import Card
 from .compiled import Predictor, compile_pipeline, rows_frame
 from .data import dataset_files, file_sha256, read_table
 from .errors import BundleError, InputError
+from .options import PREDICTION
 from .schema import coerce_target, conform, conform_record, is_missing_text
 
 log = logging.getLogger("mlkiln")
@@ -130,15 +131,15 @@ class Model:
         so a job reading ``prediction`` never reads an older model's scores.
         """
         X = conform(frame, self.card.columns, self.card.target, first_row=first_row)
-        names = ["prediction", *(f"proba_{cls}" for cls in self.classes)] if self.task == "classification" else ["prediction"]
+        names = [PREDICTION, *(f"proba_{cls}" for cls in self.classes)] if self.task == "classification" else [PREDICTION]
         taken = [name for name in names if name in frame.columns]
         if taken and first_row == 1:
             log.warning("the input's column(s) %s are replaced by this model's scores in the output",
                         ", ".join(map(repr, taken)))
         if len(X) == 0:  # the columns and types of rows scored: a part of a dataset is appended to the others
-            return {"prediction": self._no_predictions(), **{name: np.empty(0) for name in names[1:]}}
+            return {PREDICTION: self._no_predictions(), **{name: np.empty(0) for name in names[1:]}}
         prediction, proba = self.predictor.score(X)
-        scores = {"prediction": prediction}
+        scores = {PREDICTION: prediction}
         if self.task == "classification":
             scores.update((name, proba[:, i]) for i, name in enumerate(names[1:]))
         return scores

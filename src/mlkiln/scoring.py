@@ -32,12 +32,10 @@ from .data import (
     output_format, read_batches, table_columns,
 )
 from .errors import InputError, MlkilnError
-from .options import OUTPUT_MARKERS
+from .options import OUTPUT_MARKERS, PREDICTION
 
 log = logging.getLogger("mlkiln")
 
-#: the column of the scores in every scored table
-PREDICTION = "prediction"
 #: seconds between two progress lines while a large table is scored
 PROGRESS_SECONDS = 10.0
 
