@@ -322,6 +322,7 @@ def test_a_family_not_measured_yet_opens_with_one_candidate_unless_more_fit_well
     X, y = frame.drop(columns=[target]).head(3000), frame[target].head(3000)
     kinds = {name: ("categorical" if X[name].dtype == object else "numeric") for name in X.columns}
     with tuning.Compute(n_jobs=2) as compute:
+        compute.cores = 2  # two candidates a batch at most (the suite gives each of its workers one core)
         rungs = tuning._Rungs(X, y, "classification", ["hgb"], kinds, Scorer("classification", "log_loss", [0, 1]),
                               tuning.make_cv("classification", 3, 0), 0, 2, compute, "auto", None,
                               time.perf_counter() + 60, None, None)
