@@ -436,3 +436,15 @@ def test_the_target_encoder_s_own_folds_say_nothing_of_a_rare_class():
         run = mlkiln.train(frame, target="y", models=["hgb_target"], trials=1)
     assert run.card.model.family == "hgb_target"
     assert not [w for w in caught if "least populated class" in str(w.message)]
+
+
+def test_a_warm_path_goes_past_the_penalties_that_leave_every_coefficient_zero():
+    # the strongest L1 penalties fit the intercept alone, and their scores differ by saga's noise: on this split of
+    # iris they fell 1.1176, 1.1181, 1.1182, and the path stopped there, its best "model" the class shares
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    run = mlkiln.train(frame, target="target", seed=3, models=["logistic_l1"])
+    scored = run.card.cv_results["logistic_l1"]
+    assert len(scored) > 3 and run.card.model.params["C"] > 0.01, scored
+    assert run.card.leaderboard[0].cv_mean < 0.2  # the class shares' log loss is 1.10
