@@ -333,3 +333,22 @@ def test_a_family_not_measured_yet_opens_with_one_candidate_unless_more_fit_well
         measured = rungs.cost.cv_seconds("hgb", 3000, 2)
         assert rungs.batch("hgb", [0, 1, 2], 3000, measured) == [0, 1]
         assert rungs.batch("hgb", [0, 1, 2], 3000, 0.9 * measured) == [0]
+
+
+def test_a_logistic_regression_under_a_budget_is_fitted_once_as_without_one(failure):
+    """LogisticRegression has warm_start and max_iter as gradient boosting does, but its iterations are a solver's:
+    under --budget its final fit went through the trees-by-the-clock path, was cut to 100 iterations, and failed
+    on the array n_iter_ (flights' 16 carriers: internal error, no bundle)."""
+    from mlkiln.pipeline import build_pipeline
+
+    frame, target = failure
+    X, y = frame.drop(columns=[target]).select_dtypes("number").head(2000), frame[target].head(2000)
+    kinds = dict.fromkeys(X.columns, "numeric")
+    slow = {"C": 1e4, "solver": "saga", "tol": 1e-9, "max_iter": 300, "random_state": 0}  # past 100 iterations
+    pipes = [build_pipeline("classification", "logistic_l2", kinds, params=slow) for _ in range(2)]
+    assert not tuning._staged(pipes[0]) and tuning._staged(build_pipeline("classification", "hgb", kinds))
+    with tuning.Compute(n_jobs=1) as compute:
+        tuning.fit_final(pipes[0], X, y, compute, until=time.perf_counter() + 60, predicted=1000)
+        tuning.fit_final(pipes[1], X, y, compute)
+    assert pipes[0][-1].n_iter_[0] > 100  # the solver's own count, not the first trees'
+    np.testing.assert_array_equal(pipes[0].predict_proba(X), pipes[1].predict_proba(X))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import Lasso, LogisticRegression
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (registers the Halving searches)
 from sklearn.model_selection import (
@@ -991,7 +992,8 @@ def _staged(pipe) -> bool:
         return False
     model = pipe.steps[1][1]
     model = model.estimator if isinstance(model, FixedThresholdClassifier) else model
-    return "warm_start" in model.get_params() and "max_iter" in model.get_params()
+    # a logistic regression has warm_start and max_iter too, but its iterations are a solver's, not trees
+    return isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
 
 
 def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0) -> None:
