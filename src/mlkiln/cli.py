@@ -114,11 +114,6 @@ def cmd_train(args) -> int:
         raise InputError("--target is required: name the column to predict")
     if args.data is not None:
         check_data_path(args.data)
-    from . import workers
-    from .cluster import scheduler_address
-
-    if scheduler_address(args.cluster) is None:  # the CV workers start while scikit-learn is imported and data read
-        workers.start(workers.local_cores(args.jobs))
     from . import bundle, summary
     from .examples import EXAMPLES, load_example
     from .workflow import train
