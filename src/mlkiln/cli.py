@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
         raise InputError("--target is required: name the column to predict")
     if args.data is not None:
         check_data_path(args.data)
-    from . import bundle, summary
+    from . import bundle, summary, workers
     from .examples import EXAMPLES, load_example
     from .workflow import train
 
@@ -129,6 +129,7 @@ def cmd_train(args) -> int:
     output = bundle.check_destination(args.output or default_out, args.force, _data_inputs(args.data))
     run = train(data, target, source=source, started=started, **settings)
     path = run.save(output, force=args.force)
+    workers.stop()  # the command's end: its workers are not waited for
     elapsed = time.perf_counter() - started
     if args.budget is not None and elapsed > BUDGET_SLACK * args.budget:
         log.warning("the command took %.1fs, over --budget %gs: reading the data, the smallest search, one fit, "
