@@ -6,6 +6,8 @@ table against the facts in its attribution file.
 """
 
 import math
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -126,8 +128,13 @@ def test_load_example_passes_seed_and_rows_to_the_generator():
 
 @pytest.mark.parametrize("n_rows", [1, 10**6])
 def test_out_of_range_row_count_raises(n_rows):
-    with pytest.raises(MlkilnError, match="rows must be between 2 and 52820"):
+    with pytest.raises(MlkilnError, match=f"rows={n_rows}: must be between 2 and 52,820"):
         load_example("machine-failure-synthetic", rows=n_rows)
+    # the command line names its flag, as for every other argument
+    done = subprocess.run([sys.executable, "-m", "mlkiln", "example", "machine-failure-synthetic", "--rows",
+                           str(n_rows), "-o", "-"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"mlkiln: error: --rows {n_rows}: must be between 2 and 52,820"), done.stderr
 
 
 def test_small_tables_keep_the_layout():

@@ -29,7 +29,7 @@ FLAGS = {
     "task": "--task", "metric": "--metric", "models": "--models", "folds": "--folds", "test_size": "--test-size",
     "seed": "--seed", "drop": "--drop", "keep": "--keep", "n_jobs": "--jobs", "search": "--search",
     "budget": "--budget", "trials": "--trials", "cluster": "--cluster", "ensemble": "--no-ensemble",
-    "max_latency_us": "--max-latency-us", "fail_above": "--fail-above", "port": "--port", "workers": "--workers",
+    "max_latency_us": "--max-latency-us", "rows": "--rows", "fail_above": "--fail-above", "port": "--port", "workers": "--workers",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import ArgumentError
 
 # Product quality variants, aligned arrays indexed by variant: shares, serial
 # bases (as in the original table, where UDI 1 is M14860), minutes of tool wear
@@ -98,7 +98,7 @@ def make_machine_failure(n_rows: int = 10_000, seed: int = 0) -> pd.DataFrame:
       Unlike the real table, every RNF row here is a failure.
     """
     if not 2 <= n_rows <= _MAX_ROWS:
-        raise InputError(f"rows must be between 2 and {_MAX_ROWS}, got {n_rows}")
+        raise ArgumentError("rows", n_rows, f"must be between 2 and {_MAX_ROWS:,}")
     rng = np.random.default_rng(seed)
     variant = rng.choice(len(_TYPES), size=n_rows, p=_TYPE_SHARES)
     air = 300.0 + _mean_reverting_walk(rng, n_rows, sd=2.0)
