@@ -448,3 +448,14 @@ def test_a_warm_path_goes_past_the_penalties_that_leave_every_coefficient_zero()
     scored = run.card.cv_results["logistic_l1"]
     assert len(scored) > 3 and run.card.model.params["C"] > 0.01, scored
     assert run.card.leaderboard[0].cv_mean < 0.2  # the class shares' log loss is 1.10
+
+
+def test_lasso_penalises_in_the_target_s_units_so_its_search_ignores_them(diamonds):
+    # the same table with the price in dollars and in billions of dollars: the same relative alpha is chosen and
+    # scores the same; with alphas fixed in absolute terms (0.01 to 100) every coefficient of the second was zero
+    frame = diamonds.head(1500)
+    runs = [mlkiln.train(frame.assign(price=frame["price"] * scale), target="price", models=["lasso"], seed=0)
+            for scale in (1.0, 1e-9)]
+    (dollars, billions) = (run.leaderboard.iloc[0] for run in runs)
+    assert billions["cv_mean"] == pytest.approx(dollars["cv_mean"], abs=1e-6) and dollars["cv_mean"] > 0.85
+    assert billions["params"]["alpha"] == pytest.approx(dollars["params"]["alpha"] * 1e-9, rel=1e-9)

@@ -307,37 +307,47 @@ class _HalvingRandomSearch(_Logged, HalvingRandomSearchCV):
     pass
 
 
-def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int, trials: int | None = None) -> list[dict]:
+def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int, trials: int | None = None,
+                   unit: float = 1.0) -> list[dict]:
     """The candidates a grid, random or portfolio search evaluates, as pipeline parameters (``model__...``).
 
     ``trials`` caps them at a number fixed in advance, so the same seed and
     data give the same model on any machine: random search draws ``trials``,
     a grid larger than ``trials`` is sampled (without replacement) instead,
     and a portfolio gives its first ``trials`` configurations, best first.
+    ``unit``: the target's (:func:`target_unit`), for parameters in its units.
     """
     if strategy == "portfolio":
         fixed = {f"model__{k}": v for k, v in REGISTRY[family].scale_params(n_rows).items()}
         return [{**{f"model__{k}": v for k, v in config.items()}, **fixed}
                 for config in REGISTRY[family].portfolio[:trials]]
-    grid, dist = _spaces(task, family, n_rows)
+    grid, dist = _spaces(task, family, n_rows, unit)
     if strategy == "grid" and (trials is None or len(ParameterGrid(grid)) <= trials):
         return list(ParameterGrid(grid))
     space = grid if strategy == "grid" else dist
     return list(ParameterSampler(space, n_iter=trials or RANDOM_TRIALS, random_state=seed))
 
 
-def _spaces(task: str, family: str, n_rows: int) -> tuple[dict, dict]:
+def _spaces(task: str, family: str, n_rows: int, unit: float = 1.0) -> tuple[dict, dict]:
     """One family's grid and random-search space as pipeline parameters, its bounding parameters fixed."""
     entry = REGISTRY[family]
     fixed = {f"model__{k}": [v] for k, v in entry.scale_params(n_rows).items()}
-    grid = {**{f"model__{k}": v for k, v in entry.space().items()}, **fixed}
-    dist = {**{f"model__{k}": v for k, v in entry.space(random=True).items()}, **fixed}
+    grid = {**{f"model__{k}": v for k, v in entry.space(unit=unit).items()}, **fixed}
+    dist = {**{f"model__{k}": v for k, v in entry.space(random=True, unit=unit).items()}, **fixed}
     return grid, dist
 
 
-def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None):
+def target_unit(task: str, y) -> float:
+    """The unit of parameters in the target's units (``Family.target_units``): the training target's standard
+    deviation for regression, else 1."""
+    spread = float(np.std(y)) if task == "regression" else 1.0
+    return spread if math.isfinite(spread) and spread > 0 else 1.0
+
+
+def make_halving(pipe, task: str, family: str, scorer, cv, seed: int, n_rows: int, trials: int | None = None,
+                 unit: float = 1.0):
     """scikit-learn's successive-halving search for one family: the grid, or ``trials`` random candidates."""
-    grid, dist = _spaces(task, family, n_rows)
+    grid, dist = _spaces(task, family, n_rows, unit)
     common = dict(scoring=scorer, cv=cv, refit=False, error_score=np.nan)
     n_candidates = len(ParameterGrid(grid)) if trials is None else trials
     min_rows = halving_start(n_rows, n_candidates)
@@ -758,7 +768,7 @@ def tune_family(
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
     start = time.perf_counter()
     if strategy == "halving":
-        searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials)
+        searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials, target_unit(task, y))
         searcher.label = family
         with warnings.catch_warnings(record=True) as caught, compute.parallel():
             warnings.simplefilter("always")
@@ -767,7 +777,7 @@ def tune_family(
         # scikit-learn says why fits failed in a FitFailedWarning, its last line the error
         res["first_failure"] = next((_last_line(w.message) for w in caught if w.category.__name__ == "FitFailedWarning"), None)
     else:
-        planned = candidates_for(task, family, strategy, seed, len(y), trials)
+        planned = candidates_for(task, family, strategy, seed, len(y), trials, target_unit(task, y))
         res, _, oofs = cross_validate_candidates(pipe, planned, X, y, cv, scorer, task, compute, family,
                                                  staged=REGISTRY[family].staged)
     elapsed = time.perf_counter() - start
@@ -1269,7 +1279,9 @@ class _Rungs:
         self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family: 0.0)
         self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
-        plans = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials) for f in families}
+        unit = target_unit(task, y)
+        plans = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials, unit)
+                 for f in families}
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
