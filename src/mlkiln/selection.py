@@ -70,15 +70,19 @@ FINAL_FIT_SAFETY = 2.0
 #: diamonds rows (1.2M predicted) through 236 trees of 31 leaves these steps took 17 s, predicting about 12 s of
 #: it; :func:`mlkiln.tuning.grow_until` times a gradient boosting model's predictions on its own rows, the other
 #: families are taken to predict as fast as 300 such trees (4e-8 s a row and tree, on this 2-core machine). The
-#: fixed part: on 400k machine-failure rows the report page took 2.4 s, the skops file 1.3 s, the importances 1.1 s
-POST_FIT_SECONDS = 5.0
+#: fixed part: on 400k machine-failure rows the report page took 2.4 s, the skops file 1.3 s, the importances 1.1 s;
+#: on tables of 10,000-50,000 rows these steps took 1.8-4.5 s (sweep 7's tables, session 22), where a fixed 5 s
+#: (with the other parts) kept back about twice what a --budget 20 needed and ended such runs at 12-14 s
+POST_FIT_SECONDS = 3.5
 POST_FIT_SECONDS_PER_ROW = 4e-6
 PREDICT_SECONDS_PER_ROW = 1.2e-5
 #: ... and a part per input column (importances, drift profile, schema: 1,000 columns of 2,000 rows took 13 s after
 #: the fit) and per class beyond two (per-class metrics and curves, a confusion matrix of them all, a larger model
-#: to write: 100 classes of 5,000 rows took 12 s with one linear model, about 30 s with an ensemble of forests)
+#: to write: 100 classes of 5,000 rows took 12 s with one linear model, about 30 s with an ensemble of forests, in
+#: session 19; since the report draws the most frequent classes, 47 classes of 3,339 rows took 2.2 s after a
+#: linear model's fit and 4.4 s after a forest's, where 0.1 s a class kept a --budget 15 from all but one candidate)
 POST_FIT_SECONDS_PER_COLUMN = 0.01
-POST_FIT_SECONDS_PER_CLASS = 0.1
+POST_FIT_SECONDS_PER_CLASS = 0.05
 
 
 @dataclass

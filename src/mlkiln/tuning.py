@@ -1224,8 +1224,11 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
     value per estimated second (:class:`CostModel`), ``cores`` candidates at a
     time. With a ``deadline``, a candidate is started only when its estimate
     fits in what is left before it, less ``reserve(best family, cost model)`` seconds
-    (the final fit's), and each rung gets an equal share of that time; the
-    first candidate always runs. The best candidate of every family goes on
+    (the final fit's), and each rung gets an equal share of that time, except
+    that the first batch may take all of it (on a 48,604-row table of 18
+    columns under --budget 20, rung 1's share of 1.7 s kept gradient boosting
+    out, and two logistic regressions were the model, ROC AUC 0.69 against
+    0.77); the first candidate always runs. The best candidate of every family goes on
     to the next rung too (:func:`_survivors`): families are compared on the
     most rows; only the last rung's out-of-fold predictions are kept.
     """
@@ -1329,7 +1332,9 @@ class _Rungs:
         share = self.left() / rungs_left  # this rung's time, when there is a deadline
         rung_start, scored = time.perf_counter(), []
         while any(queue.values()):
-            allowed = min(self.left(), share - (time.perf_counter() - rung_start))
+            allowed = self.left()
+            if self.scores:  # the first batch may take all the time left: no model yet is worth more than a rung
+                allowed = min(allowed, share - (time.perf_counter() - rung_start))
             family = self.next_family(queue, n, allowed)
             batch = self.batch(family, queue[family], n, allowed)
             estimate = self.cost.cv_seconds(family, n, len(batch))
