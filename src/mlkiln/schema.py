@@ -520,10 +520,29 @@ def screen_columns_with_evidence(
     return reasons, leaks
 
 
+#: the words of a column name that say its whole numbers of 1000 to 2999 are years
+YEAR_NAME_WORDS = frozenset({"year", "years", "yr", "yyyy", "jahr", "annee", "anno", "ano"})
+
+
+def _calendar(arr: np.ndarray, name="") -> bool:
+    """Whether distinct whole numbers are dates written as numbers (20120101) or years (a column named so): a
+    yearly or daily series rises one value a row like a row number, but its values are when, not which. Seattle's
+    weather with its dates as 20120101: excluded as a row number, test accuracy 0.676 against 0.785."""
+    if np.all((arr >= 10_000_101) & (arr <= 29_991_231)):
+        return bool(pd.to_datetime(pd.Series(arr.astype(np.int64)).astype(str), format="%Y%m%d",
+                                   errors="coerce").notna().all())
+    return bool(np.all((arr >= 1000) & (arr <= 2999))) and any(w in YEAR_NAME_WORDS for w in _name_words(name))
+
+
+def _name_words(name) -> list[str]:
+    """A column name's words, lower case: ``customer_id``, ``CustomerID``, ``Product ID`` end in ``id``."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))]
+
+
 def _named_as_key(name) -> bool:
     """Whether a column's name ends in a word such as ``id`` (``customer_id``, ``CustomerID``, ``Product ID``)."""
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))
-    return bool(words) and words[-1].lower() in ID_NAME_WORDS
+    words = _name_words(name)
+    return bool(words) and words[-1] in ID_NAME_WORDS
 
 
 #: a distinct text per row whose values have at least this many words (the median of a sample) is prose
@@ -545,6 +564,8 @@ def _integer_id(col: pd.Series, name="") -> str | None:
         return None
     if _named_as_key(name):
         return "named as a key"
+    if _calendar(arr, name):
+        return None
     steps = np.diff(np.sort(arr))
     if np.mean(steps == 1.0) >= ID_CONSECUTIVE_SHARE:
         return "(nearly) all consecutive"
