@@ -147,6 +147,10 @@ def _link(path: Path, target: Path) -> Path:
         (lambda d: _write(d / "page.csv", b"\n<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n"),
          ["--target", "y"], "is an HTML or XML document"),
         (lambda d: _link(d / "loop.csv", d / "loop.csv"), ["--target", "y"], "a symbolic link in a loop"),
+        # a test split of most rows: named by its flag, and no advice to read text classes as numbers
+        (lambda d: _write(d / "most.csv", b"x,y\n" + b"".join(b"%d,%s\n" % (i % 7, b"abc"[i % 3:i % 3 + 1])
+                                                                for i in range(30))),
+         ["--target", "y", "--test-size", "0.9"], "--test-size 0.9: leaves 3 of the 30 rows for training: class"),
         (lambda d: _link(d / "dangling.csv", d / "gone.csv"), ["--target", "y"],
          "dangling.csv is a symbolic link to"),
     ],

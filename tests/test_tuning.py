@@ -423,6 +423,9 @@ def test_a_measurement_forced_into_classes_is_told_to_use_regression():
     with pytest.raises(InputError) as caught:  # a rare class of a real label: no such advice
         tuning.check_folds("classification", pd.Series(["a"] * 10 + ["b"]), 3, spare=1)
     assert "--task regression" not in str(caught.value)
+    with pytest.raises(InputError) as caught:  # text classes, each in one row (a test split of most rows)
+        tuning.check_folds("classification", pd.Series(["Adelie", "Gentoo", "Chinstrap"]), 3)
+    assert "--task regression" not in str(caught.value)
 
 
 def test_the_target_encoder_s_own_folds_say_nothing_of_a_rare_class():

@@ -209,7 +209,8 @@ def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
             # whole numbers with a rare value are often a count (goals, visits) taken for classes
             numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
             # fractional labels are read as text (0.5, 1.5), so a measurement forced into classes is text too
-            numbers = numbers or len(counts) > len(y) / 2
+            numbers = numbers or (len(counts) > len(y) / 2
+                                  and pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().all())
             header = counts.idxmin() == y.name  # the column's own name: its header line repeated inside the data
             raise InputError(
                 f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "

@@ -22,7 +22,7 @@ from . import bundle, drift, leakage, metrics, report, train_script, workers
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
 from .cluster import scheduler_address
 from .data import load_frame, row_hashes, split_train_test
-from .errors import ArgumentError
+from .errors import ArgumentError, InputError
 from .options import TrainOptions
 from .pipeline import REGISTRY
 from .predict import Model
@@ -35,6 +35,8 @@ log = logging.getLogger("mlkiln")
 LEADERBOARD_COLUMNS = [f.name for f in dataclasses.fields(LeaderboardRow)]
 #: a test split smaller than this gets a warning: two rows gave a test R2 of -0.74 without a word
 FEW_TEST_ROWS = 30
+#: a test share this large is named when the training rows it leaves are too few for the folds
+LARGE_TEST_SHARE = 0.5
 
 
 @dataclass
@@ -181,7 +183,13 @@ def train(
     check_folds(table.task, table.y, options.folds, spare=1)
     X_trainval, X_test, y_trainval, y_test = split_train_test(
         table.X, table.y, test_size=options.test_size, seed=options.seed, stratify=table.task == "classification")
-    check_folds(table.task, y_trainval, options.folds)
+    try:
+        check_folds(table.task, y_trainval, options.folds)
+    except InputError as exc:
+        if options.test_size < LARGE_TEST_SHARE:
+            raise
+        raise ArgumentError("test_size", options.test_size, f"leaves {len(y_trainval):,} of the {len(table.y):,} rows "
+                            f"for training: {exc}") from None
     log.info("split: %d rows for training and validation (%d-fold CV), %d for test", len(y_trainval), options.folds,
              len(y_test))
     if len(y_test) < FEW_TEST_ROWS:
