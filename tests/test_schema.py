@@ -181,6 +181,11 @@ def test_a_refused_value_is_shown_as_written_not_as_numpy_repr():
     columns = describe_columns(frame, {"x": "numeric"})
     with pytest.raises(MlkilnError, match=r"column 'x' expects a number, got inf in row 3; training read infinite"):
         conform(frame.assign(x=[1.0, 2.0, np.inf]), columns)
+    # a Parquet date where a number was trained on: shown as the file writes it
+    import datetime as dt
+
+    with pytest.raises(MlkilnError, match=r"column 'x' expects a number, got '1999-01-01' in row 1"):
+        conform(pd.DataFrame({"x": [dt.date(1999, 1, 1)]}), columns)
 
 
 def test_a_column_of_missing_values_alone_reads_as_missing():

@@ -909,7 +909,7 @@ def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
 def _shown(value) -> str:
     """A value as a message quotes it: whole up to 80 characters, else its start and its length (a 20 MB cell
     was printed whole)."""
-    text = repr(value)
+    text = scalar_text(value)  # a date as written, '1999-01-01', not datetime.date(1999, 1, 1)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value)):,} characters)"
 
 
