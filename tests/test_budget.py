@@ -352,3 +352,44 @@ def test_a_logistic_regression_under_a_budget_is_fitted_once_as_without_one(fail
         tuning.fit_final(pipes[1], X, y, compute)
     assert pipes[0][-1].n_iter_[0] > 100  # the solver's own count, not the first trees'
     np.testing.assert_array_equal(pipes[0].predict_proba(X), pipes[1].predict_proba(X))
+
+
+def test_a_family_better_on_a_smaller_rung_is_scored_on_the_last_rung_s_rows_before_ranking(diamonds):
+    """Families are ranked on the most rows; one the time kept on a smaller rung, with a better score there, is
+    cross-validated on the last rung's rows too and leads if it is better there (its score recomputed here with
+    scikit-learn's cross_val_predict on the same folds); one that is worse there stays behind."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import cross_val_predict
+
+    from mlkiln.options import TrainOptions
+    from mlkiln.pipeline import build_pipeline
+    from mlkiln.selection import Plan, _catch_up
+    from mlkiln.understand import understand
+
+    options = TrainOptions()
+    table = understand(diamonds.head(3000), "price", options)
+    X, y = table.X, table.y
+    cv, scorer = tuning.make_cv("regression", 3, 0), Scorer("regression", "r2")
+    hgb = {"learning_rate": 0.1, "max_leaf_nodes": 15, "max_iter": 100, "early_stopping": False}
+
+    def result(family, params, score, rows):
+        return tuning.FamilyResult(family, params, score, 0.01, 0.1, 1.0, 1, rows=rows)
+
+    def ranked(stub):
+        cost = CostModel(3, 1)
+        plan = Plan(time.perf_counter(), None, len(y), len(y), found=tuning.RungSearch([], np.arange(len(y)), [], [],
+                                                                                          cost))
+        board = [result("ridge", {"alpha": 1.0}, 0.90, len(y)), stub]
+        with tuning.Compute(n_jobs=1) as compute:
+            return _catch_up(board, X, y, table, options, compute, scorer, cv, 2, None, plan)
+
+    board = ranked(result("hgb", hgb, 0.95, 1000))
+    assert [r.family for r in board] == ["hgb", "ridge"] and board[0].rows == len(y) and board[0].oofs
+    pipe = build_pipeline("regression", "hgb", table.kinds, params=hgb, seed=0)
+    folds = tuning.fold_of(cv, X, y)
+    oof = cross_val_predict(pipe, X, y, cv=cv)
+    expected = np.mean([r2_score(y[folds == k], oof[folds == k]) for k in range(3)])
+    assert board[0].cv_mean == pytest.approx(expected, abs=1e-9) and expected > 0.9
+    weak = {**hgb, "max_iter": 2}  # two trees: far below ridge on the same rows, whatever it scored before
+    board = ranked(result("hgb", weak, 0.95, 1000))
+    assert [r.family for r in board] == ["ridge", "hgb"] and board[1].cv_mean < 0.9

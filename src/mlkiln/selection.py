@@ -228,6 +228,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     if not ranked:
         reasons = "; ".join(f"{r.family}: {r.error}" for r in results if r.error)
         raise InputError(f"every model family failed to fit ({reasons}); check the data")
+    if plan.found is not None:
+        ranked = _catch_up(ranked, X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
     best = ranked[0]
     if not best.oofs:  # halving kept no predictions of the winner on full folds
         pipe = build_pipeline(task, best.family, table.kinds, best.params, options.seed, n_classes,
@@ -258,6 +260,45 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
                      threshold_metric=tune_for, n_folds=cv.get_n_splits())
+
+
+def _catch_up(ranked: list[FamilyResult], X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv,
+              n_classes: int, max_categories, plan: Plan) -> list[FamilyResult]:
+    """``ranked`` (most rows first, then best score), with the best family on a smaller rung cross-validated on the
+    last rung's rows (``X``, ``y``) too, where it scored better than the leader there and time allows.
+
+    Families are compared on the most rows, and a family the time kept from the
+    last rungs lost to those that reached them: on diamonds under --budget 30,
+    gradient boosting's R2 0.9692 on 4,794 rows lost to linear models' 0.9575 on
+    43,152, and the command ended at 17 s with test R2 0.9585. Scored on the
+    same rows, the better one leads, with the predictions the ensemble and the
+    threshold need.
+    """
+    sign, top = scorer.sign, ranked[0]
+    behind = [r for r in ranked if r.rows < top.rows and sign * r.cv_mean > sign * top.cv_mean]
+    if not behind:
+        return ranked
+    lead = max(behind, key=lambda r: sign * r.cv_mean)
+    cost = plan.found.cost
+    if plan.end is not None and cost.cv_seconds(lead.family, len(y)) > (
+            plan.end - time.perf_counter() - plan.reserve(lead.family, cost)):
+        log.info("%s: its CV on %s rows would not end within the --budget; ranked on %s rows", lead.family,
+                 f"{len(y):,}", f"{lead.rows:,}")
+        return ranked
+    started = time.perf_counter()
+    pipe = build_pipeline(table.task, lead.family, table.kinds, lead.params, options.seed, n_classes,
+                          max_categories=max_categories)
+    pred, proba = out_of_fold(X, y, pipe, cv, table.task, compute)
+    folds, truth = fold_of(cv, X, y), y.to_numpy()
+    scores = np.array([scorer.from_predictions(truth[folds == k], pred[folds == k],
+                                               None if proba is None else proba[folds == k])
+                       for k in range(cv.get_n_splits())])
+    log.info("%s: CV %s %.4f on the %s rows of the last rung (%.4f on %s), in %.1fs", lead.family,
+             scorer.metric, sign * scores.mean(), f"{len(y):,}", lead.cv_mean, f"{lead.rows:,}",
+             time.perf_counter() - started)
+    lead.cv_mean, lead.cv_std, lead.rows = sign * float(scores.mean()), float(scores.std()), len(y)
+    lead.oofs = [Predictions(lead.family, lead.params, float(scores.mean()), pred, proba)]
+    return sorted(ranked, key=lambda r: (-r.rows, -sign * r.cv_mean))
 
 
 def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_for: str | None):
