@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 
@@ -37,8 +36,6 @@ def scalar_text(value) -> str:
     """A value for a message: ``1`` rather than ``np.int64(1)`` or ``1.0``."""
     value = value.item() if isinstance(value, np.generic) else value
     value = int(value) if isinstance(value, float) and value.is_integer() else value
-    if isinstance(value, (dt.date, dt.time, dt.timedelta)):  # as a file writes it, not datetime.date(1999, 1, 1)
-        return repr(str(value))
     return repr(value)
 
 

@@ -909,7 +909,8 @@ def unreadable_message(name: str, kind: str, value, where: str = "") -> str:
 def _shown(value) -> str:
     """A value as a message quotes it: whole up to 80 characters, else its start and its length (a 20 MB cell
     was printed whole)."""
-    text = scalar_text(value)  # a date as written, '1999-01-01', not datetime.date(1999, 1, 1)
+    value = str(value) if hasattr(value, "isoformat") else value  # '1999-01-01', not datetime.date(1999, 1, 1)
+    text = repr(value)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value)):,} characters)"
 
 

@@ -84,6 +84,17 @@ class Run:
         return bundle.write_bundle(path, files, force=force)
 
 
+def _check_training_rows(table: Table, y_trainval, options: TrainOptions) -> None:
+    """The folds' checks of the training rows; a test share that left too few of them is named by its flag."""
+    try:
+        check_folds(table.task, y_trainval, options.folds)
+    except InputError as exc:
+        if options.test_size < LARGE_TEST_SHARE:
+            raise
+        raise ArgumentError("test_size", options.test_size, f"leaves {len(y_trainval):,} of the {len(table.y):,} rows "
+                            f"for training: {exc}") from None
+
+
 def train(
     data,
     target: str,
@@ -183,13 +194,7 @@ def train(
     check_folds(table.task, table.y, options.folds, spare=1)
     X_trainval, X_test, y_trainval, y_test = split_train_test(
         table.X, table.y, test_size=options.test_size, seed=options.seed, stratify=table.task == "classification")
-    try:
-        check_folds(table.task, y_trainval, options.folds)
-    except InputError as exc:
-        if options.test_size < LARGE_TEST_SHARE:
-            raise
-        raise ArgumentError("test_size", options.test_size, f"leaves {len(y_trainval):,} of the {len(table.y):,} rows "
-                            f"for training: {exc}") from None
+    _check_training_rows(table, y_trainval, options)
     log.info("split: %d rows for training and validation (%d-fold CV), %d for test", len(y_trainval), options.folds,
              len(y_test))
     if len(y_test) < FEW_TEST_ROWS:
