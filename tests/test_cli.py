@@ -397,7 +397,7 @@ import os, time, joblib
 from mlkiln import workers
 from mlkiln.tuning import Compute
 workers.start(2)
-workers._started[0].join()
+workers._state["thread"].join()
 with Compute(2) as compute, compute.parallel():
     used = set(joblib.Parallel()(joblib.delayed(os.getpid)() for _ in range(8)))
 assert used <= workers.ready_pids and len(workers.ready_pids) == 2, (used, workers.ready_pids)

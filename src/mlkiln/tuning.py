@@ -83,10 +83,10 @@ class Compute:
     def __init__(self, n_jobs: int | None = None, cluster: str | None = None):
         self.cluster = scheduler_address(cluster)
         self.cores = n_jobs or joblib.cpu_count()
-        if self.cluster in (None, "local") and self.cores > workers.local_cores(n_jobs):
-            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores,
-                        joblib.cpu_count(), joblib.cpu_count())
-            self.cores = workers.local_cores(n_jobs)
+        local = workers.local_cores(n_jobs)
+        if self.cluster in (None, "local") and self.cores > local:
+            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores, local, local)
+            self.cores = local
         self._stack = contextlib.ExitStack()
         #: the CV folds preprocessed once for all candidates (see :class:`PreparedFolds`); emptied on exit
         self.prepared = PreparedFolds()

@@ -20,9 +20,9 @@ import threading
 
 import joblib
 
-_started: list[threading.Thread] = []
-#: whether this process has asked loky for workers (:func:`loky_config`): only then has :func:`stop` any to end
-_used: list[bool] = []
+#: this process's state: ``thread``, the warm-up :func:`start` began (or None); ``used``, whether it has asked
+#: loky for workers (:func:`loky_config`), for only then has :func:`stop` any to end
+_state: dict = {"thread": None, "used": False}
 #: the process ids of the workers :func:`start` started, once they are ready
 ready_pids: set[int] = set()
 
@@ -36,7 +36,7 @@ def local_cores(n_jobs: int | None) -> int:
 
 def loky_config(cores: int):
     """joblib's settings for the CV fits: ``cores`` worker processes of one thread each."""
-    _used.append(True)
+    _state["used"] = True
     return joblib.parallel_config(backend="loky", n_jobs=cores, inner_max_num_threads=1)
 
 
@@ -59,21 +59,19 @@ def _warm_up(cores: int) -> None:
 
 def start(cores: int) -> None:
     """Start ``cores`` worker processes in the background (once a process; none for one core)."""
-    if cores < 2 or _started:
+    if cores < 2 or _state["thread"] is not None:
         return
-    thread = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
-    _started.append(thread)
-    thread.start()
+    _state["thread"] = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
+    _state["thread"].start()
 
 
 def stop() -> None:
     """End this process's workers without waiting for them, where a command ends: Python's exit would wait for
     them to finish (1-1.5 s after ``train`` printed "Done in"), or to finish starting (3-4 s after a failure)."""
-    if not _used:
+    if not _state["used"]:
         return
     from joblib.externals.loky import get_reusable_executor
 
     with contextlib.suppress(Exception):
         get_reusable_executor(reuse=True).shutdown(wait=False, kill_workers=True)
-    _used.clear()
-    _started.clear()
+    _state.update(thread=None, used=False)
