@@ -16,6 +16,7 @@ from mlkiln import tuning
 from mlkiln.examples import EXAMPLES, load_example
 from mlkiln.data import nested_sample
 from mlkiln.metrics import Scorer
+from mlkiln.selection import ranking_rung
 from mlkiln.tuning import CostModel, rung_sizes
 
 #: what a budgeted run may take beyond its budget on this shared 2-core machine: starting the CV workers (about
@@ -70,6 +71,23 @@ def test_the_cost_model_scales_with_rows_and_prefers_the_largest_fits():
     # 3 folds of 2/3 of the rows, two at a time: two rounds of fits
     assert cost.cv_seconds("hgb", 6000) == pytest.approx(1.2 * 0.8 * 2)
     assert cost.cv_seconds("ridge", 1000) > 0  # never fitted: its cost class's prior
+
+
+def test_the_cost_model_extrapolates_faster_growth_that_two_fits_measured():
+    cost = CostModel(folds=3, cores=2)
+    cost.observe("logistic_l1", [0.12], 11_111)  # liblinear's L1 fits on the machine-failure rows (session 23)
+    cost.observe("logistic_l1", [0.42], 22_222)
+    power = np.log(0.42 / 0.12) / np.log(2)
+    assert 1.7 < power < 1.9
+    # measured: 9.9 s on 112,678 rows, where in proportion to the rows it would be 2.1 s
+    assert cost.fit_seconds("logistic_l1", 112_678) == pytest.approx(0.42 * (112_678 / 22_222) ** power)
+    assert cost.fit_seconds("logistic_l1", 11_111) == pytest.approx(0.21)  # up to the fits measured: in proportion
+    cost.observe("hgb", [0.5], 1_000)  # fixed costs: slower per row on fewer rows, never taken below proportion
+    cost.observe("hgb", [1.0], 6_000)
+    assert cost.fit_seconds("hgb", 12_000) == pytest.approx(2.0)
+    cost.observe("rf", [1.0], 1_000)  # noise, faster than the square: bounded
+    cost.observe("rf", [50.0], 2_000)
+    assert cost.fit_seconds("rf", 4_000) == pytest.approx(50.0 * 4)
 
 
 def test_nested_samples_are_stratified_and_every_class_splits():
@@ -354,16 +372,47 @@ def test_a_logistic_regression_under_a_budget_is_fitted_once_as_without_one(fail
     np.testing.assert_array_equal(pipes[0].predict_proba(X), pipes[1].predict_proba(X))
 
 
-def test_a_family_better_on_a_smaller_rung_is_scored_on_the_last_rung_s_rows_before_ranking(diamonds):
-    """Families are ranked on the most rows; one the time kept on a smaller rung, with a better score there, is
-    cross-validated on the last rung's rows too and leads if it is better there (its score recomputed here with
-    scikit-learn's cross_val_predict on the same folds); one that is worse there stays behind."""
+def _rung_results(*rungs):
+    """RungSearch rungs from ``{family: (score, rows)}`` per rung (rows: a family below the rung stopped there)."""
+    out = []
+    for n, scores in rungs:
+        out.append((np.arange(n), [tuning.FamilyResult(f, {}, score, 0.01, 0.1, 1.0, 1, rows=rows)
+                                   for f, (score, rows) in scores.items()]))
+    return out
+
+
+def test_families_are_ranked_on_the_largest_rung_the_best_of_them_reached():
+    # gradient boosting best on rung 1 and stopped there for time; L1 logistic regression went on to rung 3
+    stopped = _rung_results((3_703, {"hgb": (-0.0755, 3_703), "logistic_l1": (-0.0990, 3_703)}),
+                            (11_111, {"hgb": (-0.0755, 3_703), "logistic_l1": (-0.0985, 11_111)}),
+                            (33_333, {"hgb": (-0.0755, 3_703), "logistic_l1": (-0.0982, 33_333)}))
+    assert ranking_rung(stopped, 1.0) == 0
+    # a family best on a small rung that went on and lost on a larger one: the larger rung decides
+    lost = _rung_results((3_000, {"ridge": (0.84, 3_000), "hgb": (0.83, 3_000)}),
+                         (9_000, {"ridge": (0.85, 9_000), "hgb": (0.88, 9_000)}),
+                         (27_000, {"ridge": (0.85, 27_000), "hgb": (0.90, 27_000)}))
+    assert ranking_rung(lost, 1.0) == 2
+    # the leader of the last rung stays ahead of a family behind it wherever both were scored
+    behind = _rung_results((3_000, {"ridge": (0.80, 3_000), "hgb": (0.83, 3_000)}),
+                           (9_000, {"ridge": (0.80, 3_000), "hgb": (0.88, 9_000)}))
+    assert ranking_rung(behind, 1.0) == 1
+    # the smaller rung's leader stopped on rung 2 of 3 and beat there the last rung's leader
+    middle = _rung_results((3_000, {"a": (0.80, 3_000), "b": (0.70, 3_000), "c": (0.75, 3_000)}),
+                           (9_000, {"a": (0.80, 3_000), "b": (0.71, 9_000), "c": (0.78, 9_000)}),
+                           (27_000, {"a": (0.80, 3_000), "b": (0.72, 27_000), "c": (0.78, 9_000)}))
+    assert ranking_rung(middle, 1.0) == 0  # c beat b on rung 2, then a beat c on rung 1, where c was too
+
+
+def test_a_family_best_on_a_smaller_rung_is_scored_on_more_rows_before_ranking(diamonds):
+    """The leader on a smaller rung, which the time kept there, is cross-validated on the last rung's rows too,
+    and leads if it is better there (its score recomputed here with scikit-learn's cross_val_predict on the same
+    folds); one that is worse there stays behind."""
     from sklearn.metrics import r2_score
     from sklearn.model_selection import cross_val_predict
 
     from mlkiln.options import TrainOptions
     from mlkiln.pipeline import build_pipeline
-    from mlkiln.selection import Plan, _catch_up
+    from mlkiln.selection import Plan, _compared_on
     from mlkiln.understand import understand
 
     options = TrainOptions()
@@ -372,18 +421,18 @@ def test_a_family_better_on_a_smaller_rung_is_scored_on_the_last_rung_s_rows_bef
     cv, scorer = tuning.make_cv("regression", 3, 0), Scorer("regression", "r2")
     hgb = {"learning_rate": 0.1, "max_leaf_nodes": 15, "max_iter": 100, "early_stopping": False}
 
-    def result(family, params, score, rows):
-        return tuning.FamilyResult(family, params, score, 0.01, 0.1, 1.0, 1, rows=rows)
-
-    def ranked(stub):
-        cost = CostModel(3, 1)
-        plan = Plan(time.perf_counter(), None, len(y), len(y), found=tuning.RungSearch([], np.arange(len(y)), [], [],
-                                                                                          cost))
-        board = [result("ridge", {"alpha": 1.0}, 0.90, len(y)), stub]
+    def ranked(params):
+        rungs = _rung_results((1000, {"ridge": (0.85, 1000), "hgb": (0.95, 1000)}),
+                              (len(y), {"ridge": (0.90, len(y)), "hgb": (0.95, 1000)}))
+        rungs[1][1][1].params = params
+        plan = Plan(time.perf_counter(), None, len(y), len(y),
+                    found=tuning.RungSearch(rungs, [], [], CostModel(3, 1)))
         with tuning.Compute(n_jobs=1) as compute:
-            return _catch_up(board, X, y, table, options, compute, scorer, cv, 2, None, plan)
+            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, None, plan)
+        assert len(rows) == len(y)
+        return sorted(results, key=lambda r: -r.cv_mean)
 
-    board = ranked(result("hgb", hgb, 0.95, 1000))
+    board = ranked(hgb)
     assert [r.family for r in board] == ["hgb", "ridge"] and board[0].rows == len(y) and board[0].oofs
     pipe = build_pipeline("regression", "hgb", table.kinds, params=hgb, seed=0)
     folds = tuning.fold_of(cv, X, y)
@@ -391,5 +440,5 @@ def test_a_family_better_on_a_smaller_rung_is_scored_on_the_last_rung_s_rows_bef
     expected = np.mean([r2_score(y[folds == k], oof[folds == k]) for k in range(3)])
     assert board[0].cv_mean == pytest.approx(expected, abs=1e-9) and expected > 0.9
     weak = {**hgb, "max_iter": 2}  # two trees: far below ridge on the same rows, whatever it scored before
-    board = ranked(result("hgb", weak, 0.95, 1000))
+    board = ranked(weak)
     assert [r.family for r in board] == ["ridge", "hgb"] and board[1].cv_mean < 0.9

@@ -1137,16 +1137,17 @@ def rung_sizes(n_rows: int, budget: bool = False, least: int = 0) -> list[int]:
 class CostModel:
     """Seconds a candidate's k-fold CV (or one fit) will take, estimated from the fits so far.
 
-    The time of a fit is taken as proportional to the rows it is fitted on
-    (true of the linear models and, at fixed tree counts, of histogram
-    boosting and bounded forests). A family's rate, in seconds per fitted
-    row, is the slowest of its fold fits on the most rows it has been fitted
-    on so far: small fits, where fixed costs weigh most, stop counting once
-    larger ones are measured. A family not fitted yet gets its cost class's
-    prior (:data:`PRIOR_SECONDS_PER_ROW`), times the classes beyond two for a
+    A family's rate, in seconds per fitted row, is the slowest of its fold
+    fits on the most rows it has been fitted on so far: small fits, where
+    fixed costs weigh most, stop counting once larger ones are measured. Up
+    to those rows a fit's time is taken as proportional to its rows; past
+    them it grows as the power of the rows that the family's two largest
+    fits measured, between 1 and :data:`MOST_ROWS_POWER` (:meth:`_power`).
+    A family not fitted yet gets its cost class's prior
+    (:data:`PRIOR_SECONDS_PER_ROW`), times the classes beyond two for a
     family that grows a tree per class (``Family.per_class``), and times the
-    input columns beyond :data:`PRIOR_COLUMNS`. The k fold fits of a candidate
-    run ``cores`` at a time.
+    input columns beyond :data:`PRIOR_COLUMNS`. The k fold fits of a
+    candidate run ``cores`` at a time.
     """
 
     def __init__(self, folds: int, cores: int, n_classes: int = 2, n_columns: int = 1):
@@ -1154,31 +1155,54 @@ class CostModel:
         self.width = max(1.0, n_columns / PRIOR_COLUMNS)
         self.rate: dict[str, float] = {}
         self._rows: dict[str, int] = {}
+        self._before: dict[str, tuple[int, float]] = {}  # the family's previous (rows, rate): the power's base
 
     def observe(self, family: str, fit_seconds, rows_fitted: int) -> None:
         rate = float(np.max(fit_seconds)) / max(rows_fitted, 1)
         if rows_fitted > self._rows.get(family, 0):
+            if family in self.rate:
+                self._before[family] = (self._rows[family], self.rate[family])
             self.rate[family], self._rows[family] = rate, rows_fitted
         elif rows_fitted == self._rows[family]:
             self.rate[family] = max(self.rate[family], rate)
 
-    def _rate(self, family: str) -> float:
+    def _rate(self, family: str, n_rows: int = 0) -> float:
+        """Seconds per row of one fit on ``n_rows`` rows."""
         entry = REGISTRY[family]
         classes = self.n_classes if entry.per_class and self.n_classes > 2 else 1
-        return self.rate.get(family, PRIOR_SECONDS_PER_ROW[entry.cost] * classes * self.width)
+        if family not in self.rate:
+            return PRIOR_SECONDS_PER_ROW[entry.cost] * classes * self.width
+        measured = self._rows[family]
+        return self.rate[family] * (max(n_rows, measured) / measured) ** (self._power(family) - 1.0)
+
+    def _power(self, family: str) -> float:
+        """How a fit's time grows with its rows, from the family's two largest fits: 1 (in proportion) unless they
+        measured faster growth, at most :data:`MOST_ROWS_POWER`, and only from fits at least
+        :data:`POWER_MIN_RATIO` times apart in rows."""
+        if family not in self._before:
+            return 1.0
+        rows, rate = self._before[family]
+        ratio = self._rows[family] / rows
+        if ratio < POWER_MIN_RATIO or rate <= 0:
+            return 1.0
+        return float(np.clip(1.0 + math.log(self.rate[family] / rate) / math.log(ratio), 1.0, MOST_ROWS_POWER))
 
     def cv_seconds(self, family: str, n_rows: int, candidates: int = 1) -> float:
         """Wall seconds of ``candidates`` candidates' k-fold CV on ``n_rows`` rows (their fits and predictions)."""
-        fit = self._rate(family) * n_rows * (self.folds - 1) / self.folds
-        return 1.2 * fit * math.ceil(candidates * self.folds / self.cores)
+        fitted = n_rows * (self.folds - 1) / self.folds
+        return 1.2 * self._rate(family, fitted) * fitted * math.ceil(candidates * self.folds / self.cores)
 
     def fit_seconds(self, family: str, n_rows: int) -> float:
         """Seconds of one fit on ``n_rows`` rows (at the one-thread rate: threads only make it shorter)."""
-        return self._rate(family) * n_rows
+        return self._rate(family, n_rows) * n_rows
 
-    def rows_within(self, family: str, seconds: float) -> int:
-        """The rows one fit of ``family`` can take in ``seconds``."""
-        return int(seconds / self._rate(family))
+
+#: how fast a fit's time may be taken to grow with its rows (CostModel._power): liblinear's L1 logistic regression
+#: on the 400k machine-failure rows took 0.12 s on 11,111 rows, 0.42 s on 22,222, 1.37 s on 44,444 and 9.9 s on
+#: 112,678 (a power of about 1.8), and a final fit estimated in proportion to the rows of the search's fits ran a
+#: --budget 30 to 34.9 s (session 23)
+MOST_ROWS_POWER = 2.0
+POWER_MIN_RATIO = 1.5
 
 
 #: a family never scored is first in the best-first order when it is this strong and cheap; the others follow by
@@ -1204,13 +1228,26 @@ class Step:
 
 @dataclass
 class RungSearch:
-    """What :func:`search_rungs` found: each family's result, the last rung's rows, what it saw and skipped."""
+    """What :func:`search_rungs` found: each rung's rows and every family's result there, what it saw and skipped.
 
-    results: list[FamilyResult]
-    rows: np.ndarray  # positions in the training rows of the last rung: the rows of the kept predictions
+    A family's result on a rung it did not reach is its best on the largest
+    rung it reached (fewer ``rows``, no kept predictions).
+    """
+
+    rungs: list[tuple[np.ndarray, list[FamilyResult]]]  # (positions in the training rows, results), rung by rung
     steps: list[Step]
     not_started: list[dict]  # candidates estimated not to finish in the time left: family, params, rows, seconds
     cost: CostModel
+
+    @property
+    def results(self) -> list[FamilyResult]:
+        """Each family's result on the last rung (or the largest it reached)."""
+        return self.rungs[-1][1]
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The last rung's rows."""
+        return self.rungs[-1][0]
 
 
 def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int,
@@ -1291,6 +1328,7 @@ class _Rungs:
                       for f in families}
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
         self.scores: dict[tuple[str, int], dict] = {}  # (family, candidate) -> its CV at the largest rung it reached
+        self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)
         self.steps: list[Step] = []
@@ -1301,7 +1339,7 @@ class _Rungs:
         least = self.cost.folds * self.cost.n_classes if self.task == "classification" else 0
         sizes = rung_sizes(len(self.y), budget=self.deadline is not None, least=least)
         alive = [(f, i) for f in self.families for i in range(len(self.plan[f]))]
-        last, last_rows = 0, np.sort(self.order[:sizes[0]])
+        reached = []  # the rows of each rung scored
         for r, n in enumerate(sizes):
             rows = np.sort(self.order[:n])
             started = time.perf_counter()
@@ -1311,12 +1349,13 @@ class _Rungs:
             self.steps.append(Step(f"rung {r + 1}", n, len(scored), round(time.perf_counter() - started, 3)))
             log.info("rung %d: %d candidates on %s rows (%.1fs)", r + 1, len(scored), f"{n:,}",
                      self.steps[-1].seconds)
-            last, last_rows = r, rows
+            reached.append(rows)
             ranked = sorted((k for k in scored if np.isfinite(self.scores[k]["mean"])),  # ties: the plan's order
                             key=lambda k: (-self.scores[k]["mean"], self.families.index(k[0]), k[1]))
             alive = _survivors(ranked, RUNG_FACTOR)
-        return RungSearch([self.result(f, last) for f in self.families], last_rows, self.steps, self.not_started,
-                          self.cost)
+        rungs = [(rows, [self.result(f, r) for f in self.families]) for r, rows in enumerate(reached)]
+        return RungSearch(rungs or [(np.sort(self.order[:sizes[0]]), [self.result(f, 0) for f in self.families])],
+                          self.steps, self.not_started, self.cost)
 
     def left(self) -> float:
         """Seconds before the deadline, less what the final fit of the best family so far needs."""
@@ -1417,7 +1456,7 @@ class _Rungs:
         for j, i in enumerate(batch):
             if passed[j]:  # out of the search
                 continue
-            self.scores[(family, i)] = {
+            self.scores[(family, i)] = self.history.setdefault(r, {})[(family, i)] = {
                 "rows": len(y), "mean": float(res["mean_test_score"][j]), "std": float(res["std_test_score"][j]),
                 "folds": [float(res[f"split{k}_test_score"][j]) for k in range(self.cost.folds)],
                 "fit_time": float(res["mean_fit_time"][j]), "params": _estimator_params(res["params"][j])}
@@ -1425,8 +1464,9 @@ class _Rungs:
         kept[:] = sorted([*kept, *oofs], key=lambda p: -p.score)[:KEEP_PER_FAMILY]
         return [(family, i) for i in batch if (family, i) in self.scores]
 
-    def result(self, family: str, last: int) -> FamilyResult:
-        """The family's leaderboard entry: its best candidate at the largest rung it reached."""
+    def result(self, family: str, rung: int) -> FamilyResult:
+        """The family's leaderboard entry on ``rung``: its best candidate there, with the predictions kept there, or
+        (below it) its best candidate at the largest rung it reached."""
         mine = {i: s for (f, i), s in self.scores.items() if f == family}
         sign, n_planned = self.scorer.sign, len(self.plan[family])
         if not mine:
@@ -1440,9 +1480,12 @@ class _Rungs:
             return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), self.seconds[family], len(mine),
                                 candidates, "every candidate failed to fit", self.strategy[family],
                                 n_planned - len(mine))
-        best = max(finite, key=lambda i: (mine[i]["rows"], mine[i]["mean"]))  # ties: the first planned
-        s = mine[best]
+        here = {i: s for (f, i), s in sorted(self.history.get(rung, {}).items()) if f == family and np.isfinite(s["mean"])}
+        if here:
+            s = here[max(here, key=lambda i: here[i]["mean"])]  # ties: the first planned
+        else:
+            s = mine[max(finite, key=lambda i: (mine[i]["rows"], mine[i]["mean"]))]
         params = {**s["params"], **REGISTRY[family].scale_params(len(self.y))}
         return FamilyResult(family, params, sign * s["mean"], s["std"], s["fit_time"], self.seconds[family],
                             len(mine), candidates, search=self.strategy[family], not_reached=n_planned - len(mine),
-                            oofs=self.oofs.get(last, {}).get(family, []), rows=s["rows"])
+                            oofs=self.oofs.get(rung, {}).get(family, []) if here else [], rows=s["rows"])
