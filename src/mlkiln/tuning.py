@@ -1267,8 +1267,9 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
     columns under --budget 20, rung 1's share of 1.7 s kept gradient boosting
     out, and two logistic regressions were the model, ROC AUC 0.69 against
     0.77); the first candidate always runs. The best candidate of every family goes on
-    to the next rung too (:func:`_survivors`): families are compared on the
-    most rows; only the last rung's out-of-fold predictions are kept.
+    to the next rung too (:func:`_survivors`) while the time allows. Every
+    rung's scores and out-of-fold predictions are kept: the families are
+    compared on the same rows (:func:`mlkiln.selection.ranking_rung`).
     """
     return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
                   reserve, max_categories).run()
