@@ -161,7 +161,8 @@ def test_tuning_curve_of_the_course_has_one_point_per_c(failure_run, failure_bun
     curve = saved(failure_bundle)["tuning"]["logistic_l1"]
     grid = REGISTRY["logistic_l1"].grid["C"]
     assert curve["param"] == "C" and curve["log_scale"]
-    assert sorted(p["value"] for p in curve["points"]) == sorted(grid)
+    values = sorted(p["value"] for p in curve["points"])  # the path's values, up to its stop past the best
+    assert len(values) >= 8 and values == sorted(grid)[:len(values)]
     chosen = next(r.__dict__ for r in failure_run.card.leaderboard if r.family == "logistic_l1")
     assert curve["chosen"] == chosen["params"]["C"]
     best = next(p for p in curve["points"] if p["value"] == curve["chosen"])

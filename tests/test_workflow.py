@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import mlkiln
+from mlkiln import tuning
 from mlkiln.errors import ArgumentError, InputError, MlkilnError
 from mlkiln.pipeline import REGISTRY
 
@@ -33,9 +34,13 @@ def test_linear_regression_alone_is_the_course_method(diamonds):
 def test_l1_logistic_picks_c_with_best_mean_cv_score(failure_run):
     card = failure_run.card
     candidates = card.cv_results["logistic_l1"]
-    assert [c["params"]["C"] for c in candidates] == REGISTRY["logistic_l1"].grid["C"]
+    grid = sorted(REGISTRY["logistic_l1"].grid["C"])
     sign = 1 if card.metric.greater_is_better else -1  # log loss, the default: lower is better
     best = max(candidates, key=lambda c: sign * c["mean"])
+    # strongest penalty first, until PATH_PATIENCE values in a row scored below the best
+    fitted = [c["params"]["C"] for c in candidates]
+    assert fitted == grid[:len(fitted)]
+    assert len(fitted) == len(grid) or fitted.index(best["params"]["C"]) == len(fitted) - 1 - tuning.PATH_PATIENCE
     row = next(r.__dict__ for r in card.leaderboard if r.family == "logistic_l1")
     assert row["params"]["C"] == best["params"]["C"]
     assert row["cv_mean"] == pytest.approx(np.mean(best["folds"]))

