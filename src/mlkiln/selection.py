@@ -34,9 +34,10 @@ from .compiled import LATENCY_ROWS, compile_pipeline, row_latency_us
 from .errors import ArgumentError, InputError
 from .jsonio import params_text
 from .options import TrainOptions
-from .pipeline import MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
-from .tuning import (SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions, RungSearch, Step, fit_final,
-                     fold_of, left_out, make_cv, out_of_fold, sampled, search_rungs, tune_family)
+from .pipeline import HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
+from .tuning import (FIRST_TREES, PROBE_TREES, SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions,
+                     RungSearch, Step, fit_final, fold_of, left_out, make_cv, out_of_fold, sampled, search_rungs,
+                     tune_family)
 from .understand import Table
 
 log = logging.getLogger("mlkiln")
@@ -64,6 +65,8 @@ FINAL_SHARE = 0.25
 #: the final fit's estimate from the CV fits' rate is doubled: on 320k rows gradient boosting's per-row time was
 #: twice its rate on the folds' 22k rows (early stopping grows more trees on more rows)
 FINAL_FIT_SAFETY = 2.0
+#: the fewest trees a search's gradient boosting fit grows with early stopping (its ``n_iter_no_change``)
+TREES_PER_FIT = HGB_DEFAULTS["n_iter_no_change"]
 #: seconds the steps after the final fit take (metrics, drift profile, report with permutation importances,
 #: bundle): a fixed part, a part per row they predict (the test rows, and the training rows up to the training
 #: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`) besides predicting it, and predicting it. On 5M
@@ -93,7 +96,7 @@ class Plan:
     final fit of its best family on all training rows (at most
     :data:`FINAL_SHARE` of the budget) and the steps after it; the final fit
     takes as many rows as the time then left allows, never fewer than the
-    search's last rung.
+    families were ranked on.
     """
 
     start: float
@@ -103,6 +106,7 @@ class Plan:
     found: RungSearch | None = None
     n_columns: int = 0  # the input columns
     n_classes: int = 0  # classification's classes (0 for regression)
+    compared: int = 0  # the rows the families were ranked on (a search on rungs): the final fit takes no fewer
 
     @property
     def predicted_rows(self) -> int:
@@ -120,6 +124,17 @@ class Plan:
         fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows)
         return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
 
+    def first_trees(self, family: str, rows: int) -> int | None:
+        """The trees a gradient boosting final fit grows before it times them (:func:`~mlkiln.tuning.grow_until`):
+        None for :data:`~mlkiln.tuning.FIRST_TREES`, or :data:`~mlkiln.tuning.PROBE_TREES` where those might not
+        end in time. The search's fits may have stopped early at :data:`TREES_PER_FIT` trees: on Tuna (5 classes) under
+        --budget 20, their rate said 5.4 s for all 10,964 rows, and the first 100 trees took 9.9 s, to 25.6 s."""
+        if self.end is None or self.found is None:
+            return None
+        left = self.end - time.perf_counter() - self.post_fit()
+        estimate = FIRST_TREES / TREES_PER_FIT * self.found.cost.fit_seconds(family, rows)
+        return None if estimate <= left else PROBE_TREES
+
     def final_rows(self, families: list[str]) -> int:
         """The training rows the final fit of these families' models (an ensemble's members) can take in time."""
         if self.end is None or self.found is None:
@@ -129,7 +144,7 @@ class Plan:
         def fits(rows: int) -> bool:
             return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
 
-        least, most = len(self.found.rows), self.n_rows  # a fit's time grows with its rows: the most that fit
+        least, most = self.compared or len(self.found.rows), self.n_rows  # a fit's time grows with its rows
         if fits(most):
             return most
         while most - least > 1:
@@ -231,7 +246,7 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     else:
         plan.found = _search_on_rungs(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
         rows, results = _compared_on(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
-        X, y = X.iloc[rows], y.iloc[rows]
+        X, y, plan.compared = X.iloc[rows], y.iloc[rows], len(rows)
     ranked = sorted((r for r in results if not r.error), key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     if not ranked:
         reasons = "; ".join(f"{r.family}: {r.error}" for r in results if r.error)
@@ -300,7 +315,7 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
                             max_categories)
             return more, there
     log.info("%s: its CV on %s rows would not end within the --budget; ranked on %s rows", lead.family,
-             f"{len(found.rows):,}", f"{len(rows):,}")
+             f"{len(found.rungs[rung + 1][0]):,}", f"{len(rows):,}")
     return rows, results
 
 
@@ -647,7 +662,9 @@ def _fit_by_the_clock(model, X, y, selection: Selection, compute: Compute, clock
     and the rows they are made for) gradient boosting grows only the trees that end in time, predictions included
     (said, and kept in :attr:`Selection.cut_trees` for the card and ``train.py``)."""
     most = _unwrapped(model[-1]).get_params().get("max_iter")
-    fitted = fit_final(model, X, y, compute, *(clock or ()))
+    plan = selection.plan
+    first = None if clock is None else plan.first_trees(selection.best.family, len(X))
+    fitted = fit_final(model, X, y, compute, *(clock or ()), first=first)
     grown = _unwrapped(fitted[-1]).get_params().get("max_iter")
     if grown != most:
         selection.cut_trees = grown

@@ -968,14 +968,16 @@ def _same_splits(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(f, g) and np.array_equal(v, w) for (f, v), (g, w) in zip(a, b))
 
 
-def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicted: int = 0):
+def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicted: int = 0,
+              first: int | None = None):
     """Fit one pipeline (or an ensemble of them) in this process on ``compute.threads(len(X))`` threads.
 
     A forest grows its trees on those threads, then gets its ``n_jobs``
     back, so that the saved model predicts exactly like ``train.py``'s.
     With ``until`` (a ``time.perf_counter()`` deadline), a single gradient
     boosting pipeline grows its trees by the clock (:func:`grow_until`, which
-    also counts the time to predict ``predicted`` rows through them).
+    also counts the time to predict ``predicted`` rows through them, and
+    times its ``first`` trees first).
     """
     # only the estimators whose n_jobs mlkiln set (forests, in a pipeline's "model" step, perhaps an ensemble's
     # member); LogisticRegression's is deprecated and unset, the encoders' stays 1
@@ -987,7 +989,7 @@ def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicte
         if until is None or not _staged(pipe):
             least_squares.fit(pipe, X, y)
         else:
-            grow_until(pipe, X, y, until, predicted)
+            grow_until(pipe, X, y, until, predicted, FIRST_TREES if first is None else min(first, FIRST_TREES))
     # QuantileTransformer (ridge_normal) on fewer rows than its 1,000 quantiles takes one per row, and says so;
     # the target encoder's own 5 folds (hgb_target) split a class of fewer rows, and say so: neither is news
     quiet = ("n_quantiles (", "The least populated class in y has only")
@@ -1001,8 +1003,10 @@ def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicte
     return pipe.set_params(**jobs)
 
 
-#: trees the final fit under a --budget grows first, to time them on its own rows (:func:`grow_until`)
+#: trees the final fit under a --budget grows first, to time them on its own rows (:func:`grow_until`); PROBE_TREES
+#: where FIRST_TREES might not end in time (:meth:`mlkiln.selection.Plan.first_trees`)
 FIRST_TREES = 100
+PROBE_TREES = 10
 #: ... and the seconds it may take past the clock for the rest: a small table's trees are not cut for a second
 GRACE_SECONDS = 1.0
 
@@ -1017,14 +1021,14 @@ def _staged(pipe) -> bool:
     return isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
 
 
-def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0) -> None:
+def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: int = FIRST_TREES) -> None:
     """Fit a gradient boosting pipeline, growing no more trees than end by ``until``; the model as if fitted once.
 
     The final fit's time under a --budget is estimated from fits on fewer
     rows (:class:`CostModel`), and early stopping grows more trees on more
     rows: the estimate fell short by up to 23 % of the budget
     (benchmarks/RESULTS.md, session 20). So the preprocessing is fitted
-    once, :data:`FIRST_TREES` trees are grown and timed, and then, by
+    once, ``first`` trees are grown and timed, and then, by
     scikit-learn's ``warm_start``, as many more as that time says can end by
     ``until`` at the first trees' rate (which counts binning the rows; a warm
     start bins them again and predicts the trees grown: on 571,613 diamonds
@@ -1040,7 +1044,7 @@ def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0) -> None:
     most = model.max_iter
     Xt = prep.fit_transform(X, y)
     started = time.perf_counter()
-    model.set_params(warm_start=True, max_iter=min(FIRST_TREES, most)).fit(Xt, y)
+    model.set_params(warm_start=True, max_iter=min(first, most)).fit(Xt, y)
     first = time.perf_counter() - started
     grown = model.n_iter_
     if grown == model.max_iter < most:  # neither stopped early nor done: the rest, as far as the clock allows
