@@ -62,7 +62,13 @@ def test_classification_predict_has_probabilities(failure_bundle, failure_csv, t
         assert refused.returncode == 2 and "takes only the tables of predict and example" in refused.stderr
     assert not Path("-").exists() and not Path("-.json").exists()
     one_line_error(cli("predict", failure_bundle, failure_csv, "-o", "-", "--cluster", "local"),
-                   "--cluster writes Parquet parts to a directory")
+                   "--cluster: scoring on Dask writes Parquet parts to a directory")
+    with pytest.MonkeyPatch.context() as env:  # the scheduler named by the environment is named as such
+        env.setenv("MLKILN_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+        one_line_error(cli("predict", failure_bundle, failure_csv, "-o", "-"),
+                       "MLKILN_DASK_SCHEDULER (set in the environment): scoring on Dask writes Parquet parts")
+        one_line_error(cli("predict", failure_bundle, failure_csv, "-o", tmp_path / "scores.csv"),
+                       "MLKILN_DASK_SCHEDULER (set in the environment) writes one Parquet part per input file")
     pd.read_csv(failure_csv).drop(columns="Torque [Nm]").to_csv(tmp_path / "bad.csv", index=False)
     failed = cli("predict", failure_bundle, tmp_path / "bad.csv", "-o", "-")
     assert failed.returncode == 2 and failed.stdout == "" and "'Torque [Nm]'" in failed.stderr  # nothing half written
@@ -419,3 +425,14 @@ print("ok")
     env = {**os.environ, "LOKY_MAX_CPU_COUNT": "2"}  # two workers, though the suite gives each of its own one core
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_cluster_without_dask_installed_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    (tmp_path / "broken.csv").write_text("a,b\n1,2,3,4\n\"unclosed\n")  # reading it would fail otherwise
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as on a machine without the dask extra
+    one_line_error(cli("train", tmp_path / "broken.csv", "--target", "a", "--cluster", "local", "-o", tmp_path / "m"),
+                   "--cluster: a Dask cluster needs the dask extra: pip install 'mlkiln[dask]'")
+    monkeypatch.setenv("MLKILN_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    one_line_error(cli("train", tmp_path / "broken.csv", "--target", "a", "-o", tmp_path / "m"),
+                   "MLKILN_DASK_SCHEDULER (set in the environment): a Dask cluster needs the dask extra")
+    assert not (tmp_path / "m").exists()

@@ -184,8 +184,11 @@ def _predict_to_stdout(args, predict_file) -> int:
     import shutil
     import tempfile
 
-    if args.cluster:
-        raise ArgumentError("output", "-", "--cluster writes Parquet parts to a directory; give -o a directory")
+    from .cluster import named_by, scheduler_address
+
+    if scheduler_address(args.cluster):
+        raise ArgumentError("output", "-", f"{named_by(args.cluster)}: scoring on Dask writes Parquet parts to a "
+                            "directory; give -o a directory")
     with tempfile.TemporaryDirectory(prefix="mlkiln-predict-") as folder:
         scores = Path(folder) / "scores.csv"
         rows = predict_file(args.bundle, args.data, scores, trust_pickle=args.trust_pickle)

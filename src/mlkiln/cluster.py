@@ -25,6 +25,20 @@ def scheduler_address(cluster: str | None) -> str | None:
     return cluster or os.environ.get(SCHEDULER_ENV) or None
 
 
+def named_by(cluster: str | None) -> str:
+    """Who named the scheduler, for a message: ``--cluster``, or the environment variable."""
+    return "--cluster" if cluster else f"{SCHEDULER_ENV} (set in the environment)"
+
+
+def check_dask(cluster: str | None) -> str | None:
+    """:func:`scheduler_address`, once Dask is known to be installed where one is named: said before any data is
+    read, not after."""
+    address = scheduler_address(cluster)
+    if address is not None:
+        require("distributed", "dask", f"{named_by(cluster)}: a Dask cluster")
+    return address
+
+
 @contextlib.contextmanager
 def dask_client(address: str, cores: int, purpose: str = "CV fits"):
     """A distributed.Client on ``address``, or on a new LocalCluster of ``cores`` one-thread workers.

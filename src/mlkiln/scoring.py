@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path, check_apart, check_ours, check_replaceable, followed, holds, replace_path
-from .cluster import dask_client, scheduler_address
+from .cluster import check_dask, dask_client, named_by
 from .data import (
     LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
     output_format, read_batches, table_columns,
@@ -73,13 +73,14 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     _check_not_in_dataset(data, output)
     if output.suffix and not _is_table_name(output) and not output.is_dir():
         raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
-    address = scheduler_address(cluster)
+    address = check_dask(cluster)
     as_parts = bool(address) or (is_dataset(data) and not _is_table_name(output))
     if len(files) > 1:
         check_same_columns(files)
     if as_parts:
         if _is_table_name(output):
-            raise InputError(f"--cluster writes one Parquet part per input file; give -o a directory, not {output}")
+            raise InputError(f"{named_by(cluster) if address else 'a partitioned dataset'} writes one Parquet part "
+                             f"per input file; give -o a directory, not {output}")
         if output.exists() and not force:
             raise InputError(f"{output} already exists; pass --force to replace it")
         check_replaceable(output, OUTPUT_MARKERS)

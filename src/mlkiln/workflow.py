@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import bundle, drift, leakage, metrics, report, train_script, workers
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
-from .cluster import scheduler_address
+from .cluster import check_dask
 from .data import load_frame, row_hashes, split_train_test
 from .errors import ArgumentError, InputError
 from .options import TrainOptions
@@ -182,11 +182,12 @@ def train(
         target = str(target)
     if not isinstance(target, str):
         raise ArgumentError("target", target, "must be the name of one column")
+    address = check_dask(cluster)  # the option as given: the environment's scheduler is named as such
     options = TrainOptions(task=task, metric=metric, models=models, folds=folds,
                            test_size=test_size, seed=seed, drop=drop, keep=keep, n_jobs=n_jobs,
                            search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble,
                            max_latency_us=max_latency_us)
-    if scheduler_address(options.cluster) is None:  # the CV workers start while the data is read and screened
+    if address is None:  # the CV workers start while the data is read and screened
         workers.start(workers.local_cores(options.n_jobs))
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
