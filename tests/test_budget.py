@@ -284,6 +284,17 @@ def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them
     assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
     once.set_params(model__max_iter=tuning.FIRST_TREES)
     np.testing.assert_array_equal(clocked.predict(X), once.fit(X, y).predict(X))
+    # a probe of a few trees first: cheap ones go on to FIRST_TREES even with no time left; slow ones do not
+    monkeypatch.setattr(tuning, "FIRST_TREES_GRACE", 60.0)  # "cheap": the first trees within 60 s past the clock
+    X, y, (clocked, once) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter(), first=tuning.PROBE_TREES)
+    assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.FIRST_TREES
+    np.testing.assert_array_equal(clocked.predict(X), once.set_params(model__max_iter=100).fit(X, y).predict(X))
+    monkeypatch.setattr(tuning, "FIRST_TREES_GRACE", 0.0)
+    X, y, (clocked, once) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter(), first=tuning.PROBE_TREES)
+    assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.PROBE_TREES
+    np.testing.assert_array_equal(clocked.predict(X), once.set_params(model__max_iter=10).fit(X, y).predict(X))
     # the rows predicted after the fit cost time per tree: a billion of them leave no time for more trees
     X, y, (clocked, _) = _pipelines(diamonds, "price", "regression")
     tuning.grow_until(clocked, X, y, until=time.perf_counter() + 60, predicted=10**9)

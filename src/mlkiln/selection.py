@@ -67,10 +67,6 @@ FINAL_SHARE = 0.25
 FINAL_FIT_SAFETY = 2.0
 #: the fewest trees a search's gradient boosting fit grows with early stopping (its ``n_iter_no_change``)
 TREES_PER_FIT = HGB_DEFAULTS["n_iter_no_change"]
-#: seconds the first trees may take past the clock: cheap trees are grown 100 first, even when the budget is spent.
-#: On 5M diamonds rows under --budget 30 the time was spent by reading and predicting 1.2M rows; 10 trees timed
-#: first on the 3,703 rows of the final fit left 17 trees and test R2 0.911, 100 grew 116 and 0.971 in 28.3 s
-FIRST_TREES_GRACE = 2.0
 #: seconds the steps after the final fit take (metrics, drift profile, report with permutation importances,
 #: bundle): a fixed part, a part per row they predict (the test rows, and the training rows up to the training
 #: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`) besides predicting it, and predicting it. On 5M
@@ -131,14 +127,14 @@ class Plan:
     def first_trees(self, family: str, rows: int) -> int | None:
         """The trees a gradient boosting final fit grows before it times them (:func:`~mlkiln.tuning.grow_until`):
         None for :data:`~mlkiln.tuning.FIRST_TREES`, or :data:`~mlkiln.tuning.PROBE_TREES` where those might not
-        end in time, by more than :data:`FIRST_TREES_GRACE`. The search's fits may have stopped early at
+        end in time (then those few trees' time decides). The search's fits may have stopped early at
         :data:`TREES_PER_FIT` trees: on Tuna (5 classes) under --budget 20, their rate said 5.4 s for all 10,964
         rows, and the first 100 trees took 9.9 s, to 25.6 s."""
         if self.end is None or self.found is None:
             return None
         left = self.end - time.perf_counter() - self.post_fit()
         estimate = FIRST_TREES / TREES_PER_FIT * self.found.cost.fit_seconds(family, rows)
-        return None if estimate <= max(left, FIRST_TREES_GRACE) else PROBE_TREES
+        return None if estimate <= left else PROBE_TREES
 
     def final_rows(self, families: list[str]) -> int:
         """The training rows the final fit of these families' models (an ensemble's members) can take in time."""
