@@ -183,10 +183,9 @@ def train(
     if not isinstance(target, str):
         raise ArgumentError("target", target, "must be the name of one column")
     address = check_dask(cluster)  # the option as given: the environment's scheduler is named as such
-    options = TrainOptions(task=task, metric=metric, models=models, folds=folds,
-                           test_size=test_size, seed=seed, drop=drop, keep=keep, n_jobs=n_jobs,
-                           search=search, budget=budget, trials=trials, cluster=cluster, ensemble=ensemble,
-                           max_latency_us=max_latency_us)
+    options = TrainOptions(task=task, metric=metric, models=models, folds=folds, test_size=test_size, seed=seed,
+                           drop=drop, keep=keep, n_jobs=n_jobs, search=search, budget=budget, trials=trials,
+                           cluster=cluster, ensemble=ensemble, max_latency_us=max_latency_us)
     if address is None:  # the CV workers start while the data is read and screened
         workers.start(workers.local_cores(options.n_jobs))
     frame, data_info = load_frame(data, source)
