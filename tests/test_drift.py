@@ -83,6 +83,30 @@ def test_psi_matches_an_independent_computation(diamonds_run, shifted):
     assert got.psi == pytest.approx(expected, abs=1e-4)
 
 
+def test_a_few_rows_drift_within_their_sampling_noise_and_are_told_so(diamonds_run, diamonds_bundle, fresh, shifted,
+                                                                       tmp_path):
+    """20 rows of the same table drift "major" by chance alone (empty decile bins); each column's noise, the PSI
+    that samples of 20 rows of the training shares reach, covers the shifts of such samples, and the check says
+    the rows are few. On 4,000 rows the noise is small, says nothing, and a real shift stands far above it."""
+    pairs = []
+    for seed in range(10):
+        result = drift.check(diamonds_run.model, fresh.sample(20, random_state=seed))
+        pairs += [(s.psi, s.noise) for s in result.columns]
+        assert result.few_rows() and "20 rows are few for PSI" in result.few_rows()
+    assert max(psi for psi, _ in pairs) >= drift.MAJOR  # chance alone looks major
+    assert np.mean([psi <= noise for psi, noise in pairs]) >= 0.8  # ... and within the noise
+    many = drift.check(diamonds_run.model, shifted)
+    assert many.few_rows() is None and all(s.noise < drift.MODERATE for s in many.columns)
+    carat = next(s for s in many.columns if s.name == "carat")
+    assert carat.psi > 10 * carat.noise and not carat.to_dict()["within_noise"]
+    done = cli("drift", diamonds_bundle, _write(fresh.sample(20, random_state=0), tmp_path, "twenty.csv"))
+    assert done.returncode == 0 and "warning: 20 rows are few for PSI" in done.stderr, done.stderr
+    assert "(noise)" in done.stdout
+    doc = json.loads((tmp_path / "twenty-drift.json").read_text())
+    assert doc["few_rows"].startswith("20 rows") and all("noise" in c for c in doc["columns"])
+    assert "20 rows are few for PSI" in (tmp_path / "twenty-drift.html").read_text()
+
+
 def test_classification_profile_and_predictions(failure_run, failure_csv):
     profile = failure_run.card.profile
     assert set(profile["prediction"]) >= {"class", "probability", "classes", "threshold"}

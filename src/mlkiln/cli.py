@@ -252,6 +252,8 @@ def cmd_drift(args) -> int:
     doc = drift_report.document(result, model.card, Path(args.data).name)
     drift_report.write(output, doc)
     print(drift_report.terminal_table(doc))
+    if doc["few_rows"]:
+        log.warning("%s", doc["few_rows"])
     log.info("drift report written to %s (its numbers in the .json beside it)", output)
     if args.fail_above is not None:
         above = [s["name"] for s in [*doc["columns"], *doc["predictions"]] if s["psi"] > args.fail_above]

@@ -68,6 +68,10 @@ EPSILON = 1e-4
 PREDICTION_MIN_ROWS = 200
 #: PSI thresholds of the usual rule of thumb: stable below MODERATE, major above MAJOR
 MODERATE, MAJOR = 0.1, 0.25
+#: samples of the new rows' size drawn from a column's training shares: the PSI that 95 % of them stay below is the
+#: column's sampling noise (:func:`_noise`). A few rows drift "major" by chance alone: 20 rows leave at least half
+#: of ten decile bins empty, and each empty bin adds about 0.69 to the PSI
+NOISE_DRAWS, NOISE_QUANTILE = 200, 0.95
 _DIGITS = 5  # of a share: finer than EPSILON, which bounds what the PSI can tell apart
 
 
@@ -187,6 +191,7 @@ class Shift:
     new: list[float]
     out_of_range: float | None = None
     unseen: float | None = None
+    noise: float = 0.0  # the PSI that as many rows drawn from the training shares reach (:func:`_noise`)
 
     @property
     def severity(self) -> str:
@@ -194,6 +199,7 @@ class Shift:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "psi": self.psi, "severity": self.severity,
+                "noise": self.noise, "within_noise": self.psi <= self.noise,
                 "missing_train": self.missing_train, "missing_new": self.missing_new,
                 "out_of_range": self.out_of_range, "unseen": self.unseen,
                 "bins": self.bins, "train": self.train, "new": self.new}
@@ -211,13 +217,24 @@ class DriftResult:
     thresholds: dict = field(default_factory=lambda: {"moderate": MODERATE, "major": MAJOR})
     prediction_source: str = "out-of-fold"  # what the predictions are measured against: "test" or "out-of-fold"
 
+    def few_rows(self) -> str | None:
+        """What the sampling noise of few new rows means here, where it reaches a moderate shift; else None."""
+        noise = max((s.noise for s in self.columns), default=0.0)
+        if noise < MODERATE:
+            return None
+        within = sum(s.psi <= s.noise for s in self.columns)
+        return (f"{self.rows:,} rows are few for PSI: samples of {self.rows:,} rows of the training data itself reach "
+                f"PSI up to {noise:.2f} ({NOISE_QUANTILE:.0%} of {NOISE_DRAWS} draws), and {within} of the "
+                f"{len(self.columns)} columns drifted no more than their own noise; more rows measure drift")
+
     def above(self, psi: float) -> list[Shift]:
         """The columns and predictions whose PSI exceeds ``psi``."""
         return [s for s in [*self.columns, *self.predictions] if s.psi > psi]
 
     def to_dict(self) -> dict:
         return {"rows": self.rows, "training_rows": self.profile_rows, "epsilon": self.epsilon,
-                "thresholds": self.thresholds, "columns": [s.to_dict() for s in self.columns],
+                "thresholds": self.thresholds, "few_rows": self.few_rows(),
+                "columns": [s.to_dict() for s in self.columns],
                 "predictions": [s.to_dict() for s in self.predictions], "prediction_source": self.prediction_source}
 
 
@@ -258,7 +275,8 @@ def _shift(name: str, spec: dict, col: pd.Series) -> Shift:
     if spec["min"] is not None and len(present):
         outside = _round(((present < spec["min"]) | (present > spec["max"])).mean())
     return Shift(name, spec["kind"], _psi(train, new), spec["missing"], _round(new[-1]),
-                 [*_interval_labels(edges, spec["kind"]), "missing"], train, _rounded(new), out_of_range=outside)
+                 [*_interval_labels(edges, spec["kind"]), "missing"], train, _rounded(new), out_of_range=outside,
+                 noise=_noise(train, len(values)))
 
 
 def _categorical_shift(name: str, spec: dict, col: pd.Series) -> Shift:
@@ -286,7 +304,19 @@ def _categorical_shift(name: str, spec: dict, col: pd.Series) -> Shift:
             new = [*new[:-2], max(other - new_rows / n, 0.0), new_rows / n, missing]
             labels = [*labels[:-1], "(unseen)", "missing"]
     return Shift(name, "categorical", _psi(train, new), spec["missing"], _round(missing),
-                 labels, train, _rounded(new), unseen=unseen)
+                 labels, train, _rounded(new), unseen=unseen, noise=_noise(train, len(col)))
+
+
+def _noise(train, n_rows: int) -> float:
+    """The PSI that :data:`NOISE_QUANTILE` of :data:`NOISE_DRAWS` samples of ``n_rows`` rows drawn from the
+    ``train`` shares stay below: a shift no larger is what a sample of that size shows without any drift."""
+    shares = np.maximum(np.asarray(train, dtype="float64"), 0.0)
+    if n_rows < 1 or shares.sum() <= 0:
+        return 0.0
+    counts = np.random.default_rng(0).multinomial(n_rows, shares / shares.sum(), size=NOISE_DRAWS)
+    expected = np.maximum(shares, EPSILON)
+    actual = np.maximum(counts / n_rows, EPSILON)
+    return _round(float(np.quantile(np.sum((actual - expected) * np.log(actual / expected), axis=1), NOISE_QUANTILE)))
 
 
 def _psi(train, new) -> float:

@@ -8,9 +8,13 @@ Everything on it comes from the JSON document (:func:`document`).
 ``mlkiln_version``, ``model`` (``task``, ``target``, ``family``,
 ``trained_on``), ``data`` (``source``, ``rows``), and
 :meth:`mlkiln.drift.DriftResult.to_dict`'s keys: ``training_rows``,
-``epsilon``, ``thresholds`` and ``columns`` / ``predictions``, each shift as
-``{"name", "kind", "psi", "severity", "missing_train", "missing_new",
-"out_of_range", "unseen", "bins", "train", "new"}``, columns most drifted first.
+``epsilon``, ``thresholds``, ``few_rows`` (a sentence where the new rows are
+too few for PSI to tell drift from sampling noise, else null) and
+``columns`` / ``predictions``, each shift as ``{"name", "kind", "psi",
+"severity", "noise", "within_noise", "missing_train", "missing_new",
+"out_of_range", "unseen", "bins", "train", "new"}`` (``noise``: the PSI that
+samples of as many rows of the training data reach, 95 % of 200 draws),
+columns most drifted first.
 """
 
 from __future__ import annotations
@@ -50,12 +54,14 @@ def document(result: DriftResult, card, source: str) -> dict:
 def terminal_table(doc: dict) -> str:
     """The shifts as a text table, most drifted first, the predictions last."""
     rows = [_row(s) for s in doc["columns"]] + [_row(s) for s in doc["predictions"]]
-    return table(rows, ["column", "kind", "PSI", "severity", "missing train -> new", "out of range", "unseen"])
+    return table(rows, ["column", "kind", "PSI", "severity", "noise", "missing train -> new", "out of range",
+                         "unseen"])
 
 
 def _row(s: dict) -> list:
-    return [s["name"], s["kind"], f"{s['psi']:.4f}", s["severity"], f"{s['missing_train']:.1%} -> {s['missing_new']:.1%}",
-            _share(s["out_of_range"]), _share(s["unseen"])]
+    severity = s["severity"] + (" (noise)" if s.get("within_noise") and s["severity"] != "stable" else "")
+    return [s["name"], s["kind"], f"{s['psi']:.4f}", severity, f"{s.get('noise', 0.0):.4f}",
+            f"{s['missing_train']:.1%} -> {s['missing_new']:.1%}", _share(s["out_of_range"]), _share(s["unseen"])]
 
 
 def _share(value: float | None) -> str:
@@ -89,12 +95,13 @@ def render_html(doc: dict) -> str:
 
 def _cards(doc: dict) -> str:
     columns = doc["columns"]
-    major = sum(s["severity"] == "major" for s in columns)
-    moderate = sum(s["severity"] == "moderate" for s in columns)
+    major = sum(s["severity"] == "major" and not s.get("within_noise") for s in columns)
+    moderate = sum(s["severity"] == "moderate" and not s.get("within_noise") for s in columns)
     worst = columns[0] if columns else None
     cards = [
         ("Rows checked", f"{doc['data']['rows']:,}", f"against {doc['training_rows']:,} training rows"),
-        ("Columns drifted", f"{major} major", f"{moderate} moderate, {len(columns) - major - moderate} stable"),
+        ("Columns drifted", f"{major} major", f"{moderate} moderate, {len(columns) - major - moderate} stable"
+                                              + (" or within sampling noise" if doc.get("few_rows") else "")),
         ("Largest PSI", f"{worst['psi']:.3f}" if worst else "-", worst["name"] if worst else ""),
         *[(f"PSI of {s['name']}", f"{s['psi']:.3f}", s["severity"]) for s in doc["predictions"]],
     ]
@@ -104,13 +111,16 @@ def _cards(doc: dict) -> str:
 
 def _columns_section(doc: dict) -> str:
     rows = [_row(s) for s in doc["columns"]]
-    marked = tuple(i for i, s in enumerate(doc["columns"]) if s["severity"] == "major")
+    marked = tuple(i for i, s in enumerate(doc["columns"]) if s["severity"] == "major" and not s.get("within_noise"))
     t = doc["thresholds"]
-    return (f'<p class="note">Every input column, most drifted first (highlighted: PSI ≥ {t["major"]}, a major '
+    few = f'<p class="note"><strong>{escape(doc["few_rows"])}.</strong></p>' if doc.get("few_rows") else ""
+    return few + (f'<p class="note">Every input column, most drifted first (highlighted: PSI ≥ {t["major"]}, a major '
             f"shift; {t['moderate']} to {t['major']} is moderate). Out of range: new values outside the training "
-            "minimum and maximum; unseen: categories training never saw (they are encoded as unknown).</p>"
-            + table_html(["column", "kind", "PSI", "severity", "missing train → new", "out of range", "unseen"], rows,
-                     numeric=(2, 5, 6), marked=marked))
+            "minimum and maximum; unseen: categories training never saw (they are encoded as unknown); noise: the PSI "
+            "that as many rows drawn from the training data itself reach in 95 % of 200 draws, \"(noise)\" where the "
+            "shift is no larger.</p>"
+            + table_html(["column", "kind", "PSI", "severity", "noise", "missing train → new", "out of range",
+                          "unseen"], rows, numeric=(2, 4, 6, 7), marked=marked))
 
 
 def _shift_plots(shifts: list[dict], doc: dict) -> str:
