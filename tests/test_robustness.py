@@ -1189,6 +1189,10 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(tmp_path, caps
     code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
     assert code == 2 and "Expected 3 columns, got 2: 7,8 (line 2,502 of the file)" in err
     assert sum(line.startswith("mlkiln: error:") for line in err.splitlines()) == 1 and not (tmp_path / "m").exists()
+    lines[1000:1000] = ["", "", ""]  # blank lines, which pyarrow does not count, still count in the file
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
+    assert code == 2 and "Expected 3 columns, got 2: 7,8 (line 2,505 of the file)" in err
 
 
 def test_a_footer_row_dropped_for_its_target_is_read_so_again_when_the_file_is_predicted(tmp_path):

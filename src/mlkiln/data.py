@@ -236,7 +236,18 @@ def _ragged_line(path: Path) -> int | None:
                        parse_options=pacsv.ParseOptions(delimiter=options["sep"], invalid_row_handler=first))
     except Exception:  # noqa: BLE001 - the row was found (the handler's "error"), or it cannot be: no line then
         pass
-    return found[0] if found else None  # counting the lines it skipped (comments), as the file does
+    return _counting_blank_lines(path, found[0]) if found else None  # with the lines it skipped (comments)
+
+
+def _counting_blank_lines(path: Path, number: int) -> int:
+    """The line of the file that is pyarrow's row ``number``: pyarrow counts only lines that are not empty (a row
+    after two blank lines, the file's line 6, was said to be on line 4)."""
+    seen = 0
+    for line, text in enumerate(_byte_lines(path), 1):
+        seen += bool(text.rstrip(b"\r\n"))
+        if seen == number:
+            return line
+    return number
 
 
 def _read_file(path: Path, allow_empty: bool, check: bool = True) -> pd.DataFrame:
