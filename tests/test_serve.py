@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 from common import free_port, request, wait_until_up
@@ -221,3 +222,15 @@ def test_a_port_in_use_a_foreign_address_or_a_used_metrics_directory_is_refused_
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(InputError, match="is not a directory"):
         check_multiprocess_directory()
+
+
+def test_openapi_says_a_duration_is_read_in_seconds():
+    from mlkiln.serve import openapi
+
+    rng = np.random.default_rng(0)
+    seconds, x = rng.integers(0, 1000, 300), rng.normal(size=300)
+    frame = pd.DataFrame({"wait": pd.to_timedelta(seconds, unit="s"), "x": x, "y": seconds * 0.01 + x + rng.normal(size=300)})
+    run = mlkiln.train(frame, target="y", models=["linear"])
+    record = openapi(run.model)["components"]["schemas"]["Record"]["properties"]
+    assert record["wait"]["description"].startswith("a duration, in seconds")
+    assert record["x"]["description"].startswith("numeric")

@@ -327,7 +327,9 @@ def openapi(model: Model) -> dict:
             prop = {"type": ["string", "null"], "format": "date-time"}
         else:
             prop = {"type": ["number", "null"]}
-        prop["description"] = f"{spec.kind} (training range/categories in GET /schema)"
+        duration = spec.dtype.startswith(("timedelta", "duration"))  # read as its seconds (schema.to_number)
+        prop["description"] = (("a duration, in seconds" if duration else spec.kind)
+                               + " (training range/categories in GET /schema)")
         properties[spec.name] = prop
     record = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     prediction = {"type": "object", "required": ["prediction"], "properties": {
