@@ -1193,6 +1193,9 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(tmp_path, caps
     path.write_text("\n".join(lines) + "\n")
     code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
     assert code == 2 and "Expected 3 columns, got 2: 7,8 (line 2,505 of the file)" in err
+    path.write_text("a,b,c\n1,2,3\n4,5,6\n   \n")  # a last line of spaces: said so, not a row of one field
+    code, _, err = run(["train", str(path), "--target", "c", "-o", str(tmp_path / "m")], capsys)
+    assert code == 2 and "(line 4 of the file); that line holds only spaces or tabs: delete it" in err
 
 
 def test_a_footer_row_dropped_for_its_target_is_read_so_again_when_the_file_is_predicted(tmp_path):

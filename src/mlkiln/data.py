@@ -212,7 +212,9 @@ def _unreadable_file(path: Path, exc: Exception) -> InputError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if table_format(path) == "csv" and "Expected" in reason and (line := _ragged_line(path)):
         reason += f" (line {line:,} of the file)"
-        if line == 2:  # the header line has another count of fields than the first row: a title above it?
+        if re.search(r"got 1:\s*\(line", reason):  # pyarrow quotes the row: nothing but spaces or tabs
+            reason += "; that line holds only spaces or tabs: delete it"
+        elif line == 2:  # the header line has another count of fields than the first row: a title above it?
             reason += ("; if the first line is a title or a note above the header, or the header lacks a name "
                        "for the row labels, remove it or name that column")
     if "straddl" in reason:  # pyarrow's block of 1 MB: no row may be longer

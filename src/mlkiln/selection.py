@@ -303,7 +303,7 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
     rows, results = found.rungs[rung]
     if rung == len(found.rungs) - 1:
         return rows, results
-    lead = max((r for r in results if r.rows == len(rows)), key=lambda r: sign * r.cv_mean)
+    lead = max((r for r in results if r.rows == len(rows) and not r.error), key=lambda r: sign * r.cv_mean)
     log.info("%s: the best on %s rows, where the time kept it; the families are compared on the same rows",
              lead.family, f"{len(rows):,}")
     cost = found.cost

@@ -989,7 +989,7 @@ def fit_final(pipe, X, y, compute: Compute, until: float | None = None, predicte
         if until is None or not _staged(pipe):
             least_squares.fit(pipe, X, y)
         else:
-            grow_until(pipe, X, y, until, predicted, FIRST_TREES if first is None else min(first, FIRST_TREES))
+            grow_until(pipe, X, y, until, predicted, None if first is None else min(first, FIRST_TREES))
     # QuantileTransformer (ridge_normal) on fewer rows than its 1,000 quantiles takes one per row, and says so;
     # the target encoder's own 5 folds (hgb_target) split a class of fewer rows, and say so: neither is news
     quiet = ("n_quantiles (", "The least populated class in y has only")
@@ -1026,14 +1026,14 @@ def _staged(pipe) -> bool:
     return isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
 
 
-def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: int = FIRST_TREES) -> None:
+def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: int | None = None) -> None:
     """Fit a gradient boosting pipeline, growing no more trees than end by ``until``; the model as if fitted once.
 
     The final fit's time under a --budget is estimated from fits on fewer
     rows (:class:`CostModel`), and early stopping grows more trees on more
     rows: the estimate fell short by up to 23 % of the budget
     (benchmarks/RESULTS.md, session 20). So the preprocessing is fitted
-    once, ``first`` trees are grown and timed (fewer than
+    once, ``first`` trees (default :data:`FIRST_TREES`) are grown and timed (fewer than
     :data:`FIRST_TREES`, a probe: then those too where the probe's time says
     they end in time or within :data:`FIRST_TREES_GRACE`), and then, by
     scikit-learn's ``warm_start``, as many more as that time says can end by
@@ -1051,7 +1051,7 @@ def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: in
     most = model.max_iter
     Xt = prep.fit_transform(X, y)
     started = time.perf_counter()
-    model.set_params(warm_start=True, max_iter=min(first, most)).fit(Xt, y)
+    model.set_params(warm_start=True, max_iter=min(first or FIRST_TREES, most)).fit(Xt, y)
     if model.n_iter_ == model.max_iter < min(FIRST_TREES, most):  # a probe: do all the first trees end in time?
         probe = time.perf_counter() - started
         if probe * FIRST_TREES / model.n_iter_ <= max(until - time.perf_counter(), FIRST_TREES_GRACE):
