@@ -86,6 +86,10 @@ PREDICT_SECONDS_PER_ROW = 1.2e-5
 #: linear model's fit and 4.4 s after a forest's, where 0.1 s a class kept a --budget 15 from all but one candidate)
 POST_FIT_SECONDS_PER_COLUMN = 0.01
 POST_FIT_SECONDS_PER_CLASS = 0.05
+#: ... and writing the model: skops took 3.3 s for an ensemble of 1,883 boosted trees of 15 leaves (txhousing under
+#: --budget 30, which ran to 32-41 s), about 1.7 ms a tree; the fixed part covers a model of this many trees
+BUNDLE_SECONDS_PER_TREE = 2e-3
+BUNDLE_TREES_RESERVED = 300
 
 
 @dataclass
@@ -136,11 +140,21 @@ class Plan:
         estimate = FIRST_TREES / TREES_PER_FIT * self.found.cost.fit_seconds(family, rows)
         return None if estimate <= left else PROBE_TREES
 
-    def final_rows(self, families: list[str]) -> int:
-        """The training rows the final fit of these families' models (an ensemble's members) can take in time."""
+    def bundle_seconds(self, members: list) -> float:
+        """Seconds writing an ensemble's boosted trees takes beyond the reserve's (:data:`BUNDLE_SECONDS_PER_TREE`),
+        from the trees its gradient boosting members' settings grow (:data:`~mlkiln.tuning.FIRST_TREES` where
+        early stopping decides)."""
+        per_class = self.n_classes if self.n_classes > 2 else 1
+        trees = sum(p.params.get("max_iter", FIRST_TREES) * per_class for _, p, _ in members
+                    if REGISTRY[p.family].staged)
+        return BUNDLE_SECONDS_PER_TREE * max(trees - BUNDLE_TREES_RESERVED, 0)
+
+    def final_rows(self, families: list[str], extra: float = 0.0) -> int:
+        """The training rows the final fit of these families' models (an ensemble's members) can take in time,
+        ``extra`` seconds after it kept back too."""
         if self.end is None or self.found is None:
             return self.n_rows
-        seconds = self.end - time.perf_counter() - self.post_fit()
+        seconds = self.end - time.perf_counter() - self.post_fit() - extra
 
         def fits(rows: int) -> bool:
             return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
@@ -261,9 +275,11 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     folds = fold_of(cv, X, y)
     ensemble = None
     if options.ensemble:
-        ensemble = _ensemble(y, ranked, scorer, folds, classes)  # only the last rung kept predictions
-        if ensemble is not None and plan.final_rows([p.family for _, p, _ in ensemble.members]) < plan.n_rows:
-            log.info("ensemble: its members' final fits on all rows would not end within the --budget; not used")
+        ensemble = _ensemble(y, ranked, scorer, folds, classes)  # of the ranking rows' predictions
+        if ensemble is not None and plan.final_rows([p.family for _, p, _ in ensemble.members],
+                                                    plan.bundle_seconds(ensemble.members)) < plan.n_rows:
+            log.info("ensemble: its members' final fits on all rows, and writing them, would not end within the "
+                     "--budget; not used")
             ensemble = None
         gain = None if ensemble is None else scorer.sign * (ensemble.result.cv_mean - best.cv_mean)
         if gain is not None and sampled(plan.n_rows) and not gain > LARGE_ENSEMBLE_SPREADS * best.cv_std:
