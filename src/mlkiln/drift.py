@@ -197,9 +197,13 @@ class Shift:
     def severity(self) -> str:
         return "major" if self.psi >= MAJOR else "moderate" if self.psi >= MODERATE else "stable"
 
+    @property
+    def within_noise(self) -> bool:
+        return self.psi <= self.noise
+
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "psi": self.psi, "severity": self.severity,
-                "noise": self.noise, "within_noise": self.psi <= self.noise,
+                "noise": self.noise, "within_noise": self.within_noise,
                 "missing_train": self.missing_train, "missing_new": self.missing_new,
                 "out_of_range": self.out_of_range, "unseen": self.unseen,
                 "bins": self.bins, "train": self.train, "new": self.new}
@@ -222,7 +226,7 @@ class DriftResult:
         noise = max((s.noise for s in self.columns), default=0.0)
         if noise < MODERATE:
             return None
-        within = sum(s.psi <= s.noise for s in self.columns)
+        within = sum(s.within_noise for s in self.columns)
         return (f"{self.rows:,} rows are few for PSI: samples of {self.rows:,} rows of the training data itself reach "
                 f"PSI up to {noise:.2f} ({NOISE_QUANTILE:.0%} of {NOISE_DRAWS} draws), and {within} of the "
                 f"{len(self.columns)} columns drifted no more than their own noise; more rows measure drift")
@@ -314,15 +318,18 @@ def _noise(train, n_rows: int) -> float:
     if n_rows < 1 or shares.sum() <= 0:
         return 0.0
     counts = np.random.default_rng(0).multinomial(n_rows, shares / shares.sum(), size=NOISE_DRAWS)
-    expected = np.maximum(shares, EPSILON)
-    actual = np.maximum(counts / n_rows, EPSILON)
-    return _round(float(np.quantile(np.sum((actual - expected) * np.log(actual / expected), axis=1), NOISE_QUANTILE)))
+    return _round(float(np.quantile(_psi_of(train, counts / n_rows), NOISE_QUANTILE)))
 
 
 def _psi(train, new) -> float:
+    return _round(float(_psi_of(train, new)))
+
+
+def _psi_of(train, new) -> np.ndarray:
+    """The PSI of ``new`` shares (each row of them, for several) against the ``train`` shares."""
     expected = np.maximum(np.asarray(train, dtype="float64"), EPSILON)
     actual = np.maximum(np.asarray(new, dtype="float64"), EPSILON)
-    return _round(float(np.sum((actual - expected) * np.log(actual / expected))))
+    return np.sum((actual - expected) * np.log(actual / expected), axis=-1)
 
 
 def _interval_labels(edges: np.ndarray, kind: str) -> list[str]:

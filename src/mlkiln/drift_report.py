@@ -29,7 +29,7 @@ from markupsafe import Markup, escape
 from . import __version__
 from .atomic import write_all_atomic
 from .bundle import check_outside
-from .drift import MAX_KNOWN, SAMPLE_ROWS, TOP_CATEGORIES, DriftResult
+from .drift import MAX_KNOWN, NOISE_DRAWS, NOISE_QUANTILE, SAMPLE_ROWS, TOP_CATEGORIES, DriftResult
 from .jsonio import dumps
 from .report.html import facts_html, page_template, stylesheet, table_html
 from .report.plots import AMBER, BLUE, plot
@@ -117,8 +117,8 @@ def _columns_section(doc: dict) -> str:
     return few + (f'<p class="note">Every input column, most drifted first (highlighted: PSI ≥ {t["major"]}, a major '
             f"shift; {t['moderate']} to {t['major']} is moderate). Out of range: new values outside the training "
             "minimum and maximum; unseen: categories training never saw (they are encoded as unknown); noise: the PSI "
-            "that as many rows drawn from the training data itself reach in 95 % of 200 draws, \"(noise)\" where the "
-            "shift is no larger.</p>"
+            f"that as many rows drawn from the training data itself reach in {NOISE_QUANTILE:.0%} of {NOISE_DRAWS} "
+            "draws, \"(noise)\" where the shift is no larger.</p>"
             + table_html(["column", "kind", "PSI", "severity", "noise", "missing train → new", "out of range",
                           "unseen"], rows, numeric=(2, 4, 6, 7), marked=marked))
 

@@ -128,6 +128,12 @@ class Plan:
         fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows)
         return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
 
+    def left(self, family: str | None = None) -> float:
+        """Seconds before the end, less the steps after the final fit, or with ``family`` its final fit too
+        (:meth:`reserve`)."""
+        kept = self.post_fit() if family is None else self.reserve(family, self.found.cost)
+        return self.end - time.perf_counter() - kept
+
     def first_trees(self, family: str, rows: int) -> int | None:
         """The trees a gradient boosting final fit grows before it times them (:func:`~mlkiln.tuning.grow_until`):
         None for :data:`~mlkiln.tuning.FIRST_TREES`, or :data:`~mlkiln.tuning.PROBE_TREES` where those might not
@@ -136,9 +142,8 @@ class Plan:
         rows, and the first 100 trees took 9.9 s, to 25.6 s."""
         if self.end is None or self.found is None:
             return None
-        left = self.end - time.perf_counter() - self.post_fit()
         estimate = FIRST_TREES / TREES_PER_FIT * self.found.cost.fit_seconds(family, rows)
-        return None if estimate <= left else PROBE_TREES
+        return None if estimate <= self.left() else PROBE_TREES
 
     def bundle_seconds(self, members: list) -> float:
         """Seconds writing an ensemble's boosted trees takes beyond the reserve's (:data:`BUNDLE_SECONDS_PER_TREE`),
@@ -154,7 +159,7 @@ class Plan:
         ``extra`` seconds after it kept back too."""
         if self.end is None or self.found is None:
             return self.n_rows
-        seconds = self.end - time.perf_counter() - self.post_fit() - extra
+        seconds = self.left() - extra
 
         def fits(rows: int) -> bool:
             return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
@@ -322,11 +327,9 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
     lead = max((r for r in results if r.rows == len(rows) and not r.error), key=lambda r: sign * r.cv_mean)
     log.info("%s: the best on %s rows, where the time kept it; the families are compared on the same rows",
              lead.family, f"{len(rows):,}")
-    cost = found.cost
     for above in range(len(found.rungs) - 1, rung, -1):  # the most rows its CV on ends in time
         more, there = found.rungs[above]
-        if plan.end is None or cost.cv_seconds(lead.family, len(more)) <= (
-                plan.end - time.perf_counter() - plan.reserve(lead.family, cost)):
+        if plan.end is None or found.cost.cv_seconds(lead.family, len(more)) <= plan.left(lead.family):
             (mine,) = [r for r in there if r.family == lead.family]
             _cross_validate(mine, X.iloc[more], y.iloc[more], table, options, compute, scorer, cv, n_classes,
                             max_categories)

@@ -1353,7 +1353,6 @@ class _Rungs:
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
                       for f in families}
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
-        self.scores: dict[tuple[str, int], dict] = {}  # (family, candidate) -> its CV at the largest rung it reached
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)
@@ -1376,19 +1375,26 @@ class _Rungs:
             log.info("rung %d: %d candidates on %s rows (%.1fs)", r + 1, len(scored), f"{n:,}",
                      self.steps[-1].seconds)
             reached.append(rows)
-            ranked = sorted((k for k in scored if np.isfinite(self.scores[k]["mean"])),  # ties: the plan's order
-                            key=lambda k: (-self.scores[k]["mean"], self.families.index(k[0]), k[1]))
+            here = self.history[r]
+            ranked = sorted((k for k in scored if np.isfinite(here[k]["mean"])),  # ties: the plan's order
+                            key=lambda k: (-here[k]["mean"], self.families.index(k[0]), k[1]))
             alive = _survivors(ranked, RUNG_FACTOR)
         rungs = [(rows, [self.result(f, r) for f in self.families]) for r, rows in enumerate(reached)]
         return RungSearch(rungs or [(np.sort(self.order[:sizes[0]]), [self.result(f, 0) for f in self.families])],
                           self.steps, self.not_started, self.cost)
 
+    @property
+    def scores(self) -> dict[tuple[str, int], dict]:
+        """(family, candidate) -> its CV at the largest rung it reached."""
+        return {k: s for r in sorted(self.history) for k, s in self.history[r].items()}
+
     def left(self) -> float:
         """Seconds before the deadline, less what the final fit of the best family so far needs."""
         if self.deadline is None:
             return math.inf
-        finite = [k for k, s in self.scores.items() if np.isfinite(s["mean"])]
-        best = max(finite, key=lambda k: (self.scores[k]["rows"], self.scores[k]["mean"]), default=(self.families[0],))
+        scores = self.scores
+        finite = [k for k, s in scores.items() if np.isfinite(s["mean"])]
+        best = max(finite, key=lambda k: (scores[k]["rows"], scores[k]["mean"]), default=(self.families[0],))
         return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost)
 
     def rung(self, r: int, rows: np.ndarray, alive: list, rungs_left: int) -> list:
@@ -1455,11 +1461,11 @@ class _Rungs:
         cheap = (not REGISTRY[OPENER].per_class or self.cost.n_classes <= 2) and self.cost.width == 1.0
         if not self.scores and OPENER in waiting and (cheap or self.cost.cv_seconds(OPENER, n_rows) <= allowed):
             return OPENER
-        best = {}
-        for (f, _), s in self.scores.items():
+        best, scores = {}, self.scores
+        for (f, _), s in scores.items():
             best[f] = max(best.get(f, -math.inf), s["mean"] if np.isfinite(s["mean"]) else -math.inf)
         rank = {f: k for k, f in enumerate(sorted(best, key=lambda f: -best[f]))}
-        done = {f: sum(1 for (g, _), s in self.scores.items() if g == f and s["rows"] == n_rows) for f in waiting}
+        done = {f: sum(1 for (g, _), s in scores.items() if g == f and s["rows"] == n_rows) for f in waiting}
 
         def value_per_second(f):
             prior = 1.0 / (1 + rank[f]) if f in rank else (1.0 if REGISTRY[f].cost == "expensive" else 0.5)
@@ -1482,13 +1488,13 @@ class _Rungs:
         for j, i in enumerate(batch):
             if passed[j]:  # out of the search
                 continue
-            self.scores[(family, i)] = self.history.setdefault(r, {})[(family, i)] = {
+            self.history.setdefault(r, {})[(family, i)] = {
                 "rows": len(y), "mean": float(res["mean_test_score"][j]), "std": float(res["std_test_score"][j]),
                 "folds": [float(res[f"split{k}_test_score"][j]) for k in range(self.cost.folds)],
                 "fit_time": float(res["mean_fit_time"][j]), "params": _estimator_params(res["params"][j])}
         kept = self.oofs.setdefault(r, {}).setdefault(family, [])
         kept[:] = sorted([*kept, *oofs], key=lambda p: -p.score)[:KEEP_PER_FAMILY]
-        return [(family, i) for i in batch if (family, i) in self.scores]
+        return [(family, i) for i in batch if (family, i) in self.history.get(r, {})]
 
     def result(self, family: str, rung: int) -> FamilyResult:
         """The family's leaderboard entry on ``rung``: its best candidate there, with the predictions kept there, or
