@@ -133,7 +133,7 @@ class DataInfo:
 class SearchStep:
     """One step of a sampled search (a rung) or the final fit: the rows its fits saw."""
 
-    step: str  # "rung 1", "rung 2", ..., "final fit"
+    step: str  # "rung 1", "rung 2", ..., "rung 3, more candidates" (the time the rungs left), "final fit"
     rows: int  # rows each candidate was cross-validated on (a rung), or fitted on (the final fit)
     candidates: int  # candidates scored (a rung), models fitted (the final fit: ensemble members)
     seconds: float

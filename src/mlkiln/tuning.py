@@ -1343,7 +1343,7 @@ class _Rungs:
     def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
                  reserve, max_categories):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
-        self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family: 0.0)
+        self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family, cost: 0.0)
         self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
         unit = target_unit(task, y)
@@ -1358,6 +1358,7 @@ class _Rungs:
         self.seconds = dict.fromkeys(families, 0.0)
         self.steps: list[Step] = []
         self.not_started: list[dict] = []
+        self.tried: set[tuple[str, int]] = set()  # (family, candidate) scored, or passed by a warm path, on any rung
         self.order = nested_sample(y, task, seed, cv.get_n_splits())
 
     def run(self) -> RungSearch:
@@ -1378,10 +1379,53 @@ class _Rungs:
             here = self.history[r]
             ranked = sorted((k for k in scored if np.isfinite(here[k]["mean"])),  # ties: the plan's order
                             key=lambda k: (-here[k]["mean"], self.families.index(k[0]), k[1]))
-            alive = _survivors(ranked, RUNG_FACTOR)
+            alive = _survivors(ranked, RUNG_FACTOR) + self.carried(r)
+        if len(reached) == len(sizes) and self.deadline is not None:
+            self.fill(len(sizes) - 1, reached[-1])
         rungs = [(rows, [self.result(f, r) for f in self.families]) for r, rows in enumerate(reached)]
+        last = {(s["family"], s.pop("candidate")): s for s in self.not_started}  # its last try: the most rows
+        not_started = [s for k, s in last.items() if k not in self.scores]
         return RungSearch(rungs or [(np.sort(self.order[:sizes[0]]), [self.result(f, 0) for f in self.families])],
-                          self.steps, self.not_started, self.cost)
+                          self.steps, not_started, self.cost)
+
+    def carried(self, r: int) -> list[tuple[str, int]]:
+        """The candidates that go on from rung ``r`` though it did not score them, where the time kept a family
+        from it: the family's best on the largest rung it reached, or its first candidate if it has none.
+
+        Each rung's share of the time is its own: on diamonds under --budget 30, the linear grids took rung 1's
+        share, gradient boosting's candidates on rung 2 were estimated 0.2 s past that rung's share, and rung 3
+        scored the linear families alone, ending the search with 16 of the 30 s unused; gradient boosting
+        (CV R2 0.97 on 4,794 rows against the linear models' 0.96) was fitted on all rows without being
+        compared there.
+        """
+        here = {f for (f, _) in self.history.get(r, {})}
+        scores, carried = self.scores, []
+        for family in self.families:
+            if family in here:
+                continue
+            mine = [i for (f, i), s in scores.items() if f == family and np.isfinite(s["mean"])]
+            if mine:
+                carried.append((family, max(mine, key=lambda i: (scores[(family, i)]["rows"],
+                                                                 scores[(family, i)]["mean"]))))
+            elif not any(f == family for f, _ in self.tried) and self.plan[family]:
+                carried.append((family, 0))
+        return carried
+
+    def fill(self, r: int, rows: np.ndarray) -> None:
+        """Score on the last rung, while the time allows, the candidates no rung has tried yet: the time the rungs'
+        shares left unused goes to more of each family's portfolio or grid, best family first."""
+        refused = {s["family"] for s in self.not_started if s["rows"] == len(rows)}  # just now: the same time left
+        fresh = [(f, i) for f in self.families if f not in refused
+                 for i in range(len(self.plan[f])) if (f, i) not in self.tried]
+        if not fresh or self.left() <= 0:
+            return
+        started = time.perf_counter()
+        scored = self.rung(r, rows, fresh, 1)
+        if scored:
+            self.steps.append(Step(f"rung {r + 1}, more candidates", len(rows), len(scored),
+                                   round(time.perf_counter() - started, 3)))
+            log.info("rung %d: %d more candidates on %s rows in the time left (%.1fs)", r + 1, len(scored),
+                     f"{len(rows):,}", self.steps[-1].seconds)
 
     @property
     def scores(self) -> dict[tuple[str, int], dict]:
@@ -1412,7 +1456,8 @@ class _Rungs:
             estimate = self.cost.cv_seconds(family, n, len(batch))
             if estimate > allowed and self.scores and not self.near_free(r, family, estimate):
                 for i in queue[family]:
-                    self.not_started.append({"family": family, "params": _estimator_params(self.plan[family][i]),
+                    self.not_started.append({"family": family, "candidate": i,
+                                             "params": _estimator_params(self.plan[family][i]),
                                              "rows": n, "estimated_s": round(estimate, 3),
                                              "left_s": round(max(allowed, 0.0), 3)})
                 log.info("%s: %d candidate(s) not started on %s rows: estimated %.1fs, %.1fs left", family,
@@ -1482,6 +1527,7 @@ class _Rungs:
         res, _, oofs = cross_validate_candidates(self.pipes[family], planned, X, y, self.cv, self.scorer, self.task,
                                                  self.compute, label=family, staged=staged)
         self.seconds[family] += time.perf_counter() - started
+        self.tried.update((family, i) for i in batch)
         passed = res.get("passed", np.zeros(len(batch), dtype=bool))  # past a warm path's best: not fitted
         self.cost.observe(family, np.asarray(res["mean_fit_time"])[~passed],
                           len(y) * (self.cost.folds - 1) // self.cost.folds)
