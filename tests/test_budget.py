@@ -73,6 +73,17 @@ def test_the_cost_model_scales_with_rows_and_prefers_the_largest_fits():
     assert cost.cv_seconds("ridge", 1000) > 0  # never fitted: its cost class's prior
 
 
+
+def test_a_family_not_fitted_yet_takes_the_rate_of_its_estimator_on_other_encodings():
+    """hgb_target is hgb's estimator on target-encoded text: once hgb is measured, its prior no longer applies
+    (on bundesliga under --budget 30 the prior kept it from starting)."""
+    cost = CostModel(folds=3, cores=2, n_classes=3)
+    prior = cost.fit_seconds("hgb_target", 6000)
+    cost.observe("hgb", [0.3, 0.35, 0.4], 6000)
+    assert cost.fit_seconds("hgb_target", 6000) == cost.fit_seconds("hgb", 6000) == pytest.approx(0.4)
+    assert prior > 10 * cost.fit_seconds("hgb_target", 6000)
+    assert cost.fit_seconds("rf", 6000) == CostModel(folds=3, cores=2, n_classes=3).fit_seconds("rf", 6000)
+
 def test_the_cost_model_extrapolates_faster_growth_that_two_fits_measured():
     cost = CostModel(folds=3, cores=2)
     cost.observe("logistic_l1", [0.12], 11_111)  # liblinear's L1 fits on the machine-failure rows (session 23)
