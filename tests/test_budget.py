@@ -532,18 +532,22 @@ def test_a_family_the_time_kept_from_a_rung_goes_on_to_the_next_with_its_best(fa
     assert rungs.carried(0) == [("rf", 0)]  # scored there: its survivors are chosen by score
 
 
-def test_the_time_the_rungs_left_scores_the_candidates_no_rung_tried(failure):
-    """After the last rung, the candidates never tried are scored there while the time allows, best family first,
-    except a family just refused for time on that rung."""
-    X, y, kinds, make = _rung_state(failure, ["logistic_l2", "hgb"])
+def test_the_time_the_rungs_left_scores_the_candidates_the_last_rung_did_not(failure):
+    """After the last rung, its unscored candidates are scored there while the time allows: those no rung tried,
+    then those the halving dropped, except a family just refused for time on that rung."""
+    X, y, kinds, make = _rung_state(failure, ["logistic_l2", "hgb", "rf"])
     with tuning.Compute(n_jobs=2) as compute:
         rungs = make(compute)
         rows = np.arange(len(y))
-        rungs.rung(0, rows, [("hgb", 0), ("logistic_l2", 0)], 1)
-        rungs.not_started.append({"family": "logistic_l2", "candidate": 1, "rows": len(rows)})
-        rungs.fill(0, rows)
+        rungs.rung(0, rows[::3], [("hgb", 0), ("logistic_l2", 0), ("logistic_l2", 1), ("rf", 0)], 2)
+        rungs.rung(1, rows, [("hgb", 0)], 1)  # the halving kept hgb's only
+        rungs.not_started.append({"family": "rf", "candidate": 1, "rows": len(rows)})
+        rungs.fill(1, rows)
     planned = len(rungs.plan["hgb"])
-    assert planned > 1 and {i for f, i in rungs.history[0] if f == "hgb"} == set(range(planned))
-    assert {i for f, i in rungs.history[0] if f == "logistic_l2"} == {0}  # refused on these rows just now
-    assert rungs.steps[-1].name == "rung 1, more candidates" and rungs.steps[-1].candidates == planned - 1
-    assert all(np.isfinite(s["mean"]) for s in rungs.history[0].values()), rungs.history[0]
+    last = rungs.history[1]
+    assert planned > 1 and {i for f, i in last if f == "hgb"} == set(range(planned))
+    # dropped on rung 1 (0 and 1) or never tried: all scored in the time left
+    assert {i for f, i in last if f == "logistic_l2"} == set(range(len(rungs.plan["logistic_l2"])))
+    assert not any(f == "rf" for f, _ in last)  # refused on these rows just now
+    assert rungs.steps[-1].name == "rung 2, more candidates" and rungs.steps[-1].candidates == len(last) - 1
+    assert all(np.isfinite(s["mean"]) for s in last.values()), last
