@@ -1003,6 +1003,8 @@ def test_library_arguments_are_checked_at_the_boundary(tmp_path):
             mlkiln.train(frame, target=target)
     numbered = pd.DataFrame({0: frame["x"], 1: frame["y"]})
     assert mlkiln.train(numbered, target=1, models=["linear"]).card.target == "1"
+    # None drops and keeps nothing, as None for models is every family (it was a TypeError)
+    assert tuple(mlkiln.train(frame, target="y", models=["linear"], drop=None, keep=None).card.dropped_by_user) == ()
 
 
 def test_a_blank_class_label_is_a_missing_one(tmp_path, capsys):

@@ -175,6 +175,9 @@ class TrainOptions:
             _whole("trials", self.trials, minimum=1)
         if self.max_latency_us is not None:
             _positive("max_latency_us", self.max_latency_us, "microseconds")
+        for name in ("drop", "keep"):  # None, as for models, says none
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, ())
         for name in ("models", "drop", "keep"):
             value = getattr(self, name)
             if value is not None:
