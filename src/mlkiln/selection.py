@@ -154,22 +154,25 @@ class Plan:
                     if REGISTRY[p.family].staged)
         return BUNDLE_SECONDS_PER_TREE * max(trees - BUNDLE_TREES_RESERVED, 0)
 
-    def final_rows(self, families: list[str], extra: float = 0.0) -> int:
-        """The training rows the final fit of these families' models (an ensemble's members) can take in time,
-        ``extra`` seconds after it kept back too."""
+    def fits(self, families: list[str], rows: int, extra: float = 0.0) -> bool:
+        """Whether the final fits of these families' models (an ensemble's members) on ``rows`` rows, and ``extra``
+        seconds after them, end in time."""
+        if self.end is None or self.found is None:
+            return True
+        seconds = self.left() - extra
+        return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
+
+    def final_rows(self, families: list[str]) -> int:
+        """The training rows the final fit of these families' models (an ensemble's members) can take in time:
+        never fewer than the families were ranked on."""
         if self.end is None or self.found is None:
             return self.n_rows
-        seconds = self.left() - extra
-
-        def fits(rows: int) -> bool:
-            return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
-
         least, most = self.compared or len(self.found.rows), self.n_rows  # a fit's time grows with its rows
-        if fits(most):
+        if self.fits(families, most):
             return most
         while most - least > 1:
             middle = (least + most) // 2
-            least, most = (middle, most) if fits(middle) else (least, middle)
+            least, most = (middle, most) if self.fits(families, middle) else (least, middle)
         return least
 
 
@@ -281,8 +284,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     ensemble = None
     if options.ensemble:
         ensemble = _ensemble(y, ranked, scorer, folds, classes)  # of the ranking rows' predictions
-        if ensemble is not None and plan.final_rows([p.family for _, p, _ in ensemble.members],
-                                                    plan.bundle_seconds(ensemble.members)) < plan.n_rows:
+        if ensemble is not None and not plan.fits([p.family for _, p, _ in ensemble.members], plan.n_rows,
+                                                  plan.bundle_seconds(ensemble.members)):
             log.info("ensemble: its members' final fits on all rows, and writing them, would not end within the "
                      "--budget; not used")
             ensemble = None

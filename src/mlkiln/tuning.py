@@ -1238,6 +1238,14 @@ MOST_ROWS_POWER = 2.0
 POWER_MIN_RATIO = 1.5
 
 
+#: once the last rung has scored every planned candidate, the time left scores neighbours of its best candidate
+#: (_Rungs.neighbours): each searched parameter times or divided by this step, or kept; at most this many rounds
+#: of ``cores`` neighbours, each started only where this many times its estimate fits in the time left
+NEIGHBOUR_STEP = 1.5
+NEIGHBOUR_ROUNDS = 30
+NEIGHBOUR_SAFETY = 2.0
+
+
 #: a family never scored is first in the best-first order when it is this strong and cheap; the others follow by
 #: expected value per second
 OPENER = "hgb"
@@ -1354,7 +1362,7 @@ class _Rungs:
         self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family, cost: 0.0)
         self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
-        unit = target_unit(task, y)
+        unit = self.unit = target_unit(task, y)
         plans = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials, unit)
                  for f in families}
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
@@ -1368,6 +1376,7 @@ class _Rungs:
         self.not_started: list[dict] = []
         self.tried: set[tuple[str, int]] = set()  # (family, candidate) scored, or passed by a warm path, on any rung
         self.order = nested_sample(y, task, seed, cv.get_n_splits())
+        self.seed = seed
 
     def run(self) -> RungSearch:
         least = self.cost.folds * self.cost.n_classes if self.task == "classification" else 0
@@ -1431,15 +1440,59 @@ class _Rungs:
                  for i in range(len(self.plan[f])) if (f, i) not in self.tried]
         dropped = sorted((k for k, s in scores.items() if s["rows"] < len(rows) and np.isfinite(s["mean"])
                           and k[0] not in refused), key=lambda k: -scores[k]["mean"])
-        if not fresh + dropped or self.left() <= 0:
-            return
         started = time.perf_counter()
-        scored = self.rung(r, rows, fresh + dropped, 1)
+        if fresh + dropped and self.left() > 0:
+            scored = self.rung(r, rows, fresh + dropped, 1)
+            if scored:
+                self.steps.append(Step(f"rung {r + 1}, more candidates", len(rows), len(scored),
+                                       round(time.perf_counter() - started, 3)))
+                log.info("rung %d: %d more candidates on %s rows in the time left (%.1fs)", r + 1, len(scored),
+                         f"{len(rows):,}", self.steps[-1].seconds)
+        self.neighbours(r, rows)
+
+    def neighbours(self, r: int, rows: np.ndarray) -> None:
+        """While the time allows, score on the last rung neighbours of its best candidate so far: each searched
+        parameter times or divided by :data:`NEIGHBOUR_STEP` (or kept), within the family's random-search space,
+        ``cores`` at a time, started only where :data:`NEIGHBOUR_SAFETY` times their estimate fits: a neighbour
+        may grow more or larger trees than the candidates measured. A local search, as FLAML's: the longer the
+        budget, the more of the space near the best is seen."""
+        rng, started, scored = np.random.default_rng(self.seed), time.perf_counter(), []
+        for _ in range(NEIGHBOUR_ROUNDS):
+            here = {k: s for k, s in self.history.get(r, {}).items() if np.isfinite(s["mean"])}
+            ranked = [k for k in sorted(here, key=lambda k: -here[k]["mean"]) if REGISTRY[k[0]].distributions]
+            # the best candidate with neighbours not yet planned (a forest's one parameter has few)
+            family, drawn = next(((f, d) for f, i in ranked
+                                  if (d := self.near(f, self.plan[f][i], rng, self.compute.cores))), (None, []))
+            if not drawn or self.left() <= 0:
+                break
+            self.plan[family] += drawn
+            new = [(family, len(self.plan[family]) - len(drawn) + j) for j in range(len(drawn))]
+            done = self.rung(r, rows, new, 1, NEIGHBOUR_SAFETY)
+            scored += done
+            if not done:
+                break
         if scored:
-            self.steps.append(Step(f"rung {r + 1}, more candidates", len(rows), len(scored),
+            self.steps.append(Step(f"rung {r + 1}, neighbours of the best", len(rows), len(scored),
                                    round(time.perf_counter() - started, 3)))
-            log.info("rung %d: %d more candidates on %s rows in the time left (%.1fs)", r + 1, len(scored),
-                     f"{len(rows):,}", self.steps[-1].seconds)
+            log.info("rung %d: %d neighbours of the best candidates on %s rows in the time left (%.1fs)", r + 1,
+                     len(scored), f"{len(rows):,}", self.steps[-1].seconds)
+
+    def near(self, family: str, candidate: dict, rng, count: int) -> list[dict]:
+        """Up to ``count`` new neighbours of ``candidate`` (pipeline parameters), none already planned."""
+        space = {f"model__{k}": d for k, d in REGISTRY[family].space(random=True, unit=self.unit).items()
+                 if hasattr(d, "support")}
+        planned, drawn = self.plan[family], []
+        for _ in range(10 * count):
+            if len(drawn) == count or not space:
+                break
+            moved = dict(candidate)
+            for name, dist in space.items():
+                value = candidate.get(name, dist.median())
+                value = float(np.clip(value * NEIGHBOUR_STEP ** rng.integers(-1, 2), *dist.support()))
+                moved[name] = int(round(value)) if hasattr(dist.dist, "pmf") else value
+            if moved not in planned and moved not in drawn:
+                drawn.append(moved)
+        return drawn
 
     @property
     def scores(self) -> dict[tuple[str, int], dict]:
@@ -1455,8 +1508,9 @@ class _Rungs:
         best = max(finite, key=lambda k: (scores[k]["rows"], scores[k]["mean"]), default=(self.families[0],))
         return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost)
 
-    def rung(self, r: int, rows: np.ndarray, alive: list, rungs_left: int) -> list:
-        """Score the ``alive`` candidates on ``rows``, best-first, as far as the time allows; return those scored."""
+    def rung(self, r: int, rows: np.ndarray, alive: list, rungs_left: int, safety: float = 1.0) -> list:
+        """Score the ``alive`` candidates on ``rows``, best-first, as far as the time allows (their estimate times
+        ``safety``); return those scored."""
         X, y, n = self.X.iloc[rows], self.y.iloc[rows], len(rows)
         queue = {f: [i for g, i in alive if g == f] for f in self.families}
         share = self.left() / rungs_left  # this rung's time, when there is a deadline
@@ -1468,7 +1522,7 @@ class _Rungs:
             family = self.next_family(queue, n, allowed)
             batch = self.batch(family, queue[family], n, allowed)
             estimate = self.cost.cv_seconds(family, n, len(batch))
-            if estimate > allowed and self.scores and not self.near_free(r, family, estimate):
+            if safety * estimate > allowed and self.scores and not self.near_free(r, family, estimate):
                 for i in queue[family]:
                     self.not_started.append({"family": family, "candidate": i,
                                              "params": _estimator_params(self.plan[family][i]),
