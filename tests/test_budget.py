@@ -512,13 +512,13 @@ def test_an_ensemble_of_many_boosted_trees_keeps_back_the_time_its_bundle_takes(
         BUNDLE_SECONDS_PER_TREE * (3 * (486 + 903 + 494) - BUNDLE_TREES_RESERVED))
 
 
-def _rung_state(failure, families, n=3000):
+def _rung_state(failure, families, n=3000, trials=None):
     frame, target = failure
     X, y = frame.drop(columns=[target, "UDI", "Product ID"]).head(n), frame[target].head(n)
     kinds = {name: ("numeric" if pd.api.types.is_numeric_dtype(X[name]) else "categorical") for name in X.columns}
     return X, y, kinds, lambda compute: tuning._Rungs(
         X, y, "classification", families, kinds, Scorer("classification", "log_loss", [0, 1]),
-        tuning.make_cv("classification", 3, 0), 0, 2, compute, "auto", None, time.perf_counter() + 120, None, None)
+        tuning.make_cv("classification", 3, 0), 0, 2, compute, "auto", trials, time.perf_counter() + 120, None, None)
 
 
 def test_a_family_the_time_kept_from_a_rung_goes_on_to_the_next_with_its_best(failure):
@@ -594,3 +594,9 @@ def test_the_time_left_after_every_candidate_goes_to_neighbours_of_the_best(fail
     assert rungs.steps[-1].name == "rung 1, neighbours of the best" and rungs.steps[-1].candidates == len(more)
     scores = {i: s["mean"] for (f, i), s in rungs.history[0].items()}
     assert set(scores) == set(range(len(rungs.plan["hgb"]))) and all(np.isfinite(v) for v in scores.values())
+    _, _, _, capped = _rung_state(failure, ["hgb"], n=1500, trials=2)  # --trials caps the candidates: no neighbours
+    with tuning.Compute(n_jobs=1) as compute:
+        rungs = capped(compute)
+        rungs.rung(0, rows, [("hgb", 0), ("hgb", 1)], 1)
+        rungs.fill(0, rows)
+    assert len(rungs.plan["hgb"]) == 2 and not any("neighbours" in s.name for s in rungs.steps)

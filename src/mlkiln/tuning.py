@@ -1376,7 +1376,7 @@ class _Rungs:
         self.not_started: list[dict] = []
         self.tried: set[tuple[str, int]] = set()  # (family, candidate) scored, or passed by a warm path, on any rung
         self.order = nested_sample(y, task, seed, cv.get_n_splits())
-        self.seed = seed
+        self.seed, self.trials = seed, trials
 
     def run(self) -> RungSearch:
         least = self.cost.folds * self.cost.n_classes if self.task == "classification" else 0
@@ -1455,7 +1455,9 @@ class _Rungs:
         parameter times or divided by :data:`NEIGHBOUR_STEP` (or kept), within the family's random-search space,
         ``cores`` at a time, started only where :data:`NEIGHBOUR_SAFETY` times their estimate fits: a neighbour
         may grow more or larger trees than the candidates measured. A local search, as FLAML's: the longer the
-        budget, the more of the space near the best is seen."""
+        budget, the more of the space near the best is seen. Not with ``--trials``, which caps the candidates."""
+        if self.trials is not None:
+            return
         rng, started, scored = np.random.default_rng(self.seed), time.perf_counter(), []
         for _ in range(NEIGHBOUR_ROUNDS):
             here = {k: s for k, s in self.history.get(r, {}).items() if np.isfinite(s["mean"])}
