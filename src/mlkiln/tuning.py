@@ -1530,8 +1530,9 @@ class _Rungs:
                                              "params": _estimator_params(self.plan[family][i]),
                                              "rows": n, "estimated_s": round(estimate, 3),
                                              "left_s": round(max(allowed, 0.0), 3)})
-                log.info("%s: %d candidate(s) not started on %s rows: estimated %.1fs, %.1fs left", family,
-                         len(queue[family]), f"{n:,}", estimate, max(allowed, 0.0))
+                log.info("%s: %d candidate(s) not started on %s rows: estimated %.1fs%s, %.1fs left", family,
+                         len(queue[family]), f"{n:,}", estimate, f" (x{safety:g}: new ground)" if safety != 1 else "",
+                         max(allowed, 0.0))
                 queue[family] = []
                 continue
             scored += self.score(r, family, batch, X, y)
