@@ -123,9 +123,10 @@ class Plan:
         return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
-    def reserve(self, family: str, cost: CostModel) -> float:
-        """Seconds the search leaves for the final fit of ``family`` on all rows and the steps after it."""
-        fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows)
+    def reserve(self, family: str, cost: CostModel, members: int = 1) -> float:
+        """Seconds the search leaves for the final fit of ``family`` on all rows (of ``members`` such models: an
+        ensemble's) and the steps after it."""
+        fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows) * members
         return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
 
     def left(self, family: str | None = None) -> float:
@@ -428,7 +429,8 @@ def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute
     families, skipped = _leave_out(X, y, table, options, SAMPLE_ROWS)
     found = search_rungs(X, y, task, families, table.kinds, scorer, cv,
                          options.seed, n_classes, compute, search=options.search, trials=options.trials,
-                         deadline=plan.end, reserve=plan.reserve, max_categories=max_categories)
+                         deadline=plan.end, reserve=plan.reserve, max_categories=max_categories,
+                         members=MAX_MEMBERS if options.ensemble else 1)
     for _, results in found.rungs:
         results += skipped
     for result in found.results:
