@@ -467,6 +467,34 @@ def test_a_family_best_on_a_smaller_rung_is_scored_on_more_rows_before_ranking(d
     assert [r.family for r in board] == ["ridge", "hgb"] and board[1].cv_mean < 0.9
 
 
+
+def test_a_leader_on_a_smaller_rung_that_cannot_be_scored_on_more_rows_in_time_beats_only_a_worse_one(diamonds):
+    """Out of time for the CV on more rows: the last rung's leader is kept where it scored better there than the
+    other did on its fewer rows (bundesliga under --budget 60 was ranked on 3,738 rows, and L1 logistic
+    regression chosen, where gradient boosting was better on 11,214); else the families are ranked on the
+    smaller rung, as the leader there is better even on fewer rows."""
+    from mlkiln.options import TrainOptions
+    from mlkiln.selection import Plan, _compared_on
+    from mlkiln.understand import understand
+
+    options = TrainOptions()
+    table = understand(diamonds.head(3000), "price", options)
+    X, y = table.X, table.y
+    cv, scorer = tuning.make_cv("regression", 3, 0), Scorer("regression", "r2")
+
+    def rows_ranked_on(ridge_on_all_rows):
+        rungs = _rung_results((1000, {"ridge": (0.85, 1000), "hgb": (0.95, 1000)}),
+                              (len(y), {"ridge": (ridge_on_all_rows, len(y)), "hgb": (0.95, 1000)}))
+        now = time.perf_counter()
+        plan = Plan(now - 10, now, len(y), len(y), found=tuning.RungSearch(rungs, [], [], CostModel(3, 1)))
+        with tuning.Compute(n_jobs=1) as compute:
+            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, None, plan)
+        assert all(not r.oofs or r.rows == len(rows) for r in results)  # nothing cross-validated again
+        return len(rows)
+
+    assert rows_ranked_on(0.96) == len(y)  # ridge on all rows beat hgb's 0.95 on 1,000
+    assert rows_ranked_on(0.90) == 1000  # hgb better even on fewer rows
+
 def test_the_final_fit_times_a_few_trees_first_where_its_first_hundred_might_not_end_in_time():
     """A search's gradient boosting fits may stop early at n_iter_no_change trees: their rate says little of the
     final fit's first 100 (Tuna, 5 classes: 5.4 s said, 9.9 s taken)."""
