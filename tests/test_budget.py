@@ -630,7 +630,7 @@ def test_the_time_left_after_every_candidate_goes_to_neighbours_of_the_best(fail
     assert len(rungs.plan["hgb"]) == 2 and not any("neighbours" in s.name for s in rungs.steps)
 
 
-def test_the_time_the_rungs_leave_keeps_back_an_ensemble_s_final_fits():
+def test_the_time_the_rungs_leave_keeps_back_an_ensemble_s_final_fits(monkeypatch):
     """More candidates after the rungs leave time for three members' final fits, not one: where they took it, the
     ensemble could not be fitted (health-insurance under --budget 60 got one model, test log loss 0.4072 against
     0.4061)."""
@@ -644,13 +644,24 @@ def test_the_time_the_rungs_leave_keeps_back_an_ensemble_s_final_fits():
     assert plan.reserve("hgb", cost) == pytest.approx(one + plan.post_fit())
     assert plan.reserve("hgb", cost, 3) == pytest.approx(3 * one + plan.post_fit())
     assert plan.reserve("hgb", cost, 100) == pytest.approx(FINAL_SHARE * 60 + plan.post_fit())  # at most a share
-    kept = []
-    with tuning.Compute(n_jobs=1) as compute:
-        frame = load_example("diamonds").head(600)
-        X, y = frame[["carat", "depth"]], frame["price"]
-        rungs = tuning._Rungs(X, y, "regression", ["ridge"], dict.fromkeys(X.columns, "numeric"),
-                              Scorer("regression", "r2", None), tuning.make_cv("regression", 3, 0), 0, 2, compute,
-                              "auto", None, now + 60, lambda family, cost, models=1: kept.append(models) or 0.0,
-                              None, 3)
-        rungs.run()
-    assert kept[0] == 1 and kept[-1] == 3  # the rungs keep one final fit; the time they leave, three
+    frame = load_example("diamonds").head(600)
+    X, y = frame[["carat", "depth"]], frame["price"]
+
+    def reserves() -> list:
+        kept = []
+        with tuning.Compute(n_jobs=1) as compute:
+            tuning._Rungs(X, y, "regression", ["ridge"], dict.fromkeys(X.columns, "numeric"),
+                          Scorer("regression", "r2", None), tuning.make_cv("regression", 3, 0), 0, 2, compute,
+                          "auto", None, now + 60,
+                          lambda family, cost, models=1, capped=True: kept.append((models, capped)) or 0.0,
+                          None, 3).run()
+        return kept
+
+    kept = reserves()
+    # the rungs keep one final fit; the time they leave, three; capped at a share, as the rung holds every row
+    assert kept[0] == (1, True) and kept[-1] == (3, True)
+    monkeypatch.setattr(tuning, "SAMPLE_ROWS", 300)  # the last rung a sample: its final fit on every row, uncapped
+    kept = reserves()
+    assert kept[0] == (1, True) and kept[-1] == (3, False)
+    # on a sample the time the rungs leave keeps back the final fit on every row, uncapped
+    assert plan.reserve("hgb", cost, 100, capped=False) == pytest.approx(100 * one + plan.post_fit())

@@ -123,11 +123,12 @@ class Plan:
         return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
-    def reserve(self, family: str, cost: CostModel, members: int = 1) -> float:
+    def reserve(self, family: str, cost: CostModel, members: int = 1, capped: bool = True) -> float:
         """Seconds the search leaves for the final fit of ``family`` on all rows (of ``members`` such models: an
-        ensemble's) and the steps after it."""
+        ensemble's) and the steps after it; at most :data:`FINAL_SHARE` of the budget for the fit where ``capped``
+        (then the final fit may take fewer rows)."""
         fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows) * members
-        return min(fit, FINAL_SHARE * (self.end - self.start)) + self.post_fit()
+        return (min(fit, FINAL_SHARE * (self.end - self.start)) if capped else fit) + self.post_fit()
 
     def left(self, family: str | None = None) -> float:
         """Seconds before the end, less the steps after the final fit, or with ``family`` its final fit too
