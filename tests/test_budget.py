@@ -572,7 +572,7 @@ def test_the_time_the_rungs_left_scores_the_candidates_the_last_rung_did_not(fai
     with tuning.Compute(n_jobs=2) as compute:
         rungs = make(compute)
         rows = np.arange(len(y))
-        rungs.rung(0, rows[::3], [("hgb", 0), ("logistic_l2", 0), ("logistic_l2", 1), ("rf", 0)], 2)
+        rungs.rung(0, rows[::3], [("hgb", 0), ("logistic_l2", 0), ("logistic_l2", 1), ("rf", 0)], 0.5)
         rungs.rung(1, rows, [("hgb", 0)], 1)  # the halving kept hgb's only
         rungs.not_started.append({"family": "rf", "candidate": 1, "rows": len(rows)})
         planned = {f: len(rungs.plan[f]) for f in rungs.families}
