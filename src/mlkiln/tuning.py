@@ -1631,12 +1631,21 @@ class _Rungs:
 
     def result(self, family: str, rung: int) -> FamilyResult:
         """The family's leaderboard entry on ``rung``: its best candidate there, with the predictions kept there, or
-        (below it) its best candidate at the largest rung it reached."""
-        mine = {i: s for (f, i), s in self.scores.items() if f == family}
+        (below it) its best candidate at the largest rung it reached up to ``rung``.
+
+        Never a score from a rung above: a family the time kept from lower rungs can be scored on a later one
+        (:meth:`carried`), and ranked by rows first such an entry beat every family compared on ``rung`` (400k
+        machine-failure rows under --budget 30: ``logistic_l2``, log loss 0.0967 on 100,000 rows, chosen over
+        gradient boosting's 0.0506 on fewer; macro-F1 0.733 against 0.90).
+        """
+        upto = {k: s for r in sorted(self.history) if r <= rung for k, s in self.history[r].items()}
+        mine = {i: s for (f, i), s in upto.items() if f == family}
         sign, n_planned = self.scorer.sign, len(self.plan[family])
         if not mine:
+            above = any(f == family for f, _ in self.scores)
             return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
-                                "not reached within --budget", "none", n_planned)
+                                "scored only on more rows than the families were ranked on" if above
+                                else "not reached within --budget", "none", n_planned)
         candidates = [{"params": s["params"], "mean": plain(sign * s["mean"]),
                        "std": plain(s["std"]), "folds": plain([sign * v for v in s["folds"]]), "n_samples": s["rows"]}
                       for i, s in sorted(mine.items())]
