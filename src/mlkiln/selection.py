@@ -335,7 +335,7 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
     rows, results = found.rungs[rung]
     if rung == len(found.rungs) - 1:
         return rows, results
-    lead = max((r for r in results if r.rows == len(rows) and not r.error), key=lambda r: sign * r.cv_mean)
+    lead = _best_on(rows, results, sign)
     log.info("%s: the best on %s rows, where the time kept it; the families are compared on the same rows",
              lead.family, f"{len(rows):,}")
     for above in range(len(found.rungs) - 1, rung, -1):  # the most rows its CV on ends in time
@@ -346,8 +346,7 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
                             max_categories)
             return more, there
     last_rows, last = found.rungs[-1]
-    top = max((r for r in last if r.rows == len(last_rows) and not r.error), key=lambda r: sign * r.cv_mean,
-              default=None)
+    top = _best_on(last_rows, last, sign)
     if top is not None and sign * top.cv_mean >= sign * lead.cv_mean:  # better on more rows: the rows favour it, nothing tells more
         log.info("%s: its CV on %s rows would not end within the --budget; %s scored better on %s rows (%.4f "
                  "against %.4f on %s): ranked there", lead.family, f"{len(found.rungs[rung + 1][0]):,}", top.family,
@@ -367,13 +366,11 @@ def ranking_rung(rungs: list[tuple[np.ndarray, list[FamilyResult]]], sign: float
     leader so far, on the same rows, and leads.
     """
     def best(r: int) -> str | None:
-        rows, results = rungs[r]
-        here = [res for res in results if res.rows == len(rows) and not res.error]
-        return max(here, key=lambda res: sign * res.cv_mean).family if here else None
+        top = _best_on(*rungs[r], sign)
+        return None if top is None else top.family
 
     def reached(family: str, r: int) -> bool:
-        rows, results = rungs[r]
-        return any(res.family == family and res.rows == len(rows) and not res.error for res in results)
+        return any(res.family == family for res in _scored_on(*rungs[r]))
 
     rung = len(rungs) - 1
     leader = best(rung)
@@ -382,6 +379,16 @@ def ranking_rung(rungs: list[tuple[np.ndarray, list[FamilyResult]]], sign: float
         if family is not None and family != leader and not reached(family, r + 1):
             leader, rung = family, r
     return rung
+
+
+def _scored_on(rows: np.ndarray, results: list[FamilyResult]) -> list[FamilyResult]:
+    """The results of a rung that were scored on its rows (not a smaller rung's best, not failed)."""
+    return [res for res in results if res.rows == len(rows) and not res.error]
+
+
+def _best_on(rows: np.ndarray, results: list[FamilyResult], sign: float) -> FamilyResult | None:
+    """The best result scored on a rung's rows, or None."""
+    return max(_scored_on(rows, results), key=lambda res: sign * res.cv_mean, default=None)
 
 
 def _cross_validate(result: FamilyResult, X, y, table: Table, options: TrainOptions, compute: Compute, scorer,

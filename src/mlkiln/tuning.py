@@ -1357,13 +1357,20 @@ def _survivors(ranked: list[tuple[str, int]], factor: int) -> list[tuple[str, in
     return alive
 
 
+def _largest_best(scores: dict) -> tuple | int | None:
+    """The key of the best finite score on the most rows (its ``rows``, then its ``mean``), or None."""
+    finite = [k for k, s in scores.items() if np.isfinite(s["mean"])]
+    return max(finite, key=lambda k: (scores[k]["rows"], scores[k]["mean"]), default=None)
+
+
 class _Rungs:
     """The state of one :func:`search_rungs`: the plan, the scores per rung, the cost model, the clock."""
 
     def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
                  reserve, max_categories, members=1):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
-        self.scorer, self.deadline, self.reserve = scorer, deadline, reserve or (lambda family, cost, models=1, capped=True: 0.0)
+        self.scorer, self.deadline = scorer, deadline
+        self.reserve = reserve or (lambda family, cost, models=1, capped=True: 0.0)
         # the final fits the time left after the rungs keeps back (fill): an ensemble's ``members``; the rungs keep one
         self.members, self.keeping, self.capped = members, 1, True
         self.strategy = {f: _rung_strategy(f, search) for f in families}
@@ -1426,10 +1433,9 @@ class _Rungs:
         for family in self.families:
             if family in here:
                 continue
-            mine = [i for (f, i), s in scores.items() if f == family and np.isfinite(s["mean"])]
-            if mine:
-                carried.append((family, max(mine, key=lambda i: (scores[(family, i)]["rows"],
-                                                                 scores[(family, i)]["mean"]))))
+            best = _largest_best({k: s for k, s in scores.items() if k[0] == family})
+            if best is not None:
+                carried.append(best)
             elif not any(f == family for f, _ in self.tried) and self.plan[family]:
                 carried.append((family, 0))
         return carried
@@ -1510,10 +1516,14 @@ class _Rungs:
                 drawn.append(moved)
         return drawn
 
+    def upto(self, rung: float = math.inf) -> dict[tuple[str, int], dict]:
+        """(family, candidate) -> its CV at the largest rung it reached, up to ``rung``."""
+        return {k: s for r in sorted(self.history) if r <= rung for k, s in self.history[r].items()}
+
     @property
     def scores(self) -> dict[tuple[str, int], dict]:
         """(family, candidate) -> its CV at the largest rung it reached."""
-        return {k: s for r in sorted(self.history) for k, s in self.history[r].items()}
+        return self.upto()
 
     def left(self) -> float:
         """Seconds before the deadline, less what the final fit of the best family so far needs: of ``keeping``
@@ -1521,9 +1531,7 @@ class _Rungs:
         share of the budget where ``capped`` (not in the time a sample's rungs leave)."""
         if self.deadline is None:
             return math.inf
-        scores = self.scores
-        finite = [k for k, s in scores.items() if np.isfinite(s["mean"])]
-        best = max(finite, key=lambda k: (scores[k]["rows"], scores[k]["mean"]), default=(self.families[0],))
+        best = _largest_best(self.scores) or (self.families[0],)
         return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost, self.keeping, self.capped)
 
     def rung(self, r: int, rows: np.ndarray, alive: list, part: float = 1.0, safety: float = 1.0) -> list:
@@ -1638,8 +1646,7 @@ class _Rungs:
         machine-failure rows under --budget 30: ``logistic_l2``, log loss 0.0967 on 100,000 rows, chosen over
         gradient boosting's 0.0506 on fewer; macro-F1 0.733 against 0.90).
         """
-        upto = {k: s for r in sorted(self.history) if r <= rung for k, s in self.history[r].items()}
-        mine = {i: s for (f, i), s in upto.items() if f == family}
+        mine = {i: s for (f, i), s in self.upto(rung).items() if f == family}
         sign, n_planned = self.scorer.sign, len(self.plan[family])
         if not mine:
             above = any(f == family for f, _ in self.scores)
@@ -1658,7 +1665,7 @@ class _Rungs:
         if here:
             s = here[max(here, key=lambda i: here[i]["mean"])]  # ties: the first planned
         else:
-            s = mine[max(finite, key=lambda i: (mine[i]["rows"], mine[i]["mean"]))]
+            s = mine[_largest_best(dict(sorted(mine.items())))]  # ties: the first planned
         params = {**s["params"], **REGISTRY[family].scale_params(len(self.y))}
         return FamilyResult(family, params, sign * s["mean"], s["std"], s["fit_time"], self.seconds[family],
                             len(mine), candidates, search=self.strategy[family], not_reached=n_planned - len(mine),
