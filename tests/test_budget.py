@@ -642,8 +642,10 @@ def test_the_time_the_rungs_leave_keeps_back_an_ensemble_s_final_fits(monkeypatc
     plan = Plan(now, now + 60, 17_817, 22_272)
     one = FINAL_FIT_SAFETY * cost.fit_seconds("hgb", 17_817)
     assert plan.reserve("hgb", cost) == pytest.approx(one + plan.post_fit())
-    assert plan.reserve("hgb", cost, 3) == pytest.approx(3 * one + plan.post_fit())
-    assert plan.reserve("hgb", cost, 100) == pytest.approx(FINAL_SHARE * 60 + plan.post_fit())  # at most a share
+    # three members: three fits, and predicting through each of them
+    assert plan.reserve("hgb", cost, 3) == pytest.approx(3 * one + plan.post_fit(3))
+    assert plan.post_fit(3) > plan.post_fit() > plan.post_fit(0)
+    assert plan.reserve("hgb", cost, 100) == pytest.approx(FINAL_SHARE * 60 + plan.post_fit(100))  # at most a share
     frame = load_example("diamonds").head(600)
     X, y = frame[["carat", "depth"]], frame["price"]
 
@@ -664,7 +666,7 @@ def test_the_time_the_rungs_leave_keeps_back_an_ensemble_s_final_fits(monkeypatc
     kept = reserves()
     assert kept[0] == (1, True) and kept[-1] == (3, False)
     # on a sample the time the rungs leave keeps back the final fit on every row, uncapped
-    assert plan.reserve("hgb", cost, 100, capped=False) == pytest.approx(100 * one + plan.post_fit())
+    assert plan.reserve("hgb", cost, 100, capped=False) == pytest.approx(100 * one + plan.post_fit(100))
 
 
 def test_a_family_s_entry_on_a_rung_never_takes_a_score_from_a_rung_above(failure):

@@ -69,16 +69,21 @@ FINAL_FIT_SAFETY = 2.0
 TREES_PER_FIT = HGB_DEFAULTS["n_iter_no_change"]
 #: seconds the steps after the final fit take (metrics, drift profile, report with permutation importances,
 #: bundle): a fixed part, a part per row they predict (the test rows, and the training rows up to the training
-#: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`) besides predicting it, and predicting it. On 5M
-#: diamonds rows (1.2M predicted) through 236 trees of 31 leaves these steps took 17 s, predicting about 12 s of
-#: it; :func:`mlkiln.tuning.grow_until` times a gradient boosting model's predictions on its own rows, the other
-#: families are taken to predict as fast as 300 such trees (4e-8 s a row and tree, on this 2-core machine). The
-#: fixed part: on 400k machine-failure rows the report page took 2.4 s, the skops file 1.3 s, the importances 1.1 s;
-#: on tables of 10,000-50,000 rows these steps took 1.8-4.5 s (sweep 7's tables, session 22), where a fixed 5 s
-#: (with the other parts) kept back about twice what a --budget 20 needed and ended such runs at 12-14 s
+#: metrics' sample, :data:`mlkiln.metrics.TRAIN_METRIC_ROWS`) besides predicting it, and predicting it through each
+#: model. The prediction part is for a gradient boosting model of :data:`~mlkiln.tuning.FIRST_TREES` trees (or a
+#: model as fast): :func:`mlkiln.tuning.grow_until` times the final fit's predictions on its own rows and grows more
+#: trees only where the time left allows them, so a reserve for the most trees a model might grow (300, 1.2e-5 s a
+#: row, until session 25) kept from the search time the final fit would have filled anyway. On 5M diamonds rows
+#: (1.2M predicted) under --budget 30 that reserve was 22.7 s: the search stopped after one candidate on 3,703 rows,
+#: the final fit took those 3,703 rows, and the command ended at 18.2 s (test R2 0.9714); through 100 trees the 1.2M
+#: rows took 3.4-4.9 s to predict (2.8-4.1e-6 s a row), and the steps besides predicting 2.6 s here, 5 s on session
+#: 23's slower machine (4e-6 s a row beyond the fixed part until session 25). The fixed part: on 400k
+#: machine-failure rows the report page took 2.4 s, the skops file 1.3 s, the importances 1.1 s; on tables of
+#: 10,000-50,000 rows these steps took 1.8-4.5 s (sweep 7's tables, session 22), where a fixed 5 s (with the other
+#: parts) kept back about twice what a --budget 20 needed and ended such runs at 12-14 s
 POST_FIT_SECONDS = 3.5
-POST_FIT_SECONDS_PER_ROW = 4e-6
-PREDICT_SECONDS_PER_ROW = 1.2e-5
+POST_FIT_SECONDS_PER_ROW = 1.5e-6
+PREDICT_SECONDS_PER_ROW = 4e-6
 #: ... and a part per input column (importances, drift profile, schema: 1,000 columns of 2,000 rows took 13 s after
 #: the fit) and per class beyond two (per-class metrics and curves, a confusion matrix of them all, a larger model
 #: to write: 100 classes of 5,000 rows took 12 s with one linear model, about 30 s with an ensemble of forests, in
@@ -117,9 +122,10 @@ class Plan:
         """The rows the steps after the final fit predict: the test rows and the training metrics' sample."""
         return self.n_table - self.n_rows + min(self.n_rows, metrics.TRAIN_METRIC_ROWS)
 
-    def post_fit(self, predicting: bool = True) -> float:
-        """Seconds the steps after the final fit take; without ``predicting``, all but the model's predictions."""
-        per_row = POST_FIT_SECONDS_PER_ROW + (PREDICT_SECONDS_PER_ROW if predicting else 0.0)
+    def post_fit(self, models: int = 1) -> float:
+        """Seconds the steps after the final fit take, predicting through ``models`` models (an ensemble's members;
+        0: all but the predictions)."""
+        per_row = POST_FIT_SECONDS_PER_ROW + PREDICT_SECONDS_PER_ROW * models
         return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
@@ -128,7 +134,7 @@ class Plan:
         ensemble's) and the steps after it; at most :data:`FINAL_SHARE` of the budget for the fit where ``capped``
         (then the final fit may take fewer rows)."""
         fit = FINAL_FIT_SAFETY * cost.fit_seconds(family, self.n_rows) * members
-        return (min(fit, FINAL_SHARE * (self.end - self.start)) if capped else fit) + self.post_fit()
+        return (min(fit, FINAL_SHARE * (self.end - self.start)) if capped else fit) + self.post_fit(members)
 
     def left(self, family: str | None = None) -> float:
         """Seconds before the end, less the steps after the final fit, or with ``family`` its final fit too
@@ -161,7 +167,7 @@ class Plan:
         seconds after them, end in time."""
         if self.end is None or self.found is None:
             return True
-        seconds = self.left() - extra
+        seconds = self.left() - extra - (self.post_fit(len(families)) - self.post_fit())  # the members' predictions
         return sum(FINAL_FIT_SAFETY * self.found.cost.fit_seconds(f, rows) for f in families) <= seconds
 
     def final_rows(self, families: list[str]) -> int:
@@ -641,7 +647,7 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
     log.info("refitting %s on %s training rows", selection.best.family, f"{len(y):,}")
     started = time.perf_counter()
     plan = selection.plan
-    clock = None if plan is None or plan.end is None else (plan.end - plan.post_fit(predicting=False),
+    clock = None if plan is None or plan.end is None else (plan.end - plan.post_fit(models=0),
                                                            plan.predicted_rows)
     fitted = _fit_or_drop_members(X, y, table, selection, seed, compute, clock)
     selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
