@@ -272,6 +272,17 @@ def test_a_one_parameter_grid_starts_in_its_middle_on_the_rungs():
     assert tuning._middle_first(two) == two
 
 
+def test_a_final_fit_grows_more_trees_only_where_many_fit_and_early_stopping_did_not_end_it():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(max_iter=100, n_iter_=100)  # a gradient boosting model's two attributes read
+    assert tuning._more_trees(model, 1000, 10.0, 0.1) == 100
+    assert tuning._more_trees(model, 150, 10.0, 0.1) == 50  # never past the settings' most
+    assert tuning._more_trees(model, 1000, 0.95, 0.1) == 0  # 9 trees: fewer than a tenth of those grown
+    model.n_iter_ = 80  # early stopping ended the fit
+    assert tuning._more_trees(model, 1000, 10.0, 0.1) == 0
+
+
 def _pipelines(frame: pd.DataFrame, target: str, task: str, threshold=None, trees=300):
     """Two unfitted gradient boosting pipelines of ``frame``'s columns: ``trees`` trees without early stopping."""
     from mlkiln.pipeline import build_pipeline
@@ -307,6 +318,17 @@ def test_a_final_fit_grows_the_trees_that_end_in_time_and_equals_one_fit_of_them
     tuning.grow_until(clocked, X, y, until=time.perf_counter(), first=tuning.PROBE_TREES)
     assert clocked[-1].n_iter_ == clocked[-1].max_iter == tuning.PROBE_TREES
     np.testing.assert_array_equal(clocked.predict(X), once.set_params(model__max_iter=10).fit(X, y).predict(X))
+    # time left after a warm start's trees grows more, in as many parts as it takes: still one fit's trees
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 0.05)  # the first warm start: a few trees
+    parts, more_trees = [], tuning._more_trees
+    monkeypatch.setattr(tuning, "_more_trees", lambda model, most, seconds, per_tree: parts.append(model.n_iter_) or (
+        min(37, most - model.n_iter_)))
+    X, y, (clocked, once) = _pipelines(diamonds, "price", "regression")
+    tuning.grow_until(clocked, X, y, until=time.perf_counter())
+    assert len(parts) >= 3 and parts[-1] == clocked[-1].n_iter_ == clocked[-1].max_iter == 300
+    np.testing.assert_array_equal(clocked.predict(X), once.fit(X, y).predict(X))
+    monkeypatch.setattr(tuning, "_more_trees", more_trees)
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 0.0)
     # the rows predicted after the fit cost time per tree: a billion of them leave no time for more trees
     X, y, (clocked, _) = _pipelines(diamonds, "price", "regression")
     tuning.grow_until(clocked, X, y, until=time.perf_counter() + 60, predicted=10**9)

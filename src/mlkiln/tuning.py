@@ -1070,8 +1070,13 @@ def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: in
         log.info("final fit: %d trees in %.1fs; predicting %s rows after it: %.2fs and %.3fs a tree; %d more trees fit "
                  "in %s", grown, first, f"{predicted:,}", predicted * per_row, after, max(more, 0),
                  f"the {remaining:.1f}s left" if remaining >= left else f"the {GRACE_SECONDS:g}s of grace (the budget is spent)")
-        if more > 0:
+        while more > 0:
+            started = time.perf_counter()
             model.set_params(max_iter=grown + more).fit(Xt, y)
+            rate = (time.perf_counter() - started) / max(model.n_iter_ - grown, 1)  # a warm start's, binning included
+            grown = model.n_iter_
+            more = _more_trees(model, most, until - predicted * per_row - after * grown - time.perf_counter(),
+                               rate + after)
     stopped = model.n_iter_ == model.max_iter < most
     model.set_params(warm_start=False, max_iter=model.n_iter_ if stopped else most)
     if isinstance(step, FixedThresholdClassifier):  # what FixedThresholdClassifier.fit leaves, with this model
@@ -1080,6 +1085,24 @@ def grow_until(pipe: Pipeline, X, y, until: float, predicted: int = 0, first: in
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(model, name):
                 setattr(step, name, getattr(model, name))
+
+
+def _more_trees(model, most: int, seconds: float, per_tree: float) -> int:
+    """Trees a further warm start grows in ``seconds`` at ``per_tree`` seconds a tree: none where early stopping
+    ended the fit, or fewer than :data:`MORE_TREES_SHARE` of those grown fit (a warm start bins the rows again)."""
+    if model.n_iter_ < model.max_iter or model.max_iter >= most:
+        return 0
+    more = min(most - model.n_iter_, int(seconds / per_tree))
+    if more < MORE_TREES_SHARE * model.n_iter_:
+        return 0
+    log.info("final fit: %d more trees fit in the %.1fs left at its last trees' rate", more, seconds)
+    return more
+
+
+#: the final fit grows more trees while the time left holds at least this share of those grown, at the rate of
+#: the last ones: the first trees' rate counts binning the rows and early stopping's scoring, and on 5M diamonds
+#: rows under --budget 120 the 644 trees it allowed ended 20 s early (the command at 84.4 s, session 25)
+MORE_TREES_SHARE = 0.1
 
 
 #: rows of the training table :func:`_prediction_cost` times the model's predictions on
