@@ -15,6 +15,8 @@ Usage::
     python benchmarks/bench_budget.py                      # budgets 10, 30, 120 s on both tables, then the 5M default
     python benchmarks/bench_budget.py --budgets 30 --no-default
     python benchmarks/bench_budget.py --examples-only      # default train on diamonds and machine-failure
+    python benchmarks/bench_budget.py --tables health-insurance,bundesliga,txhousing --budgets 10 20
+                                                           # bench_automl.py's public tables of 1,000-60,000 rows
 
 ``PYTHONPATH=/path/to/other/src`` runs another checkout's mlkiln the same way
 (the before/after comparison of RESULTS.md).
@@ -30,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from _common import grown_file
@@ -50,6 +53,19 @@ def failure_file(folder: Path) -> Path:
     return path
 
 
+def package_table(name: str) -> tuple[str, Path, list[str], pd.Series]:
+    """One of bench_automl.py's public tables as CSV in BENCH_DIR (written once), its train arguments, its target."""
+    from bench_automl import HOLDOUT, TABLES
+
+    table = {**TABLES, **HOLDOUT}[name]
+    path = BENCH_DIR / f"{name}.csv"
+    if not path.exists():
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        table.load().to_csv(path, index=False)
+    args = ["--target", table.target] + (["--drop", *table.drop] if table.drop else [])
+    return name, path, args, pd.read_csv(path, usecols=[table.target])[table.target]
+
+
 def run_train(args: list[str], out: Path) -> dict:
     """``mlkiln train ARGS -o OUT`` in a fresh process: wall seconds, peak RSS (MB), the card."""
     command = [sys.executable, "-m", "mlkiln", "train", *args, "-o", str(out), "--force", "-q"]
@@ -65,9 +81,13 @@ def run_train(args: list[str], out: Path) -> dict:
 
 
 def baseline(card: dict, y: pd.Series) -> tuple[str, float, float]:
-    """The card's test score and the trivial model's: the majority class's macro-F1, or R2 of the mean (0)."""
+    """The card's test score and the trivial model's: the majority class's macro-F1, or R2 of the mean (0); for
+    more than two classes, log loss and the class shares' (the majority class's macro-F1 says little there)."""
     if card["task"] == "regression":
         return "r2", card["metrics"]["test"]["r2"], 0.0
+    shares = y.value_counts(normalize=True)
+    if len(shares) > 2:
+        return "log_loss", card["metrics"]["test"]["log_loss"], float(-(shares * np.log(shares)).sum())
     share = y.value_counts(normalize=True).max()  # the test split is stratified: the same share
     return "f1_macro", card["metrics"]["test"]["f1_macro"], share / (1 + share)  # majority F1 2p/(1+p), others 0
 
@@ -87,8 +107,10 @@ def budgets(tables: list[tuple[str, Path, list[str], pd.Series]], seconds: list[
             r = run_train([str(path), *extra, "--budget", str(budget)], BENCH_DIR / f"budget-{name}-{budget:g}")
             metric, score, trivial = baseline(r["card"], y)
             steps = ", ".join(f"{s['step']} {s['rows']:,}" for s in r["card"]["tuning"].get("steps", []))
+            test = r["card"]["metrics"]["test"]
+            more = "".join(f", {m} {test[m]:.4f}" for m in ("roc_auc", "log_loss") if m in test and m != metric)
             print(f"| {name} | {budget:g} | {r['seconds']:.1f} | {r['seconds'] / budget:.2f}x | {describe(r['card'])} "
-                  f"| {metric} {score:.4f} | {trivial:.4f} | {steps} |", flush=True)
+                  f"| {metric} {score:.4f}{more} | {trivial:.4f} | {steps} |", flush=True)
 
 
 def default_train(name: str, args: list[str], table_mb: float | None = None) -> None:
@@ -107,10 +129,14 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[10, 30, 120])
     parser.add_argument("--no-default", action="store_true", help="skip the default train on 5M rows")
     parser.add_argument("--examples-only", action="store_true", help="only default train on the two examples")
+    parser.add_argument("--tables", help="comma-separated tables of bench_automl.py instead of the two large ones")
     args = parser.parse_args()
     import mlkiln
 
     print(f"mlkiln {mlkiln.__version__} from {Path(mlkiln.__file__).parent}")
+    if args.tables:
+        budgets([package_table(name) for name in args.tables.split(",")], args.budgets)
+        return
     if args.examples_only:
         default_train("diamonds", ["--example", "diamonds"])
         default_train("machine-failure", ["--example", "machine-failure"])

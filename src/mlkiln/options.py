@@ -11,7 +11,7 @@ import errno
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ArgumentError, BundleError, InputError
@@ -156,7 +156,7 @@ class TrainOptions:
     search: str = "auto"
     budget: float | None = None
     trials: int | None = None
-    cluster: str | None = field(default=None)
+    cluster: str | None = None  # None: $MLKILN_DASK_SCHEDULER, else this machine (cluster.scheduler_address)
     ensemble: bool = True
     max_latency_us: float | None = None
 
@@ -205,8 +205,6 @@ class TrainOptions:
         if self.metric is not None:
             metrics = {m for task in tasks for m in SELECTION_METRICS[task]}
             _choice("metric", self.metric, sorted(metrics))
-        if self.cluster is None and os.environ.get("MLKILN_DASK_SCHEDULER"):
-            object.__setattr__(self, "cluster", os.environ["MLKILN_DASK_SCHEDULER"])
 
     def families(self, task: str) -> list[str]:
         """The families to try for ``task``, in the order they are tried."""
