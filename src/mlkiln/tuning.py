@@ -1409,8 +1409,9 @@ class _Rungs:
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
         self.scorer, self.deadline = scorer, deadline
         self.reserve = reserve or (lambda family, cost, models=1, capped=True: 0.0)
-        # the final fits the time left after the rungs keeps back (fill): an ensemble's ``members``; the rungs keep one
-        self.members, self.keeping, self.capped = members, 1, True
+        # what the time left keeps back (reserve's models and capped): one final fit on the rungs, at most a share
+        # of the budget; after them (fill) an ensemble's ``members``, uncapped on a sample of the rows
+        self.members, self.kept = members, (1, True)
         self.strategy = {f: _rung_strategy(f, search) for f in families}
         # rungs hold at most SAMPLE_ROWS rows: the families' row bounds (forests) apply to the final fit only
         unit = self.unit = target_unit(task, y)
@@ -1488,11 +1489,10 @@ class _Rungs:
         --budget 60: one gradient boosting model, test log loss 0.4072, where without them an ensemble had
         0.4061)."""
         refused = {s["family"] for s in self.not_started if s["rows"] == len(rows)}  # just now: the same time left
-        self.keeping = self.members  # more candidates are worth least where they leave no time for an ensemble
-        # ... or, on a sample of the rows, for the final fit on all of them: more rows gain more than more search
-        # (5M diamonds rows under --budget 120: 1,327,698 rows and test R2 0.9862, with more candidates 435,943
-        # and 0.9854)
-        self.capped = len(rows) == len(self.y)
+        # more candidates are worth least where they leave no time for an ensemble, or, on a sample of the rows,
+        # for the final fit on all of them: more rows gain more than more search (5M diamonds rows under --budget
+        # 120: 1,327,698 rows and test R2 0.9862, with more candidates 435,943 and 0.9854)
+        self.kept = (self.members, len(rows) == len(self.y))
         scores = self.scores
         fresh = [(f, i) for f in self.families if f not in refused
                  for i in range(len(self.plan[f])) if (f, i) not in self.tried]
@@ -1564,13 +1564,13 @@ class _Rungs:
         return self.upto()
 
     def left(self) -> float:
-        """Seconds before the deadline, less what the final fit of the best family so far needs: of ``keeping``
-        such models (one on the rungs; an ensemble's members in the time they leave, :meth:`fill`), at most a
-        share of the budget where ``capped`` (not in the time a sample's rungs leave)."""
+        """Seconds before the deadline, less what the final fit of the best family so far needs: ``kept``, the
+        models (one on the rungs; an ensemble's members in the time they leave, :meth:`fill`) and whether at most a
+        share of the budget (not in the time a sample's rungs leave)."""
         if self.deadline is None:
             return math.inf
         best = _largest_best(self.scores) or (self.families[0],)
-        return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost, self.keeping, self.capped)
+        return self.deadline - time.perf_counter() - self.reserve(best[0], self.cost, *self.kept)
 
     def rung(self, r: int, rows: np.ndarray, alive: list, part: float = 1.0, safety: float = 1.0) -> list:
         """Score the ``alive`` candidates on ``rows``, best-first, as far as ``part`` of the time left allows
