@@ -224,6 +224,22 @@ HOLDOUT: dict[str, Table] = {
                          "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/BudgetFood.csv (23,972 x 6; "
                          "regression: food's share of a Spanish household's spending, 0-1; sex text, 1 missing; "
                          "GPL (Ecdat))"),
+    # session 26: four more, of other shapes: a missing target, ids with thousands of values, 73k rows x 5 classes
+    "computers": Table("price", lambda: _rdataset("Ecdat/Computers"),
+                       "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Computers.csv (6,259 x 10; regression: "
+                       "a PC's price 1993-95 from speed, disk, RAM, screen, cd / multi / premium yes-no, ads, month; "
+                       "GPL (Ecdat))"),
+    "slid": Table("wages", lambda: _rdataset("car/SLID"),
+                  "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/car/SLID.csv (7,425 x 5; regression: hourly "
+                  "wage in Ontario 1994, missing for 3,278 rows (left out); education and language missing for "
+                  "some; GPL-2 (car))"),
+    "benefits": Table("ui", lambda: _rdataset("Ecdat/Benefits"),
+                      "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Benefits.csv (4,877 x 18; binary: a "
+                      "laid-off worker applied for unemployment insurance, 68 %; 11 text columns; GPL (Ecdat))"),
+    "insteval": Table("y", lambda: _rdataset("lme4/InstEval"),
+                      "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/lme4/InstEval.csv (73,421 x 7; 5 classes: a "
+                      "lecture's rating 1-5 at ETH Zurich; student and lecturer ids as numbers (2,972 and 1,128 "
+                      "values), department, service course; GPL-2 (lme4))"),
 }
 
 

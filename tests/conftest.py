@@ -163,7 +163,8 @@ def threaded_bundle(tmp_path_factory, threaded_csv) -> str:
 @pytest.fixture(scope="session")
 def league_csv(tmp_path_factory) -> str:
     """2,000 football results between 40 teams of hidden strength: two many-valued text columns, three classes,
-    where target encoding (``hgb_target``) has something to encode."""
+    where target encoding (``hgb_target``) has something to encode; and 60 referees of hidden leaning, their ids
+    numbers (an id column as :func:`mlkiln.pipeline.code_columns` finds them)."""
     import numpy as np
 
     def frame():
@@ -171,8 +172,12 @@ def league_csv(tmp_path_factory) -> str:
         teams = np.array([f"team {i:02d}" for i in range(40)])
         strength = dict(zip(teams, rng.normal(size=40)))
         home, away = rng.choice(teams, 2000), rng.choice(teams, 2000)
-        edge = np.array([strength[h] - strength[a] for h, a in zip(home, away)]) + 0.3 + rng.normal(size=2000)
-        return pd.DataFrame({"home": home, "away": away, "round": rng.integers(1, 35, 2000),
+        referees = 1000 + 7 * rng.permutation(60)  # ids, not in the order of their leaning
+        referee = rng.choice(referees, 2000)
+        leaning = dict(zip(referees, rng.normal(scale=0.7, size=60)))
+        edge = (np.array([strength[h] - strength[a] for h, a in zip(home, away)]) + 0.3 + rng.normal(size=2000)
+                + np.array([leaning[r] for r in referee]))
+        return pd.DataFrame({"home": home, "away": away, "round": rng.integers(1, 35, 2000), "referee": referee,
                              "result": np.where(edge > 0.6, "home", np.where(edge < -0.4, "away", "draw"))})
     return shared_table(tmp_path_factory, "league.csv", frame)
 

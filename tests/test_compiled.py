@@ -51,6 +51,11 @@ CASES = [
                                 ("extra_trees", "extra_trees", {"n_estimators": 8}, 0.4)], None),
     ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.5),
                                 ("hgb_target", "hgb_target", {"max_iter": 10}, 0.5)], None),
+    # number columns encoded by the target too (pipeline.code_columns): values unseen in training, and missing
+    ("regression", "hgb_target", {"max_iter": 30}, None, ("table", "depth")),
+    ("binary", "hgb_target", {"max_iter": 20}, 0.4, ("table",)),
+    ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.5),
+                                ("hgb_target", "hgb_target", {"max_iter": 10}, 0.5)], None, ("table", "depth")),
 ]
 
 
@@ -89,10 +94,12 @@ def _target(frame: pd.DataFrame, task: str) -> pd.Series:
     return frame["cut"].fillna("Ideal").where(lambda c: c != "never seen", "Ideal")
 
 
-@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}" + ("-threshold" if c[3] else ""))
+@pytest.fixture(scope="module", params=CASES,
+                ids=lambda c: f"{c[0]}-{c[1]}" + ("-threshold" if c[3] else "") + ("-codes" if c[4:] else ""))
 def fitted(request, tables):
     """``(pipeline, schema columns, test frame)`` for one family, fitted on a small sample."""
-    task, family, params, threshold = request.param
+    task, family, params, threshold, *codes = request.param
+    codes = codes[0] if codes else ()
     train, test = tables
     features = [f for f in FEATURES if not (task == "multiclass" and f == "cut")]
     kinds = {name: column_kind(train[name]) for name in features}
@@ -100,10 +107,11 @@ def fitted(request, tables):
     y = _target(train, task)
     kind = "regression" if task == "regression" else "classification"
     if family == "ensemble":
-        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0)
+        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0, codes=codes)
         members = [member for _, member in getattr(pipeline, "estimator", pipeline).estimators]
     else:
-        pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0)
+        pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0,
+                                  codes=codes)
         members = [pipeline]
     for member in members:
         # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too

@@ -9,10 +9,12 @@ from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
 from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.preprocessing import TargetEncoder
 
 import mlkiln
-from mlkiln.pipeline import SKEWED_TARGET, TARGET_ENCODED_VALUES
+from mlkiln.pipeline import (CODE_ROWS_PER_VALUE, CODE_VALUES, SKEWED_TARGET, TARGET_ENCODED_VALUES, build_pipeline,
+                             code_columns)
 
 
 def test_searched_on_many_valued_text_and_learns_the_teams(league_run, league_csv):
@@ -22,6 +24,27 @@ def test_searched_on_many_valued_text_and_learns_the_teams(league_run, league_cs
     y = pd.read_csv(league_csv)["result"]
     prior = log_loss(y, np.tile(y.value_counts(normalize=True).sort_index().to_numpy(), (len(y), 1)))
     assert board.loc["hgb_target", "cv_mean"] < prior - 0.05
+
+
+def test_number_ids_are_encoded_by_the_target_too(league_run, league_csv):
+    # the referees' ids are whole numbers of 60 values, 20+ rows each: encoded by the target beside the number;
+    # the round (34 values) and the counts of a column read as a number are not
+    assert league_run.card.model.codes == ("referee",)
+    data = pd.read_csv(league_csv)
+    kinds = {"home": "categorical", "away": "categorical", "round": "numeric", "referee": "numeric"}
+    assert code_columns(data, kinds) == ("referee",)
+    assert code_columns(data.assign(referee=data["referee"] + 0.5), kinds) == ()  # not whole numbers
+    assert code_columns(data.head(CODE_VALUES * CODE_ROWS_PER_VALUE - 1), kinds) == ()  # too few rows per value
+    pipe = build_pipeline("classification", "hgb_target", kinds, n_classes=3, codes=("referee",))
+    blocks = {name: columns for name, _, columns in pipe.named_steps["prep"].transformers}
+    assert blocks["numeric"] == ["round", "referee"] and blocks["codes"] == ["referee"]
+    # the referees' leaning, reachable through their target means: the encoded family scores better than without
+    X, y = data.drop(columns="result"), data["result"]
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = [cross_val_score(build_pipeline("classification", "hgb_target", kinds, n_classes=3, codes=codes,
+                                             params={"max_iter": 60, "early_stopping": False, "learning_rate": 0.05}),
+                              X, y, cv=cv, scoring="neg_log_loss").mean() for codes in ((), ("referee",))]
+    assert scores[1] > scores[0] + 0.005
 
 
 def test_the_bundle_encodes_by_target_and_scores_compiled(league_bundle, league_csv):

@@ -158,7 +158,7 @@ def test_grid_winner_reuses_its_cross_validation_predictions(small, monkeypatch)
     def refit(*args, **kwargs):
         raise AssertionError("the winner was fitted again for its out-of-fold predictions")
 
-    monkeypatch.setattr(selection, "out_of_fold", refit)
+    monkeypatch.setattr(selection, "cross_validate_one", refit)
     run = mlkiln.train(small, target="price", models=["ridge", "lasso"], ensemble=False)
     family, params = run.card.model.family, run.card.model.params
     best = next(c for c in run.card.cv_results[family] if c["params"] == params)

@@ -241,10 +241,11 @@ class _Ensemble:
 
 
 def _blocks(prep, columns) -> dict:
-    """``{"numeric": (transformer, names), "categorical": (...)}`` from the fitted ColumnTransformer."""
+    """``{"numeric": (transformer, names), "categorical": (...), ...}`` from the fitted ColumnTransformer
+    (``codes``: number columns also encoded by the target, :func:`mlkiln.pipeline.code_columns`)."""
     numeric = [c.name for c in columns if c.kind != "categorical"]
     categorical = [c.name for c in columns if c.kind == "categorical"]
-    blocks = {"numeric": (None, []), "missing": (None, []), "categorical": (None, [])}
+    blocks = {"numeric": (None, []), "missing": (None, []), "codes": (None, []), "categorical": (None, [])}
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
             continue
@@ -252,7 +253,7 @@ def _blocks(prep, columns) -> dict:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         blocks[name] = (transformer, list(names))
     if (blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric)
-            or blocks["categorical"][1] != categorical):
+            or blocks["categorical"][1] != categorical or not set(blocks["codes"][1]) <= set(numeric)):
         raise _NotCompilable("the preprocessing columns do not match the schema")
     return blocks
 
@@ -286,11 +287,41 @@ class _Categories:
         return ids
 
 
+class _Numbers(_Categories):
+    """Number values of one column as integer ids (a target encoder's categories of a number column):
+    0..n-1 known, ``n`` unknown, ``n + 1`` missing."""
+
+    dtype = np.float64
+
+    def __init__(self, name: str, categories):
+        known = np.asarray(categories, dtype=np.float64)
+        self.name, self.categories = name, np.sort(known[~np.isnan(known)])
+        self.lookup = {float(v): i for i, v in enumerate(self.categories)}
+        self.unknown = len(self.categories)
+        self.missing = self.unknown + 1
+
+    def probe(self) -> list:
+        unseen = self.categories[-1] + 1.0 if len(self.categories) else 0.0
+        return [*self.categories, unseen, np.nan]
+
+    def row_id(self, value) -> int:
+        return self.lookup.get(float(value), self.unknown) if value == value else self.missing
+
+    def ids(self, values) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        at = np.minimum(np.searchsorted(self.categories, values), max(len(self.categories) - 1, 0))
+        found = self.categories[at] == values if len(self.categories) else np.zeros(len(values), dtype=bool)
+        ids = np.where(found, at, self.unknown)
+        ids[np.isnan(values)] = self.missing
+        return ids
+
+
 def _probe(transformer, categories: list[_Categories]) -> list[np.ndarray]:
     """The fitted categorical block's output for every id of every column, one array per column."""
     length = max(len(c.probe()) for c in categories)
     frame = pd.DataFrame(
-        {c.name: pd.Series(c.probe() + [c.probe()[0]] * (length - len(c.probe())), dtype=object) for c in categories}
+        {c.name: pd.Series(c.probe() + [c.probe()[0]] * (length - len(c.probe())), dtype=getattr(c, "dtype", object))
+         for c in categories}
     )
     out = transformer.transform(frame)
     out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
@@ -380,6 +411,8 @@ class _Linear:
         intercept = np.broadcast_to(np.asarray(estimator.intercept_, dtype=np.float64), (self.n_out,)).copy()
         num, num_names = blocks["numeric"]
         cat, cat_names = blocks["categorical"]
+        if blocks["codes"][0] is not None:
+            raise _NotCompilable("a linear model's number columns encoded by the target")
         n_num = len(num_names)
         self.num_names = num_names
         self.mean = self.scale = self.num_weights = np.zeros((0,))
@@ -519,14 +552,13 @@ class _Trees:
         if num is not None and not (isinstance(num, FunctionTransformer) and num.func is None) and num != "passthrough":
             raise _NotCompilable("numeric preprocessing of a tree model is not passthrough")
         self.num_names = num_names
-        self.categories, self.codes = [], []
+        self.categories, self.codes = self._number_codes(blocks["codes"], estimator)
         if cat is not None:
             if not isinstance(cat, (OrdinalEncoder, TargetEncoder)):
                 raise _NotCompilable("categorical preprocessing of a tree model is neither ordinal nor target encoding")
-            self.categories = [_Categories(n, c) for n, c in zip(cat_names, cat.categories_)]
-            probes, out = _probe(cat, self.categories)
-            width = out.shape[1] // len(self.categories)  # target encoding: one column per class (two: one)
-            self.codes = [p[:, i * width:(i + 1) * width] for i, p in enumerate(probes)]
+            text = [_Categories(n, c) for n, c in zip(cat_names, cat.categories_)]
+            self.categories += text
+            self.codes += _encoded(cat, text)
         self.n_features = len(num_names) + sum(code.shape[1] for code in self.codes)
         self.order, self.tree_codes = _model_view(estimator, self.n_features, self.codes)
         self.float32 = isinstance(estimator, _FOREST)
@@ -534,6 +566,18 @@ class _Trees:
         self.virtual = self._categorical_splits(trees, estimator)
         walkable = all(2 <= t["n_leaves"] <= MAX_BITVECTOR_LEAVES for t in trees)
         self.walk = _Bitvectors(trees) if walkable else _Levels(trees)
+
+    @staticmethod
+    def _number_codes(block, estimator) -> tuple[list, list]:
+        """The number columns a target encoder also encodes (block ``codes``), as the text columns' ids and codes:
+        its output sits between the numbers and the text columns'."""
+        encoder, names = block
+        if encoder is None:
+            return [], []
+        if not isinstance(encoder, TargetEncoder) or getattr(estimator, "_preprocessor", None) is not None:
+            raise _NotCompilable("number columns encoded other than by the target's mean beside numeric splits")
+        numbers = [_Numbers(n, c) for n, c in zip(names, encoder.categories_)]
+        return numbers, _encoded(encoder, numbers)
 
     def _categorical_splits(self, trees, estimator) -> list[np.ndarray]:
         """Point each categorical split at a virtual 0/1 feature; return its table per column.
@@ -593,6 +637,14 @@ class _Trees:
         if isinstance(self.final, _FOREST):
             return self.final.classes_.take(np.argmax(proba, axis=1)), proba
         return self.final.predict(matrix), proba
+
+
+def _encoded(encoder, categories: list[_Categories]) -> list[np.ndarray]:
+    """The encoder's output for every id of every column: one array per column, one column per encoded feature
+    (ordinal codes: one; target encoding: one per class, two classes: one)."""
+    probes, out = _probe(encoder, categories)
+    width = out.shape[1] // len(categories)
+    return [p[:, i * width:(i + 1) * width] for i, p in enumerate(probes)]
 
 
 def _model_view(estimator, n_features: int, codes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -291,24 +291,50 @@ register(Family("hgb", ("regression", "classification"),
 #: a text column of at least this many values is target-encoded for ``hgb_target``; fewer, and its categories
 #: are split on well enough natively (the family is then not searched)
 TARGET_ENCODED_VALUES = 20
+#: a column of whole numbers with at least CODE_VALUES values, each in CODE_ROWS_PER_VALUE rows or more on average,
+#: may be ids or codes stored as numbers (a student, a lecturer, a respondent, a shop): ``hgb_target`` also gives
+#: the trees its target mean per value, beside the number itself. Splits on the number alone order ids by
+#: chance: InstEval's lecturer and student ids (1,128 and 2,972 values, 73k rows, 5 classes) test ROC AUC 0.6009
+#: without, 0.6438 with (benchmarks/RESULTS.md, session 26)
+CODE_VALUES = 50
+CODE_ROWS_PER_VALUE = 10
 
 
-def _many_valued_text(X, y, kinds: dict) -> str | None:
+def code_columns(X, kinds: dict) -> tuple[str, ...]:
+    """The number columns of ``X`` (the training rows) that may be ids or codes: whole numbers, many values, each
+    repeated (:data:`CODE_VALUES`, :data:`CODE_ROWS_PER_VALUE`). ``hgb_target`` encodes them by the target too."""
+    found = []
+    for name, kind in kinds.items():
+        if kind != "numeric":
+            continue
+        values = np.asarray(X[name], dtype=np.float64)
+        values = values[~np.isnan(values)]
+        if len(values) < CODE_VALUES * CODE_ROWS_PER_VALUE or not np.array_equal(values, np.round(values)):
+            continue
+        n_values = X[name].nunique()  # hashed: a sort of 5M rows took 0.4 s
+        if CODE_VALUES <= n_values <= len(values) / CODE_ROWS_PER_VALUE:
+            found.append(name)
+    return tuple(found)
+
+
+def _encodable(X, y, kinds: dict) -> str | None:
     text = [name for name, kind in kinds.items() if kind == "categorical"]
-    if any(X[name].nunique() >= TARGET_ENCODED_VALUES for name in text):
+    if any(X[name].nunique() >= TARGET_ENCODED_VALUES for name in text) or code_columns(X, kinds):
         return None
-    return f"no text column of {TARGET_ENCODED_VALUES} or more values to encode by the target"
+    return (f"no text column of {TARGET_ENCODED_VALUES} or more values, and no column of whole numbers like ids, "
+            f"to encode by the target")
 
 
 #: gradient boosting on text columns encoded by the target's mean per category (CatBoost's idea, scikit-learn's
-#: cross-fitted TargetEncoder), beside ``hgb``'s native categories: where a column has many values, a native
+#: cross-fitted TargetEncoder), and on number columns like ids (:func:`code_columns`) by it too, beside ``hgb``'s
+#: native categories: where a column has many values, a native
 #: categorical split sorts them by the gradient of one node's rows, and few rows per value make that noisy. On the
 #: best of 4 portfolio configurations, 5-fold CV (benchmarks/RESULTS.md, session 17): bundesliga's team names log
 #: loss 0.9947 against 0.9997, cars' model names R2 0.854 against 0.848, forbes2000's countries 0.706 against
 #: 0.714 (native better): a family of its own, chosen (or weighed into the ensemble) by cross-validation
 register(Family("hgb_target", ("regression", "classification"), REGISTRY["hgb"].make, encoding="target",
                 grid=REGISTRY["hgb"].grid, distributions=REGISTRY["hgb"].distributions, portfolio=HGB_PORTFOLIO,
-                cost="expensive", plotted="max_leaf_nodes", staged=True, per_class=True, applies=_many_valued_text))
+                cost="expensive", plotted="max_leaf_nodes", staged=True, per_class=True, applies=_encodable))
 #: a regression forest's trees each choose among half the features at a split (scikit-learn's default: all of
 #: them; R's randomForest a third): CV R2 higher on 6 of 8 public tables by 0.007-0.022 (diabetes, boston, star,
 #: slid, doctor-contacts, forbes2000), the same on computers, 0.005 lower on cars, and faster (doctor-contacts'
@@ -360,7 +386,8 @@ def _target_encoder(task: str, n_classes: int, seed: int) -> TargetEncoder:
     return TargetEncoder(target_type=kind, cv=folds)
 
 
-def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classification", n_classes=2, seed=0):
+def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classification", n_classes=2, seed=0,
+                      codes=()):
     """Impute, scale, flag missing values and one-hot for linear families; ordinal codes (or target means) for trees.
 
     Trees split on raw values and handle missing values natively, so they get
@@ -368,7 +395,9 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     ``max_categories=None`` (no text column has more values) leaves the
     encoders uncapped: the same output, without counting every value.
     Target encoding gives one column per class (two classes: one), fitted on
-    ``seed``'s shuffled folds of the training rows so no row sees its own target.
+    ``seed``'s shuffled folds of the training rows so no row sees its own target;
+    it also encodes the number columns in ``codes`` (:func:`code_columns`),
+    which stay numbers too (block ``codes``, between numbers and text).
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
     categorical = [name for name, kind in kinds.items() if kind == "categorical"]
@@ -387,6 +416,8 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     elif REGISTRY[family].encoding == "target":
         num = "passthrough"
         cat = _target_encoder(task, n_classes, seed)
+        if codes:
+            missing = [("codes", _target_encoder(task, n_classes, seed), list(codes))]
     else:
         num = "passthrough"
         cat = OrdinalEncoder(
@@ -404,11 +435,13 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     )
 
 
-def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES):
+def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES,
+                   codes=()):
     """Preprocessing + estimator as one Pipeline, with ``params`` set on the estimator.
 
     ``threshold`` (binary classification only) wraps the estimator so that
-    ``predict`` uses the tuned probability cut-off instead of 0.5.
+    ``predict`` uses the tuned probability cut-off instead of 0.5. ``codes``:
+    the number columns a target-encoding family also encodes (:func:`code_columns`).
     """
     estimator = make_estimator(task, family, seed, n_classes)
     native = REGISTRY[family].encoding == "ordinal"
@@ -419,19 +452,20 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     estimator.set_params(**(params or {}))
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed)
+    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes)
     return Pipeline([("prep", prep), ("model", estimator)])
 
 
 
-def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES):
+def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=()):
     """The weighted vote of member pipelines: ``members`` are ``(name, family, params, weight)``.
 
     Regression averages the members' predictions, classification their
     probabilities (soft voting), each weighted; ``threshold`` (binary only)
     cuts the averaged probability of the positive class.
     """
-    estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories))
+    estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories,
+                                        codes=codes))
                   for name, family, params, _ in members]
     weights = [weight for *_, weight in members]
     if task == "regression":

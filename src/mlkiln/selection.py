@@ -34,10 +34,10 @@ from .compiled import LATENCY_ROWS, compile_pipeline, row_latency_us
 from .errors import ArgumentError, InputError
 from .jsonio import params_text
 from .options import TrainOptions
-from .pipeline import HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline
+from .pipeline import HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline, code_columns
 from .tuning import (FIRST_TREES, PROBE_TREES, SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions,
-                     RungSearch, Step, fit_final, fold_of, left_out, make_cv, out_of_fold, sampled, search_rungs,
-                     tune_family)
+                     RungSearch, Step, cross_validate_one, fit_final, fold_of, left_out, make_cv, sampled,
+                     search_rungs, tune_family)
 from .understand import Table
 
 log = logging.getLogger("mlkiln")
@@ -217,6 +217,7 @@ class Selection:
     threshold_metric: str | None = None  # what the threshold is tuned for (metrics.threshold_metric)
     n_folds: int = 3  # the folds of the cross-validation
     cut_trees: int | None = None  # the trees a --budget's final fit stopped at, where the clock stopped it
+    codes: tuple[str, ...] = ()  # number columns target-encoding families also encode (pipeline.code_columns)
 
     @property
     def best(self) -> FamilyResult:
@@ -262,6 +263,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     task, metric, classes = table.task, table.metric.name, table.classes
     text = [name for name, kind in table.kinds.items() if kind == "categorical"]
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
+    # how every pipeline of this table encodes its columns (build_pipeline's keywords)
+    encoding = {"max_categories": max_categories, "codes": code_columns(X, table.kinds)}
     tune_for = metrics.threshold_metric(task, metric, y)
     if tune_for:
         log.info("decision threshold: tuned on the validation folds for %s (never on test)", tune_for)
@@ -273,10 +276,10 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     plan = Plan(started, None if options.budget is None else started + options.budget, len(y), len(table.y),
                 n_columns=len(table.kinds), n_classes=len(classes or ()))
     if options.budget is None and not sampled(len(y)):
-        results = _tune_in_turn(X, y, table, options, compute, scorer, cv, n_classes, max_categories)
+        results = _tune_in_turn(X, y, table, options, compute, scorer, cv, n_classes, encoding)
     else:
-        plan.found = _search_on_rungs(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
-        rows, results = _compared_on(X, y, table, options, compute, scorer, cv, n_classes, max_categories, plan)
+        plan.found = _search_on_rungs(X, y, table, options, compute, scorer, cv, n_classes, encoding, plan)
+        rows, results = _compared_on(X, y, table, options, compute, scorer, cv, n_classes, encoding, plan)
         X, y, plan.compared = X.iloc[rows], y.iloc[rows], len(rows)
     ranked = sorted((r for r in results if not r.error), key=lambda r: (-r.rows, -scorer.sign * r.cv_mean))
     if not ranked:
@@ -284,10 +287,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
         raise InputError(f"every model family failed to fit ({reasons}); check the data")
     best = ranked[0]
     if not best.oofs:  # halving kept no predictions of the winner on full folds
-        pipe = build_pipeline(task, best.family, table.kinds, best.params, options.seed, n_classes,
-                              max_categories=max_categories)
-        best.oofs = [Predictions(best.family, best.params, scorer.sign * best.cv_mean,
-                                 *out_of_fold(X, y, pipe, cv, task, compute))]
+        pipe = build_pipeline(task, best.family, table.kinds, best.params, options.seed, n_classes, **encoding)
+        best.oofs = [cross_validate_one(pipe, best.family, best.params, X, y, cv, scorer, task, compute)[0]]
     folds = fold_of(cv, X, y)
     ensemble = None
     if options.ensemble:
@@ -313,11 +314,11 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
-                     threshold_metric=tune_for, n_folds=cv.get_n_splits())
+                     threshold_metric=tune_for, n_folds=cv.get_n_splits(), codes=encoding["codes"])
 
 
 def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
-                 max_categories, plan: Plan) -> tuple[np.ndarray, list[FamilyResult]]:
+                 encoding: dict, plan: Plan) -> tuple[np.ndarray, list[FamilyResult]]:
     """The rows (positions in ``X``) on which the families of a search on rungs are ranked, and their results there.
 
     Families are compared on the same rows: the largest rung the best of them
@@ -349,7 +350,7 @@ def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, sc
         if plan.end is None or found.cost.cv_seconds(lead.family, len(more)) <= plan.left(lead.family):
             (mine,) = [r for r in there if r.family == lead.family]
             _cross_validate(mine, X.iloc[more], y.iloc[more], table, options, compute, scorer, cv, n_classes,
-                            max_categories)
+                            encoding)
             return more, there
     last_rows, last = found.rungs[-1]
     top = _best_on(last_rows, last, sign)
@@ -398,20 +399,14 @@ def _best_on(rows: np.ndarray, results: list[FamilyResult], sign: float) -> Fami
 
 
 def _cross_validate(result: FamilyResult, X, y, table: Table, options: TrainOptions, compute: Compute, scorer,
-                    cv, n_classes: int, max_categories) -> None:
+                    cv, n_classes: int, encoding: dict) -> None:
     """``result``'s candidate cross-validated on ``X``, ``y``: its score, spread, rows and predictions there."""
     started, sign = time.perf_counter(), scorer.sign
-    pipe = build_pipeline(table.task, result.family, table.kinds, result.params, options.seed, n_classes,
-                          max_categories=max_categories)
-    pred, proba = out_of_fold(X, y, pipe, cv, table.task, compute)
-    folds, truth = fold_of(cv, X, y), y.to_numpy()
-    scores = np.array([scorer.from_predictions(truth[folds == k], pred[folds == k],
-                                               None if proba is None else proba[folds == k])
-                       for k in range(cv.get_n_splits())])
+    pipe = build_pipeline(table.task, result.family, table.kinds, result.params, options.seed, n_classes, **encoding)
+    oof, scores = cross_validate_one(pipe, result.family, result.params, X, y, cv, scorer, table.task, compute)
     log.info("%s: CV %s %.4f on %s rows (%.4f on %s), in %.1fs", result.family, scorer.metric,
-             sign * scores.mean(), f"{len(y):,}", result.cv_mean, f"{result.rows:,}", time.perf_counter() - started)
-    result.cv_mean, result.cv_std, result.rows = sign * float(scores.mean()), float(scores.std()), len(y)
-    result.oofs = [Predictions(result.family, result.params, float(scores.mean()), pred, proba)]
+             sign * oof.score, f"{len(y):,}", result.cv_mean, f"{result.rows:,}", time.perf_counter() - started)
+    result.cv_mean, result.cv_std, result.rows, result.oofs = sign * oof.score, float(scores.std()), len(y), [oof]
 
 
 def _settle(chosen: Predictions, y: pd.Series, folds: np.ndarray, table: Table, tune_for: str | None):
@@ -450,15 +445,15 @@ def _runners_up(selection: Selection, table: Table, steps: list) -> Iterator[Sel
 
 
 def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
-                     max_categories, plan: Plan) -> RungSearch:
+                     encoding: dict, plan: Plan) -> RungSearch:
     """The best-first search across families on growing samples, within the plan's time."""
     task = table.task
     # the families whose model grows with the rows are not searched on samples (see tuning.left_out)
     families, skipped = _leave_out(X, y, table, options, SAMPLE_ROWS)
     found = search_rungs(X, y, task, families, table.kinds, scorer, cv,
                          options.seed, n_classes, compute, search=options.search, trials=options.trials,
-                         deadline=plan.end, reserve=plan.reserve, max_categories=max_categories,
-                         members=MAX_MEMBERS if options.ensemble else 1)
+                         deadline=plan.end, reserve=plan.reserve, members=MAX_MEMBERS if options.ensemble else 1,
+                         **encoding)
     for _, results in found.rungs:
         results += skipped
     for result in found.results:
@@ -467,7 +462,7 @@ def _search_on_rungs(X, y, table: Table, options: TrainOptions, compute: Compute
 
 
 def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
-                  max_categories) -> list[FamilyResult]:
+                  encoding: dict) -> list[FamilyResult]:
     """Each family's own search on all the rows, one family after the other.
 
     Unless ``--models`` names them, the families whose model grows with the
@@ -484,7 +479,7 @@ def _tune_in_turn(X, y, table: Table, options: TrainOptions, compute: Compute, s
     for i, family in enumerate(families, 1):
         log.info("[%d/%d] tuning %s", i, len(families), family)
         result = tune_family(X, y, table.task, family, table.kinds, scorer, cv, options.seed, n_classes, compute,
-                             search=options.search, trials=options.trials, max_categories=max_categories)
+                             search=options.search, trials=options.trials, **encoding)
         results.append(result)
         _log_result(result, table.metric.name)
     return results
@@ -622,10 +617,10 @@ def final_model(table: Table, selection: Selection, seed: int):
     n_classes = len(classes) if classes else 2
     if selection.chose_ensemble:
         return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
-                              selection.threshold, selection.max_categories)
+                              selection.threshold, selection.max_categories, selection.codes)
     best = selection.best
     return build_pipeline(table.task, best.family, table.kinds, selection.chosen_params(),
-                          seed, n_classes, selection.threshold, selection.max_categories)
+                          seed, n_classes, selection.threshold, selection.max_categories, selection.codes)
 
 
 def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
@@ -755,4 +750,4 @@ def model_info(selection: Selection, final) -> ModelInfo:
     return ModelInfo(best.family, type(estimator).__name__, selection.chosen_params(),
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
-                     threshold_metric=selection.threshold_metric)
+                     threshold_metric=selection.threshold_metric, codes=selection.codes)

@@ -49,6 +49,8 @@ MEMBERS = {members}
 THRESHOLD = {threshold!r}
 # categories kept per text column (None: no column has more, so the encoders need not count them)
 MAX_CATEGORIES_KEPT = {max_categories!r}
+# number columns like ids or codes, which target-encoding families also encode by the target (besides the number)
+CODES = {codes!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
@@ -128,9 +130,9 @@ def main():
         keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
-        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
     else:
-        model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT)
+        model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
     threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
     with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
         fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
@@ -163,6 +165,7 @@ def render(card: Card) -> str:
         members=pprint.pformat([(m.name, m.family, m.params, m.weight) for m in model.members], sort_dicts=True),
         threshold=model.threshold,
         max_categories=model.max_categories,
+        codes=tuple(model.codes),
         seed=card.split.seed,
         test_size=card.split.test_size,
         folds=card.split.folds,

@@ -762,6 +762,7 @@ def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
 def tune_family(
     X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
     *, search: str = "auto", trials: int | None = None, max_categories: int | None = MAX_CATEGORIES,
+    codes: tuple[str, ...] = (),
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
@@ -776,7 +777,8 @@ def tune_family(
     strategy = search_strategy(family, search)
     if strategy == "halving" and _one_round(task, family, len(y), trials):
         strategy = "random" if trials else "grid"
-    pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
+    pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
+                          codes=codes)
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials, target_unit(task, y))
@@ -845,10 +847,13 @@ def _one_round(task: str, family: str, n_rows: int, trials: int | None) -> bool:
     return halving_start(n_rows, len(ParameterGrid(grid)) if trials is None else trials) >= n_rows
 
 
-def out_of_fold(X, y, pipe, cv, task, compute: Compute) -> tuple:
-    """Out-of-fold ``(predictions, probabilities)`` of ``pipe``, float32 as :class:`Predictions` holds them.
+def cross_validate_one(pipe, family: str, params: dict, X, y, cv, scorer: Scorer, task: str,
+                       compute: Compute) -> tuple[Predictions, np.ndarray]:
+    """One candidate's out-of-fold predictions (float32, as :class:`Predictions` holds them) and its score on each
+    fold (greater is better): for a model the search scored on other rows, or whose predictions it did not keep.
 
-    The folds are fitted in parallel, like the search's fits.
+    The folds are fitted in parallel, like the search's fits; a fold that
+    fails to fit is an error, since this candidate was already chosen.
     """
     splits = list(cv.split(X, y))
     with compute.parallel():
@@ -856,7 +861,8 @@ def out_of_fold(X, y, pipe, cv, task, compute: Compute) -> tuple:
     failed = [why for pred, why, _ in folds if pred is None]
     if failed:
         raise InputError(f"the chosen model failed to fit on a cross-validation fold ({failed[0]})")
-    return _pool(splits, folds, len(y))
+    scores = _fold_scores(scorer, y, splits, folds)
+    return Predictions(family, params, float(scores.mean()), *_pool(splits, folds, len(y))), scores
 
 
 def _fit_predict(pipe, X, y, fit_idx, val_idx, task):
@@ -1330,7 +1336,8 @@ class RungSearch:
 
 def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int,
                  compute: Compute, *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
-                 reserve=None, max_categories: int | None = MAX_CATEGORIES, members: int = 1) -> RungSearch:
+                 reserve=None, max_categories: int | None = MAX_CATEGORIES, members: int = 1,
+                 codes: tuple[str, ...] = ()) -> RungSearch:
     """Best-first successive halving across families, on nested, seeded, stratified samples of the rows.
 
     Rung 1 scores the candidates of every family on :func:`rung_sizes`'s
@@ -1354,7 +1361,7 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
     compared on the same rows (:func:`mlkiln.selection.ranking_rung`).
     """
     return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                  reserve, max_categories, members).run()
+                  reserve, max_categories, members, codes).run()
 
 
 def _rung_strategy(family: str, search: str) -> str:
@@ -1404,7 +1411,7 @@ class _Rungs:
     """The state of one :func:`search_rungs`: the plan, the scores per rung, the cost model, the clock."""
 
     def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                 reserve, max_categories, members=1):
+                 reserve, max_categories, members=1, codes=()):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
         self.scorer, self.deadline = scorer, deadline
         self.reserve = reserve or (lambda family, cost, models=1, capped=True: 0.0)
@@ -1417,8 +1424,8 @@ class _Rungs:
         plans = {f: candidates_for(task, f, self.strategy[f], seed, min(len(y), SAMPLE_ROWS), trials, unit)
                  for f in families}
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
-        self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories)
-                      for f in families}
+        self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
+                                        codes=codes) for f in families}
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
