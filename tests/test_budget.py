@@ -473,7 +473,7 @@ def test_a_family_best_on_a_smaller_rung_is_scored_on_more_rows_before_ranking(d
         plan = Plan(time.perf_counter(), None, len(y), len(y),
                     found=tuning.RungSearch(rungs, [], [], CostModel(3, 1)))
         with tuning.Compute(n_jobs=1) as compute:
-            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, None, plan)
+            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, {"max_categories": None}, plan)
         assert len(rows) == len(y)
         return sorted(results, key=lambda r: -r.cv_mean)
 
@@ -510,7 +510,7 @@ def test_a_leader_on_a_smaller_rung_that_cannot_be_scored_on_more_rows_in_time_b
         now = time.perf_counter()
         plan = Plan(now - 10, now, len(y), len(y), found=tuning.RungSearch(rungs, [], [], CostModel(3, 1)))
         with tuning.Compute(n_jobs=1) as compute:
-            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, None, plan)
+            rows, results = _compared_on(X, y, table, options, compute, scorer, cv, 2, {"max_categories": None}, plan)
         assert all(not r.oofs or r.rows == len(rows) for r in results)  # nothing cross-validated again
         return len(rows)
 

@@ -27,14 +27,15 @@ def test_searched_on_many_valued_text_and_learns_the_teams(league_run, league_cs
 
 
 def test_number_ids_are_encoded_by_the_target_too(league_run, league_csv):
-    # the referees' ids are whole numbers of 60 values, 20+ rows each: encoded by the target beside the number;
-    # the round (34 values) and the counts of a column read as a number are not
+    # the referees' ids are whole numbers of 60 values, 20+ rows each, their target means far from smooth in the
+    # number: encoded by the target beside the number; the round (34 values) is not
     assert league_run.card.model.codes == ("referee",)
     data = pd.read_csv(league_csv)
+    y = data["result"]
     kinds = {"home": "categorical", "away": "categorical", "round": "numeric", "referee": "numeric"}
-    assert code_columns(data, kinds) == ("referee",)
-    assert code_columns(data.assign(referee=data["referee"] + 0.5), kinds) == ()  # not whole numbers
-    assert code_columns(data.head(CODE_VALUES * CODE_ROWS_PER_VALUE - 1), kinds) == ()  # too few rows per value
+    assert code_columns(data, y, kinds) == ("referee",)
+    assert code_columns(data.assign(referee=data["referee"] + 0.5), y, kinds) == ()  # not whole numbers
+    assert code_columns(data.head(CODE_VALUES * CODE_ROWS_PER_VALUE - 1), y, kinds) == ()  # too few rows per value
     pipe = build_pipeline("classification", "hgb_target", kinds, n_classes=3, codes=("referee",))
     blocks = {name: columns for name, _, columns in pipe.named_steps["prep"].transformers}
     assert blocks["numeric"] == ["round", "referee"] and blocks["codes"] == ["referee"]
@@ -45,6 +46,18 @@ def test_number_ids_are_encoded_by_the_target_too(league_run, league_csv):
                                              params={"max_iter": 60, "early_stopping": False, "learning_rate": 0.05}),
                               X, y, cv=cv, scoring="neg_log_loss").mean() for codes in ((), ("referee",))]
     assert scores[1] > scores[0] + 0.005
+
+
+def test_a_whole_number_smooth_in_its_value_stays_a_number():
+    # an age of 73 values whose effect is a curve, beside a shop id of 80 values whose effect is random
+    rng = np.random.default_rng(3)
+    age, shop = rng.integers(18, 91, 4000), rng.integers(0, 80, 4000)
+    effect = rng.normal(size=80)
+    y = pd.Series(0.002 * (age - 50.0) ** 2 + effect[shop] + rng.normal(size=4000))
+    X = pd.DataFrame({"age": age, "shop": 5000 + shop})
+    assert code_columns(X, y, {"age": "numeric", "shop": "numeric"}) == ("shop",)
+    # the same for classes: above the median or not
+    assert code_columns(X, y > y.median(), {"age": "numeric", "shop": "numeric"}) == ("shop",)
 
 
 def test_the_bundle_encodes_by_target_and_scores_compiled(league_bundle, league_csv):

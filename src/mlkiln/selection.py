@@ -264,7 +264,10 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     text = [name for name, kind in table.kinds.items() if kind == "categorical"]
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
     # how every pipeline of this table encodes its columns (build_pipeline's keywords)
-    encoding = {"max_categories": max_categories, "codes": code_columns(X, table.kinds)}
+    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds)}
+    if encoding["codes"] and any(REGISTRY[f].encoding == "target" for f in options.families(task)):
+        log.info("%s: whole numbers with many repeated values, maybe ids or codes: hgb_target also encodes them by "
+                 "the target", ", ".join(map(repr, encoding["codes"])))
     tune_for = metrics.threshold_metric(task, metric, y)
     if tune_for:
         log.info("decision threshold: tuned on the validation folds for %s (never on test)", tune_for)
