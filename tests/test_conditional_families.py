@@ -2,6 +2,9 @@
 encoded by the target, where a text column has many values) and ``ridge_log`` (ridge on log(target), where the
 target is skewed)."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,6 +70,9 @@ def test_the_bundle_encodes_by_target_and_scores_compiled(league_bundle, league_
     encoders = [p.named_steps["prep"].named_transformers_["categorical"] for p in pipes]
     if "hgb_target" in {m.family for m in model.card.model.members} | {model.card.model.family}:
         assert any(isinstance(e, TargetEncoder) for e in encoders)
+        # the numbered referees, encoded by the model's target-encoding family: said in the report and its JSON
+        assert json.loads((Path(league_bundle) / "report.json").read_text())["summary"]["codes"] == ["referee"]
+        assert "look like ids or codes" in (Path(league_bundle) / "report.html").read_text()
     assert model.predictor.compiled
     X = model.prepare(pd.read_csv(league_csv).head(300))
     np.testing.assert_allclose(model.predictor.score(X)[1], model.pipeline.predict_proba(X), rtol=1e-9, atol=0)

@@ -90,7 +90,7 @@ class ModelInfo:
     members: tuple[Member, ...] = ()
     trees: int | None = None  # gradient boosting: the trees of the final fit (chosen by CV, or by early stopping)
     threshold_metric: str | None = None  # the metric the threshold was tuned for (None in cards before it)
-    codes: tuple[str, ...] = ()  # number columns a target-encoding family also encodes (pipeline.code_columns)
+    codes: tuple[str, ...] = ()  # number columns the model's target-encoding family also encodes (pipeline.code_columns)
 
 
 @dataclass(frozen=True)

@@ -750,7 +750,9 @@ def model_info(selection: Selection, final) -> ModelInfo:
     if selection.chose_ensemble:
         members = tuple(Member(name, p.family, selection.final_params(p.family, p.params), weight,
                                selection.trees.get(name)) for name, p, weight in selection.ensemble.members)
+    families = [m.family for m in members] or [best.family]
+    codes = selection.codes if any(REGISTRY[f].encoding == "target" for f in families) else ()  # used by the model
     return ModelInfo(best.family, type(estimator).__name__, selection.chosen_params(),
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
-                     threshold_metric=selection.threshold_metric, codes=selection.codes)
+                     threshold_metric=selection.threshold_metric, codes=codes)

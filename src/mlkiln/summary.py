@@ -100,6 +100,9 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
     if model.threshold is not None:
         tuned = f" for {model.threshold_metric}" if model.threshold_metric else ""
         lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds{tuned})")
+    if model.codes:
+        lines.append(f"Also encoded by the target's mean per value (numbers that look like ids or codes): "
+                     f"{', '.join(model.codes)}")
     if card.latency_us is not None:
         lines.append(f"One row scored in {card.latency_us:,.1f} us (median; what serve's /predict spends on the model)")
     lines += ["", metrics_table(card.task, card.metrics)]

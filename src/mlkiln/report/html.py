@@ -141,6 +141,9 @@ def _leaderboard_section(report: dict) -> str:
                "2004) on their out-of-fold predictions; its hyperparameters are each member's share of the vote. "
                "Its score is slightly optimistic: the weights were chosen on the same folds." if ensemble else "")
             + "</p>"
+            + (f'<p class="note">Number columns that look like ids or codes, also encoded by the target\'s mean per '
+               f'value for the chosen model: {escape(", ".join(report["summary"]["codes"]))}.</p>'
+               if report["summary"].get("codes") else "")
             + table_html(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
                      rows, numeric=(3, 4, 5), marked=tuple(marked))
             + _memberstable_html(report["summary"]))
