@@ -240,6 +240,24 @@ HOLDOUT: dict[str, Table] = {
                       "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/lme4/InstEval.csv (73,421 x 7; 5 classes: a "
                       "lecture's rating 1-5 at ETH Zurich; student and lecturer ids as numbers (2,972 and 1,128 "
                       "values), department, service course; GPL-2 (lme4))"),
+    "medexp": Table("med", lambda: _rdataset("Ecdat/MedExp"),
+                    "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/MedExp.csv (5,574 x 15; regression: a "
+                    "person's yearly medical expenses, 0 to 39,000, skewed; RAND health insurance experiment; GPL "
+                    "(Ecdat))"),
+    "star": Table("tmathssk", lambda: _rdataset("Ecdat/Star"),
+                  "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Star.csv (5,748 x 8; regression: a "
+                  "kindergartner's math score in the Tennessee STAR class-size experiment; the school id a number "
+                  "(79 values); GPL (Ecdat))",
+                  drop=("treadssk",)),  # the reading score, taken with the math score
+    "doctor-visits": Table("docvis", lambda: _rdataset("COUNT/rwm5yr"),
+                           "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/COUNT/rwm5yr.csv (19,609 x 17; "
+                           "regression: doctor visits in a year, German health panel 1984-88, 6,127 people; GPL-2 "
+                           "(COUNT))",
+                           drop=("hospvis",)),  # hospital visits: the same year's other outcome
+    "vietnam-spending": Table("lnhhexp", lambda: _rdataset("Ecdat/VietNamI"),
+                              "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/VietNamI.csv (27,765 x 12; "
+                              "regression: log household spending of a Vietnamese person's household, 1997; the "
+                              "commune a number (194 values); GPL (Ecdat))"),
 }
 
 

@@ -298,8 +298,9 @@ TARGET_ENCODED_VALUES = 20
 #: explains the target more than CODE_GAIN times as well as the mean per CODE_BINS bins of equal rows of the number
 #: does. Splits on an id order its values by chance; an age, a count or a size is smooth in its value and stays a
 #: number. On InstEval's lecturer and student ids (1,128 and 2,972 values, 73k rows, 5 classes) test ROC AUC 0.6009
-#: without, 0.6438 with; the rule kept 2 columns of 5 tables (ids, and states) and left 15 of 11 tables (ages,
-#: years, hours, test scores; benchmarks/RESULTS.md, session 26)
+#: without, 0.6438 with. Of the 17 columns of 13 benchmark tables with enough whole numbers, the target's test kept
+#: the 5 ids and state codes of 3 tables and left the ages, years, hours, sizes and test scores, where encoding
+#: them cost up to 42 % more time for the same scores (benchmarks/RESULTS.md, session 26)
 CODE_VALUES = 50
 CODE_ROWS_PER_VALUE = 10
 CODE_ROWS = 200_000
@@ -337,7 +338,8 @@ def code_columns(X, y, kinds: dict) -> tuple[str, ...]:
 
 
 def _rule_target(y: np.ndarray) -> np.ndarray:
-    """The target as columns for :func:`code_columns`: standardised numbers, or one 0/1 column per class."""
+    """The target as columns for :func:`code_columns`: standardised numbers, or one 0/1 column per class (a
+    target of at most :data:`CODE_CLASSES` values, numbers too)."""
     if y.dtype.kind in "fiu" and len(np.unique(y)) > CODE_CLASSES:
         values = y.astype(np.float64)
         return ((values - values.mean()) / (values.std() or 1.0))[:, None]
@@ -370,9 +372,8 @@ def _encodable(X, y, kinds: dict) -> str | None:
 
 
 #: gradient boosting on text columns encoded by the target's mean per category (CatBoost's idea, scikit-learn's
-#: cross-fitted TargetEncoder), and on number columns like ids (:func:`code_columns`) by it too, beside ``hgb``'s
-#: native categories: where a column has many values, a native
-#: categorical split sorts them by the gradient of one node's rows, and few rows per value make that noisy. On the
+#: cross-fitted TargetEncoder), and number columns like ids (:func:`code_columns`) too, beside ``hgb``'s native
+#: categories: where a column has many values, a native categorical split sorts them by the gradient of one node's rows, and few rows per value make that noisy. On the
 #: best of 4 portfolio configurations, 5-fold CV (benchmarks/RESULTS.md, session 17): bundesliga's team names log
 #: loss 0.9947 against 0.9997, cars' model names R2 0.854 against 0.848, forbes2000's countries 0.706 against
 #: 0.714 (native better): a family of its own, chosen (or weighed into the ensemble) by cross-validation
@@ -445,14 +446,14 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
     categorical = [name for name, kind in kinds.items() if kind == "categorical"]
-    missing = []
+    middle = []  # blocks between the numbers and the text: missing-value flags, or the numbers encoded as codes
     if REGISTRY[family].encoding == "onehot":
         # a callable median: numpy's O(n) selection per column, not a masked-array sort of the whole table
         num = make_pipeline(SimpleImputer(strategy=np.median), StandardScaler())
         # 0/1 like the one-hot columns, not standardised: a value missing in 2 rows of 11,214 scaled to 74.9, and
         # saga's step size (one over the largest squared row norm) shrank with it: L1 logistic regression on
         # bundesliga took 4-7 s per fit for held-out log loss within 0.0002 of the 0.4 s fit now
-        missing = [("missing", MissingIndicator(error_on_new=False), numeric)]
+        middle = [("missing", MissingIndicator(error_on_new=False), numeric)]
         cat = make_pipeline(
             SimpleImputer(strategy="constant", fill_value="(missing)"),
             OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories),
@@ -461,7 +462,7 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
         num = "passthrough"
         cat = _target_encoder(task, n_classes, seed)
         if codes:
-            missing = [("codes", _target_encoder(task, n_classes, seed), list(codes))]
+            middle = [("codes", _target_encoder(task, n_classes, seed), list(codes))]
     else:
         num = "passthrough"
         cat = OrdinalEncoder(
@@ -471,7 +472,7 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
             max_categories=max_categories,
         )
     return ColumnTransformer(
-        [("numeric", num, numeric), *missing, ("categorical", cat, categorical)],
+        [("numeric", num, numeric), *middle, ("categorical", cat, categorical)],
         sparse_threshold=0.0,
         # one job: the pipeline runs inside parallel CV workers, where nested parallelism oversubscribes
         n_jobs=1,
