@@ -261,6 +261,8 @@ def _blocks(prep, columns) -> dict:
 class _Categories:
     """Text values of one column as integer ids: 0..n-1 known, ``n`` unknown, ``n + 1`` missing."""
 
+    dtype = object  # how _probe writes the values it asks the encoder about
+
     def __init__(self, name: str, categories):
         self.name = name
         self.categories = [c for c in categories if isinstance(c, str)]
@@ -320,7 +322,7 @@ def _probe(transformer, categories: list[_Categories]) -> list[np.ndarray]:
     """The fitted categorical block's output for every id of every column, one array per column."""
     length = max(len(c.probe()) for c in categories)
     frame = pd.DataFrame(
-        {c.name: pd.Series(c.probe() + [c.probe()[0]] * (length - len(c.probe())), dtype=getattr(c, "dtype", object))
+        {c.name: pd.Series(c.probe() + [c.probe()[0]] * (length - len(c.probe())), dtype=c.dtype)
          for c in categories}
     )
     out = transformer.transform(frame)
