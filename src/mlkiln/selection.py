@@ -265,9 +265,10 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
     # how every pipeline of this table encodes its columns (build_pipeline's keywords)
     encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds)}
-    if encoding["codes"] and any(REGISTRY[f].encoding == "target" for f in options.families(task)):
-        log.info("%s: whole numbers with many repeated values, maybe ids or codes: hgb_target also encodes them by "
-                 "the target", ", ".join(map(repr, encoding["codes"])))
+    by_target = [f for f in options.families(task) if REGISTRY[f].encoding == "target"]
+    if encoding["codes"] and by_target:
+        log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
+                 "target", ", ".join(map(repr, encoding["codes"])), ", ".join(by_target))
     tune_for = metrics.threshold_metric(task, metric, y)
     if tune_for:
         log.info("decision threshold: tuned on the validation folds for %s (never on test)", tune_for)
