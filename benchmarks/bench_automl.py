@@ -258,6 +258,45 @@ HOLDOUT: dict[str, Table] = {
                               "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/VietNamI.csv (27,765 x 12; "
                               "regression: log household spending of a Vietnamese person's household, 1997; the "
                               "commune a number (194 values); GPL (Ecdat))"),
+    # session 27: ten more, never used to choose a default: choices, counts, ids, a player id as text
+    "vocab": Table("vocabulary", lambda: _rdataset("car/Vocab"),
+                   "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/car/Vocab.csv (21,638 x 4; regression: a "
+                   "vocabulary test score 0-10 from survey year, sex and years of education; GPL-2 (car))"),
+    "ofp": Table("ofp", lambda: _rdataset("Ecdat/OFP"),
+                 "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/OFP.csv (4,406 x 19; regression: an "
+                 "elderly American's office visits to a physician, a skewed count; 8 text columns; GPL (Ecdat))",
+                 drop=("ofnp", "opp", "opnp", "emr", "hosp")),  # the same period's other kinds of visits
+    "aids2": Table("status", lambda: _rdataset("MASS/Aids2"),
+                   "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/MASS/Aids2.csv (2,843 x 7; binary: an "
+                   "Australian AIDS patient dead or alive at the end of follow-up, 62 % dead; state, sex, transmission "
+                   "category text, diagnosis date as a day number; GPL-2 (MASS))",
+                   drop=("death",)),  # the day of death or of the end of follow-up: known only afterwards
+    "ketchup": Table("Ketchup.choice", lambda: _rdataset("Ecdat/Ketchup"),
+                     "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Ketchup.csv (4,956 x 7; 4 classes: the "
+                     "ketchup brand a household bought, from the four prices; household id (1,956 values) and trip "
+                     "number; GPL (Ecdat))"),
+    "cracker": Table("choice", lambda: _rdataset("Ecdat/Cracker"),
+                     "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Cracker.csv (3,292 x 14; 4 classes: the "
+                     "cracker brand bought, from displays, features and prices; household id a number (136 values); "
+                     "GPL (Ecdat))"),
+    "baseball": Table("r", lambda: _rdataset("plyr/baseball"),
+                      "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/plyr/baseball.csv (21,699 x 22; regression: "
+                      "a player's runs in a season from the season's other batting counts; player id text (1,228 "
+                      "values), team (132), league missing for some; MIT (plyr))"),
+    "wages": Table("lwage", lambda: _rdataset("Ecdat/Wages"),
+                   "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/Wages.csv (4,165 x 12; regression: log "
+                   "wage, a panel of 595 workers over 7 years; 7 yes/no text columns; GPL (Ecdat))"),
+    "mexico-vote": Table("vote88", lambda: _rdataset("Zelig/mexico"),
+                         "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Zelig/mexico.csv (1,359 x 33; 3 classes "
+                         "written as numbers: the 1988 Mexican presidential vote; 32 survey answers as numbers, one "
+                         "of them constant; GPL-2 (Zelig))"),
+    "psid": Table("earnings", lambda: _rdataset("Ecdat/PSID"),
+                  "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/Ecdat/PSID.csv (4,856 x 8; regression: yearly "
+                  "earnings, 0 for 17 %, skewed; interview and person numbers; marital status text; GPL (Ecdat))"),
+    "nox": Table("LNOx", lambda: _rdataset("robustbase/NOxEmissions"),
+                 "pydataset 0.2.0, resources.tar.gz: Rdatasets csv/robustbase/NOxEmissions.csv (8,088 x 4; "
+                 "regression: log NOx concentration by a motorway, from the day of the year, log emissions and "
+                 "wind speed; GPL (robustbase))"),
 }
 
 
