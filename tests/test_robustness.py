@@ -26,7 +26,7 @@ from mlkiln.data import read_table
 from mlkiln.errors import ArgumentError, BundleError, InputError
 from mlkiln.pipeline import REGISTRY, Family, register
 from sklearn.tree import DecisionTreeRegressor
-from common import copy_bundle, rehash
+from common import cli, copy_bundle, rehash
 
 
 def run(args, capsys):
@@ -1393,3 +1393,104 @@ def test_a_parquet_or_xz_file_by_another_name_is_named_for_what_it_is(tmp_path, 
                           ("t.csv.xz", "is compressed as xz, which mlkiln does not read")):
         code, _, err = run(["train", tmp_path / name, "--target", "y", "-o", tmp_path / "m"], capsys)
         assert code == 2 and message in err, err
+
+
+def test_repeated_list_options_add_up_and_a_second_target_is_refused(tmp_path, capsys):
+    """argparse kept only the last ``--drop``: ``--drop label --drop z`` trained on ``label``, a copy of the
+    target's sign, without a word. The lists add up; a second, different ``--target`` or ``-o`` is one line."""
+    path = write(tmp_path / "t.csv", table())
+    code, err, out = train(tmp_path, capsys, path, "y", "--drop", "label", "--drop", "z", "--models", "linear")
+    assert code == 0, err
+    assert [c["name"] for c in card_of(out)["schema"]["columns"]] == ["x", "colour"]
+    for args in (["--target", "label"], ["-o", tmp_path / "other"]):
+        result = cli("train", path, "--target", "y", "-o", tmp_path / "m", *args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "given twice" in lines[0], result.stderr
+        assert not (tmp_path / "m").exists() and not (tmp_path / "other").exists()
+
+
+def test_a_nearly_empty_column_is_set_aside_and_gradient_boosting_fits(tmp_path, capsys):
+    """One value in 600 rows: the folds without it made every gradient boosting fit fail ("window shape cannot be
+    larger than input array shape"), and a weaker family won. It is set aside with its reason; a column of 10 %
+    values stays."""
+    frame = table(600)
+    frame["rare"] = np.nan
+    frame.loc[0, "rare"] = 5.0
+    frame["sparse"] = np.where(np.arange(600) % 10 == 0, frame["x"], np.nan)
+    path = write(tmp_path / "t.csv", frame.drop(columns="label"))
+    code, err, out = train(tmp_path, capsys, path, "y", "--models", "hgb", "--trials", "1")
+    assert code == 0, err
+    card = card_of(out)
+    assert "rare" not in [c["name"] for c in card["schema"]["columns"]]
+    assert "sparse" in [c["name"] for c in card["schema"]["columns"]]
+    assert "nearly empty: 1 value(s) in 600 rows" in err
+    assert card["model"]["family"] == "hgb" and card["metrics"]["test"]["r2"] > 0.8
+
+
+def test_a_class_of_one_row_is_named_before_the_columns_are_screened(tmp_path, capsys):
+    """A float target 1.0 everywhere but one 2.0: each feature 'predicted' the one-row class perfectly, so every
+    column was excluded as leakage and the error said no feature was left."""
+    frame = table(200)
+    frame["y"] = 1.0
+    frame.loc[7, "y"] = 2.0
+    path = write(tmp_path / "t.csv", frame.drop(columns="label"))
+    assert_refused(train(tmp_path, capsys, path, "y"), "class 2 has only 1 row(s)", tmp_path)
+
+
+def test_a_target_too_small_for_the_models_is_refused(tmp_path, capsys):
+    """At 1e-300 the out-of-fold predictions (float32) were all zero and the card said R2 1.0 for a constant."""
+    frame = table(200).drop(columns="label")
+    frame["y"] = frame["y"] * 1e-300
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "y"), "too small for the models; rescale it", tmp_path)
+    frame["y"] = frame["y"] * 1e280  # 1e-20: float32 holds it
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t2.csv", frame), "y", "--models", "linear")
+    assert code == 0 and card_of(out)["metrics"]["test"]["r2"] > 0.9, err
+
+
+def test_a_column_named_as_predicts_output_is_refused(tmp_path, capsys):
+    """A feature named ``prediction`` was replaced by the score in predict's output, and scoring that output
+    again fed the old scores in as the feature (predictions 28.7 apart). Dropped, it is no feature."""
+    frame = table().rename(columns={"x": "prediction", "z": "proba_yes"})
+    path = write(tmp_path / "t.csv", frame)
+    assert_refused(train(tmp_path, capsys, path, "y"), "column 'prediction' has the name of a column predict adds",
+                   tmp_path)
+    assert_refused(train(tmp_path, capsys, path, "label", "--drop", "prediction", "y"),
+                   "column 'proba_yes' has the name of a column predict adds", tmp_path)
+    code, err, out = train(tmp_path, capsys, path, "y", "--drop", "prediction", "--models", "linear")
+    assert code == 0, err
+
+
+def test_the_odd_file_of_a_dataset_folder_is_the_one_named(tmp_path, capsys):
+    """A README.txt beside two CSV parts: the error blamed part1.csv for lacking the README's first line."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame = table()
+    write(folder / "part1.csv", frame.iloc[:60])
+    write(folder / "part2.csv", frame.iloc[60:])
+    (folder / "README.txt").write_text("exported 2024-01-01 from CRM\nask Ann\n")
+    assert_refused(train(tmp_path, capsys, folder, "y"), "README.txt does not have the columns of", tmp_path)
+
+
+def test_an_error_in_lokys_manager_thread_is_not_printed(capfd):
+    """Ctrl-C under a call in flight raised a KeyError in loky's ExecutorManagerThread, printed as a traceback
+    before "interrupted"; mlkiln.workers' hook keeps it quiet, and any other thread's error is still printed."""
+    import threading
+
+    from mlkiln import workers
+
+    def fail():
+        raise KeyError(5)
+
+    saved = threading.excepthook
+    try:
+        with workers.loky_config(1):
+            pass
+        for name in ("ExecutorManagerThread", "another-thread"):
+            thread = threading.Thread(target=fail, name=name)
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = saved
+    err = capfd.readouterr().err
+    assert "ExecutorManagerThread" not in err and "another-thread" in err and "KeyError: 5" in err

@@ -12,7 +12,7 @@ from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_info
 
 import mlkiln
-from mlkiln import tuning
+from mlkiln import data, tuning
 from mlkiln.errors import ArgumentError
 from mlkiln.options import FAMILIES
 from mlkiln.pipeline import REGISTRY
@@ -419,12 +419,12 @@ def test_a_measurement_forced_into_classes_is_told_to_use_regression():
 
     y = pd.Series([f"{v:.3f}" for v in np.linspace(0.1, 0.9, 12)])
     with pytest.raises(InputError, match=r"it has 12 distinct values in 12 rows\), use --task regression"):
-        tuning.check_folds("classification", y, 3, spare=1)
+        data.check_folds("classification", y, 3, spare=1)
     with pytest.raises(InputError) as caught:  # a rare class of a real label: no such advice
-        tuning.check_folds("classification", pd.Series(["a"] * 10 + ["b"]), 3, spare=1)
+        data.check_folds("classification", pd.Series(["a"] * 10 + ["b"]), 3, spare=1)
     assert "--task regression" not in str(caught.value)
     with pytest.raises(InputError) as caught:  # text classes, each in one row (a test split of most rows)
-        tuning.check_folds("classification", pd.Series(["Adelie", "Gentoo", "Chinstrap"]), 3)
+        data.check_folds("classification", pd.Series(["Adelie", "Gentoo", "Chinstrap"]), 3)
     assert "--task regression" not in str(caught.value)
 
 

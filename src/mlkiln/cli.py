@@ -326,8 +326,26 @@ def cmd_example(args) -> int:
     return 0
 
 
+class _Once(argparse.Action):
+    """An option of one value that refuses a second, different one: argparse keeps the last, so ``--target a
+    --target b`` trained on b without a word (``--drop``, ``--keep`` and ``--models`` add up instead)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(namespace, self.dest, None)
+        if given is not None and given != self.default and given != values:
+            raise argparse.ArgumentError(self, f"given twice ({given!r} and {values!r}): give it once")
+        setattr(namespace, self.dest, values)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (argparse prints its usage block first: 13 lines for train)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlkiln", description="Turn a table into a tuned, evaluated, deployable scikit-learn model.",
         epilog=C_NOTE,
     )
@@ -358,19 +376,19 @@ def _add_train(sub) -> None:
     )
     t.add_argument("data", nargs="?", help="CSV or Parquet file, or a directory or quoted glob of them (same columns)")
     t.add_argument("--example", choices=sorted(EXAMPLES), help="use a bundled example table instead of DATA")
-    t.add_argument("--target", help="the column to predict (default for --example: its usual target)")
-    t.add_argument("-o", "--output", help="bundle directory to write (default: mlkiln-<data name>)")
+    t.add_argument("--target", action=_Once, help="the column to predict (default for --example: its usual target)")
+    t.add_argument("-o", "--output", action=_Once, help="bundle directory to write (default: mlkiln-<data name>)")
     t.add_argument("--force", action="store_true", help="replace the output directory if it exists")
     t.add_argument("--task", choices=TASKS, default="auto")
     t.add_argument("--metric", help="selection metric: regression " + "/".join(SELECTION_METRICS["regression"])
                    + "; classification " + "/".join(SELECTION_METRICS["classification"])
                    + " (default: r2; log_loss, with the threshold tuned for f1_macro when one of two classes is rare)")
-    t.add_argument("--models", nargs="+", metavar="FAMILY", help="families to try (default: all for the task)")
+    t.add_argument("--models", nargs="+", action="extend", metavar="FAMILY", help="families to try (default: all for the task)")
     t.add_argument("--folds", type=int, default=3, help="k for k-fold cross-validation (default 3, as in the course)")
     t.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for the test score (default 0.2)")
     t.add_argument("--seed", type=int, default=0, help="random seed for split, folds and models (default 0)")
-    t.add_argument("--drop", nargs="+", metavar="COL", help="columns never to use as features")
-    t.add_argument("--keep", nargs="+", metavar="COL", help="columns to use even if flagged (identifier, constant, leakage)")
+    t.add_argument("--drop", nargs="+", action="extend", metavar="COL", help="columns never to use as features")
+    t.add_argument("--keep", nargs="+", action="extend", metavar="COL", help="columns to use even if flagged (identifier, constant, leakage)")
     t.add_argument("--jobs", type=int, default=None,
                    help="cores to use: CV fits as one-thread workers, the final fit as threads (default: all cores)")
     t.add_argument("--search", choices=SEARCHES, default="auto",
@@ -398,7 +416,7 @@ def _add_predict(sub) -> None:
                        description="Score a table in batches: memory does not grow with its size.")
     p.add_argument("bundle")
     p.add_argument("data", help="CSV or Parquet file to score, or a directory or quoted glob ('data/*.parquet') of them")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("-o", "--output", action=_Once, required=True,
                    help="output file (.csv or .parquet), or - for CSV on standard output; for a directory/glob input, "
                    "or with --cluster, a directory that receives one Parquet part per input file")
     p.add_argument("--force", action="store_true",
@@ -444,7 +462,7 @@ def _add_drift(sub) -> None:
                        epilog="Exit status 3 when --fail-above is given and exceeded (for scheduled jobs).")
     d.add_argument("bundle")
     d.add_argument("data", help="CSV or Parquet file with the model's input columns (the target is not needed)")
-    d.add_argument("-o", "--output", metavar="FILE", help="HTML page to write, with its .json beside it "
+    d.add_argument("-o", "--output", action=_Once, metavar="FILE", help="HTML page to write, with its .json beside it "
                    "(default: DATA-drift.html next to DATA; never inside the bundle)")
     d.add_argument("--fail-above", type=float, metavar="PSI",
                    help="exit with status 3 when a column's or the predictions' PSI exceeds PSI (e.g. 0.25)")
@@ -457,7 +475,7 @@ def _add_report(sub) -> None:
     r = sub.add_parser("report", help="rebuild a bundle's HTML report from its card and report.json",
                        description="Redraw the report of a bundle (no data needed) into a file outside the bundle.")
     r.add_argument("bundle")
-    r.add_argument("-o", "--output", help="HTML file to write (default: <bundle name>-report.html here)")
+    r.add_argument("-o", "--output", action=_Once, help="HTML file to write (default: <bundle name>-report.html here)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_report)
 
@@ -475,7 +493,7 @@ def _add_example(sub) -> None:
 
     x = sub.add_parser("example", help="write a bundled example table to a file")
     x.add_argument("name", choices=sorted(EXAMPLES))
-    x.add_argument("-o", "--output", required=True, help="output file (.csv or .parquet), or - for CSV on standard output")
+    x.add_argument("-o", "--output", action=_Once, required=True, help="output file (.csv or .parquet), or - for CSV on standard output")
     x.add_argument("--seed", type=int, default=0, help="seed of the generated example (machine-failure-synthetic)")
     x.add_argument("--rows", type=int, metavar="N",
                    help="rows of the generated example (default 10,000; machine-failure-synthetic only)")
@@ -493,7 +511,7 @@ def _add_export(sub) -> None:
     )
     x.add_argument("bundle")
     x.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the model format to write")
-    x.add_argument("-o", "--output", required=True, help="directory to write")
+    x.add_argument("-o", "--output", action=_Once, required=True, help="directory to write")
     x.add_argument("--force", action="store_true", help="replace the output directory if it exists")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=cmd_export)

@@ -35,6 +35,7 @@ from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_path
 from .errors import InputError
+from .jsonio import scalar_text
 from .options import CODE_DIGITS, GLOB_CHARS, LEADING_ZERO, data_not_found, glob_root, written_as_codes
 
 log = logging.getLogger("mlkiln")
@@ -109,15 +110,20 @@ def _refuse_partition_names(files: list[Path], root: Path) -> None:
 
 
 def check_same_columns(files: list[Path]) -> list[str]:
-    """The column names shared by every file; an :class:`InputError` naming the first file that differs."""
-    expected = table_columns(files[0])
-    for file in files[1:]:
-        names = table_columns(file)
-        if names != expected:
+    """The column names shared by every file; an :class:`InputError` naming the first file that differs from the
+    columns most files have (a README.txt among two CSV files is the one named, not the data)."""
+    columns = [table_columns(file) for file in files]
+    expected = Counter(map(tuple, columns)).most_common(1)[0][0]
+    shared = sum(tuple(names) == expected for names in columns)
+    reference = next(file for file, names in zip(files, columns) if tuple(names) == expected)
+    for file, names in zip(files, columns):
+        if tuple(names) != expected:
             missing, extra = [n for n in expected if n not in names], [n for n in names if n not in expected]
             detail = f"lacks {missing}" if missing else f"has extra {extra}" if extra else "has them in another order"
-            raise InputError(f"{file} does not have the columns of {files[0]}: it {detail}; a dataset's files must share their columns")
-    return expected
+            others = f"{reference}" if shared == 1 else f"{reference} and {shared - 1} other file(s)"
+            raise InputError(f"{file} does not have the columns of {others}: it {detail}; a dataset's files must "
+                             "share their columns (move any other file out of the folder)")
+    return list(expected)
 
 
 def table_columns(path: Path) -> list[str]:
@@ -805,6 +811,47 @@ def check_enough_rows(n_rows: int, folds: int, spare: int = 0) -> None:
         test = " and a test split" if spare else ""
         raise InputError(f"{n_rows} row(s) with a target are too few for {folds}-fold cross-validation{test} "
                          f"(at least {folds + spare}); add rows or use fewer folds")
+
+
+#: validation folds smaller than this get a warning: a score on a handful of rows is mostly noise
+FEW_FOLD_ROWS = 10
+
+
+def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
+    """Every training fold must hold every class, and every fold some rows (two for R2; a warning below
+    :data:`FEW_FOLD_ROWS`).
+
+    Before the split, ``spare=1`` asks each class for one more row, for the test split. Training asks before it
+    screens the columns: a class of one row made every column look like a perfect leak (balanced accuracy 1.0).
+    """
+    check_enough_rows(len(y), folds, spare)
+    if task == "classification":
+        counts = y.value_counts()
+        if counts.min() < folds + spare:
+            held = "one for the test split, " if spare else ""
+            # whole numbers with a rare value are often a count (goals, visits) taken for classes
+            numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+            # fractional labels are read as text (0.5, 1.5), so a measurement forced into classes is text too
+            numbers = numbers or (len(counts) > len(y) / 2
+                                  and pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().all())
+            header = counts.idxmin() == y.name  # the column's own name: its header line repeated inside the data
+            raise InputError(
+                f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
+                f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
+                + ("; a class named as the column is most often its header line repeated inside the data (files "
+                   "joined with their headers): remove those lines" if header else "")
+                + (f"; or, if the target counts or measures something (it has {len(counts):,} distinct values in "
+                   f"{len(y):,} rows), use --task regression" if numbers else "")
+            )
+    if spare:
+        return
+    per_fold = len(y) // folds
+    if task == "regression" and per_fold < 2:  # R2 of one row is undefined: every candidate would 'fail'
+        raise InputError(f"{folds}-fold cross-validation of {len(y)} training rows leaves validation folds of one row, "
+                         f"where R2 is undefined; use at most {len(y) // 2} folds")
+    if per_fold < FEW_FOLD_ROWS:
+        log.warning("%d-fold cross-validation of %d rows: validation folds of %d rows score each candidate on so few "
+                    "rows that the choice is mostly noise; fewer folds choose more steadily", folds, len(y), per_fold)
 
 
 def nested_sample(y: pd.Series, task: str, seed: int, folds: int) -> np.ndarray:

@@ -457,6 +457,20 @@ def check_target(frame: pd.DataFrame, target: str, what: str = "target column") 
     raise InputError(f"{what} {target!r} not found{hint} (columns: {shown})")
 
 
+#: a column with fewer values than NEARLY_EMPTY_VALUES (at most SMALL_TABLE_SHARE of a small table's rows), or
+#: than NEARLY_EMPTY_SHARE of the rows, is set aside: a fold, the test split or a --budget rung's sample (2,222
+#: rows fitted on the smallest) may hold none of them, and scikit-learn's gradient boosting fails on a column of no
+#: values ("window shape cannot be larger than input array shape"); so few values say next to nothing of the target
+NEARLY_EMPTY_VALUES = 10
+SMALL_TABLE_SHARE = 0.05
+NEARLY_EMPTY_SHARE = 0.003
+
+
+def nearly_empty(n_rows: int) -> int:
+    """The fewest values a feature column of ``n_rows`` rows needs (:data:`NEARLY_EMPTY_VALUES`)."""
+    return max(min(NEARLY_EMPTY_VALUES, math.ceil(SMALL_TABLE_SHARE * n_rows)), math.ceil(NEARLY_EMPTY_SHARE * n_rows))
+
+
 def screen_columns(
     X: pd.DataFrame, y: pd.Series, task: str, kinds: dict[str, str], seed: int = 0, keep: Sequence[str] = ()
 ) -> dict[str, str]:
@@ -496,6 +510,9 @@ def screen_columns_with_evidence(
                 raise InputError(f"keep column {name!r} has no readable values ({why}): nothing to learn from; "
                                  "drop it from keep")
             reasons[name] = f"empty: no readable values ({why})"
+        elif (present := n - int(missing.sum())) < nearly_empty(n):
+            reasons[name] = (f"nearly empty: {present} value(s) in {n:,} rows, fewer than {nearly_empty(n):,}, so "
+                             "some fits would see none (gradient boosting fails on a column without values)")
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):

@@ -49,9 +49,9 @@ from threadpoolctl import threadpool_limits
 
 from . import least_squares, workers
 from .cluster import dask_client, scheduler_address
-from .data import check_enough_rows, nested_sample
+from .data import nested_sample
 from .errors import InputError
-from .jsonio import plain, scalar_text
+from .jsonio import plain
 from .metrics import Scorer
 from .pipeline import MAX_CATEGORIES, REGISTRY, build_pipeline, fit_threads
 
@@ -63,8 +63,6 @@ RANDOM_TRIALS = 10
 KEEP_PER_FAMILY = 5
 #: no halving round uses fewer rows (smaller tables get the full grid): small subsamples favour small models
 HALVING_MIN_ROWS = 20_000
-#: validation folds smaller than this get a warning: a score on a handful of rows is mostly noise
-FEW_FOLD_ROWS = 10
 #: seconds between two progress lines of a family's search; a search shorter than this prints none
 PROGRESS_SECONDS = 10.0
 
@@ -193,42 +191,6 @@ def make_cv(task: str, folds: int, seed: int):
     """Shuffled k-fold, stratified by class for classification."""
     cls = StratifiedKFold if task == "classification" else KFold
     return cls(n_splits=folds, shuffle=True, random_state=seed)
-
-
-def check_folds(task: str, y: pd.Series, folds: int, spare: int = 0) -> None:
-    """Every training fold must hold every class, and every fold some rows (two for R2; a warning below
-    :data:`FEW_FOLD_ROWS`).
-
-    Before the split, ``spare=1`` asks each class for one more row, for the test split.
-    """
-    check_enough_rows(len(y), folds, spare)
-    if task == "classification":
-        counts = y.value_counts()
-        if counts.min() < folds + spare:
-            held = "one for the test split, " if spare else ""
-            # whole numbers with a rare value are often a count (goals, visits) taken for classes
-            numbers = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
-            # fractional labels are read as text (0.5, 1.5), so a measurement forced into classes is text too
-            numbers = numbers or (len(counts) > len(y) / 2
-                                  and pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().all())
-            header = counts.idxmin() == y.name  # the column's own name: its header line repeated inside the data
-            raise InputError(
-                f"class {scalar_text(counts.idxmin())} has only {counts.min()} row(s); each class needs at least "
-                f"{folds + spare} ({held}{folds} for {folds}-fold CV): add rows, drop that class, or use fewer folds"
-                + ("; a class named as the column is most often its header line repeated inside the data (files "
-                   "joined with their headers): remove those lines" if header else "")
-                + (f"; or, if the target counts or measures something (it has {len(counts):,} distinct values in "
-                   f"{len(y):,} rows), use --task regression" if numbers else "")
-            )
-    if spare:
-        return
-    per_fold = len(y) // folds
-    if task == "regression" and per_fold < 2:  # R2 of one row is undefined: every candidate would 'fail'
-        raise InputError(f"{folds}-fold cross-validation of {len(y)} training rows leaves validation folds of one row, "
-                         f"where R2 is undefined; use at most {len(y) // 2} folds")
-    if per_fold < FEW_FOLD_ROWS:
-        log.warning("%d-fold cross-validation of %d rows: validation folds of %d rows score each candidate on so few "
-                    "rows that the choice is mostly noise; fewer folds choose more steadily", folds, len(y), per_fold)
 
 
 def search_strategy(family: str, search: str = "auto") -> str:

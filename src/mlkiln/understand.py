@@ -14,10 +14,10 @@ import pandas as pd
 
 from . import metrics
 from .card import Column, Metric, Target
-from .data import check_enough_rows
+from .data import check_enough_rows, check_folds
 from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
-from .options import BINARY_METRICS, SELECTION_METRICS, TrainOptions
+from .options import BINARY_METRICS, PREDICTION, SELECTION_METRICS, TrainOptions
 from .schema import (
     MAX_CLASSES_FOR_AUTO,
     VALUE_MAX,
@@ -96,6 +96,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         if len(classes) < 2:
             raise InputError(f"target {target!r} has one value ({classes[0]!r}) in every row; there is nothing to learn")
         _warn_classes_in_several_spellings(classes, target)
+    check_folds(task, y, options.folds, spare=1)
 
     reasons, leaks = screen_columns_with_evidence(X, y, task, kinds, options.seed, options.keep)
     excluded = {name: why for name, why in reasons.items() if name not in options.keep}
@@ -109,6 +110,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
     if not kinds:
         raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
+    _refuse_output_names([*kinds, target], classes)
     metric = choose_metric(task, options.metric, y)
     log.info("selection metric: %s", metric.why)
     features = as_categories(X[list(kinds)], kinds)
@@ -119,6 +121,17 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks,
     )
+
+
+def _refuse_output_names(columns: list[str], classes: list | None) -> None:
+    """Refuse a feature or target named as a column ``predict`` adds (``prediction``, ``proba_<class>``): the
+    score replaces it in the output, and scoring that output again fed the old scores in as the feature
+    (predictions 28.7 apart)."""
+    added = {PREDICTION, *(f"proba_{c}" for c in classes or ())}
+    clash = [name for name in columns if name in added]
+    if clash:
+        raise InputError(f"column {clash[0]!r} has the name of a column predict adds to its output, which would "
+                         "replace it there; rename it, or --drop it")
 
 
 def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Series, pd.Series]:
@@ -137,12 +150,26 @@ def _target(raw_target: pd.Series, target: str, task: str) -> tuple[str, pd.Seri
     y = coerce_target(raw_target, task)
     if task == "regression":
         _check_target_size(raw_target, y, target)
+        _refuse_tiny_target(y, target)
         _warn_far_targets(y, target)
     if len(y) == 0:  # as classes, only infinite numbers are left out: they are not labels
         raise InputError(f"target column {target!r} has no value usable as a class (only infinite numbers)"
                          if task == "classification" else
                          f"target column {target!r} has no numeric values; use --task classification")
     return task, y, raw_target
+
+
+#: a regression target whose values are all within this of zero (but not all zero) is refused: the search keeps
+#: out-of-fold predictions as float32, which rounds values below about 1e-38 to zero, and at 1e-300 every
+#: metric said a perfect fit of a constant model (R2 1.0)
+TARGET_MIN = 1e-30
+
+
+def _refuse_tiny_target(y: pd.Series, target: str) -> None:
+    largest = float(y.abs().max()) if len(y) else 0.0
+    if 0.0 < largest < TARGET_MIN:
+        raise InputError(f"target column {target!r}: its values are all within ±{TARGET_MIN:g} (the largest "
+                         f"{largest:.3g}), too small for the models; rescale it (multiply it by a power of ten)")
 
 
 def _refuse_dates(raw_target: pd.Series, target: str) -> None:

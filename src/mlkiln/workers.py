@@ -16,6 +16,7 @@ over 4 runs each) and a bad ``--target`` took 4.5-5.1 s to say so, against
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 import joblib
@@ -37,6 +38,7 @@ def local_cores(n_jobs: int | None) -> int:
 def loky_config(cores: int):
     """joblib's settings for the CV fits: ``cores`` worker processes of one thread each."""
     _state["used"] = True
+    threading.excepthook = _quiet_loky_threads
     return joblib.parallel_config(backend="loky", n_jobs=cores, inner_max_num_threads=1)
 
 
@@ -57,10 +59,18 @@ def _warm_up(cores: int) -> None:
         ready_pids.update(joblib.Parallel()(joblib.delayed(_ready)() for _ in range(cores)))
 
 
+#: loky's resource tracker (a process of its own) warns of "leaked folder objects" where the workers were killed
+#: while starting (a bad input found during the warm-up): it then removes those folders itself, so the warning
+#: says nothing to a user of mlkiln. The filter reaches it through the environment it is started with
+QUIET_TRACKER = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+
+
 def start(cores: int) -> None:
     """Start ``cores`` worker processes in the background (once a process; none for one core)."""
     if cores < 2 or _state["thread"] is not None:
         return
+    warnings_set = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = f"{warnings_set},{QUIET_TRACKER}" if warnings_set else QUIET_TRACKER
     _state["thread"] = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
     _state["thread"].start()
 
@@ -75,3 +85,13 @@ def stop() -> None:
     with contextlib.suppress(Exception):
         get_reusable_executor(reuse=True).shutdown(wait=False, kill_workers=True)
     _state.update(thread=None, used=False)
+
+
+def _quiet_loky_threads(args) -> None:
+    """An exception in one of loky's manager threads is not printed: it comes where the workers are ended under a
+    call in flight (Ctrl-C, SIGTERM, :func:`stop` after a bad input), a ``KeyError`` in ``add_call_item_to_queue``
+    that printed a traceback before "interrupted". A failure of the workers themselves reaches the caller as
+    joblib's own error."""
+    if args.thread is not None and args.thread.name in ("ExecutorManagerThread", "QueueManagerThread"):
+        return
+    threading.__excepthook__(args)

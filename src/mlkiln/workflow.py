@@ -21,13 +21,13 @@ import pandas as pd
 from . import bundle, drift, leakage, metrics, report, train_script, workers
 from .card import Card, DataInfo, LeaderboardRow, NotStarted, Schema, SearchStep, Split, TuningInfo
 from .cluster import check_dask
-from .data import load_frame, row_hashes, split_train_test
+from .data import check_folds, load_frame, row_hashes, split_train_test
 from .errors import ArgumentError, InputError
 from .options import TrainOptions
 from .pipeline import REGISTRY
 from .predict import Model
 from .selection import Selection, fit_within_latency, model_info, select
-from .tuning import Compute, FamilyResult, check_folds
+from .tuning import Compute, FamilyResult
 from .understand import Table, understand
 
 log = logging.getLogger("mlkiln")
@@ -191,7 +191,6 @@ def train(
     frame, data_info = load_frame(data, source)
     table = understand(frame, target, options)
     del frame
-    check_folds(table.task, table.y, options.folds, spare=1)
     X_trainval, X_test, y_trainval, y_test = split_train_test(
         table.X, table.y, test_size=options.test_size, seed=options.seed, stratify=table.task == "classification")
     _check_training_rows(table, y_trainval, options)
