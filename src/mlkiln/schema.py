@@ -415,6 +415,15 @@ def is_nested(col: pd.Series) -> bool:
     return bool(len(present)) and isinstance(present.iloc[0], (list, tuple, dict, np.ndarray))
 
 
+def is_bytes(col: pd.Series) -> bool:
+    """Whether a column holds bytes (a Parquet binary column): as categories their printed forms ("b'\\x00'")
+    were the values, and a scored file written as CSV read back as other text (every value unseen)."""
+    if not pd.api.types.is_object_dtype(col):
+        return False
+    present = col.dropna()
+    return bool(len(present)) and isinstance(present.iloc[0], (bytes, bytearray))
+
+
 def infer_task(y: pd.Series) -> str:
     """``regression`` for numbers with many distinct values, else ``classification``.
 

@@ -27,6 +27,7 @@ from .schema import (
     coerce_target,
     column_kind,
     describe_columns,
+    is_bytes,
     is_nested,
     infer_task,
     number_share,
@@ -83,6 +84,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     # such as "['plus' 'x']" that no new row would match
     nested = {name: "nested values (lists or records in its cells): flatten them into columns of their own"
               for name in features if is_nested(frame[name])}
+    nested.update((name, "bytes, not text or numbers: decode them into text first")
+                  for name in features if is_bytes(frame[name]))
     for name, why in nested.items():
         if name in options.keep:
             raise InputError(f"keep column {name!r} holds {why}")
