@@ -63,6 +63,19 @@ def test_a_whole_number_smooth_in_its_value_stays_a_number():
     assert code_columns(X, y > y.median(), {"age": "numeric", "shop": "numeric"}) == ("shop",)
 
 
+def test_a_mostly_missing_number_is_binned_on_its_values():
+    # 90 % missing, its effect a smooth wave of the value: binned with the missing rows, its values had 1.5 of the
+    # 16 bins, the wave looked like noise around them, and the column passed as a code (movies' budget)
+    rng = np.random.default_rng(4)
+    value, present = rng.integers(0, 100, 40_000).astype(float), rng.random(40_000) < 0.1
+    y = pd.Series(np.where(present, np.sin(value / 100 * 4 * np.pi), 0.0) + rng.normal(scale=0.5, size=40_000))
+    assert code_columns(pd.DataFrame({"budget": np.where(present, value, np.nan)}), y, {"budget": "numeric"}) == ()
+    # the same values as a shop id, its effect random per value: a code, missing rows or not
+    effect = rng.normal(size=100)
+    y = pd.Series(np.where(present, effect[value.astype(int)], 0.0) + rng.normal(scale=0.5, size=40_000))
+    assert code_columns(pd.DataFrame({"shop": np.where(present, value, np.nan)}), y, {"shop": "numeric"}) == ("shop",)
+
+
 def test_the_bundle_encodes_by_target_and_scores_compiled(league_bundle, league_csv):
     model = mlkiln.load(league_bundle)  # the audited skops file: TargetEncoder and its folds are allowed
     pipes = (list(model.pipeline.estimators_) if model.card.model.family == "ensemble"
