@@ -80,16 +80,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
 
     check_enough_rows(len(y), options.folds, spare=1)
     features = [c for c in frame.columns if c != target and c not in options.drop]
-    # lists or records in a cell (Parquet's list and struct columns) were read as their printed text, categories
-    # such as "['plus' 'x']" that no new row would match
-    nested = {name: "nested values (lists or records in its cells): flatten them into columns of their own"
-              for name in features if is_nested(frame[name])}
-    nested.update((name, "bytes, not text or numbers: decode them into text first")
-                  for name in features if is_bytes(frame[name]))
-    for name, why in nested.items():
-        if name in options.keep:
-            raise InputError(f"keep column {name!r} holds {why}")
-        log.warning("excluding column %r: %s", name, why)
+    nested = _not_values(frame, features, options.keep)
     kinds = {name: column_kind(frame[name]) for name in features if name not in nested}
     X = coerce_frame(frame, kinds)
     _warn_unreadable(frame, X, kinds)
@@ -124,6 +115,24 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks,
     )
+
+
+def _not_values(frame: pd.DataFrame, features: list[str], keep) -> dict[str, str]:
+    """The columns that do not hold single values, each with why (a warning; an error for a ``keep`` column).
+
+    Lists or records in a cell (Parquet's list and struct columns) were read
+    as their printed text, categories such as "['plus' 'x']" that no new row
+    would match; so were bytes (Parquet's binary columns).
+    """
+    found = {name: "nested values (lists or records in its cells): flatten them into columns of their own"
+             for name in features if is_nested(frame[name])}
+    found.update((name, "bytes, not text or numbers: decode them into text first")
+                 for name in features if is_bytes(frame[name]))
+    for name, why in found.items():
+        if name in keep:
+            raise InputError(f"keep column {name!r} holds {why}")
+        log.warning("excluding column %r: %s", name, why)
+    return found
 
 
 def _refuse_output_names(columns: list[str], classes: list | None) -> None:
