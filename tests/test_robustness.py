@@ -1509,3 +1509,11 @@ def test_a_parquet_binary_column_is_set_aside_with_its_reason(tmp_path, capsys):
     assert run(["predict", out, tmp_path / "t.parquet", "-o", scored], capsys)[0] == 0
     assert run(["predict", out, scored, "-o", again], capsys)[0] == 0
     assert np.array_equal(pd.read_csv(scored)["prediction"], pd.read_csv(again)["prediction"])
+
+
+def test_models_of_two_tasks_are_refused_before_the_table_is_read(tmp_path):
+    """``--models linear logistic_l2`` was refused only once the table was read and its task inferred."""
+    result = cli("train", tmp_path / "not-yet-written.csv", "--target", "y", "--models", "linear", "logistic_l2")
+    assert result.returncode == 2 and "no one task has all of them (regression: linear; classification: " \
+        "logistic_l2)" in result.stderr, result.stderr
+    assert "not-yet-written" not in result.stderr  # the options are checked first

@@ -202,6 +202,12 @@ class TrainOptions:
         unknown = [m for m in self.models or () if m not in known]
         if unknown:
             raise ArgumentError("models", list(self.models), f"unknown: {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+        if self.models and not any(set(self.models) <= set(names) for names in tasks.values()):
+            # said before the table is read: no task has them all (a model of each, for a table of either)
+            split = "; ".join(f"{task}: {', '.join(m for m in self.models if m in names)}"
+                              for task, names in tasks.items() if any(m in names for m in self.models))
+            raise ArgumentError("models", list(self.models), f"no one task has all of them ({split}); name the "
+                                "families of one task")
         if self.metric is not None:
             metrics = {m for task in tasks for m in SELECTION_METRICS[task]}
             _choice("metric", self.metric, sorted(metrics))
