@@ -507,6 +507,7 @@ def screen_columns_with_evidence(
     """
     reasons: dict[str, str] = {}
     n = len(X)
+    fewest = nearly_empty(n)
     for name in X.columns:
         col = X[name]
         missing = col.isna()
@@ -519,8 +520,8 @@ def screen_columns_with_evidence(
                 raise InputError(f"keep column {name!r} has no readable values ({why}): nothing to learn from; "
                                  "drop it from keep")
             reasons[name] = f"empty: no readable values ({why})"
-        elif (present := n - int(missing.sum())) < nearly_empty(n):
-            reasons[name] = (f"nearly empty: {present} value(s) in {n:,} rows, fewer than {nearly_empty(n):,}, so "
+        elif (present := n - int(missing.sum())) < fewest:
+            reasons[name] = (f"nearly empty: {present} value(s) in {n:,} rows, fewer than {fewest:,}, so "
                              "some fits would see none (gradient boosting fails on a column without values)")
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import metrics
 from .card import Column, Metric, Target
-from .data import check_enough_rows, check_folds
+from .data import check_folds
 from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, PREDICTION, SELECTION_METRICS, TrainOptions
@@ -78,7 +78,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         dropped = frame.drop(index=y.index)
         frame = frame.loc[y.index]  # only then: a copy of the whole table costs 1 GB and 1 s at 5M rows
 
-    check_enough_rows(len(y), options.folds, spare=1)
+    check_folds(task, y, options.folds, spare=1)  # before the columns are screened: see check_folds
     features = [c for c in frame.columns if c != target and c not in options.drop]
     nested = _not_values(frame, features, options.keep)
     kinds = {name: column_kind(frame[name]) for name in features if name not in nested}
@@ -90,7 +90,6 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         if len(classes) < 2:
             raise InputError(f"target {target!r} has one value ({classes[0]!r}) in every row; there is nothing to learn")
         _warn_classes_in_several_spellings(classes, target)
-    check_folds(task, y, options.folds, spare=1)
 
     reasons, leaks = screen_columns_with_evidence(X, y, task, kinds, options.seed, options.keep)
     excluded = {name: why for name, why in reasons.items() if name not in options.keep}

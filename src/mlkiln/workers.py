@@ -38,7 +38,9 @@ def local_cores(n_jobs: int | None) -> int:
 def loky_config(cores: int):
     """joblib's settings for the CV fits: ``cores`` worker processes of one thread each."""
     _state["used"] = True
-    threading.excepthook = _quiet_loky_threads
+    if threading.excepthook is not _quiet_loky_threads:  # the hook it replaces reports every other thread
+        _state["excepthook"] = threading.excepthook
+        threading.excepthook = _quiet_loky_threads
     return joblib.parallel_config(backend="loky", n_jobs=cores, inner_max_num_threads=1)
 
 
@@ -70,7 +72,8 @@ def start(cores: int) -> None:
     if cores < 2 or _state["thread"] is not None:
         return
     warnings_set = os.environ.get("PYTHONWARNINGS")
-    os.environ["PYTHONWARNINGS"] = f"{warnings_set},{QUIET_TRACKER}" if warnings_set else QUIET_TRACKER
+    if QUIET_TRACKER not in (warnings_set or ""):  # once a process: start runs again after stop
+        os.environ["PYTHONWARNINGS"] = f"{warnings_set},{QUIET_TRACKER}" if warnings_set else QUIET_TRACKER
     _state["thread"] = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
     _state["thread"].start()
 
@@ -94,4 +97,4 @@ def _quiet_loky_threads(args) -> None:
     joblib's own error."""
     if args.thread is not None and args.thread.name in ("ExecutorManagerThread", "QueueManagerThread"):
         return
-    threading.__excepthook__(args)
+    _state.get("excepthook", threading.__excepthook__)(args)
