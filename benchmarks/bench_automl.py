@@ -54,7 +54,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, log_loss, r2_score, roc_auc_score
 
-import mlkiln
+#: the environment as given, before importing mlkiln adds its OpenMP setting: each tool's process starts from it.
+#: Until session 28 mlkiln set OMP_WAIT_POLICY=passive on import, and every tool run from here inherited it
+ENV = dict(os.environ)
+
+import mlkiln  # noqa: E402
 from mlkiln.data import read_table, split_train_test
 from mlkiln.examples import load_example
 from mlkiln.schema import coerce_frame, coerce_target
@@ -322,7 +326,7 @@ def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0,
         command += ["--budget", f"{budget:g}"]
     loads = {"load_start": load()}
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV)
     wall = time.perf_counter() - start
     loads["load_end"] = load()
     (work / "mlkiln-train.log").write_text(done.stdout + done.stderr)
@@ -389,7 +393,7 @@ def run_tool(tool: str, python: str, work: Path, target: str, task: str, seconds
                "--seconds", str(seconds), "--out", str(out)]
     start_load = load()
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3 * seconds + 600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3 * seconds + 600, env=ENV)
     wall = time.perf_counter() - start
     if done.returncode:
         return {"error": done.stderr.strip()[-1500:], "wall_s": wall, "load_start": start_load, "load_end": load()}

@@ -23,7 +23,10 @@ import joblib
 import pandas as pd
 import pytest
 
-import mlkiln  # before scikit-learn: OpenMP's threads wait passively (a test on n_jobs=2 spun 158 s when loaded)
+# The suite's workers share the cores, so OpenMP's threads wait passively, not spinning at all: a test on n_jobs=2
+# spun 158 s on a loaded machine. Read when OpenMP loads: before mlkiln (which would spin a little) and scikit-learn
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+import mlkiln  # noqa: E402
 from mlkiln.examples import EXAMPLES, load_example
 
 
