@@ -16,7 +16,7 @@ from mlkiln import tuning
 from mlkiln.examples import EXAMPLES, load_example
 from mlkiln.data import nested_sample
 from mlkiln.metrics import Scorer
-from mlkiln.pipeline import REGISTRY
+from mlkiln.pipeline import HGB_DEFAULTS, REFIT_MOST_TREES, REGISTRY, refit_most_stages
 from mlkiln.selection import ranking_rung
 from mlkiln.tuning import CostModel, rung_sizes
 
@@ -147,7 +147,31 @@ def test_the_sampled_search_records_the_rows_each_step_saw(sampled_runs):
     assert card.leaderboard[0].family == card.model.family
     for member in card.model.members or [card.model]:  # each the best of its family on the last rung
         best = max((c for c in card.cv_results[member.family] if c["n_samples"] == 900), key=lambda c: c["mean"])
-        assert member.params == best["params"]
+        # with its final fit's settings: gradient boosting stops early on all 1,200 rows, up to more trees
+        assert member.params == REGISTRY[member.family].refit_params(best["params"], 3, 1200)
+
+
+def test_a_sampled_search_s_final_fit_stops_early_on_its_own_rows_up_to_more_trees(sampled_runs):
+    """The final fit of a sampled search stops early on 10 % of all the rows; more rows want more trees, so it may
+    grow up to refit_most_stages(rows): 4,000 up to 250,000 rows, then rows x trees bounded, the former 1,000 from
+    a million rows on."""
+    assert refit_most_stages(1_200) == refit_most_stages(250_000) == REFIT_MOST_TREES == 4000
+    assert refit_most_stages(261_876) == 3818 and refit_most_stages(500_000) == 2000
+    assert refit_most_stages(10**6) == refit_most_stages(5 * 10**6) == HGB_DEFAULTS["max_iter"] == 1000
+    hgb = REGISTRY["hgb"]
+    assert hgb.refit_params({"learning_rate": 0.1}, 3, 261_876) == {"learning_rate": 0.1, "max_iter": 3818}
+    counted = {"learning_rate": 0.1, "early_stopping": False, "max_iter": 200}  # counted on the folds: grown 3/2
+    assert hgb.refit_params(counted, 3, 261_876) == {**counted, "max_iter": 300}
+    assert REGISTRY["ridge"].refit_params({"alpha": 1.0}, 3, 261_876) == {"alpha": 1.0}
+    run = sampled_runs[0]
+    card = run.card
+    fitted = {card.model.family: (card.model.params, card.model.trees)} if not card.model.members else {
+        m.name: (m.params, m.trees) for m in card.model.members}
+    stopped = [(params, trees) for params, trees in fitted.values() if params.get("early_stopping", True) is not False
+               and "max_iter" in params]
+    for params, trees in stopped:  # the card says what the final fit may grow, and it stopped itself before it
+        assert params["max_iter"] == REFIT_MOST_TREES and 0 < trees < REFIT_MOST_TREES
+    assert stopped or not any(f.startswith("hgb") for f in fitted)
 
 
 def test_trials_give_identical_bundles_on_two_runs(sampled_runs, tmp_path, diamonds):

@@ -232,7 +232,7 @@ class Selection:
         """
         if family not in REGISTRY or self.threshold is not None:
             return params
-        return REGISTRY[family].refit_params(params, self.n_folds)
+        return REGISTRY[family].refit_params(params, self.n_folds, self.plan.n_rows if self.plan else 0)
 
     def chosen_params(self) -> dict:
         """The single chosen model's final settings, with the trees its final fit stopped at (if the clock did)."""
