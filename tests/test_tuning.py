@@ -462,3 +462,28 @@ def test_lasso_penalises_in_the_target_s_units_so_its_search_ignores_them(diamon
     (dollars, billions) = (run.leaderboard.iloc[0] for run in runs)
     assert billions["cv_mean"] == pytest.approx(dollars["cv_mean"], abs=1e-6) and dollars["cv_mean"] > 0.85
     assert billions["params"]["alpha"] == pytest.approx(dollars["params"]["alpha"] * 1e-9, rel=1e-9)
+
+
+def test_lasso_works_on_the_gram_matrix_of_a_narrow_design_and_fits_the_same(diamonds):
+    """Coordinate descent on X'X (``precompute``) where the one-hot design is at most GRAM_MAX_COLUMNS wide: the
+    same fit, without a pass over the rows at each step; a wider design keeps the passes (its Gram matrix grows with
+    the square of the width)."""
+    from sklearn.base import clone
+
+    from mlkiln.pipeline import GRAM_MAX_COLUMNS, build_pipeline, onehot_width
+
+    X, y = diamonds.drop(columns="price").head(5000), diamonds["price"].head(5000)
+    kinds = {name: "categorical" if name in ("cut", "color", "clarity") else "numeric" for name in X}
+    assert onehot_width(kinds) == 2 * 6 + 3 * 101 <= GRAM_MAX_COLUMNS
+    gram = build_pipeline("regression", "lasso", kinds, {"alpha": 1.0})
+    assert gram.named_steps["model"].precompute is True
+    rows = clone(gram).set_params(model__precompute=False)
+    gram.fit(X, y), rows.fit(X, y)
+    np.testing.assert_allclose(gram.predict(X), rows.predict(X), rtol=1e-6, atol=1e-3)
+    wide = {**kinds, **{f"t{i}": "categorical" for i in range(2)}}  # 5 text columns of up to 101 one-hot columns
+    assert onehot_width(wide) > GRAM_MAX_COLUMNS
+    assert build_pipeline("regression", "lasso", wide).named_steps["model"].precompute is False
+    assert onehot_width(wide, None) == onehot_width(wide)  # uncapped: none has more than MAX_CATEGORIES values
+    # other one-hot families have no such setting; a given setting wins
+    assert "precompute" not in build_pipeline("regression", "ridge", kinds).named_steps["model"].get_params()
+    assert build_pipeline("regression", "lasso", kinds, {"precompute": False}).named_steps["model"].precompute is False
