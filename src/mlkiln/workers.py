@@ -51,8 +51,12 @@ def _quiet_tracker() -> None:
     It counts the memory-mapped copies of large arrays the workers share,
     and on nycflights13's 100,000-row rung it printed a traceback (a
     ``KeyError`` in its own ``main``: a joblib bug, scikit-learn issue
-    30525) in the middle of ``train``'s progress; what it says is about
-    its own bookkeeping of temporary files, never the user's. It inherits
+    30525) in the middle of ``train``'s progress, and it warns of "leaked
+    folder objects" where the workers were killed while starting (a bad
+    input found during the warm-up), folders it then removes itself: what
+    it says is about its own bookkeeping of temporary files, never the
+    user's. (Until session 28 a PYTHONWARNINGS filter in the environment
+    it starts with hid only that warning.) It inherits
     this process's descriptor 2 when it starts, so that is /dev/null for
     the moment it starts.
     """
@@ -89,19 +93,10 @@ def _warm_up(cores: int) -> None:
         ready_pids.update(joblib.Parallel()(joblib.delayed(_ready)() for _ in range(cores)))
 
 
-#: loky's resource tracker (a process of its own) warns of "leaked folder objects" where the workers were killed
-#: while starting (a bad input found during the warm-up): it then removes those folders itself, so the warning
-#: says nothing to a user of mlkiln. The filter reaches it through the environment it is started with
-QUIET_TRACKER = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
-
-
 def start(cores: int) -> None:
     """Start ``cores`` worker processes in the background (once a process; none for one core)."""
     if cores < 2 or _state["thread"] is not None:
         return
-    warnings_set = os.environ.get("PYTHONWARNINGS")
-    if QUIET_TRACKER not in (warnings_set or ""):  # once a process: start runs again after stop
-        os.environ["PYTHONWARNINGS"] = f"{warnings_set},{QUIET_TRACKER}" if warnings_set else QUIET_TRACKER
     _quiet_tracker()  # here, before the warm-up's thread: no other thread writes while descriptor 2 is /dev/null
     _state["thread"] = threading.Thread(target=_warm_up, args=(cores,), name="mlkiln-workers", daemon=True)
     _state["thread"].start()
