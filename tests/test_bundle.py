@@ -138,6 +138,23 @@ def test_damaged_bundle_is_refused(diamonds_bundle, tmp_path, damage):
         mlkiln.load(path)
 
 
+def test_bundle_without_its_pickle_loads_the_audited_model(diamonds_bundle, diamonds_csv, tmp_path, caplog):
+    """A deployment may remove model.joblib so that no pickle ships: the audited model.skops still loads, and
+    predicts as the full bundle does; a file that is there but edited is still refused."""
+    path = copy_bundle(diamonds_bundle, tmp_path)
+    (path / "model.joblib").unlink()
+    (path / "report.html").unlink()
+    rows = pd.read_csv(diamonds_csv, nrows=50).drop(columns="price")
+    expected = mlkiln.load(diamonds_bundle).predict(rows)
+    np.testing.assert_array_equal(mlkiln.load(path).predict(rows), expected)
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        np.testing.assert_array_equal(mlkiln.load(path, trust_pickle=True).predict(rows), expected)
+    assert "no model.joblib: loading the audited model.skops" in caplog.text
+    (path / "train.py").write_text("# edited\n")
+    with pytest.raises(MlkilnError, match="train.py does not match"):
+        mlkiln.load(path)
+
+
 def test_existing_output_needs_force(diamonds_run, tmp_path):
     target = tmp_path / "model"
     target.mkdir()

@@ -255,3 +255,11 @@ def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
     run = mlkiln.train(grouped, target="y", models=["logistic_l2"], trials=1)
     assert next(c for c in run.card.columns if c.name == "amount").comma == "grouping"
     assert conform(pd.DataFrame({"amount": ["1,5", "2,980"], "noise": [0.0, 0.0]}), run.card.columns)["amount"].tolist() == [1.5, 2980.0]
+    # a column trained without a comma: one record alone cannot say what "2,980" is, so it is refused, not guessed;
+    # "1,5" and "1,234,567" can only be read one way
+    plain = mlkiln.train(frame, target="y", models=["logistic_l2"], trials=1)
+    assert next(c for c in plain.card.columns if c.name == "score").comma is None
+    assert conform_record({"score": "1,5", "noise": 0.1}, plain.card.columns)["score"] == 1.5
+    assert conform_record({"score": "1,234,567", "noise": 0.1}, plain.card.columns)["score"] == 1234567.0
+    with pytest.raises(MlkilnError, match=r"'score': '2,980' could be 2980 or 2.980 .*without its comma"):
+        conform_record({"score": "2,980", "noise": 0.1}, plain.card.columns)

@@ -246,23 +246,32 @@ def file_status(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def verify(path: str | os.PathLike) -> dict[str, str]:
-    """Check every file of the manifest; return ``{file: sha256}`` or raise naming the file.
+def verify(path: str | os.PathLike, needed: tuple[str, ...] = ()) -> dict[str, str]:
+    """Check every file of the manifest; return ``{file: sha256}`` of those present, or raise naming the file.
 
     A file the manifest does not list is never loaded, so it does not stop a
     load (``inspect`` reports it); a manifest without the card or the model does.
+    A listed file that is missing stops it when it is the card, ``model.skops``
+    or one of ``needed`` (what the caller reads); another (``model.joblib``
+    removed so that no pickle is deployed, the report) is said once and left
+    out. A file that is there but differs from its hash always stops it.
     """
     rows = [row for row in file_status(path) if row["status"] != "NOT IN MANIFEST"]
-    for row in rows:
-        if row["status"] == "missing":
-            raise BundleError(f"bundle file {row['file']} is missing from {path}")
-        if row["status"] != "ok":
-            raise BundleError(f"bundle file {row['file']} does not match {MANIFEST} (modified or truncated); refusing to load {path}")
     names = {row["file"] for row in rows}
     for required in (CARD, MODEL_SKOPS):
         if required not in names:
             raise BundleError(f"the {MANIFEST} of bundle {path} does not list {required}; refusing to load it")
-    return {row["file"]: row["sha256"] for row in rows}
+    absent = []
+    for row in rows:
+        if row["status"] == "missing":
+            if row["file"] in (CARD, MODEL_SKOPS, *needed):
+                raise BundleError(f"bundle file {row['file']} is missing from {path}")
+            absent.append(row["file"])
+        elif row["status"] != "ok":
+            raise BundleError(f"bundle file {row['file']} does not match {MANIFEST} (modified or truncated); refusing to load {path}")
+    if absent:
+        log.info("%s: %s listed in %s but not there (not needed here)", path, ", ".join(absent), MANIFEST)
+    return {row["file"]: row["sha256"] for row in rows if row["status"] == "ok"}
 
 
 def read_card(path: str | os.PathLike) -> Card:
@@ -303,6 +312,8 @@ def load(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[object, C
     if trust_pickle and MODEL_JOBLIB in files:
         model = joblib.load(path / MODEL_JOBLIB)
     else:
+        if trust_pickle:
+            log.warning("%s: no %s: loading the audited %s instead", path, MODEL_JOBLIB, MODEL_SKOPS)
         model = _audited_copy(path / MODEL_SKOPS, files[MODEL_SKOPS])
     check_model_matches_card(model, card, path)
     return model, card

@@ -78,7 +78,7 @@ def export_mlflow(bundle_path: str | os.PathLike, output: str | os.PathLike, for
     mlflow = _mlflow()
     bundle_path = Path(bundle_path)
     card = load(bundle_path).card  # hashes, card, versions and the audit of model.skops' types
-    hashes = bundle.verify(bundle_path)
+    hashes = bundle.verify(bundle_path, needed=("requirements.txt",))
     files = {name: (bundle_path / name).read_bytes() for name in (bundle.MODEL_SKOPS, "requirements.txt")}
     for name, content in files.items():
         if hashlib.sha256(content).hexdigest() != hashes.get(name):

@@ -71,6 +71,10 @@ _ISO_YEARS = (1678, 2261)
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+#: one comma before three digits: "2,980" is 2980 with the comma grouping thousands, 2.98 with a decimal comma
+_EITHER_COMMA = r"[+-]?[1-9]\d{0,2},\d{3}"
+
+
 def to_number(col, comma: str | None = None):
     """Read a column as float64: thousands separators ("1,234.5"; "1 234,5" and "1'234.5" with a space,
     no-break space or apostrophe; "1.234,5" and "1.234.567" with dots), a currency or percent sign ("$8,369.00", "8369 €", "8.4%" is 8.4), the
@@ -90,7 +94,7 @@ def to_number(col, comma: str | None = None):
         # A decimal comma where no grouping explains the value ("1,59", "0,149") and no value only grouping
         # explains ("1,234,567", "1,234.5") make all of them decimal commas; else they group thousands, as before.
         # Value by value, one column mixed 1.59 and 149 (from "0,149") silently
-        either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
+        either = text.str.fullmatch(_EITHER_COMMA, na=False)
         if (comma or _comma_of_words(text)) == "decimal":
             text = text.where(~either, text.str.replace(",", ".", regex=False))
         grouped = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?", na=False)
@@ -135,7 +139,7 @@ def _comma_of_words(text) -> str | None:
     """:func:`comma_reading` of text :func:`_number_words` made."""
     if not text.notna().any() or not text.str.contains(",", regex=False, na=False).any():
         return None
-    either = text.str.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", na=False)
+    either = text.str.fullmatch(_EITHER_COMMA, na=False)
     only_decimal = (text.str.fullmatch(r"[+-]?\d+,\d+", na=False) & ~either) | text.str.fullmatch(
         r"[+-]?\d{1,3}(\.\d{3})+,\d+", na=False)
     grouping_only = text.str.fullmatch(r"[+-]?[1-9]\d{0,2}((,\d{3}){2,}(\.\d*)?|,\d{3}\.\d*)", na=False)
@@ -875,6 +879,12 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         except ValueError:  # 2020-02-30: pandas' reading says what it is
             pass
     cell = pd.Series([value], dtype=object)
+    words = str(_number_words(cell).iloc[0]) if kind == "numeric" and comma is None else ""
+    if re.fullmatch(_EITHER_COMMA, words):
+        # a batch's column decides (to_number); one record alone cannot, and training saw no comma here
+        grouped, decimal = words.replace(",", ""), words.replace(",", ".")
+        raise InputError(f"column {name!r}: {value!r} could be {grouped} or {decimal} (training saw no comma in this "
+                         "column); send the number without its comma")
     parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell)).iloc[0])
     if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
