@@ -206,7 +206,8 @@ def loader_source() -> str:
                                                 schema._as_float)
     )
     return _LOADER.format(version=__version__, trusted=sorted(bundle.TRUSTED_TYPES), kinds_file=_KINDS_FILE,
-                          skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS))
+                          skops_file=bundle.MODEL_SKOPS, rules=rules, na_tokens=sorted(schema.NA_TOKENS),
+                          either_comma=schema._EITHER_COMMA)
 
 
 _LOADER = '''"""Loader of an mlkiln model exported to MLflow (mlkiln {version}, ``mlkiln export --format mlflow``).
@@ -234,6 +235,9 @@ VALUE_MAX = float(np.finfo(np.float32).max)
 
 #: as mlkiln.schema.NA_TOKENS: text that means "no value"
 NA_TOKENS = frozenset({na_tokens!r})
+
+#: as mlkiln.schema._EITHER_COMMA: one comma before three digits ("2,980"), a thousand or a decimal comma
+_EITHER_COMMA = {either_comma!r}
 
 
 {rules}
