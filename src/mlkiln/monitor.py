@@ -76,7 +76,8 @@ class Monitor:
         from prometheus_client import multiprocess
 
         registry = client.CollectorRegistry(auto_describe=False)
-        shared = bool(os.environ.get(_MULTIPROC))
+        #: True when worker processes share the counts (prometheus-client's multiprocess mode)
+        self.shared = shared = bool(os.environ.get(_MULTIPROC))
         if shared:  # prometheus-client's own values: they live in files the worker processes share
             def counter(name, doc, labels=()):
                 return client.Counter(name, doc, list(labels), registry=registry)

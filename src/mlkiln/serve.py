@@ -79,8 +79,24 @@ class App:
             await self._answer(scope, receive, send)
             return
         start = perf_counter()
+        if self._monitor.shared:  # counted before the body leaves: a scrape another worker answers next sees it
+            await self._answer(scope, receive, self._counting(send, scope["path"], start))
+            return
         status = await self._answer(scope, receive, send)
         self._monitor.request(scope["path"], status, perf_counter() - start)
+
+    def _counting(self, send, path: str, start: float):
+        """``send``, counting the request when its response starts (worker processes sharing their counts).
+
+        One process counts after the response is sent, in the same event-loop
+        turn, so its next scrape sees it; another worker could scrape the shared
+        files before that turn ends, so there the count comes first.
+        """
+        async def counting_send(message) -> None:
+            if message["type"] == "http.response.start":
+                self._monitor.request(path, message["status"], perf_counter() - start)
+            await send(message)
+        return counting_send
 
     async def _answer(self, scope, receive, send) -> int:
         path, method = scope["path"], scope["method"]
