@@ -402,3 +402,16 @@ def test_many_classes_draw_the_most_frequent_and_keep_every_class_in_the_table()
     balance = next(t for t in texts if any(s.endswith("other classes") for s in t))
     assert f"{n - 24} other classes" in balance
     assert all(f"<td>{c}</td>" in page for c in run.card.classes)
+
+
+def test_residuals_that_nearly_all_equal_one_number_still_get_a_histogram():
+    """A tiny table (hypothesis found it) left residuals -0.75 and -0.75 + 4e-16: NumPy refused 40 bins over that
+    range, and training failed in its report. Every value is counted, in a unit-wide range around it."""
+    from mlkiln.report.diagnostics import _histogram
+
+    for values in ([-0.75, -0.75 + 4e-16], [3.0, 3.0], [1e12, 1e12 + 1e-3]):
+        values = np.array(values)
+        counts, edges = _histogram(values, *np.quantile(values, [0.005, 0.995]))
+        assert counts.sum() == len(values) and edges[0] < values.min() and edges[-1] > values.max()
+    counts, edges = _histogram(np.arange(10.0), 0.0, 9.0)  # a real range is kept
+    assert counts.sum() == 10 and (edges[0], edges[-1]) == (0.0, 9.0)

@@ -114,9 +114,18 @@ def _distribution(task: str, target: pd.Series) -> dict:
         counts = target.value_counts().sort_index()
         return {"counts": {str(k): int(v) for k, v in counts.items()}}
     values = target.to_numpy("float64")
-    counts, edges = np.histogram(values, bins=40)
+    counts, edges = _histogram(values, values.min(), values.max())
     return {"edges": edges, "counts": counts, "mean": values.mean(), "median": np.median(values),
             "min": values.min(), "max": values.max()}
+
+
+def _histogram(values: np.ndarray, low: float, high: float, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy's histogram over ``[low, high]``; values that (nearly) all equal one number get one unit-wide range
+    around it, where NumPy refuses a range too narrow for ``bins`` distinct edges (residuals -0.75 and
+    -0.75 + 4e-16)."""
+    if not high - low > 1e3 * np.spacing(max(abs(low), abs(high), 1.0)):
+        low, high = (low + high) / 2 - 0.5, (low + high) / 2 + 0.5
+    return np.histogram(values, bins=bins, range=(low, high))
 
 
 def _regression_numbers(actual: np.ndarray, predicted: np.ndarray, rng) -> dict:
@@ -125,7 +134,7 @@ def _regression_numbers(actual: np.ndarray, predicted: np.ndarray, rng) -> dict:
     take = np.sort(rng.choice(len(actual), min(len(actual), SCATTER_POINTS), replace=False))
     # the central 99 % of the residuals: a few outliers would squeeze the rest into one bar
     low, high = np.quantile(residuals, [0.005, 0.995])
-    counts, edges = np.histogram(residuals, bins=40, range=(low, high) if high > low else None)
+    counts, edges = _histogram(residuals, low, high)
     return {
         "sample": {"actual": actual[take], "predicted": predicted[take]},
         "residuals": {"edges": edges, "counts": counts, "outside": int(len(residuals) - counts.sum()),
