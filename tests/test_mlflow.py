@@ -30,7 +30,8 @@ from mlkiln.serve import App  # noqa: E402
 
 @pytest.fixture(scope="module")
 def dated_bundle(tmp_path_factory) -> str:
-    """A small table with a date column and numbers as text: the rules a bare pipeline does not know."""
+    """A small table with a date column, numbers as text and codes as text (a lot number, or "x"): the rules a
+    bare pipeline does not know."""
     rng = np.random.default_rng(3)
     n = 300
     days = rng.integers(0, 1000, n)
@@ -39,7 +40,8 @@ def dated_bundle(tmp_path_factory) -> str:
         "when": (pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d"),
         "size": [f"{v:,.1f}" for v in size * 100],  # "5,012.3": text that mlkiln reads as a number
         "shop": rng.choice(["north", "south", "east"], n),
-        "sales": days * 0.5 + size * 3 + rng.normal(0, 5, n),
+        "lot": (lot := rng.choice(["1", "2", "3", "x"], n)),
+        "sales": days * 0.5 + size * 3 + (lot == "3") * 200 + rng.normal(0, 5, n),
     })
     path = tmp_path_factory.mktemp("data") / "sales.csv"
     frame.to_csv(path, index=False)
@@ -86,7 +88,7 @@ for path, data, out, flavor in {plan!r}:
 
 #: rows of each exported model's test, as a user would send them
 DATED_ROWS = pd.DataFrame({"when": ["2021-03-04", "2022-12-31", None], "size": ["4,990.5", "6,100.0", "5,000"],
-                           "shop": ["north", "west", "south"]})
+                           "shop": ["north", "west", "south"], "lot": [3.0, 2.0, np.nan]})  # no "x": numbers
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +178,14 @@ def test_pyfunc_refuses_a_value_mlkiln_refuses(failure_bundle, loaded_by_mlflow)
 
 def test_pyfunc_applies_mlkilns_rules_to_dates_and_number_text(dated_bundle, loaded_by_mlflow):
     model = mlkiln.load(dated_bundle)
-    np.testing.assert_allclose(loaded_by_mlflow["dated"], model.predict(DATED_ROWS), rtol=1e-9)
+    as_text = DATED_ROWS.assign(lot=["3", "2", None])  # the lot codes as training read them
+    np.testing.assert_allclose(loaded_by_mlflow["dated"], model.predict(as_text), rtol=1e-9)
+    np.testing.assert_allclose(model.predict(DATED_ROWS), model.predict(as_text), rtol=1e-12)
+    assert model.predict(as_text)[0] > model.predict(as_text.assign(lot="2"))[0] + 100  # lot 3 is read as lot 3
     spec = yaml.safe_load((loaded_by_mlflow["dated_dir"] / "MLmodel").read_text())
     # numbers that arrived as text were text in training; the loader reads them
-    assert spec["metadata"]["mlkiln_input_types"] == {"when": "string", "size": "string", "shop": "string"}
+    assert spec["metadata"]["mlkiln_input_types"] == {"when": "string", "size": "string", "shop": "string",
+                                                      "lot": "string"}
 
 
 def test_export_refuses_existing_directory_tampered_bundle_and_leaves_nothing(diamonds_bundle, tmp_path):

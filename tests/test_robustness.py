@@ -1537,3 +1537,40 @@ def test_lokys_resource_tracker_writes_its_errors_nowhere_and_the_process_still_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [os.devnull] and "still here" in done.stderr
+
+
+def test_codes_that_arrive_as_numbers_are_the_training_categories(tmp_path, capsys):
+    """A text column of codes ("1", "2", "3", and "unk") scored on rows without "unk": a CSV reads the digits as
+    numbers (a gap makes them floats), a frame or Parquet file may hold 3.0, JSON sends 3. Each is its training
+    category: the same predictions as the codes given as text, no "unseen" warning, and drift sees no new
+    categories. (They were "3.0": every code unseen, accuracy near the majority class's.)"""
+    rng = np.random.default_rng(4)
+    frame = table(400, seed=4).drop(columns="y")
+    frame["code"] = rng.choice(["1", "2", "3", "unk"], size=400, p=[0.3, 0.3, 0.3, 0.1])
+    frame["label"] = np.where(frame["code"] == "2", "yes", frame["label"])  # code 2 decides
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--models", "logistic_l2")
+    assert code == 0, err
+    rows = frame[frame["code"] != "unk"].head(60).copy()
+    rows.iloc[0, rows.columns.get_loc("code")] = None  # a gap: pandas reads the column as floats
+    new_csv = write(tmp_path / "new.csv", rows.drop(columns="label"))
+    assert pd.read_csv(new_csv)["code"].dtype == "float64"
+    model = mlkiln.load(out)
+    expected = model.predict(rows.drop(columns="label"))  # the codes as text
+    assert (expected[rows["code"].eq("2").to_numpy()] == "yes").all()
+    as_floats = rows.drop(columns="label").astype({"code": "float64"})
+    np.testing.assert_array_equal(model.predict(as_floats), expected)
+    as_floats.to_parquet(tmp_path / "new.parquet")
+    for source in (new_csv, tmp_path / "new.parquet"):
+        code, _, err = run(["predict", out, source, "-o", tmp_path / f"{source.stem}-{source.suffix[1:]}.csv"], capsys)
+        assert code == 0 and "not seen in training" not in err, err
+        np.testing.assert_array_equal(pd.read_csv(tmp_path / f"{source.stem}-{source.suffix[1:]}.csv")["prediction"],
+                                      expected)
+    code, _, err = run(["evaluate", out, write(tmp_path / "labelled.csv", rows)], capsys)
+    assert code == 0 and "not seen in training" not in err, err
+    code, _, err = run(["drift", out, new_csv, "-o", tmp_path / "drift.html"], capsys)
+    assert code == 0, err
+    drift = {c["name"]: c for c in json.loads((tmp_path / "drift.json").read_text())["columns"]}
+    assert drift["code"]["unseen"] == 0 and drift["code"]["new"][drift["code"]["bins"].index("2")] > 0.2
+    record = {"x": 0.5, "z": 0.0, "colour": "red"}
+    answers = [model.predict_record({**record, "code": value}) for value in ("2", 2, 2.0, np.float64(2.0))]
+    assert all(answer == answers[0] for answer in answers) and answers[0]["prediction"] == "yes"

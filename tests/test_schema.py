@@ -263,3 +263,18 @@ def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
     assert conform_record({"score": "1,234,567", "noise": 0.1}, plain.card.columns)["score"] == 1234567.0
     with pytest.raises(MlkilnError, match=r"'score': '2,980' could be 2980 or 2.980 .*without its comma"):
         conform_record({"score": "2,980", "noise": 0.1}, plain.card.columns)
+
+
+def test_a_number_in_a_text_column_is_written_as_training_wrote_that_value():
+    """Codes "01", "2", "3.50" and "x": 1.0 is "01", 3.5 is "3.50", an unlisted whole number its integer's text
+    (as a CSV writes it), a fraction or flag as Python prints it; text is cleaned as ever."""
+    from mlkiln.schema import category_text, number_categories
+
+    numbers = number_categories(["01", "2", "3.50", "x", "1", " 7", "nan", "1_0"])
+    assert numbers == {1.0: "01", 2.0: "2", 3.5: "3.50"}  # the first (most frequent) text of a value is kept
+    assert [category_text(v, numbers) for v in (1.0, 1, 3.5, 9.0, 2.25, True, " x ")] == \
+        ["01", "01", "3.50", "9", "2.25", "True", "x"]
+    frame = pd.DataFrame({"code": [1.0, np.nan, 3.5, 9.0], "mixed": [1.0, "x", None, 2]})
+    coerced = coerce_frame(frame, {"code": "categorical", "mixed": "categorical"}, numbers={"code": numbers})
+    assert coerced["code"].tolist()[::2] == ["01", "3.50"] and coerced["code"].tolist()[3] == "9"
+    assert coerced["mixed"].tolist()[:2] == ["1", "x"] and coerced["mixed"].isna().tolist() == [False, False, True, False]

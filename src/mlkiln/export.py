@@ -102,7 +102,12 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
     (data / _KINDS_FILE).write_text(json.dumps({"kinds": {c.name: c.kind for c in card.columns},
                                                 "unreadable": {c.name: list(c.unreadable) for c in card.columns
                                                                if c.unreadable},
-                                                "commas": {c.name: c.comma for c in card.columns if c.comma}}, indent=2))
+                                                "commas": {c.name: c.comma for c in card.columns if c.comma},
+                                                # the text categories that are numbers: [value, text] pairs
+                                                "numbers": {c.name: [[v, t] for v, t in found.items()]
+                                                            for c in card.columns if c.kind == "categorical"
+                                                            and (found := schema.number_categories(c.categories))}},
+                                               indent=2))
     loader = work / f"{LOADER_MODULE}.py"
     loader.write_text(loader_source())
     model = mlflow.models.Model(metadata=metadata)
@@ -201,6 +206,7 @@ def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
         inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.clean_text, schema.coerce_frame,
+                                                schema.category_text,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
                                                 schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite,
                                                 schema._as_float)
@@ -246,15 +252,16 @@ _EITHER_COMMA = {either_comma!r}
 class MlkilnModel:
     """The fitted Pipeline behind mlkiln's input rules."""
 
-    def __init__(self, pipeline, kinds, unreadable_text, commas=None):
+    def __init__(self, pipeline, kinds, unreadable_text, commas=None, numbers=None):
         self.pipeline = pipeline
         self.kinds = kinds
         self.unreadable_text = unreadable_text
         self.commas = commas or {{}}
+        self.numbers = {{name: {{value: text for value, text in pairs}} for name, pairs in (numbers or {{}}).items()}}
 
     def predict(self, model_input, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        coerced = coerce_frame(frame, self.kinds, self.commas)
+        coerced = coerce_frame(frame, self.kinds, self.commas, (), self.numbers)
         first = first_unreadable(frame, coerced, self.kinds, self.unreadable_text)
         if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
             name, row = first
@@ -274,5 +281,6 @@ def _load_pyfunc(path):
     refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
-    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text, saved.get("commas"))
+    return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text, saved.get("commas"),
+                       saved.get("numbers"))
 '''

@@ -184,13 +184,14 @@ def _one_timestamp(value):
         return pd.NaT
 
 
-def coerce_frame(frame, kinds, commas=None, verbatim=()):
+def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None):
     """Return the feature columns of ``frame`` in the dtypes the pipeline expects.
 
     numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
     own values decide); ``verbatim``: text columns left as written (see :func:`conform`); datetime -> seconds since
     1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, in Unicode's
-    composed form (NFC), NaN for missing (spaces alone too).
+    composed form (NFC), NaN for missing (spaces alone too); a number as its category (:func:`category_text`;
+    ``numbers``: per column, the training categories that are numbers, :func:`number_categories`).
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
     """
@@ -208,10 +209,48 @@ def coerce_frame(frame, kinds, commas=None, verbatim=()):
             codes, uniques = pd.factorize(col)
             text = np.array([*(clean_text(str(u)) for u in uniques), np.nan], dtype=object)  # code -1: the NaN
             columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
+        elif pd.api.types.is_numeric_dtype(col):  # numbers only (1 and 1.0 cannot both be there): each distinct once
+            known = (numbers or {}).get(name)
+            codes, uniques = pd.factorize(col)
+            text = np.array([*(category_text(u, known) for u in uniques.tolist()), np.nan], dtype=object)
+            columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         else:
-            text = col.astype("object").map(lambda v: clean_text(str(v)), na_action="ignore")
+            known = (numbers or {}).get(name)
+            text = col.astype("object").map(lambda v: category_text(v, known), na_action="ignore")
             columns[name] = text.where(col.notna(), np.nan).astype("object")
     return pd.DataFrame(columns, index=frame.index)
+
+
+def category_text(value, numbers=None):
+    """A value of a text column as its category: text by :func:`clean_text`, a number as training wrote it.
+
+    A column of codes ("1", "2", "unk") arrives as numbers when a batch holds no text (a CSV's digits, a float
+    column with a gap, JSON's 3): 3.0 is the training category of that value (``numbers``: "3", "03" or "3.0"),
+    else a whole number's integer text ("3", as a CSV writes it). Embedded in ``train.py`` with :func:`coerce_frame`.
+    """
+    if value.__class__ is str:
+        return clean_text(value)
+    if value.__class__ in (int, float):
+        known = numbers.get(value) if numbers else None
+        if known is not None:
+            return known
+        if value.__class__ is float and value.is_integer() and abs(value) < 2.0 ** 53:
+            return str(int(value))
+    return clean_text(str(value))
+
+
+def number_categories(categories) -> dict:
+    """``{value: text}`` of the categories that are numbers ("3", "03", "2.50"), the first text of a value kept
+    (the card lists the most frequent first): how :func:`category_text` writes a number as training did."""
+    numbers = {}
+    for text in categories or ():
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if math.isfinite(value) and "_" not in text and text == text.strip():
+            numbers.setdefault(value, text)
+    return numbers
 
 
 def clean_text(value: str):
@@ -775,7 +814,8 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     if any(name not in frame.columns for name in kinds):
         frame = frame.rename(columns=_respelled(frame.columns, kinds))
     _check_names(frame.columns, kinds, target, unknown="warn")
-    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, _verbatim(columns))
+    verbatim, numbers = _facts(columns)
+    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, verbatim, numbers)
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
     if first is not None:
         name, row = first
@@ -790,22 +830,24 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     return coerced
 
 
-def _verbatim(columns: Sequence[Column]) -> frozenset[str]:
-    """Text columns of a bundle trained before values were cleaned (spaces, Unicode form) whose categories are
-    not clean ("Zürich "): new rows keep their text as written, or they would match none of them. Kept per
-    schema object, since one record's check takes microseconds."""
-    known = _VERBATIM.get(id(columns))
+def _facts(columns: Sequence[Column]) -> tuple[frozenset[str], dict[str, dict]]:
+    """What reading new values needs from the schema's categories, kept per schema object (one record's check
+    takes microseconds): the text columns of a bundle trained before values were cleaned (spaces, Unicode form)
+    whose categories are not clean ("Zürich "), where new rows keep their text as written or they would match
+    none of them; and per text column the categories that are numbers (:func:`number_categories`)."""
+    known = _FACTS.get(id(columns))
     if known is not None and known[0] is columns:
         return known[1]
-    found = frozenset(c.name for c in columns if c.kind == "categorical" and any(
-        clean_text(v) != v for v in c.categories or ()))
-    if len(_VERBATIM) > 64:
-        _VERBATIM.clear()
-    _VERBATIM[id(columns)] = (columns, found)
-    return found
+    text = [c for c in columns if c.kind == "categorical"]
+    verbatim = frozenset(c.name for c in text if any(clean_text(v) != v for v in c.categories or ()))
+    numbers = {c.name: found for c in text if (found := number_categories(c.categories))}
+    if len(_FACTS) > 64:
+        _FACTS.clear()
+    _FACTS[id(columns)] = (columns, (verbatim, numbers))
+    return verbatim, numbers
 
 
-_VERBATIM: dict[int, tuple] = {}
+_FACTS: dict[int, tuple] = {}
 
 
 def conform_record(record: dict, columns: Sequence[Column], target: str | None = None) -> dict:
@@ -822,7 +864,7 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
     """
     if not isinstance(record, dict):
         raise InputError(f"a record must be an object of column: value pairs, got {type(record).__name__}")
-    verbatim = _verbatim(columns)
+    verbatim, numbers = _facts(columns)
     row = {}
     for spec in columns:
         if spec.name not in record:  # keys written otherwise (1 for "1", another Unicode form), else the error
@@ -833,15 +875,17 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
             _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
         value = record[spec.name]
         if spec.kind == "categorical" and isinstance(value, str) and spec.name in verbatim:
-            row[spec.name] = value  # as the bundle was trained (see _verbatim)
+            row[spec.name] = value  # as the bundle was trained (see _facts)
             continue
-        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma)
+        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma,
+                                       numbers.get(spec.name))
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
-def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = (), comma: str | None = None):
+def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = (), comma: str | None = None,
+                  numbers: dict | None = None):
     number = type(value) in (float, int, bool)
     if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
         if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
@@ -860,8 +904,8 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     if kind == "categorical":
         if isinstance(value, str):  # as a batch's
             return clean_text(value)
-        if number:
-            return str(value)
+        if number:  # as a batch's: 3.0 for a column of codes is its category "3"
+            return category_text(value, numbers)
         raise _unreadable(name, kind, value)
     if kind == "numeric" and number and -VALUE_MAX <= value <= VALUE_MAX:
         return float(value)
