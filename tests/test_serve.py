@@ -234,3 +234,26 @@ def test_openapi_says_a_duration_is_read_in_seconds():
     record = openapi(run.model)["components"]["schemas"]["Record"]["properties"]
     assert record["wait"]["description"].startswith("a duration, in seconds")
     assert record["x"]["description"].startswith("numeric")
+
+
+def test_a_body_of_another_type_is_415_and_what_clients_send_json_as_is_read(diamonds_server):
+    """XML or a form's files: 415 naming what /predict takes, as /invocations answers. No Content-Type, curl -d's
+    form type, a browser fetch's text/plain and a +json type are read as JSON."""
+    import json
+
+    port, model = diamonds_server
+    body = json.dumps(_record(model)).encode()
+    for kind in ("application/xml", "multipart/form-data; boundary=x", "application/octet-stream"):
+        status, out = request(port, "POST", "/predict", body, headers={"Content-Type": kind})
+        assert status == 415 and "application/json" in out["error"] and kind.split(";")[0] in out["error"], out
+    for kind in ("application/x-www-form-urlencoded", "text/plain;charset=UTF-8", "application/vnd.api+json",
+                 "Application/JSON; charset=utf-8"):
+        status, out = request(port, "POST", "/predict", body, headers={"Content-Type": kind})
+        assert status == 200 and isinstance(out["prediction"], float), (kind, out)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # no Content-Type at all
+    try:
+        connection.request("POST", "/predict", body=body)
+        response = connection.getresponse()
+        assert response.status == 200 and isinstance(json.loads(response.read())["prediction"], float)
+    finally:
+        connection.close()

@@ -201,7 +201,14 @@ class TrainOptions:
             known = {f for names in tasks.values() for f in names}
         unknown = [m for m in self.models or () if m not in known]
         if unknown:
-            raise ArgumentError("models", list(self.models), f"unknown: {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+            other = {m: task for task, names in {**FAMILIES, **{t: _registered(t) for t in FAMILIES}}.items()
+                     for m in names if m in unknown and task not in tasks}
+            nowhere = [m for m in unknown if m not in other]
+            if not nowhere:  # families of the other task: say so (--task regression, logistic_l1)
+                said = ", ".join(f"{m} is a {task} family" for m, task in other.items())
+                raise ArgumentError("models", list(self.models), f"{said}, and the task is {self.task}; choose "
+                                    f"from {', '.join(sorted(known))}, or let the task be inferred (auto)")
+            raise ArgumentError("models", list(self.models), f"unknown: {', '.join(nowhere)}; choose from {', '.join(sorted(known))}")
         if self.models and not any(set(self.models) <= set(names) for names in tasks.values()):
             # said before the table is read: no task has them all (a model of each, for a table of either)
             split = "; ".join(f"{task}: {', '.join(m for m in self.models if m in names)}"

@@ -150,7 +150,12 @@ class App:
         return 200, b"".join(chunks)
 
     async def _predict(self, scope, receive) -> tuple[int, bytes]:
-        if _content_type(scope).startswith(b"text/csv"):  # its rows, answered as a list of records
+        content_type = _content_type(scope)
+        if content_type and not content_type.startswith(_READ_AS_JSON) \
+                and not content_type.split(b";")[0].strip().endswith(b"+json"):
+            return 415, self._error("POST /predict takes application/json (a record or an array of records) or "
+                                    f"text/csv, not {content_type.decode('latin-1')}")
+        if content_type.startswith(b"text/csv"):  # its rows, answered as a list of records
             status, frame = await self._read_frame(scope, receive, csv=True)
             if status != 200:
                 return status, frame
@@ -220,6 +225,11 @@ class App:
             return await _respond(send, 405, self._error("use GET for /metrics"), [(b"allow", b"GET, HEAD")])
         body = self._monitor.exposition()
         return await _respond(send, 200, body, content_type=self._monitor.content_type.encode())
+
+
+#: Content-Types ``POST /predict`` reads as JSON (or CSV), besides none and ``+json``: JSON's, and what
+#: clients send JSON as when told nothing (curl -d: a form's type; a browser's fetch of a string: text/plain)
+_READ_AS_JSON = (b"application/json", b"text/csv", b"text/plain", b"application/x-www-form-urlencoded")
 
 
 def _content_type(scope, default: bytes = b"") -> bytes:
@@ -378,7 +388,9 @@ def openapi(model: Model) -> dict:
                 "responses": {**ok({"oneOf": [
                     {"$ref": "#/components/schemas/Prediction"},
                     {"type": "object", "properties": {"predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
-                ]}, "the prediction(s), in the order of the records"), **errors},
+                ]}, "the prediction(s), in the order of the records"), **errors,
+                    "415": {"description": "a body of another type (XML, a form's files)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             }},
             "/invocations": _invocations_openapi(record, errors, ok),
             "/health": {"get": {"summary": "liveness, and whether the compiled path is used", "responses": ok({"type": "object"}, "ok")}},
