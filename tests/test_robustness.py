@@ -1543,21 +1543,23 @@ def test_codes_that_arrive_as_numbers_are_the_training_categories(tmp_path, caps
     """A text column of codes ("1", "2", "3", and "unk") scored on rows without "unk": a CSV reads the digits as
     numbers (a gap makes them floats), a frame or Parquet file may hold 3.0, JSON sends 3. Each is its training
     category: the same predictions as the codes given as text, no "unseen" warning, and drift sees no new
-    categories. (They were "3.0": every code unseen, accuracy near the majority class's.)"""
+    categories. (They were "3.0": every code unseen, accuracy near the majority class's.) So is a flag with a third
+    value ("true", "false", "unknown") that a batch without "unknown" reads as booleans."""
     rng = np.random.default_rng(4)
     frame = table(400, seed=4).drop(columns="y")
     frame["code"] = rng.choice(["1", "2", "3", "unk"], size=400, p=[0.3, 0.3, 0.3, 0.1])
-    frame["label"] = np.where(frame["code"] == "2", "yes", frame["label"])  # code 2 decides
+    frame["flag"] = rng.choice(["true", "false", "unknown"], size=400)
+    frame["label"] = np.where((frame["code"] == "2") | (frame["flag"] == "true"), "yes", frame["label"])
     code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "label", "--models", "logistic_l2")
     assert code == 0, err
-    rows = frame[frame["code"] != "unk"].head(60).copy()
+    rows = frame[(frame["code"] != "unk") & (frame["flag"] != "unknown")].head(60).copy()
     rows.iloc[0, rows.columns.get_loc("code")] = None  # a gap: pandas reads the column as floats
     new_csv = write(tmp_path / "new.csv", rows.drop(columns="label"))
-    assert pd.read_csv(new_csv)["code"].dtype == "float64"
+    assert pd.read_csv(new_csv)["code"].dtype == "float64" and pd.read_csv(new_csv)["flag"].dtype == bool
     model = mlkiln.load(out)
     expected = model.predict(rows.drop(columns="label"))  # the codes as text
-    assert (expected[rows["code"].eq("2").to_numpy()] == "yes").all()
-    as_floats = rows.drop(columns="label").astype({"code": "float64"})
+    assert (expected[(rows["code"].eq("2") | rows["flag"].eq("true")).to_numpy()] == "yes").all()
+    as_floats = rows.drop(columns="label").astype({"code": "float64"}).assign(flag=rows["flag"].eq("true"))
     np.testing.assert_array_equal(model.predict(as_floats), expected)
     as_floats.to_parquet(tmp_path / "new.parquet")
     for source in (new_csv, tmp_path / "new.parquet"):
@@ -1570,7 +1572,9 @@ def test_codes_that_arrive_as_numbers_are_the_training_categories(tmp_path, caps
     code, _, err = run(["drift", out, new_csv, "-o", tmp_path / "drift.html"], capsys)
     assert code == 0, err
     drift = {c["name"]: c for c in json.loads((tmp_path / "drift.json").read_text())["columns"]}
-    assert drift["code"]["unseen"] == 0 and drift["code"]["new"][drift["code"]["bins"].index("2")] > 0.2
-    record = {"x": 0.5, "z": 0.0, "colour": "red"}
+    assert drift["flag"]["unseen"] == 0 and drift["code"]["unseen"] == 0 and drift["code"]["new"][drift["code"]["bins"].index("2")] > 0.2
+    record = {"x": 0.5, "z": 0.0, "colour": "red", "flag": False}
     answers = [model.predict_record({**record, "code": value}) for value in ("2", 2, 2.0, np.float64(2.0))]
     assert all(answer == answers[0] for answer in answers) and answers[0]["prediction"] == "yes"
+    assert model.predict_record({**record, "code": 1, "flag": True}) == model.predict_record({**record, "code": "1",
+                                                                                              "flag": "true"})

@@ -278,3 +278,8 @@ def test_a_number_in_a_text_column_is_written_as_training_wrote_that_value():
     coerced = coerce_frame(frame, {"code": "categorical", "mixed": "categorical"}, numbers={"code": numbers})
     assert coerced["code"].tolist()[::2] == ["01", "3.50"] and coerced["code"].tolist()[3] == "9"
     assert coerced["mixed"].tolist()[:2] == ["1", "x"] and coerced["mixed"].isna().tolist() == [False, False, True, False]
+    flags = number_categories(["unknown", "true", "FALSE"])  # a flag with a third value: text in training
+    assert flags == {"True": "true", "False": "FALSE"}
+    assert coerce_frame(pd.DataFrame({"f": [True, False, None]}), {"f": "categorical"}, numbers={"f": flags})[
+        "f"].tolist()[:2] == ["true", "FALSE"]
+    assert [category_text(v, flags) for v in (True, False)] == ["true", "FALSE"] and category_text(True) == "True"

@@ -226,10 +226,14 @@ def category_text(value, numbers=None):
 
     A column of codes ("1", "2", "unk") arrives as numbers when a batch holds no text (a CSV's digits, a float
     column with a gap, JSON's 3): 3.0 is the training category of that value (``numbers``: "3", "03" or "3.0"),
-    else a whole number's integer text ("3", as a CSV writes it). Embedded in ``train.py`` with :func:`coerce_frame`.
+    else a whole number's integer text ("3", as a CSV writes it). So does a flag ("true", "false", "unknown": a
+    batch of only true and false is read as booleans): True is the training text of it ("true"), else "True".
+    Embedded in ``train.py`` with :func:`coerce_frame`.
     """
     if value.__class__ is str:
         return clean_text(value)
+    if value.__class__ is bool and numbers:
+        return numbers.get(str(value), str(value))
     if value.__class__ in (int, float):
         known = numbers.get(value) if numbers else None
         if known is not None:
@@ -241,9 +245,13 @@ def category_text(value, numbers=None):
 
 def number_categories(categories) -> dict:
     """``{value: text}`` of the categories that are numbers ("3", "03", "2.50"), the first text of a value kept
-    (the card lists the most frequent first): how :func:`category_text` writes a number as training did."""
+    (the card lists the most frequent first), and ``{"True": text}`` of those that are flags ("true", "FALSE"):
+    how :func:`category_text` writes a number or flag as training did."""
     numbers = {}
     for text in categories or ():
+        if text.lower() in ("true", "false"):
+            numbers.setdefault(text.lower().capitalize(), text)
+            continue
         try:
             value = float(text)
         except ValueError:
