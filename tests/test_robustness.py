@@ -757,6 +757,14 @@ def test_labels_written_with_leading_zeros_stay_as_written(tmp_path, capsys):
     some = pd.concat([frame[frame["label"] == "10"], frame[frame["label"] == "007"].head(5)])
     assert read_table(write(tmp_path / "e.csv", some))["label"].dtype.kind == "i"
     assert mlkiln.load(out).evaluate(some)["accuracy"] == mlkiln.load(out).evaluate(read_table(tmp_path / "e.csv"))["accuracy"]
+    # classes "007" and "7" both: a file of 7s (numbers once read) is the class "7", not refused as unknown
+    frame["label"] = np.select([frame["x"] < -0.5, frame["x"] < 0.5], ["7", "007"], "010")
+    code, err, sevens = train(tmp_path, capsys, write(tmp_path / "sevens.csv", frame), "label", "--models",
+                              "logistic_l2", "--force")
+    assert code == 0, err
+    lows = frame[frame["label"] != "007"]
+    assert read_table(write(tmp_path / "lows.csv", lows))["label"].dtype.kind == "i"
+    assert mlkiln.load(sevens).evaluate(read_table(tmp_path / "lows.csv")) == mlkiln.load(sevens).evaluate(lows)
     # some written so, every value of one width (zip codes: a fifth of the rows in a state starting with 0): codes
     frame["label"] = np.where(frame["x"] > 0.85, "02134", "90210")
     zips = read_table(write(tmp_path / "zip.csv", frame))["label"]

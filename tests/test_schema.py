@@ -267,17 +267,26 @@ def test_a_column_decides_its_comma_and_the_card_keeps_the_decision(tmp_path):
 
 def test_a_number_in_a_text_column_is_written_as_training_wrote_that_value():
     """Codes "01", "2", "3.50" and "x": 1.0 is "01", 3.5 is "3.50", an unlisted whole number its integer's text
-    (as a CSV writes it), a fraction or flag as Python prints it; text is cleaned as ever."""
+    (as a CSV writes it), a fraction or flag as Python prints it; text that is a number of a category ("1.0") is
+    that category; a category is itself, of "007" and "7" both, and 7 is "7"; text is cleaned as ever."""
     from mlkiln.schema import category_text, number_categories
 
-    numbers = number_categories(["01", "2", "3.50", "x", "1", " 7", "nan", "1_0"])
-    assert numbers == {1.0: "01", 2.0: "2", 3.5: "3.50"}  # the first (most frequent) text of a value is kept
-    assert [category_text(v, numbers) for v in (1.0, 1, 3.5, 9.0, 2.25, True, " x ")] == \
-        ["01", "01", "3.50", "9", "2.25", "True", "x"]
-    frame = pd.DataFrame({"code": [1.0, np.nan, 3.5, 9.0], "mixed": [1.0, "x", None, 2]})
-    coerced = coerce_frame(frame, {"code": "categorical", "mixed": "categorical"}, numbers={"code": numbers})
+    numbers = number_categories(["01", "2", "3.50", "x", " 7", "nan", "1_0"])
+    assert numbers == {1.0: "01", 2.0: "2", 3.5: "3.50", "01": "01", "2": "2", "3.50": "3.50"}
+    assert [category_text(v, numbers) for v in (1.0, 1, 3.5, 9.0, 2.25, True, " x ", "1.0", "3.5", "2.", "x1")] == \
+        ["01", "01", "3.50", "9", "2.25", "True", "x", "01", "3.50", "2", "x1"]
+    both = number_categories(["007", "7", "010"])  # the more frequent first: "007"
+    assert [category_text(v, both) for v in ("007", "7", 7, 7.0, "7.0", 10, "10")] == \
+        ["007", "7", "7", "7", "7", "010", "010"]
+    frame = pd.DataFrame({"code": [1.0, np.nan, 3.5, 9.0], "mixed": [1.0, "x", None, 2],
+                          "text": ["1.0", "x", " 2", None]})
+    kinds = dict.fromkeys(frame.columns, "categorical")
+    coerced = coerce_frame(frame, kinds, numbers=dict.fromkeys(frame.columns, numbers))
     assert coerced["code"].tolist()[::2] == ["01", "3.50"] and coerced["code"].tolist()[3] == "9"
-    assert coerced["mixed"].tolist()[:2] == ["1", "x"] and coerced["mixed"].isna().tolist() == [False, False, True, False]
+    assert coerced["mixed"].tolist()[:2] == ["01", "x"]
+    assert coerced["mixed"].isna().tolist() == [False, False, True, False]
+    assert coerced["text"].tolist()[:3] == ["01", "x", "2"]
+    assert coerce_frame(frame, kinds)["text"].tolist()[:3] == ["1.0", "x", "2"]  # training: as written
     flags = number_categories(["unknown", "true", "FALSE"])  # a flag with a third value: text in training
     assert flags == {"True": "true", "False": "FALSE"}
     assert coerce_frame(pd.DataFrame({"f": [True, False, None]}), {"f": "categorical"}, numbers={"f": flags})[

@@ -203,10 +203,12 @@ def _as_classes(y: pd.Series, classes: list) -> pd.Series:
     found, unknown = {}, []
     for value in y.unique().tolist():
         match = [c for c in classes if c == value]
-        if not match and isinstance(value, int | np.integer) and not isinstance(value, bool):
-            # codes (01, 010) the training file held mostly with leading zeros, and this file mostly without: read
-            # as numbers here, they are the code of that value, if exactly one
-            match = [c for c in classes if isinstance(c, str) and c.strip().isdigit() and int(c) == value]
+        whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+        if not match and whole:
+            # codes (01, 010, 7) the training file held as text, read as numbers here: the class written as the
+            # number plainly ("7", also when "007" is another class), else the one code of that value
+            plain = [c for c in classes if c == str(int(value))]
+            match = plain or [c for c in classes if isinstance(c, str) and c.strip().isdigit() and int(c) == value]
             match = match if len(match) == 1 else []
         if match:
             found[value] = match[0]

@@ -207,7 +207,8 @@ def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None):
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
             # each distinct text converted once (factorize would merge 1 and 1.0 in mixed columns, so not there)
             codes, uniques = pd.factorize(col)
-            text = np.array([*(clean_text(str(u)) for u in uniques), np.nan], dtype=object)  # code -1: the NaN
+            known = (numbers or {}).get(name)
+            text = np.array([*(category_text(str(u), known) for u in uniques), np.nan], dtype=object)  # -1: NaN
             columns[name] = pd.Series(text[codes], index=frame.index, dtype=object)
         elif pd.api.types.is_numeric_dtype(col):  # numbers only (1 and 1.0 cannot both be there): each distinct once
             known = (numbers or {}).get(name)
@@ -225,13 +226,26 @@ def category_text(value, numbers=None):
     """A value of a text column as its category: text by :func:`clean_text`, a number as training wrote it.
 
     A column of codes ("1", "2", "unk") arrives as numbers when a batch holds no text (a CSV's digits, a float
-    column with a gap, JSON's 3): 3.0 is the training category of that value (``numbers``: "3", "03" or "3.0"),
-    else a whole number's integer text ("3", as a CSV writes it). So does a flag ("true", "false", "unknown": a
-    batch of only true and false is read as booleans): True is the training text of it ("true"), else "True".
-    Embedded in ``train.py`` with :func:`coerce_frame`.
+    column with a gap, JSON's 3): 3.0 is the training category of that value (``numbers``, from
+    :func:`number_categories`: "3", "03" or "3.0"), else a whole number's integer text ("3", as a CSV writes it).
+    Text that is no category but a number of one ("3.0" from a float column's export) is that category too; a
+    category is always itself ("007" and "7" both). So is a flag ("true", "false", "unknown": a batch of only
+    true and false is read as booleans): True is the training text of it ("true"), else "True". The rule is the
+    value's alone, whatever the rest of its batch. Embedded in ``train.py`` with :func:`coerce_frame`.
     """
     if value.__class__ is str:
-        return clean_text(value)
+        text = clean_text(value)
+        if not numbers or text.__class__ is not str:
+            return text
+        known = numbers.get(text)
+        if known is not None:
+            return known
+        if text[0] not in "+-.0123456789" or "_" in text:
+            return text
+        try:
+            return numbers.get(float(text), text)
+        except ValueError:
+            return text
     if value.__class__ is bool and numbers:
         return numbers.get(str(value), str(value))
     if value.__class__ in (int, float):
@@ -244,9 +258,10 @@ def category_text(value, numbers=None):
 
 
 def number_categories(categories) -> dict:
-    """``{value: text}`` of the categories that are numbers ("3", "03", "2.50"), the first text of a value kept
-    (the card lists the most frequent first), and ``{"True": text}`` of those that are flags ("true", "FALSE"):
-    how :func:`category_text` writes a number or flag as training did."""
+    """How :func:`category_text` reads a number or flag as training wrote it, from the card's categories (the
+    most frequent first): ``{value: text}`` of those that are numbers ("3", "03", "2.50"; of two texts of one
+    value, "7" and "007", the number's plain text, else the more frequent), ``{text: text}`` of the same (each is
+    itself), and ``{"True": text, "False": text}`` of flags ("true", "FALSE")."""
     numbers = {}
     for text in categories or ():
         if text.lower() in ("true", "false"):
@@ -257,7 +272,10 @@ def number_categories(categories) -> dict:
         except ValueError:
             continue
         if math.isfinite(value) and "_" not in text and text == text.strip():
-            numbers.setdefault(value, text)
+            numbers[text] = text
+            plain = str(int(value)) if value.is_integer() and abs(value) < 2.0 ** 53 else str(value)
+            if value not in numbers or text == plain:
+                numbers[value] = text
     return numbers
 
 
@@ -911,7 +929,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         return np.nan
     if kind == "categorical":
         if isinstance(value, str):  # as a batch's
-            return clean_text(value)
+            return category_text(value, numbers) if numbers else clean_text(value)
         if number:  # as a batch's: 3.0 for a column of codes is its category "3"
             return category_text(value, numbers)
         raise _unreadable(name, kind, value)
