@@ -1586,3 +1586,32 @@ def test_codes_that_arrive_as_numbers_are_the_training_categories(tmp_path, caps
     assert all(answer == answers[0] for answer in answers) and answers[0]["prediction"] == "yes"
     assert model.predict_record({**record, "code": 1, "flag": True}) == model.predict_record({**record, "code": "1",
                                                                                               "flag": "true"})
+
+
+def test_now_a_lone_ambiguous_comma_and_a_decimal_are_read_as_one_record_reads_them(tmp_path, capsys):
+    """"now" and "today" are no dates (pandas read them as the moment of reading: a prediction that changed every
+    second); a batch whose only commas are "1,353" where training saw none is refused, as one record is (it read as
+    1353 where training's values were about 1), unless another value says which comma it is; a Parquet decimal's
+    value in a record is its number, as in a frame."""
+    import decimal
+
+    frame = table(200).drop(columns="label")
+    frame["when"] = pd.date_range("2020-01-01", periods=200, freq="D").strftime("%Y-%m-%d")
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "ridge")
+    assert code == 0, err
+    model = mlkiln.load(out)
+    record = {"x": 0.5, "z": 0.0, "colour": "red", "when": "2020-03-01"}
+    for word in ("now", "Today"):
+        with pytest.raises(InputError, match=f"column 'when' expects a date/time, got '{word}'"):
+            model.predict_record({**record, "when": word})
+        new = write(tmp_path / "new.csv", pd.DataFrame([{**record, "when": word}]))
+        code, _, err = run(["predict", out, new, "-o", tmp_path / "scored.csv"], capsys)
+        assert code == 2 and f"got '{word}' in row 1" in err and not (tmp_path / "scored.csv").exists()
+    lone = pd.DataFrame([{**record, "x": "1,353"}, {**record, "x": "0.5"}])
+    with pytest.raises(InputError, match=r"column 'x': '1,353' in row 1 could be 1353 or 1.353"):
+        model.predict(lone)
+    with pytest.raises(InputError, match=r"could be 1353 or 1.353"):
+        model.predict_record(lone.iloc[0].to_dict())
+    told = pd.DataFrame([{**record, "x": "1,353"}, {**record, "x": "0,5"}])  # "0,5": decimal commas
+    np.testing.assert_allclose(model.predict(told), model.predict(told.assign(x=[1.353, 0.5])), rtol=1e-12)
+    assert model.predict_record({**record, "x": decimal.Decimal("0.25")}) == model.predict_record({**record, "x": 0.25})

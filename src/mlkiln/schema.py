@@ -8,6 +8,7 @@ input: :func:`conform` applies it to prediction data for ``predict``,
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import difflib
 import functools
 import logging
@@ -167,6 +168,8 @@ def to_seconds(col):
             text = text.where(~time_only, "1970-01-01 " + text)
             # 13.02.2020: dots are written day first wherever they are used; pandas would read 01.02 as January 2nd
             text = text.str.replace(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})\b", r"\3-\2-\1", regex=True)
+            # pandas reads "now" and "today" as the moment it reads them: a prediction that changed every second
+            text = text.where(~text.str.fullmatch(r"(?i)now|today", na=False), np.nan)
         try:
             stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         except (ValueError, OverflowError):  # e.g. a year out of range: parse value by value
@@ -846,6 +849,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     if first is not None:
         name, row = first
         raise _unreadable(name, kinds[name], frame[name].iloc[row], f" in row {row + first_row}")
+    _refuse_either_comma(frame, columns, first_row)
     for spec in columns:
         if spec.kind == "categorical" and (spec.n_categories or 0) <= len(spec.categories or ()):
             unseen = coerced[spec.name].dropna()
@@ -854,6 +858,27 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
                 log.warning("column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
                             spec.name, len(unseen), _shown(unseen.iloc[0]))
     return coerced
+
+
+def _refuse_either_comma(frame: pd.DataFrame, columns: Sequence[Column], first_row: int) -> None:
+    """A batch's numbers written "2,980", where training saw no comma in the column and none of the batch's says
+    which comma it is (as "0,5" or "1,234,567" would): one record is refused so (:func:`_record_value`), and a
+    batch of them would otherwise read as thousands, "1,353" as 1353 where training's values were about 1."""
+    for spec in columns:
+        raw = frame[spec.name]
+        if spec.kind != "numeric" or spec.comma or pd.api.types.is_numeric_dtype(raw) or raw.dtype == bool:
+            continue
+        words = _number_words(raw)
+        if not words.notna().any():
+            continue
+        commas = words.str.contains(",", regex=False, na=False)
+        either = words.str.fullmatch(_EITHER_COMMA, na=False)
+        if either.any() and (either == commas).all():
+            row = int(np.flatnonzero(either.to_numpy())[0])
+            value, text = raw.iloc[row], words.iloc[row]
+            raise InputError(f"column {spec.name!r}: {value!r} in row {row + first_row} could be "
+                             f"{text.replace(',', '')} or {text.replace(',', '.')} (training saw no comma in this "
+                             "column, nor does any other value say which it is); write the numbers without commas")
 
 
 def _facts(columns: Sequence[Column]) -> tuple[frozenset[str], dict[str, dict]]:
@@ -922,6 +947,8 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
             value = value.to_timestamp()
         elif isinstance(value, np.generic):  # a NumPy scalar from a caller's frame or array: its Python value
             value = value.item()
+        elif isinstance(value, Decimal) and value.is_finite():  # a Parquet decimal column's: a number
+            value = float(value)
         if value is pd.NA or value is pd.NaT:
             return np.nan
         number = type(value) in (float, int, bool)
