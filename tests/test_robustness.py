@@ -420,16 +420,23 @@ def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, ca
     assert (pd.read_csv(scored, dtype=str)["time"] == frame["time"]).all()
 
 
-def test_day_first_dates_are_warned_about(tmp_path, capsys):
-    """13/02/2020 is day first; 01/02/2020 in the same column is read as January 2nd: the user is told."""
+def test_day_first_dates_are_read_day_first_in_training_and_in_new_rows(tmp_path, capsys):
+    """13/02/2020 is day first, so 01/02/2020 in the same column is February 1st, not January 2nd (pandas read
+    each value on its own); the card keeps the order, so a new batch or record of 02/06/2021 alone is June 2nd."""
     rng = np.random.default_rng(0)
     days = pd.date_range("2020-01-01", periods=120, freq="D")
     frame = pd.DataFrame({"when": days.strftime("%d/%m/%Y"), "x": rng.normal(size=120)})
-    frame["y"] = frame["x"] + rng.normal(size=120)
+    frame["y"] = np.arange(120) * 0.02 + frame["x"] + rng.normal(size=120)
     (tmp_path / "a").mkdir()
-    code, err, _ = train(tmp_path / "a", capsys, write(tmp_path / "dmy.csv", frame), "y", "--models", "linear")
+    code, err, out = train(tmp_path / "a", capsys, write(tmp_path / "dmy.csv", frame), "y", "--models", "linear",
+                           "--keep", "when")
     assert code == 0 and "'when': dates such as '13/01/2020' are written day first" in err
+    model = mlkiln.load(out)
+    assert model.card.columns[[c.name for c in model.card.columns].index("when")].date_order == "day first"
     iso = frame.assign(when=days.strftime("%Y-%m-%d"))
+    np.testing.assert_allclose(model.predict(frame.head(40)), model.predict(iso.head(40)), rtol=1e-12)
+    assert model.predict_record({"when": "02/03/2020", "x": 0.0}) == model.predict_record({"when": "2020-03-02",
+                                                                                           "x": 0.0})
     code, err, _ = train(tmp_path, capsys, write(tmp_path / "iso.csv", iso), "y", "--models", "linear")
     assert code == 0 and "day first" not in err
 

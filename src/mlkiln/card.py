@@ -6,7 +6,8 @@ read it back (:meth:`Card.from_json`) and use attributes, never string keys.
 
 Versions: 1 is the untyped card of mlkiln 0.1 (no ``card_version`` key; the
 same fields, read as they are); 2 adds ``card_version``; 3 adds ``Column.comma`` (how training read a comma
-in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise). A card newer than
+in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise); 4 adds
+``Column.date_order`` (13/02/2020 is written day first, so 01/02/2020 is February 1st). A card newer than
 :data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
 """
 
@@ -22,7 +23,7 @@ from .errors import BundleError
 from .jsonio import plain
 from .options import C_NOTE
 
-CARD_VERSION = 3
+CARD_VERSION = 4
 
 @dataclass(frozen=True)
 class Column:
@@ -42,6 +43,9 @@ class Column:
     # how training read a comma in this column's numbers (schema.comma_reading): "decimal" ("2,980" is 2.98) or
     # "grouping" (2980); None: training saw no comma there, and each batch's own values decide
     comma: str | None = None
+    # how training read this date column's dd/mm/yyyy or mm/dd/yyyy text (schema.date_order): "day first" or
+    # "month first"; None: no such date in training, and each batch's own values decide
+    date_order: str | None = None
 
 
 @dataclass(frozen=True)

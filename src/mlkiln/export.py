@@ -103,6 +103,8 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
                                                 "unreadable": {c.name: list(c.unreadable) for c in card.columns
                                                                if c.unreadable},
                                                 "commas": {c.name: c.comma for c in card.columns if c.comma},
+                                                "orders": {c.name: c.date_order for c in card.columns
+                                                           if c.date_order},
                                                 # the text categories that are numbers: [value, text] pairs
                                                 "numbers": {c.name: [[v, t] for v, t in found.items()]
                                                             for c in card.columns if c.kind == "categorical"
@@ -205,7 +207,9 @@ def _requirements(text: bytes) -> list[str]:
 def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
-        inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words, schema.to_number, schema.to_seconds, schema._one_timestamp, schema.clean_text, schema.coerce_frame,
+        inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words,
+                                                schema.to_number, schema.to_seconds, schema.date_order,
+                                                schema._one_timestamp, schema.clean_text, schema.coerce_frame,
                                                 schema.category_text,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
                                                 schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite,
@@ -252,16 +256,17 @@ _EITHER_COMMA = {either_comma!r}
 class MlkilnModel:
     """The fitted Pipeline behind mlkiln's input rules."""
 
-    def __init__(self, pipeline, kinds, unreadable_text, commas=None, numbers=None):
+    def __init__(self, pipeline, kinds, unreadable_text, commas=None, numbers=None, orders=None):
         self.pipeline = pipeline
         self.kinds = kinds
         self.unreadable_text = unreadable_text
         self.commas = commas or {{}}
         self.numbers = {{name: {{value: text for value, text in pairs}} for name, pairs in (numbers or {{}}).items()}}
+        self.orders = orders or {{}}
 
     def predict(self, model_input, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        coerced = coerce_frame(frame, self.kinds, self.commas, (), self.numbers)
+        coerced = coerce_frame(frame, self.kinds, self.commas, (), self.numbers, self.orders)
         first = first_unreadable(frame, coerced, self.kinds, self.unreadable_text)
         if first is not None:  # as mlkiln predict refuses it: a value that is not of its column's kind
             name, row = first
@@ -282,5 +287,5 @@ def _load_pyfunc(path):
     if refused:
         raise TypeError(f"{{file}} would create untrusted type(s) {{', '.join(refused)}}; refusing to load")
     return MlkilnModel(skops.io.load(file, trusted=untrusted), kinds, unreadable_text, saved.get("commas"),
-                       saved.get("numbers"))
+                       saved.get("numbers"), saved.get("orders"))
 '''

@@ -151,9 +151,12 @@ def _number_text(value) -> str:
     return str(int(value)) if isinstance(value, (bool, np.bool_)) else str(value)
 
 
-def to_seconds(col):
+def to_seconds(col, order: str | None = None):
     """Read a column of dates/times as seconds since 1970-01-01 UTC (float64);
     what does not read as a date becomes NaN. pandas and numpy only.
+
+    ``order``: how the column writes dd/mm/yyyy or mm/dd/yyyy (:func:`date_order`), found from its values when
+    None: a column holding 13/02/2020 reads 01/02/2020 as February 1st, every value the same way.
 
     A time of day alone ("08:30") is that time on 1970-01-01, i.e. seconds
     since midnight: pandas would put it on the day it is read, and the same
@@ -168,6 +171,8 @@ def to_seconds(col):
             text = text.where(~time_only, "1970-01-01 " + text)
             # 13.02.2020: dots are written day first wherever they are used; pandas would read 01.02 as January 2nd
             text = text.str.replace(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})\b", r"\3-\2-\1", regex=True)
+            if (order or date_order(text)) == "day first":
+                text = text.str.replace(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})\b", r"\3-\2-\1", regex=True)
             # pandas reads "now" and "today" as the moment it reads them: a prediction that changed every second
             text = text.where(~text.str.fullmatch(r"(?i)now|today", na=False), np.nan)
         try:
@@ -180,6 +185,19 @@ def to_seconds(col):
     return pd.Series(micros / 1e6, index=col.index)
 
 
+def date_order(text) -> str | None:
+    """How a column's dates written dd/mm/yyyy or mm/dd/yyyy order day and month: ``"day first"`` when one's
+    first number passes 12 and no second one does (13/02/2020), ``"month first"`` when a second one passes 12
+    (02/13/2020), None when none says (or no such date). The card keeps it for new rows. pandas only."""
+    parts = text.astype("object").map(str, na_action="ignore").str.strip().str.extract(
+        r"^(\d{1,2})[/-](\d{1,2})[/-]\d{4}\b").dropna().astype(int)
+    if not len(parts):
+        return None
+    if (parts[1] > 12).any():
+        return "month first"
+    return "day first" if (parts[0] > 12).any() else None
+
+
 def _one_timestamp(value):
     try:
         return pd.to_datetime(value, utc=True)
@@ -187,14 +205,15 @@ def _one_timestamp(value):
         return pd.NaT
 
 
-def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None):
+def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None, orders=None):
     """Return the feature columns of ``frame`` in the dtypes the pipeline expects.
 
     numeric -> float64 (see :func:`to_number`; ``commas``: a column's comma reading from the card, else its
     own values decide); ``verbatim``: text columns left as written (see :func:`conform`); datetime -> seconds since
     1970-01-01 UTC as float64; categorical -> Python strings without surrounding spaces, in Unicode's
     composed form (NFC), NaN for missing (spaces alone too); a number as its category (:func:`category_text`;
-    ``numbers``: per column, the training categories that are numbers, :func:`number_categories`).
+    ``numbers``: per column, the training categories that are numbers, :func:`number_categories`); ``orders``:
+    a date column's order of day and month from the card (:func:`date_order`), else its own values decide.
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
     """
@@ -204,7 +223,7 @@ def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None):
         if kind == "numeric":
             columns[name] = to_number(col, (commas or {}).get(name))
         elif kind == "datetime":
-            columns[name] = to_seconds(col)
+            columns[name] = to_seconds(col, (orders or {}).get(name))
         elif name in verbatim:  # a bundle trained before text was cleaned, on padded values: as it was trained
             columns[name] = col.astype("object").map(str, na_action="ignore").where(col.notna(), np.nan)
         elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(col, skipna=True) == "string":
@@ -823,6 +842,8 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
                     facts["unreadable"] = tuple(lost.value_counts().index[:MAX_LISTED_UNREADABLE])
                 if kind == "numeric" and (reading := comma_reading(raw.dropna())):
                     facts["comma"] = reading
+                if kind == "datetime" and (order := date_order(raw.dropna())):
+                    facts["date_order"] = order
             elif kind == "numeric" and decimal_file and pd.api.types.is_float_dtype(raw):
                 facts["comma"] = "decimal"  # the reader's decimal comma: new rows written as "2,980" are 2.98
         described.append(Column(str(name), kind, str(frame[name].dtype), round(float(col.isna().mean()), 6), **facts))
@@ -844,7 +865,8 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
         frame = frame.rename(columns=_respelled(frame.columns, kinds))
     _check_names(frame.columns, kinds, target, unknown="warn")
     verbatim, numbers = _facts(columns)
-    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, verbatim, numbers)
+    coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, verbatim, numbers,
+                           {c.name: c.date_order for c in columns if c.date_order})
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
     if first is not None:
         name, row = first
@@ -928,7 +950,8 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
         if spec.kind == "categorical" and isinstance(value, str) and spec.name in verbatim:
             row[spec.name] = value  # as the bundle was trained (see _facts)
             continue
-        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma,
+        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (),
+                                       spec.date_order if spec.kind == "datetime" else spec.comma,
                                        numbers.get(spec.name))
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
@@ -937,6 +960,8 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
 
 def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = (), comma: str | None = None,
                   numbers: dict | None = None):
+    """One value of a record as its column's kind reads it; ``comma``: a numeric column's comma reading, or a date
+    column's order of day and month (:class:`~mlkiln.card.Column`'s ``comma`` / ``date_order``)."""
     number = type(value) in (float, int, bool)
     if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
         if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
@@ -982,7 +1007,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         grouped, decimal = words.replace(",", ""), words.replace(",", ".")
         raise InputError(f"column {name!r}: {value!r} could be {grouped} or {decimal} (training saw no comma in this "
                          "column); send the number without its comma")
-    parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell)).iloc[0])
+    parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell, comma)).iloc[0])
     if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
     return parsed

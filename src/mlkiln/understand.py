@@ -26,6 +26,7 @@ from .schema import (
     coerce_frame,
     coerce_target,
     column_kind,
+    date_order,
     describe_columns,
     is_bytes,
     is_nested,
@@ -254,17 +255,15 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
 
 
 def _warn_day_first(name: str, col: pd.Series) -> None:
-    """Say so when a text date column is written day first (13/02/2020): each value is read on its own,
-    so 01/02/2020 in the same column is read as January 2nd. (Dotted dates, 13.02.2020, are always read
-    day first: :func:`mlkiln.schema.to_seconds`.)"""
-    if pd.api.types.is_datetime64_any_dtype(col):
+    """Say so when a text date column is written day first (13/02/2020): every dd/mm/yyyy date in it, and in new
+    rows, is read so (:func:`mlkiln.schema.date_order`), 01/02/2020 as February 1st; pandas alone reads each
+    value on its own, and one whose day is 12 or less month first."""
+    if pd.api.types.is_datetime64_any_dtype(col) or date_order(col.dropna()) != "day first":
         return
-    parts = col.dropna().astype(str).str.extract(r"^\s*(\d{1,2})[/-](\d{1,2})[/-]\d{2,4}\b").dropna().astype(int)
-    if len(parts) and (parts[0] > 12).any() and (parts[1] <= 12).all():
-        example = col.dropna().astype(str)[parts.index[(parts[0] > 12).to_numpy()][0]]
-        log.warning("column %r: dates such as %r are written day first, but each value is read on its own, so one "
-                    "whose day is 12 or less is read month first (01/02 as January 2nd); write dates as YYYY-MM-DD",
-                    name, example)
+    text = col.dropna().astype(str).str.strip()
+    example = text[text.str.match(r"^(1[3-9]|2\d|3[01])[/-]")].iloc[0]
+    log.warning("column %r: dates such as %r are written day first: every dd/mm/yyyy date in it is read so, in new "
+             "rows too (01/02/2020 is February 1st)", name, example)
 
 
 #: a target value this many interquartile ranges from the median is named in a warning: five values of 1e9 among
