@@ -13,6 +13,7 @@ from mlkiln.schema import (
     coerce_target,
     column_kind,
     conform,
+    date_order,
     describe_columns,
     infer_task,
     screen_columns,
@@ -292,3 +293,17 @@ def test_a_number_in_a_text_column_is_written_as_training_wrote_that_value():
     assert coerce_frame(pd.DataFrame({"f": [True, False, None]}), {"f": "categorical"}, numbers={"f": flags})[
         "f"].tolist()[:2] == ["true", "FALSE"]
     assert [category_text(v, flags) for v in (True, False)] == ["true", "FALSE"] and category_text(True) == "True"
+
+
+@pytest.mark.parametrize("values, dtype, order", [
+    (["13/02/2020", " 01/02/2020", None], "object", "day first"),
+    (["13/02/2020", "01/02/2020", None], "string", "day first"),
+    (["13/02/2020", "01/02/2020"], "category", "day first"),
+    ([" 02/13/2020", "01/02/2020"], "object", "month first"),
+    (["01/02/2020", "2020-02-13"], "object", None),  # no day nor month past 12 written dd/mm
+    (["2020-13-02", "13.02.2020"], "object", None),
+    ([np.nan, np.nan], "float64", None),  # a column missing everywhere has no order, and no error
+    ([1.0, 13.0], "float64", None),
+])
+def test_date_order_reads_the_order_from_any_column_type(values, dtype, order):
+    assert date_order(pd.Series(values, dtype=dtype)) == order

@@ -201,8 +201,7 @@ class TrainOptions:
             known = {f for names in tasks.values() for f in names}
         unknown = [m for m in self.models or () if m not in known]
         if unknown:
-            other = {m: task for task, names in {**FAMILIES, **{t: _registered(t) for t in FAMILIES}}.items()
-                     for m in names if m in unknown and task not in tasks}
+            other = {m: task for task in FAMILIES if task not in tasks for m in _registered(task) if m in unknown}
             nowhere = [m for m in unknown if m not in other]
             if not nowhere:  # families of the other task: say so (--task regression, logistic_l1)
                 said = ", ".join(f"{m} is a {task} family" for m, task in other.items())

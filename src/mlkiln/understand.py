@@ -261,9 +261,9 @@ def _warn_day_first(name: str, col: pd.Series) -> None:
     if pd.api.types.is_datetime64_any_dtype(col) or date_order(col.dropna()) != "day first":
         return
     text = col.dropna().astype(str).str.strip()
-    example = text[text.str.match(r"^(1[3-9]|2\d|3[01])[/-]")].iloc[0]
+    example = text[text.str.match(r"(1[3-9]|[2-9]\d)[/-]")].iloc[0]  # a day past 12, which date_order saw
     log.warning("column %r: dates such as %r are written day first: every dd/mm/yyyy date in it is read so, in new "
-             "rows too (01/02/2020 is February 1st)", name, example)
+                "rows too (01/02/2020 is February 1st)", name, example)
 
 
 #: a target value this many interquartile ranges from the median is named in a warning: five values of 1e9 among
