@@ -143,6 +143,32 @@ def ensemble_bundle(tmp_path_factory, ensemble_run) -> str:
 
 
 @pytest.fixture(scope="session")
+def bagged_run(tmp_path_factory, ensemble_csv):
+    """Gradient boosting alone under --trials: bagged by rule, not by the clock (selection.bag_fits)."""
+    return shared_run(tmp_path_factory, "bagged_run",
+                      lambda: mlkiln.train(ensemble_csv, target="price", models=["hgb"], trials=2))
+
+
+@pytest.fixture(scope="session")
+def bagged_bundle(tmp_path_factory, bagged_run) -> str:
+    return str(shared(tmp_path_factory, "bagged", bagged_run.save))
+
+
+@pytest.fixture(scope="session")
+def bagged_failure_run(tmp_path_factory, failure_csv):
+    """Bagged gradient boosting on the real AI4I table: a rare class, so a decision threshold cuts the vote."""
+    example = EXAMPLES["machine-failure"]
+    return shared_run(tmp_path_factory, "bagged_failure_run",
+                      lambda: mlkiln.train(failure_csv, target=example.target, drop=list(example.drop),
+                                           models=["hgb"], trials=1))
+
+
+@pytest.fixture(scope="session")
+def bagged_failure_bundle(tmp_path_factory, bagged_failure_run) -> str:
+    return str(shared(tmp_path_factory, "bagged_failure", bagged_failure_run.save))
+
+
+@pytest.fixture(scope="session")
 def threaded_csv(tmp_path_factory) -> str:
     """10,000 rows, a column of 5,000 codes: the final fit runs on every core, and least squares and gradient
     boosting make an ensemble whose members the fit runs in joblib workers."""

@@ -16,6 +16,7 @@ import mlkiln.options
 import mlkiln.pipeline
 from common import copy_bundle, rehash
 from mlkiln.card import CARD_VERSION, Card, Column
+from mlkiln.pipeline import BAG_FITS
 from mlkiln.errors import BundleError, MlkilnError
 
 FILES = {"model.joblib", "model.skops", "requirements.txt", "train.py", "card.json", "report.html", "report.json",
@@ -46,8 +47,9 @@ def test_load_predicts_like_the_run(diamonds_bundle, diamonds_run, diamonds):
 
 REPRODUCED = [("diamonds_bundle", "diamonds_csv", "price"), ("failure_bundle", "failure_csv", "Machine failure"),
               ("linear_bundle", "diamonds_csv", "price"), ("ensemble_bundle", "ensemble_csv", "price"),
-              ("threaded_bundle", "threaded_csv", "y"), ("league_bundle", "league_csv", "result")]
-LOADED = [("diamonds_bundle", "diamonds_run"), ("ensemble_bundle", "ensemble_run")]
+              ("threaded_bundle", "threaded_csv", "y"), ("league_bundle", "league_csv", "result"),
+              ("bagged_bundle", "ensemble_csv", "price"), ("bagged_failure_bundle", "failure_csv", "Machine failure")]
+LOADED = [("diamonds_bundle", "diamonds_run"), ("ensemble_bundle", "ensemble_run"), ("bagged_bundle", "bagged_run")]
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +193,9 @@ def test_every_family_loads_from_skops_with_the_allowlist(tmp_path, task, family
     np.testing.assert_array_equal(model.predict(frame), run.predict(frame))
     final = run.pipeline[-1]  # the card names the fitted model (inside the threshold, if one was tuned)
     final = final.estimator_ if isinstance(final, FixedThresholdClassifier) else final
-    assert model.card.model.estimator == type(final).__name__
+    # bagged gradient boosting (under --trials, by rule) is named by its fit on all rows
+    assert model.card.model.bagged == (BAG_FITS if mlkiln.pipeline.REGISTRY[family].staged else 0)
+    assert model.card.model.estimator == type(mlkiln.pipeline.unbagged(final)).__name__
 
 
 def test_a_bundle_loaded_again_is_a_copy_of_the_model_audited_before(failure_bundle, failure_csv):

@@ -56,6 +56,12 @@ CASES = [
     ("binary", "hgb_target", {"max_iter": 20}, 0.4, ("table",)),
     ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.5),
                                 ("hgb_target", "hgb_target", {"max_iter": 10}, 0.5)], None, ("table", "depth")),
+    # bagged gradient boosting (pipeline.bag): its fit on all rows and this many more, alone or in an ensemble
+    ("regression", "hgb", {"max_iter": 20}, None, (), 3),
+    ("binary", "hgb", {"max_iter": 15}, 0.4, (), 3),
+    ("multiclass", "hgb_target", {"max_iter": 8}, None, ("table",), 2),
+    ("binary", "ensemble", [("hgb", "hgb", {"max_iter": 15}, 0.6), ("logistic_l2", "logistic_l2", {}, 0.4)], 0.35,
+     (), 2),
 ]
 
 
@@ -95,11 +101,12 @@ def _target(frame: pd.DataFrame, task: str) -> pd.Series:
 
 
 @pytest.fixture(scope="module", params=CASES,
-                ids=lambda c: f"{c[0]}-{c[1]}" + ("-threshold" if c[3] else "") + ("-codes" if c[4:] else ""))
+                ids=lambda c: f"{c[0]}-{c[1]}" + ("-threshold" if c[3] else "") + ("-codes" if c[4:] and c[4] else "")
+                + ("-bagged" if c[5:] else ""))
 def fitted(request, tables):
     """``(pipeline, schema columns, test frame)`` for one family, fitted on a small sample."""
-    task, family, params, threshold, *codes = request.param
-    codes = codes[0] if codes else ()
+    task, family, params, threshold, *rest = request.param
+    codes, bagged = [*rest, *[(), 0][len(rest):]]  # (codes, bagged) where the case names them
     train, test = tables
     features = [f for f in FEATURES if not (task == "multiclass" and f == "cut")]
     kinds = {name: column_kind(train[name]) for name in features}
@@ -107,11 +114,12 @@ def fitted(request, tables):
     y = _target(train, task)
     kind = "regression" if task == "regression" else "classification"
     if family == "ensemble":
-        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0, codes=codes)
+        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0, codes=codes,
+                                  bagged=bagged)
         members = [member for _, member in getattr(pipeline, "estimator", pipeline).estimators]
     else:
         pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0,
-                                  codes=codes)
+                                  codes=codes, bagged=bagged)
         members = [pipeline]
     for member in members:
         # few categories kept per column, so the encoders' shared "infrequent" slot is exercised too

@@ -23,7 +23,7 @@ from .errors import BundleError
 from .jsonio import plain
 from .options import C_NOTE
 
-CARD_VERSION = 4
+CARD_VERSION = 5
 
 @dataclass(frozen=True)
 class Column:
@@ -95,6 +95,7 @@ class ModelInfo:
     trees: int | None = None  # gradient boosting: the trees of the final fit (chosen by CV, or by early stopping)
     threshold_metric: str | None = None  # the metric the threshold was tuned for (None in cards before it)
     codes: tuple[str, ...] = ()  # number columns the model's target-encoding family also encodes (pipeline.code_columns)
+    bagged: int = 0  # extra fits, each on part of the rows, averaged with the fit on all of them (pipeline.bag)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ FLAGS = {
     "task": "--task", "metric": "--metric", "models": "--models", "folds": "--folds", "test_size": "--test-size",
     "seed": "--seed", "drop": "--drop", "keep": "--keep", "n_jobs": "--jobs", "search": "--search",
     "budget": "--budget", "trials": "--trials", "cluster": "--cluster", "ensemble": "--no-ensemble",
+    "bagging": "--no-bagging",
     "max_latency_us": "--max-latency-us", "rows": "--rows", "fail_above": "--fail-above", "port": "--port", "workers": "--workers",
 }
 
@@ -105,7 +106,7 @@ def cmd_train(args) -> int:
         task=args.task, metric=args.metric, models=_split_list(args.models), folds=args.folds,
         test_size=args.test_size, seed=args.seed, drop=_split_list(args.drop) or (), keep=_split_list(args.keep) or (),
         n_jobs=args.jobs, search=args.search, budget=args.budget, trials=args.trials, cluster=args.cluster,
-        ensemble=args.ensemble, max_latency_us=args.max_latency_us,
+        ensemble=args.ensemble, max_latency_us=args.max_latency_us, bagging=args.bagging,
     )
     TrainOptions(**{**settings, "models": settings["models"] and tuple(settings["models"])})
     if (args.data is None) == (args.example is None):
@@ -404,6 +405,9 @@ def _add_train(sub) -> None:
                    "needs pip install 'mlkiln[dask]')")
     t.add_argument("--no-ensemble", dest="ensemble", action="store_false",
                    help="do not weigh an ensemble of the families (default: weigh one; chosen only if it scores better)")
+    t.add_argument("--no-bagging", dest="bagging", action="store_false",
+                   help="fit the chosen gradient boosting model once (default: where its fit is quick, average it "
+                        "with 5 more fits, each on 80%% of the rows)")
     t.add_argument("--max-latency-us", type=float, metavar="US",
                    help="choose only a model (or ensemble) that scores one row within US microseconds, "
                         "timed on the fitted model: the next best is fitted when the best is slower")

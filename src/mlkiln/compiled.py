@@ -36,6 +36,8 @@ import pandas as pd
 from scipy.special import ndtr
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (
+    BaggingClassifier,
+    BaggingRegressor,
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     HistGradientBoostingClassifier,
@@ -75,6 +77,7 @@ _HGB = (HistGradientBoostingRegressor, HistGradientBoostingClassifier)
 #: forests of scikit-learn decision trees (random forests and extra trees share the tree structure)
 _FOREST = (RandomForestRegressor, RandomForestClassifier, ExtraTreesRegressor, ExtraTreesClassifier)
 _VOTE = (VotingRegressor, VotingClassifier)
+_BAGGING = (BaggingRegressor, BaggingClassifier)
 
 
 class _NotCompilable(Exception):
@@ -188,6 +191,8 @@ def _compile(model, columns):
     prep, final = model.steps[0][1], model.steps[1][1]
     estimator, threshold = _unwrap(final)
     blocks = _blocks(prep, columns)
+    if isinstance(estimator, _VOTE):
+        return _Bagged(blocks, estimator, threshold)
     head = _Head(estimator, threshold)
     if isinstance(estimator, _LINEAR):
         return _Linear(blocks, estimator, head)
@@ -237,6 +242,34 @@ class _Ensemble:
         if not classification:
             return np.average(np.column_stack([pred for pred, _ in outputs]), axis=1, weights=self.weights), None
         return self.head.finish(np.average(np.stack([proba for _, proba in outputs]), axis=0, weights=self.weights))
+
+
+class _Bagged(_Ensemble):
+    """A model averaged with its fits on part of the rows (:func:`mlkiln.pipeline.bag`): each fit compiled over the
+    preprocessing they share, and voted as :class:`_Ensemble` votes; a batch by scikit-learn's own vote on the one
+    preprocessed matrix."""
+
+    def __init__(self, blocks, vote, threshold):
+        refit, bagging = (getattr(vote, "named_estimators_", {}).get(name) for name in ("refit", "bagged"))
+        if (refit is None or not isinstance(bagging, _BAGGING) or len(vote.estimators_) != 2
+                or getattr(vote, "voting", "soft") != "soft"
+                or any(not np.array_equal(f, np.arange(bagging.n_features_in_)) for f in bagging.estimators_features_)):
+            raise _NotCompilable("a vote inside a pipeline other than a bagged model's")
+        fits = [refit, *bagging.estimators_]
+        if not all(isinstance(fit, (*_HGB, *_FOREST)) for fit in fits):
+            raise _NotCompilable("a bagged model other than of trees")
+        self.members = [_Trees(blocks, fit, fit, _Head(fit, None)) for fit in fits]
+        share = (vote.weights or (1, 1))[1] / len(bagging.estimators_)
+        self.weights = np.array([(vote.weights or (1, 1))[0], *[share] * len(bagging.estimators_)], dtype=np.float64)
+        self.head = _Head(vote, threshold, kind="proba")
+        self.vote = vote
+
+    def score(self, X, labels: bool = True):
+        matrix = self.members[0].matrix(X)
+        if self.head.task == "regression":
+            return self.vote.predict(matrix), None
+        proba = self.vote.predict_proba(matrix)
+        return (self.head.labels(proba, proba) if labels else None), proba
 
 
 def _blocks(prep, columns) -> dict:
@@ -612,6 +645,12 @@ class _Trees:
         xs = np.concatenate((x, np.where(np.isnan(x), -np.inf, x), *(v[i] for v, i in zip(self.virtual, ids))))
         return self.walk.leaf_sum(xs) / self.divisor + self.offset
 
+    def matrix(self, X) -> np.ndarray:
+        """The preprocessed batch, as the pipeline's preprocessing makes it: numbers, then each column's codes."""
+        columns = [_numeric_matrix(X, self.num_names)]
+        columns += [code[c.ids(X[c.name])] for c, code in zip(self.categories, self.codes)]
+        return np.hstack(columns)
+
     def score(self, X, labels: bool = True):
         """``(predictions, probabilities)`` of a batch, by scikit-learn's own tree code (it is fastest there).
 
@@ -622,9 +661,7 @@ class _Trees:
         so the labels are the rule it applies to those raw outputs; a forest's
         are the most probable class, as its own.
         """
-        columns = [_numeric_matrix(X, self.num_names)]
-        columns += [code[c.ids(X[c.name])] for c, code in zip(self.categories, self.codes)]
-        matrix = np.hstack(columns)
+        matrix = self.matrix(X)
         if self.head.task == "regression":
             return self.final.predict(matrix), None
         if isinstance(self.estimator, HistGradientBoostingClassifier):

@@ -159,6 +159,7 @@ class TrainOptions:
     cluster: str | None = None  # None: $MLKILN_DASK_SCHEDULER, else this machine (cluster.scheduler_address)
     ensemble: bool = True
     max_latency_us: float | None = None
+    bagging: bool = True
 
     def __post_init__(self) -> None:
         _choice("task", self.task, TASKS)
@@ -192,8 +193,9 @@ class TrainOptions:
         if both:
             raise ArgumentError("keep", list(self.keep), f"{', '.join(map(repr, both))} is also in drop: drop it or "
                                 "keep it, not both")
-        if not isinstance(self.ensemble, bool):
-            raise ArgumentError("ensemble", self.ensemble, "must be True or False")
+        for name in ("ensemble", "bagging"):
+            if not isinstance(getattr(self, name), bool):
+                raise ArgumentError(name, getattr(self, name), "must be True or False")
         tasks = FAMILIES if self.task == "auto" else {self.task: FAMILIES[self.task]}
         known = {f for names in tasks.values() for f in names}
         if any(m not in known for m in self.models or ()):  # perhaps a family registered at run time

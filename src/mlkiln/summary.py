@@ -97,6 +97,9 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
         "",
         f"Best model: {model.family} ({model.estimator}) {params_text(model.params)}",
     ]
+    if model.bagged:
+        lines.append(f"Bagged: averaged with {model.bagged} more fits of gradient boosting, each on 80% of the "
+                     "training rows (--no-bagging: one fit)")
     if model.threshold is not None:
         tuned = f" for {model.threshold_metric}" if model.threshold_metric else ""
         lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds{tuned})")

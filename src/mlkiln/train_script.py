@@ -47,6 +47,8 @@ PARAMS = {params}
 # an ensemble's members: (name, family, hyperparameters, weight in the vote)
 MEMBERS = {members}
 THRESHOLD = {threshold!r}
+# extra fits, each on 80 % of the rows, averaged with the fit on all of them (0: none; pipeline.bag)
+BAGGED = {bagged!r}
 # categories kept per text column (None: no column has more, so the encoders need not count them)
 MAX_CATEGORIES_KEPT = {max_categories!r}
 # number columns like ids or codes, which target-encoding families also encode by the target (besides the number)
@@ -130,9 +132,10 @@ def main():
         keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
-        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, BAGGED)
     else:
-        model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
+        model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES,
+                               BAGGED)
     threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
     with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
         fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
@@ -164,6 +167,7 @@ def render(card: Card) -> str:
         params=pprint.pformat(model.params, sort_dicts=True),
         members=pprint.pformat([(m.name, m.family, m.params, m.weight) for m in model.members], sort_dicts=True),
         threshold=model.threshold,
+        bagged=model.bagged,
         max_categories=model.max_categories,
         codes=tuple(model.codes),
         seed=card.split.seed,

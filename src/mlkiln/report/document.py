@@ -55,7 +55,7 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
             "task": card.task, "target": card.target, "family": model.family, "estimator": model.estimator,
             "params": model.params, "threshold": model.threshold, "metric": metric, "trees": model.trees,
             "latency_us": card.latency_us,
-            "members": _members(model),
+            "members": _members(model), "bagged": model.bagged,
             "codes": list(model.codes),
             "metric_why": card.metric.why,
             "headline": {"split": split, "metric": metric, "value": split_metrics[split].get(metric)},
