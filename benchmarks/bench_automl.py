@@ -308,6 +308,10 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+#: --mlkiln-args: appended to every mlkiln train command
+EXTRA_ARGS: list[str] = []
+
+
 def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0,
                  budget: float | None = None) -> tuple[Path, Path, float, dict]:
     """Run ``mlkiln train`` on the table's CSV file as a user would (with ``--budget`` if given); the file, the
@@ -324,6 +328,7 @@ def train_mlkiln(name: str, table: Table, work: Path, seed: int = 0,
         command += ["--seed", str(seed)]
     if budget is not None:
         command += ["--budget", f"{budget:g}"]
+    command += EXTRA_ARGS
     loads = {"load_start": load()}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=ENV)
@@ -521,6 +526,7 @@ def main() -> None:
                         "search); each table runs once per seed, the competitors on that seed's rows")
     parser.add_argument("--budget", type=float, help="mlkiln train --budget SECONDS, and the competitors get "
                         "that many seconds (times --multiples) instead of mlkiln's wall time")
+    parser.add_argument("--mlkiln-args", default="", help="more arguments for mlkiln train, e.g. '--no-bagging'")
     parser.add_argument("--quick", action="store_true", help="smoke test: the smallest table only")
     parser.add_argument("--json", help="write every result here (after each table, so a partial run keeps them)")
     parser.add_argument("--work", default=os.environ.get("MLKILN_BENCH_DIR", "/tmp/mlkiln-bench-automl"))
@@ -538,13 +544,15 @@ def main() -> None:
     pythons = {"flaml": args.flaml_python, "autogluon": args.autogluon_python}
     tools = {tool: pythons[tool] for tool in args.tools.split(",") if tool}
     print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}; cores: {os.cpu_count()}\n", flush=True)
+    EXTRA_ARGS[:] = args.mlkiln_args.split()
     records = []
     runs = [(name, int(seed)) for seed in args.seeds.split(",") for name in names]
     for name, seed in runs:
         print(f"{name}: mlkiln train{f' --seed {seed}' if seed else ''} ...", flush=True)
         try:
             work = Path(args.work) / (name + (f"-seed{seed}" if seed else "")
-                                      + (f"-budget{args.budget:g}" if args.budget else ""))
+                                      + (f"-budget{args.budget:g}" if args.budget else "")
+                                      + "".join(f"-{a.strip('-')}" for a in EXTRA_ARGS))
             records.append(bench_table(name, known[name], tools, work, tuple(int(m) for m in args.multiples.split(",")),
                                        seed, args.budget))
             print(markdown(records[-1]) + "\n", flush=True)
