@@ -120,6 +120,7 @@ FIXED = {**HGB_PORTFOLIO[0], "early_stopping": False, "max_iter": 100}
     ("hgb", {**FIXED, "early_stopping": True}, 100.0, 0.1, 10, "timed", None, 0),  # its trees counted on its rows
     ("hgb", FIXED, 100.0, 0.1, 10, None, None, 0),  # --no-bagging
     ("ridge", {"alpha": 1.0}, 100.0, 0.1, 0, "timed", None, 0),  # not gradient boosting
+    ("ensemble", {"hgb": 1.0}, 100.0, 0.1, 10, "always", None, 0),  # its vote averages models already
 ])
 def test_when_bagging_is_worth_its_time(family, params, started_ago, seconds, trees, rule, budget, expected):
     selection = _selection(family, params, started_ago, budget)

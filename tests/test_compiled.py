@@ -56,12 +56,10 @@ CASES = [
     ("binary", "hgb_target", {"max_iter": 20}, 0.4, ("table",)),
     ("multiclass", "ensemble", [("hgb", "hgb", {"max_iter": 10}, 0.5),
                                 ("hgb_target", "hgb_target", {"max_iter": 10}, 0.5)], None, ("table", "depth")),
-    # bagged gradient boosting (pipeline.bag): its fit on all rows and this many more, alone or in an ensemble
+    # bagged gradient boosting (pipeline.bag): its fit on all rows and this many more
     ("regression", "hgb", {"max_iter": 20}, None, (), 3),
     ("binary", "hgb", {"max_iter": 15}, 0.4, (), 3),
     ("multiclass", "hgb_target", {"max_iter": 8}, None, ("table",), 2),
-    ("binary", "ensemble", [("hgb", "hgb", {"max_iter": 15}, 0.6), ("logistic_l2", "logistic_l2", {}, 0.4)], 0.35,
-     (), 2),
 ]
 
 
@@ -114,8 +112,7 @@ def fitted(request, tables):
     y = _target(train, task)
     kind = "regression" if task == "regression" else "classification"
     if family == "ensemble":
-        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0, codes=codes,
-                                  bagged=bagged)
+        pipeline = build_ensemble(kind, params, kinds, n_classes=y.nunique(), threshold=threshold, seed=0, codes=codes)
         members = [member for _, member in getattr(pipeline, "estimator", pipeline).estimators]
     else:
         pipeline = build_pipeline(kind, family, kinds, params=params, n_classes=y.nunique(), threshold=threshold, seed=0,

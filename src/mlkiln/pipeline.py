@@ -589,17 +589,15 @@ def unbagged(model):
     return model
 
 
-def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=(),
-                   bagged=0):
+def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=()):
     """The weighted vote of member pipelines: ``members`` are ``(name, family, params, weight)``.
 
     Regression averages the members' predictions, classification their
     probabilities (soft voting), each weighted; ``threshold`` (binary only)
-    cuts the averaged probability of the positive class. ``bagged``: the
-    gradient boosting members' extra fits (:func:`bag`).
+    cuts the averaged probability of the positive class.
     """
     estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories,
-                                        codes=codes, bagged=bagged if REGISTRY[family].staged else 0))
+                                        codes=codes))
                   for name, family, params, _ in members]
     weights = [weight for *_, weight in members]
     if task == "regression":

@@ -132,7 +132,7 @@ def main():
         keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
-        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, BAGGED)
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
     else:
         model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES,
                                BAGGED)

@@ -141,10 +141,10 @@ def _leaderboard_section(report: dict) -> str:
                "2004) on their out-of-fold predictions; its hyperparameters are each member's share of the vote. "
                "Its score is slightly optimistic: the weights were chosen on the same folds." if ensemble else "")
             + "</p>"
-            + (f'<p class="note">Bagged: each gradient boosting model of the chosen one is the average of its fit on '
-               f'all training rows and {report["summary"]["bagged"]} more fits, each on 80% of them (a random '
-               "draw per fit, without replacement), as AutoGluon averages its fold models. The cross-validated "
-               "score is the single fit's.</p>" if report["summary"].get("bagged") else "")
+            + (f'<p class="note">Bagged: the chosen model is the average of its fit on all training rows and '
+               f'{report["summary"]["bagged"]} more fits, each on 80% of them (a random draw per fit, without '
+               "replacement), as AutoGluon averages its fold models. The cross-validated score is the single "
+               "fit's.</p>" if report["summary"].get("bagged") else "")
             + (f'<p class="note">Number columns that look like ids or codes, also encoded by the target\'s mean per '
                f'value for the chosen model: {escape(", ".join(report["summary"]["codes"]))}.</p>'
                if report["summary"].get("codes") else "")
