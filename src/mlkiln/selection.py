@@ -688,8 +688,8 @@ def bag_fits(selection: Selection, seconds: float, n_rows: int, rule: str | None
     at most :data:`BAG_TRIALS_ROWS` rows), ``"timed"`` where the fits, and writing their trees, end in time (within
     :data:`BAG_SHARE` of the time so far or :data:`BAG_SECONDS`, and before a --budget's end), None never.
 
-    Not an ensemble: its vote already averages several models. Its gradient boosting members bagged changed test
-    scores by -0.004 to +0.007 on 16 public tables, as many worse as better, for 20-95 % more time
+    Not an ensemble: its vote already averages several models. Its gradient boosting members bagged moved test
+    scores on 16 public tables by -0.004 to +0.007 (better on 9, worse on 6) for 29-155 % more time
     (benchmarks/RESULTS.md, session 31)."""
     plan, best = selection.plan, selection.best
     if rule is None or selection.chose_ensemble or not REGISTRY[best.family].staged:
