@@ -117,6 +117,7 @@ FIXED = {**HGB_PORTFOLIO[0], "early_stopping": False, "max_iter": 100}
     ("hgb", FIXED, 10.0, 0.1, 1000, "timed", None, 0),  # many trees to write: 15.6 s
     ("hgb", FIXED, 100.0, 1.0, 100, "timed", 105.0, 0),  # the --budget ends first
     ("hgb", FIXED, 1.0, 50.0, 5000, "always", None, BAG_FITS),  # --trials: by rule, whatever the clock says
+    ("hgb", FIXED, 1.0, 50.0, 5000, "always", 30.0, 0),  # ... but not past a --budget given too
     ("hgb", {**FIXED, "early_stopping": True}, 100.0, 0.1, 10, "timed", None, 0),  # its trees counted on its rows
     ("hgb", FIXED, 100.0, 0.1, 10, None, None, 0),  # --no-bagging
     ("ridge", {"alpha": 1.0}, 100.0, 0.1, 0, "timed", None, 0),  # not gradient boosting

@@ -32,8 +32,9 @@ def parts(diamonds, tmp_path):
     return folder
 
 
-def test_cluster_scores_equal_local_scores_without_the_bundle(diamonds_bundle, parts, scheduler, tmp_path):
-    bundle = copy_bundle(diamonds_bundle, tmp_path)
+@pytest.mark.parametrize("name", ["diamonds_bundle", "bagged_bundle"])
+def test_cluster_scores_equal_local_scores_without_the_bundle(request, name, parts, scheduler, tmp_path):
+    bundle = copy_bundle(request.getfixturevalue(name), tmp_path)
     model = mlkiln.load(bundle)
     shutil.rmtree(bundle)  # workers get the verified model from the client, never the path
     out = tmp_path / "scored"
