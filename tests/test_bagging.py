@@ -83,6 +83,8 @@ def test_the_report_and_summary_say_bagged(bagged_bundle):
     report = json.loads((Path(bagged_bundle) / "report.json").read_text())
     assert report["summary"]["bagged"] == BAG_FITS
     assert "Bagged:" in (Path(bagged_bundle) / "report.html").read_text()
+    shown = cli("inspect", bagged_bundle)
+    assert shown.returncode == 0 and f"bagged:     {BAG_FITS} more fits" in shown.stdout
 
 
 def test_no_bagging_fits_once(ensemble_csv, tmp_path):

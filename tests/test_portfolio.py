@@ -101,9 +101,9 @@ def test_the_folds_choose_one_number_of_trees_the_best_on_their_mean_loss(small)
     # the final fit, on all the rows where each fold had (k - 1) / k of them, grows k / (k - 1) times that many
     grown = round(count * card.split.folds / (card.split.folds - 1))
     assert card.model.params["max_iter"] == card.model.trees == grown > count
-    bagged = run.pipeline.named_steps["model"]  # --trials bags it: each fit grows as many
-    assert [fit.n_iter_ for fit in (bagged.named_estimators_["refit"], *bagged.named_estimators_["bagged"].estimators_)] \
-        == [grown] * (1 + card.model.bagged)
+    bagged = run.pipeline.named_steps["model"].named_estimators_  # --trials bags it: each fit grows as many
+    fits = [bagged["refit"], *bagged["bagged"].estimators_]
+    assert [fit.n_iter_ for fit in fits] == [grown] * (1 + card.model.bagged)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ read it back (:meth:`Card.from_json`) and use attributes, never string keys.
 Versions: 1 is the untyped card of mlkiln 0.1 (no ``card_version`` key; the
 same fields, read as they are); 2 adds ``card_version``; 3 adds ``Column.comma`` (how training read a comma
 in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise); 4 adds
-``Column.date_order`` (13/02/2020 is written day first, so 01/02/2020 is February 1st). A card newer than
+``Column.date_order`` (13/02/2020 is written day first, so 01/02/2020 is February 1st); 5 adds
+``ModelInfo.bagged`` (the extra fits of a bagged model, which ``train.py`` rebuilds). A card newer than
 :data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
 """
 

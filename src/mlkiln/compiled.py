@@ -61,6 +61,7 @@ from sklearn.preprocessing import (
 )
 
 from .card import Column
+from .pipeline import is_bagged
 
 log = logging.getLogger("mlkiln")
 
@@ -191,7 +192,7 @@ def _compile(model, columns):
     prep, final = model.steps[0][1], model.steps[1][1]
     estimator, threshold = _unwrap(final)
     blocks = _blocks(prep, columns)
-    if isinstance(estimator, _VOTE):
+    if is_bagged(estimator):
         return _Bagged(blocks, estimator, threshold)
     head = _Head(estimator, threshold)
     if isinstance(estimator, _LINEAR):
@@ -250,17 +251,17 @@ class _Bagged(_Ensemble):
     preprocessed matrix."""
 
     def __init__(self, blocks, vote, threshold):
-        refit, bagging = (getattr(vote, "named_estimators_", {}).get(name) for name in ("refit", "bagged"))
-        if (refit is None or not isinstance(bagging, _BAGGING) or len(vote.estimators_) != 2
-                or getattr(vote, "voting", "soft") != "soft"
-                or any(not np.array_equal(f, np.arange(bagging.n_features_in_)) for f in bagging.estimators_features_)):
-            raise _NotCompilable("a vote inside a pipeline other than a bagged model's")
+        refit, bagging = vote.named_estimators_["refit"], vote.named_estimators_["bagged"]
+        if not isinstance(bagging, _BAGGING) or getattr(vote, "voting", "soft") != "soft":
+            raise _NotCompilable("a bagged model other than a soft vote of a fit and its bagging")
+        if any(not np.array_equal(f, np.arange(bagging.n_features_in_)) for f in bagging.estimators_features_):
+            raise _NotCompilable("a bagged model whose fits each saw some of the features")
         fits = [refit, *bagging.estimators_]
         if not all(isinstance(fit, (*_HGB, *_FOREST)) for fit in fits):
             raise _NotCompilable("a bagged model other than of trees")
         self.members = [_Trees(blocks, fit, fit, _Head(fit, None)) for fit in fits]
-        share = (vote.weights or (1, 1))[1] / len(bagging.estimators_)
-        self.weights = np.array([(vote.weights or (1, 1))[0], *[share] * len(bagging.estimators_)], dtype=np.float64)
+        whole, bagged = vote.weights or (1, 1)
+        self.weights = np.array([whole, *[bagged / len(bagging.estimators_)] * len(bagging.estimators_)])
         self.head = _Head(vote, threshold, kind="proba")
         self.vote = vote
 

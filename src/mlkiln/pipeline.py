@@ -582,11 +582,15 @@ def bag(task, estimator, fits=BAG_FITS, seed=0):
     return VotingClassifier(members, voting="soft", weights=weights)
 
 
+def is_bagged(model) -> bool:
+    """Whether ``model`` (an estimator, not a Pipeline) is one :func:`bag` made."""
+    return (isinstance(model, (VotingRegressor, VotingClassifier))
+            and [name for name, _ in model.estimators] == ["refit", "bagged"])
+
+
 def unbagged(model):
     """The fit on all rows of a fitted model :func:`bag` made; any other model itself."""
-    if isinstance(model, (VotingRegressor, VotingClassifier)) and [n for n, _ in model.estimators] == ["refit", "bagged"]:
-        return model.named_estimators_["refit"]
-    return model
+    return model.named_estimators_["refit"] if is_bagged(model) else model
 
 
 def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=()):

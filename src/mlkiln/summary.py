@@ -98,8 +98,8 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
         f"Best model: {model.family} ({model.estimator}) {params_text(model.params)}",
     ]
     if model.bagged:
-        lines.append(f"Bagged: averaged with {model.bagged} more fits of gradient boosting, each on 80% of the "
-                     "training rows (--no-bagging: one fit)")
+        lines.append(f"Bagged: averaged with {model.bagged} more fits of gradient boosting, each on a random part "
+                     "of the training rows (--no-bagging: one fit)")
     if model.threshold is not None:
         tuned = f" for {model.threshold_metric}" if model.threshold_metric else ""
         lines.append(f"Decision threshold: {model.threshold:.4f} (tuned on validation folds{tuned})")
@@ -136,6 +136,8 @@ def card_summary(card: Card, files: list[dict]) -> str:
     ]
     if model.threshold is not None:
         lines.append(f"threshold:  {model.threshold:.4f}")
+    if model.bagged:
+        lines.append(f"bagged:     {model.bagged} more fits, each on a random part of the training rows")
     if card.latency_us is not None:
         lines.append(f"latency:    {card.latency_us:,.1f} us to score one row (median)")
     lines += [

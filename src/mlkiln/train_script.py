@@ -47,7 +47,7 @@ PARAMS = {params}
 # an ensemble's members: (name, family, hyperparameters, weight in the vote)
 MEMBERS = {members}
 THRESHOLD = {threshold!r}
-# extra fits, each on 80 % of the rows, averaged with the fit on all of them (0: none; pipeline.bag)
+# extra fits, each on a random part of the rows, averaged with the fit on all of them (0: none; pipeline.bag)
 BAGGED = {bagged!r}
 # categories kept per text column (None: no column has more, so the encoders need not count them)
 MAX_CATEGORIES_KEPT = {max_categories!r}

@@ -173,11 +173,12 @@ def train(
         best is slower, the next best is fitted instead (the card's
         ``latency_us`` says what the chosen one takes).
     bagging : bool
-        Where the chosen model is gradient boosting and its fit on all the
-        training rows was quick (at most half the time so far, or 5 s), average
-        it with 5 more fits, each on 80 % of the rows (bagging, as AutoGluon
-        averages its fold models): a plain scikit-learn vote
-        (:func:`mlkiln.pipeline.bag`). ``--max-latency-us`` sets it aside first.
+        Where the chosen model is a single gradient boosting model whose trees
+        were counted on the folds, average it with 5 more fits, each weighing
+        a random 80 % of the rows (bagging, as AutoGluon averages its fold
+        models): a plain scikit-learn vote (:func:`mlkiln.pipeline.bag`). Only
+        where that is quick, by :func:`mlkiln.selection.bag_fits`'s rule (by
+        the rows alone under ``trials``); ``max_latency_us`` sets it aside first.
     source : str, optional
         How the card names in-memory data (default ``"DataFrame"``).
     started : float, optional

@@ -36,7 +36,8 @@ forbids it to.
     early stopping, else ``null``), ``latency_us``
     (median microseconds to score one row alone; ``null`` in older cards), ``members``
     (an ensemble's: ``[{"name", "family", "params", "weight", "share",
-    "trees"}]``, heaviest first; ``[]`` for one model), and ``headline``:
+    "trees"}]``, heaviest first; ``[]`` for one model), ``bagged`` (the
+    chosen model's extra fits on part of the rows, 0: none), and ``headline``:
     ``{"split", "metric", "value"}``, the selection metric on ``on``.
 ``on``
     ``{"split": "test" | "evaluation", "source", "rows"}``: the data the

@@ -142,7 +142,7 @@ def _leaderboard_section(report: dict) -> str:
                "Its score is slightly optimistic: the weights were chosen on the same folds." if ensemble else "")
             + "</p>"
             + (f'<p class="note">Bagged: the chosen model is the average of its fit on all training rows and '
-               f'{report["summary"]["bagged"]} more fits, each on 80% of them (a random draw per fit, without '
+               f'{report["summary"]["bagged"]} more fits, each on a random part of them (drawn without '
                "replacement), as AutoGluon averages its fold models. The cross-validated score is the single "
                "fit's.</p>" if report["summary"].get("bagged") else "")
             + (f'<p class="note">Number columns that look like ids or codes, also encoded by the target\'s mean per '
