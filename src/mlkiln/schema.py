@@ -954,18 +954,17 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
         if spec.kind == "categorical" and isinstance(value, str) and spec.name in verbatim:
             row[spec.name] = value  # as the bundle was trained (see _facts)
             continue
-        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (),
-                                       spec.date_order if spec.kind == "datetime" else spec.comma,
-                                       numbers.get(spec.name))
+        row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma,
+                                       numbers.get(spec.name), spec.date_order)
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
 
 
 def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = (), comma: str | None = None,
-                  numbers: dict | None = None):
-    """One value of a record as its column's kind reads it; ``comma``: a numeric column's comma reading, or a date
-    column's order of day and month (:class:`~mlkiln.card.Column`'s ``comma`` / ``date_order``)."""
+                  numbers: dict | None = None, order: str | None = None):
+    """One value of a record as its column's kind reads it: ``comma``, ``numbers`` and ``order`` are its column's
+    comma reading, number categories and order of day and month (:class:`~mlkiln.card.Column`)."""
     number = type(value) in (float, int, bool)
     if not (number or type(value) is str or value is None):  # JSON's own types skip these checks: 3.5 us a record
         if isinstance(value, np.datetime64):  # .item() of a nanosecond time is an integer
@@ -1011,7 +1010,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         grouped, decimal = words.replace(",", ""), words.replace(",", ".")
         raise InputError(f"column {name!r}: {value!r} could be {grouped} or {decimal} (training saw no comma in this "
                          "column); send the number without its comma")
-    parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell, comma)).iloc[0])
+    parsed = float((to_number(cell, comma) if kind == "numeric" else to_seconds(cell, order)).iloc[0])
     if parsed != parsed and not is_missing_text(cell).iloc[0] and str(value).strip() not in read_as_missing:
         raise _unreadable(name, kind, value)
     return parsed

@@ -656,8 +656,7 @@ def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection,
     selection.bagged = bag_fits(selection, time.perf_counter() - started, len(y), bagging, metrics.count_trees(fitted))
     if selection.bagged:
         fitted = _bagged_or(fitted, X, y, table, selection, seed, compute)
-    selection.steps.append(Step("final fit", len(y), len(members),
-                                round(time.perf_counter() - started, 3)))
+    selection.steps.append(Step("final fit", len(y), len(members), round(time.perf_counter() - started, 3)))
     vote = _unwrapped(fitted)
     pipes = dict(vote.named_estimators_) if hasattr(vote, "named_estimators_") else {"model": fitted}
     for name, pipe in pipes.items():
