@@ -135,3 +135,9 @@ def test_trials_bag_by_the_rows_alone():
     assert bag_fits(selection, 1.0, BAG_TRIALS_ROWS, "always") == BAG_FITS
     assert bag_fits(selection, 1.0, BAG_TRIALS_ROWS + 1, "always") == 0
     assert bag_fits(selection, 1.0, 20, "always") == 0  # too few rows for a fit to leave some out
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_bagging_is_true_or_false(ensemble_csv, value):
+    with pytest.raises(ArgumentError, match=f"bagging={value!r}: must be True or False"):
+        mlkiln.train(ensemble_csv, target="price", bagging=value)
