@@ -142,6 +142,27 @@ def ensemble_bundle(tmp_path_factory, ensemble_run) -> str:
     return str(shared(tmp_path_factory, "ensemble", ensemble_run.save))
 
 
+#: the real Titanic passenger list: names (with their titles) as free text beside categories and a number
+TITANIC_CSV = str(Path(__file__).parent / "data" / "titanic.csv")
+
+
+@pytest.fixture(scope="session")
+def titanic_csv() -> str:
+    return TITANIC_CSV
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    """Names read as words by a linear model (sparse) and gradient boosting (dense, beside native categories)."""
+    return shared_run(tmp_path_factory, "text_run",
+                      lambda: mlkiln.train(TITANIC_CSV, target="survived", models=["logistic_l2", "hgb"], trials=2))
+
+
+@pytest.fixture(scope="session")
+def text_bundle(tmp_path_factory, text_run) -> str:
+    return str(shared(tmp_path_factory, "text", text_run.save))
+
+
 @pytest.fixture(scope="session")
 def bagged_run(tmp_path_factory, ensemble_csv):
     """Gradient boosting alone under --trials: bagged by rule, not by the clock (selection.bag_fits)."""

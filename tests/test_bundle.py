@@ -48,7 +48,8 @@ def test_load_predicts_like_the_run(diamonds_bundle, diamonds_run, diamonds):
 REPRODUCED = [("diamonds_bundle", "diamonds_csv", "price"), ("failure_bundle", "failure_csv", "Machine failure"),
               ("linear_bundle", "diamonds_csv", "price"), ("ensemble_bundle", "ensemble_csv", "price"),
               ("threaded_bundle", "threaded_csv", "y"), ("league_bundle", "league_csv", "result"),
-              ("bagged_bundle", "ensemble_csv", "price"), ("bagged_failure_bundle", "failure_csv", "Machine failure")]
+              ("bagged_bundle", "ensemble_csv", "price"), ("bagged_failure_bundle", "failure_csv", "Machine failure"),
+              ("text_bundle", "titanic_csv", "survived")]
 LOADED = [("diamonds_bundle", "diamonds_run"), ("ensemble_bundle", "ensemble_run"), ("bagged_bundle", "bagged_run")]
 
 

@@ -50,6 +50,7 @@ TRUSTED_TYPES = frozenset({
     "functools.partial",
     "numpy.dtype",
     "numpy.median",
+    "numpy.ravel",  # a free-text column's words: the vectorizer reads one text per row (pipeline.words)
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
     "sklearn.model_selection._split.KFold",  # hgb_target's TargetEncoder: its cross-fitting folds

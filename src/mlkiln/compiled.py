@@ -282,6 +282,8 @@ def _blocks(prep, columns) -> dict:
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
             continue
+        if name.startswith("words"):  # pipeline.words: a vectorizer's vocabulary, not a table per value
+            raise _NotCompilable("free-text columns read as words")
         if name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         blocks[name] = (transformer, list(names))

@@ -22,6 +22,7 @@ from scipy.stats import loguniform, randint, uniform
 from sklearn import __version__ as sklearn_version
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.ensemble import (
     BaggingClassifier,
     BaggingRegressor,
@@ -38,10 +39,25 @@ from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, QuantileTransformer, StandardScaler, TargetEncoder
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    StandardScaler,
+    TargetEncoder,
+)
 
 #: categories kept per column by the encoders; rarer ones share one "infrequent" slot
 MAX_CATEGORIES = 100
+
+#: free text (reviews, notes, names: :func:`mlkiln.schema.text_columns`): the most frequent words and pairs of
+#: words kept per column, each a column of its TF-IDF weight in a row (:func:`words`): for trees, which need them
+#: dense and take longer per column, and for linear models, which read them sparse
+TEXT_TERMS = 200
+TEXT_TERMS_LINEAR = 3000
+#: a word (or pair) in fewer rows than this is not kept: a typo or a name learns nothing
+TEXT_MIN_ROWS = 3
 
 #: a forest's trees each see at most this many (bootstrap) rows: bounded time and memory on large tables
 FOREST_MAX_ROWS = 100_000
@@ -467,8 +483,23 @@ def _target_encoder(task: str, n_classes: int, seed: int) -> TargetEncoder:
     return TargetEncoder(target_type=kind, cv=folds)
 
 
+def words(terms: int | None = None) -> Pipeline:
+    """A free-text column as the TF-IDF weights of its ``terms`` (:data:`TEXT_TERMS`) most frequent words and pairs.
+
+    A missing text is an empty one, words are lowercased
+    runs of two or more letters or digits, and a word's count is damped
+    (1 + log) so one repeated word does not outweigh the rest of a review.
+    """
+    return make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=""),
+        FunctionTransformer(np.ravel, feature_names_out="one-to-one"),  # the vectorizer reads one text per row
+        TfidfVectorizer(ngram_range=(1, 2), min_df=TEXT_MIN_ROWS, max_features=terms or TEXT_TERMS,
+                        sublinear_tf=True),
+    )
+
+
 def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classification", n_classes=2, seed=0,
-                      codes=()):
+                      codes=(), texts=()):
     """Impute, scale, flag missing values and one-hot for linear families; ordinal codes (or target means) for trees.
 
     Trees split on raw values and handle missing values natively, so they get
@@ -479,9 +510,14 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     ``seed``'s shuffled folds of the training rows so no row sees its own target;
     it also encodes the number columns in ``codes`` (:func:`code_columns`),
     which stay numbers too (block ``codes``, between numbers and text).
+    The free-text columns ``texts`` come last, as the weights of their words
+    (:func:`words`, blocks ``words0``, ``words1``...): :data:`TEXT_TERMS_LINEAR`
+    of them for linear families, which then get a sparse matrix, and
+    :data:`TEXT_TERMS` (dense) for trees.
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
-    categorical = [name for name, kind in kinds.items() if kind == "categorical"]
+    free = [name for name in kinds if name in texts]
+    categorical = [name for name, kind in kinds.items() if kind == "categorical" and name not in free]
     middle = []  # blocks between the numbers and the text: missing-value flags, or the numbers encoded as codes
     if REGISTRY[family].encoding == "onehot":
         # a callable median: numpy's O(n) selection per column, not a masked-array sort of the whole table
@@ -489,7 +525,9 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
         # 0/1 like the one-hot columns, not standardised: a value missing in 2 rows of 11,214 scaled to 74.9, and
         # saga's step size (one over the largest squared row norm) shrank with it: L1 logistic regression on
         # bundesliga took 4-7 s per fit for held-out log loss within 0.0002 of the 0.4 s fit now
-        middle = [("missing", MissingIndicator(error_on_new=False), numeric)]
+        # sparse with free text (below), where a block without columns is refused: a flag per number then
+        middle = [("missing", MissingIndicator(error_on_new=False, features="all" if free else "missing-only"),
+                   numeric)]
         cat = make_pipeline(
             SimpleImputer(strategy="constant", fill_value="(missing)"),
             OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories),
@@ -507,9 +545,11 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
             encoded_missing_value=float("nan"),
             max_categories=max_categories,
         )
+    linear = REGISTRY[family].encoding == "onehot"
+    text = [(f"words{i}", words(TEXT_TERMS_LINEAR if linear else TEXT_TERMS), [name]) for i, name in enumerate(free)]
     return ColumnTransformer(
-        [("numeric", num, numeric), *middle, ("categorical", cat, categorical)],
-        sparse_threshold=0.0,
+        [("numeric", num, numeric), *middle, ("categorical", cat, categorical), *text],
+        sparse_threshold=1.0 if linear and text else 0.0,  # a linear model reads thousands of words sparse
         # one job: the pipeline runs inside parallel CV workers, where nested parallelism oversubscribes
         n_jobs=1,
         verbose_feature_names_out=False,
@@ -524,37 +564,44 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
 GRAM_MAX_COLUMNS = 512
 
 
-def onehot_width(kinds: dict, max_categories: int | None = MAX_CATEGORIES) -> int:
-    """The most columns the one-hot preprocessing makes of ``kinds``: each number and its missing-value flag, and
-    each text column's kept categories and its missing slot (``None``: none has more than MAX_CATEGORIES)."""
+def onehot_width(kinds: dict, max_categories: int | None = MAX_CATEGORIES, texts=()) -> int:
+    """The most columns the one-hot preprocessing makes of ``kinds``: each number and its missing-value flag,
+    each text column's kept categories and its missing slot (``None``: none has more than MAX_CATEGORIES), and
+    each free-text column's words (``texts``)."""
     n_text = sum(kind == "categorical" for kind in kinds.values())
-    return 2 * (len(kinds) - n_text) + n_text * ((max_categories or MAX_CATEGORIES) + 1)
+    n_free = sum(name in texts for name in kinds)
+    return (2 * (len(kinds) - n_text) + (n_text - n_free) * ((max_categories or MAX_CATEGORIES) + 1)
+            + n_free * TEXT_TERMS_LINEAR)
 
 
 def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES,
-                   codes=(), bagged=0):
+                   codes=(), bagged=0, texts=()):
     """Preprocessing + estimator as one Pipeline, with ``params`` set on the estimator.
 
     ``threshold`` (binary classification only) wraps the estimator so that
     ``predict`` uses the tuned probability cut-off instead of 0.5. ``codes``:
     the number columns a target-encoding family also encodes (:func:`code_columns`).
     ``bagged``: that many more fits averaged with the estimator (:func:`bag`).
+    ``texts``: the free-text columns, read as words (:func:`words`).
     """
     estimator = make_estimator(task, family, seed, n_classes)
     native = REGISTRY[family].encoding == "ordinal"
     if native and "categorical_features" in estimator.get_params():  # gradient boosting splits on categories natively
         n_numeric = sum(kind != "categorical" for kind in kinds.values())
-        mask = [False] * n_numeric + [True] * (len(kinds) - n_numeric)
-        estimator.set_params(categorical_features=mask if any(mask) else None)
+        n_categorical = sum(kind == "categorical" and name not in texts for name, kind in kinds.items())
+        categories = [False] * n_numeric + [True] * n_categorical
+        if any(name in texts for name in kinds):  # as many words' columns follow as the vocabulary holds: places
+            categories = list(range(n_numeric, len(categories)))
+        estimator.set_params(categorical_features=categories if n_categorical else None)
     if (REGISTRY[family].encoding == "onehot" and "precompute" in estimator.get_params()
-            and onehot_width(kinds, max_categories) <= GRAM_MAX_COLUMNS):
+            and onehot_width(kinds, max_categories, texts) <= GRAM_MAX_COLUMNS):
         estimator.set_params(precompute=True)
     estimator.set_params(**(params or {}))
     if bagged:
         estimator = bag(task, estimator, bagged, seed)
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes)
+    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes, texts)
     return Pipeline([("prep", prep), ("model", estimator)])
 
 
@@ -593,7 +640,8 @@ def unbagged(model):
     return model.named_estimators_["refit"] if is_bagged(model) else model
 
 
-def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=()):
+def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=(),
+                   texts=()):
     """The weighted vote of member pipelines: ``members`` are ``(name, family, params, weight)``.
 
     Regression averages the members' predictions, classification their
@@ -601,7 +649,7 @@ def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, ma
     cuts the averaged probability of the positive class.
     """
     estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories,
-                                        codes=codes))
+                                        codes=codes, texts=texts))
                   for name, family, params, _ in members]
     weights = [weight for *_, weight in members]
     if task == "regression":

@@ -621,9 +621,11 @@ def screen_columns_with_evidence(
         elif not missing.any() and (n_unique == 1 if n_unique is not None else bool((col == col.iloc[0]).all())):
             reasons[name] = "constant: one value in every row"
         elif n_unique is not None and n >= 20 and n_unique >= ID_UNIQUE_RATIO * (n - missing.sum()):
-            reasons[name] = ("free text: a distinct text of several words in (almost) every row (models here read "
-                             "categories, not words: derive columns from it, such as keywords or its length)"
-                             if _is_prose(col[~missing]) else "identifier-like: a distinct text value in (almost) every row")
+            if not _is_prose(col[~missing]):
+                reasons[name] = "identifier-like: a distinct text value in (almost) every row"
+            elif not _has_common_words(col[~missing]):  # prose is read as words (text_columns), if they repeat
+                reasons[name] = (f"free text without common words: none is in {TEXT_WORD_SHARE:.0%} of the rows "
+                                 "(names or codes of several words): nothing a model can learn from the words")
         elif kinds[name] == "numeric" and (why := _integer_id(col, name)):
             reasons[name] = f"identifier-like: distinct integers, one per row, {why}"
     candidates = [c for c in X.columns if c not in reasons]
@@ -674,6 +676,40 @@ PROSE_WORDS = 3
 def _is_prose(values: pd.Series) -> bool:
     """Whether distinct texts are sentences (reviews, notes) rather than codes or names."""
     return bool(_sample(values).astype(str).str.split().str.len().median() >= PROSE_WORDS)
+
+
+#: free text is read as words only where one word (two letters or more) is in at least this share of the rows
+#: (a sample's), so that every fold keeps some (the vectorizer fails on a column without a repeated word)
+TEXT_WORD_SHARE = 0.05
+#: ... and in at least this many rows
+TEXT_WORD_ROWS = 10
+
+
+def _has_common_words(values: pd.Series) -> bool:
+    """Whether one word is in :data:`TEXT_WORD_SHARE` of the (sampled) present ``values``."""
+    sample = _sample(values).astype(str).str.lower()
+    found = sample.str.findall(r"(?u)\b\w\w+\b").explode().dropna()  # the vectorizer's words
+    counts = found.groupby(level=0).unique().explode().value_counts()  # rows per word
+    return bool(len(counts)) and counts.iloc[0] >= max(TEXT_WORD_SHARE * len(sample), TEXT_WORD_ROWS)
+
+
+def text_columns(X: pd.DataFrame, kinds: dict[str, str]) -> tuple[str, ...]:
+    """The text columns read as words (:func:`mlkiln.pipeline.words`), not categories: reviews, notes, names.
+
+    Prose (a typical value of :data:`PROSE_WORDS` words or more) whose distinct
+    values are more than the encoders keep as categories, or nearly one per row,
+    and whose words repeat (:func:`_has_common_words`).
+    """
+    found = []
+    for name, kind in kinds.items():
+        if kind != "categorical" or len(X) < 20:
+            continue
+        present = X[name].dropna()
+        n_unique = present.nunique()
+        if ((n_unique > MAX_LISTED_CATEGORIES or n_unique >= ID_UNIQUE_RATIO * len(present))
+                and _is_prose(present) and _has_common_words(present)):
+            found.append(name)
+    return tuple(found)
 
 
 def _integer_id(col: pd.Series, name="") -> str | None:

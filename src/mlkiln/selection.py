@@ -219,6 +219,7 @@ class Selection:
     n_folds: int = 3  # the folds of the cross-validation
     cut_trees: int | None = None  # the trees a --budget's final fit stopped at, where the clock stopped it
     codes: tuple[str, ...] = ()  # number columns target-encoding families also encode (pipeline.code_columns)
+    texts: tuple[str, ...] = ()  # free-text columns, read as words (pipeline.words)
     bagged: int = 0  # the final model's extra fits on part of the rows (pipeline.bag), set by fit_model
 
     @property
@@ -263,10 +264,9 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     and the validation metrics come from its last rung's rows.
     """
     task, metric, classes = table.task, table.metric.name, table.classes
-    text = [name for name, kind in table.kinds.items() if kind == "categorical"]
-    max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in text) else None
+    max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
     # how every pipeline of this table encodes its columns (build_pipeline's keywords)
-    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds)}
+    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts}
     by_target = [f for f in options.families(task) if REGISTRY[f].encoding == "target"]
     if encoding["codes"] and by_target:
         log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
@@ -320,7 +320,8 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
-                     threshold_metric=tune_for, n_folds=cv.get_n_splits(), codes=encoding["codes"])
+                     threshold_metric=tune_for, n_folds=cv.get_n_splits(), codes=encoding["codes"],
+                     texts=table.texts)
 
 
 def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
@@ -503,7 +504,9 @@ def _leave_out(X, y, table: Table, options: TrainOptions, above: int,
         return families, []
     out = {f: why for f in families if n_rows > above and REGISTRY[f].grows_with_rows}
     for f in families:
-        reason = None if f in out else REGISTRY[f].why_not(X, y, table.kinds)
+        # free text is not a column of categories to encode by the target: its words are read alike by every family
+        reason = None if f in out else REGISTRY[f].why_not(X, y, {n: k for n, k in table.kinds.items()
+                                                                  if n not in table.texts})
         if reason is not None:
             out[f] = reason
     return [f for f in families if f not in out], [left_out(task, f, n_rows, reason) for f, reason in out.items()]
@@ -624,10 +627,11 @@ def final_model(table: Table, selection: Selection, seed: int, bagged: int = 0):
     n_classes = len(classes) if classes else 2
     if selection.chose_ensemble:
         return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
-                              selection.threshold, selection.max_categories, selection.codes)
+                              selection.threshold, selection.max_categories, selection.codes, selection.texts)
     best = selection.best
     return build_pipeline(table.task, best.family, table.kinds, selection.chosen_params(),
-                          seed, n_classes, selection.threshold, selection.max_categories, selection.codes, bagged)
+                          seed, n_classes, selection.threshold, selection.max_categories, selection.codes, bagged,
+                          selection.texts)
 
 
 def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
@@ -831,4 +835,5 @@ def model_info(selection: Selection, final) -> ModelInfo:
     return ModelInfo(best.family, type(estimator).__name__, selection.chosen_params(),
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
-                     threshold_metric=selection.threshold_metric, codes=codes, bagged=selection.bagged)
+                     threshold_metric=selection.threshold_metric, codes=codes, bagged=selection.bagged,
+                     texts=selection.texts)

@@ -53,6 +53,8 @@ BAGGED = {bagged!r}
 MAX_CATEGORIES_KEPT = {max_categories!r}
 # number columns like ids or codes, which target-encoding families also encode by the target (besides the number)
 CODES = {codes!r}
+# free-text columns, read as the TF-IDF weights of their most frequent words and pairs of words
+TEXTS = {texts!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
@@ -132,10 +134,10 @@ def main():
         keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
-        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES)
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, TEXTS)
     else:
         model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES,
-                               BAGGED)
+                               BAGGED, TEXTS)
     threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
     with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
         fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
@@ -170,6 +172,7 @@ def render(card: Card) -> str:
         bagged=model.bagged,
         max_categories=model.max_categories,
         codes=tuple(model.codes),
+        texts=tuple(model.texts),
         seed=card.split.seed,
         test_size=card.split.test_size,
         folds=card.split.folds,

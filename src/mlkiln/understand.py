@@ -18,6 +18,7 @@ from .data import check_folds
 from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, PREDICTION, SELECTION_METRICS, TrainOptions
+from .pipeline import TEXT_TERMS
 from .schema import (
     MAX_CLASSES_FOR_AUTO,
     VALUE_MAX,
@@ -33,6 +34,7 @@ from .schema import (
     infer_task,
     number_share,
     screen_columns_with_evidence,
+    text_columns,
     unreadable_warning,
 )
 
@@ -53,10 +55,16 @@ class Table:
     excluded: dict[str, str]
     rows_dropped: int
     leaks: tuple[CombinationLeak, ...] = ()  # the evidence of leaks spread over several columns
+    texts: tuple[str, ...] = ()  # free-text columns, read as words (schema.text_columns)
 
     @property
     def classes(self) -> list | None:
         return list(self.target.classes) if self.target.classes else None
+
+    @property
+    def categories(self) -> list[str]:
+        """The text columns read as categories: all but the free-text ones (:attr:`texts`, read as words)."""
+        return [name for name, kind in self.kinds.items() if kind == "categorical" and name not in self.texts]
 
 
 def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table:
@@ -107,13 +115,17 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     _refuse_output_names([*kinds, target], classes)
     metric = choose_metric(task, options.metric, y)
     log.info("selection metric: %s", metric.why)
+    texts = text_columns(X, kinds)
+    for name in texts:
+        log.info("column %r: free text, read as the weights of its %d most frequent words and pairs of words "
+                 "(TF-IDF)", name, TEXT_TERMS)
     features = as_categories(X[list(kinds)], kinds)
     _warn_categories_in_several_spellings(features, kinds)
     return Table(
         X=features, y=y, task=task, kinds=kinds,
         columns=describe_columns(frame, kinds, X, dropped),
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
-        metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks,
+        metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks, texts=texts,
     )
 
 

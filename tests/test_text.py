@@ -1,0 +1,120 @@
+"""Free-text columns read as words (schema.text_columns, pipeline.words), on the real Titanic passenger list."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+
+import mlkiln
+from mlkiln import pipeline, schema
+from test_bundle import NO_MLKILN
+
+
+def _pipelines(model):
+    """Every preprocessing + estimator Pipeline inside a fitted model (an ensemble's members, or the model)."""
+    if isinstance(model, Pipeline):
+        return [model]
+    children = getattr(model, "estimators_", None) or [getattr(model, "estimator_", None)]  # a vote, or a threshold
+    return [pipe for child in children if child is not None for pipe in _pipelines(child)]
+
+
+def test_text_columns_are_prose_whose_words_repeat(titanic_csv):
+    titanic = pd.read_csv(titanic_csv)
+    kinds = {"name": "categorical", "sex": "categorical", "age": "numeric", "passengerClass": "categorical"}
+    assert schema.text_columns(titanic, kinds) == ("name",)
+    # codes of one word, a distinct one per row, are no prose; a short list of labels is categories
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"code": [f"K{i:05d}" for i in range(500)],
+                          "label": rng.choice(["very good fit", "a poor fit", "fits well enough"], 500)})
+    assert schema.text_columns(frame, dict.fromkeys(frame, "categorical")) == ()
+
+
+def test_prose_without_a_common_word_is_set_aside_with_its_reason():
+    rng = np.random.default_rng(0)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    note = [" ".join("".join(rng.choice(letters, 8)) for _ in range(4)) for _ in range(300)]  # no word repeats
+    frame = pd.DataFrame({"note": note, "x": rng.normal(size=300)})
+    frame["y"] = frame["x"] * 2 + rng.normal(size=300)
+    run = mlkiln.train(frame, target="y", models=["ridge"], trials=1)
+    assert run.card.excluded["note"].startswith("free text without common words")
+    assert run.card.model.texts == ()
+
+
+def test_names_are_read_as_words_and_help(text_run, titanic_csv):
+    card = text_run.card
+    assert card.model.texts == ("name",) and "name" not in card.excluded
+    found = _pipelines(text_run.pipeline)
+    vectorizers = [step for pipe in found for name, block, _ in pipe[0].transformers_ if name == "words0"
+                   for step in [block[-1]]]
+    assert vectorizers and all(isinstance(v, TfidfVectorizer) for v in vectorizers)
+    for vectorizer in vectorizers:  # the titles are the most frequent words: Mr, Miss, Mrs, Master
+        assert {"mr", "miss", "mrs", "master"} <= set(vectorizer.vocabulary_)
+    without = mlkiln.train(titanic_csv, target="survived", models=["logistic_l2", "hgb"], trials=2, drop=["name"])
+    assert card.metrics["test"]["log_loss"] < without.card.metrics["test"]["log_loss"]
+    assert card.metrics["test"]["roc_auc"] > without.card.metrics["test"]["roc_auc"]
+
+
+def test_linear_models_read_the_words_sparse_and_trees_dense_beside_native_categories(text_run, titanic_csv):
+    X = text_run.model.prepare(pd.read_csv(titanic_csv))
+    kinds = {c.name: c.kind for c in text_run.card.schema.columns}
+    n_numeric = sum(kind != "categorical" for kind in kinds.values())
+    seen = set()
+    for pipe in _pipelines(text_run.pipeline):
+        estimator = pipe[-1]
+        matrix = pipe[0].transform(X)
+        if isinstance(estimator, HistGradientBoostingClassifier):
+            seen.add("trees")
+            assert isinstance(matrix, np.ndarray) and matrix.shape[1] <= n_numeric + 2 + pipeline.TEXT_TERMS
+            # sex and passengerClass follow the numbers; the words' columns after them are numbers
+            assert np.flatnonzero(estimator.is_categorical_).tolist() == [n_numeric, n_numeric + 1]
+        else:
+            seen.add("linear")
+            assert scipy.sparse.issparse(matrix) and matrix.shape[1] > pipeline.TEXT_TERMS
+    assert seen == {"trees", "linear"}
+
+
+def test_missing_empty_and_unseen_text_are_scored(text_run, titanic_csv):
+    model = text_run.model
+    assert "free-text" in (model.predictor.reason or "")
+    rows = pd.read_csv(titanic_csv).drop(columns="survived").head(4)
+    rows["name"] = [None, "", "Zzyzx, Qwerty Plugh", rows["name"].iloc[3]]
+    proba = model.predict_proba(rows)
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1.0)
+    record = model.predict_record({"name": None, "sex": "male", "age": 30.0, "passengerClass": "3rd"})
+    assert record["prediction"] in ("no", "yes")
+    # a title the model learnt moves the probability: a boy ("Master") against a man ("Mr") alike otherwise
+    boy, man = (model.predict_record({"name": f"Smith, {title}. John", "sex": "male", "age": 10.0,
+                                      "passengerClass": "2nd"})["probabilities"]["yes"] for title in ("Master", "Mr"))
+    assert boy != man
+
+
+def test_text_bundle_loads_audited_and_plain_without_mlkiln(text_bundle, text_run, titanic_csv):
+    loaded = mlkiln.load(text_bundle)  # model.skops through the allow-list (numpy.ravel joins it)
+    X = text_run.model.prepare(pd.read_csv(titanic_csv))
+    expected = text_run.pipeline.predict_proba(X)
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(X), expected)
+    out = f"{text_bundle}/plain.npy"
+    code = NO_MLKILN + f"""
+import joblib, numpy as np, pandas as pd
+frame = pd.read_pickle({text_bundle + '/X.pkl'!r})
+np.save({out!r}, joblib.load({text_bundle + '/model.joblib'!r}).predict_proba(frame))
+"""
+    X.to_pickle(f"{text_bundle}/X.pkl")
+    result = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+@pytest.mark.parametrize("family", ["linear", "ridge", "lasso", "hgb", "rf", "extra_trees"])
+def test_every_regression_family_fits_words(family, titanic_csv):
+    frame = pd.read_csv(titanic_csv).dropna(subset=["age"])
+    kinds = {"name": "categorical", "sex": "categorical", "passengerClass": "categorical"}
+    X, y = frame[list(kinds)], frame["age"]
+    pipe = pipeline.build_pipeline("regression", family, kinds, texts=("name",)).fit(X, y)
+    assert np.isfinite(pipe.predict(X.head(50))).all()
