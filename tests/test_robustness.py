@@ -1213,6 +1213,23 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(tmp_path, caps
     assert code == 2 and "(line 4 of the file); that line holds only spaces or tabs: delete it" in err
 
 
+def test_a_carriage_return_inside_an_unquoted_value_is_named(tmp_path, capsys):
+    # pandas' to_csv quotes a value holding "\n" but not one holding a lone "\r" (a tweet pasted from an old Mac):
+    # every CSV reader ends the row there
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"text": [f"note {i}" for i in range(300)], "x": rng.normal(size=300)})
+    frame["y"] = frame["x"] + rng.normal(size=300)
+    frame.loc[150, "text"] = "first part\rsecond part"
+    path = tmp_path / "notes.csv"
+    frame.to_csv(path, index=False)
+    code, _, err = run(["train", str(path), "--target", "y", "-o", str(tmp_path / "m")], capsys)
+    assert code == 2 and "carriage return (\\r) without a line feed" in err
+    assert sum(line.startswith("mlkiln: error:") for line in err.splitlines()) == 1 and not (tmp_path / "m").exists()
+    frame.to_csv(path, index=False, quoting=1)  # every value quoted: the "\r" is part of its value
+    code, _, _ = run(["train", str(path), "--target", "y", "-o", str(tmp_path / "m"), "--models", "ridge"], capsys)
+    assert code == 0
+
+
 def test_a_footer_row_dropped_for_its_target_is_read_so_again_when_the_file_is_predicted(tmp_path):
     """"Total" in a number column, in a row dropped for its missing target: predicting the training file said
     "column 'a' expects a number, got 'Total'"; the card now lists it as read as missing, as training did."""

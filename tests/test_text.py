@@ -118,3 +118,19 @@ def test_every_regression_family_fits_words(family, titanic_csv):
     X, y = frame[list(kinds)], frame["age"]
     pipe = pipeline.build_pipeline("regression", family, kinds, texts=("name",)).fit(X, y)
     assert np.isfinite(pipe.predict(X.head(50))).all()
+
+
+def test_liblinear_fits_words_in_workers_that_memory_map_them(titanic_csv):
+    # the folds' sparse words are shared with the CV workers; past 1 MB joblib maps them read-only, and liblinear
+    # sorts a matrix's indices in place: they are sorted before ("WRITEBACKIFCOPY base is read-only" otherwise)
+    from mlkiln import tuning
+
+    # the names alone (the vectorizer's own matrix, not sorted), about 2 MB of words per fold
+    frame = pd.concat([pd.read_csv(titanic_csv)[["name", "survived"]]] * 20, ignore_index=True)
+    kinds = {"name": "categorical"}
+    pipe = pipeline.build_pipeline("classification", "logistic_l1", kinds, texts=("name",))
+    fold = tuning._prepare_fold(pipe[0], frame[list(kinds)], frame["survived"], np.arange(0, 20000),
+                                np.arange(20000, len(frame)))
+    assert scipy.sparse.issparse(fold.X_fit) and fold.X_fit.has_canonical_format and fold.X_val.has_canonical_format
+    run = mlkiln.train(frame, target="survived", models=["logistic_l1"], trials=2)
+    assert run.card.model.family == "logistic_l1" and run.card.model.texts == ("name",)

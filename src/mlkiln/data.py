@@ -220,12 +220,26 @@ def _unreadable_file(path: Path, exc: Exception) -> InputError:
         reason += f" (line {line:,} of the file)"
         if re.search(r"got 1:\s*\(line", reason):  # pyarrow quotes the row: nothing but spaces or tabs
             reason += "; that line holds only spaces or tabs: delete it"
+        elif _lone_carriage_return(path):  # pandas' to_csv leaves a value holding "\r" alone unquoted
+            reason += ("; the file holds a carriage return (\\r) without a line feed, which ends a row: inside a "
+                       "value that is not quoted it splits the row in two; quote such values or remove the \\r")
         elif line == 2:  # the header line has another count of fields than the first row: a title above it?
             reason += ("; if the first line is a title or a note above the header, or the header lacks a name "
                        "for the row labels, remove it or name that column")
     if "straddl" in reason:  # pyarrow's block of 1 MB: no row may be longer
         reason = "a row is longer than 1 MB (a very long text field?); shorten or drop that text and read it again"
     return InputError(f"cannot read {path} as {table_format(path).upper()}: {reason}")
+
+
+def _lone_carriage_return(path: Path) -> bool:
+    """Whether a CSV file holds a carriage return not followed by a line feed (read in blocks: an error's path)."""
+    previous = b""
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            if (previous == b"\r" and block[:1] != b"\n") or re.search(rb"\r(?!\n|$)", block):
+                return True
+            previous = block[-1:]
+    return False
 
 
 def _ragged_line(path: Path) -> int | None:

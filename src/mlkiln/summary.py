@@ -106,6 +106,8 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
     if model.codes:
         lines.append(f"Also encoded by the target's mean per value (numbers that look like ids or codes): "
                      f"{', '.join(model.codes)}")
+    if model.texts:
+        lines.append(f"Read as words (free text: TF-IDF of its most frequent words and pairs): {', '.join(model.texts)}")
     if card.latency_us is not None:
         lines.append(f"One row scored in {card.latency_us:,.1f} us (median; what serve's /predict spends on the model)")
     lines += ["", metrics_table(card.task, card.metrics)]
@@ -138,6 +140,8 @@ def card_summary(card: Card, files: list[dict]) -> str:
         lines.append(f"threshold:  {model.threshold:.4f}")
     if model.bagged:
         lines.append(f"bagged:     {model.bagged} more fits, each on a random part of the training rows")
+    if model.texts:
+        lines.append(f"words of:   {', '.join(model.texts)} (free text)")
     if card.latency_us is not None:
         lines.append(f"latency:    {card.latency_us:,.1f} us to score one row (median)")
     lines += [

@@ -37,7 +37,9 @@ forbids it to.
     (median microseconds to score one row alone; ``null`` in older cards), ``members``
     (an ensemble's: ``[{"name", "family", "params", "weight", "share",
     "trees"}]``, heaviest first; ``[]`` for one model), ``bagged`` (the
-    chosen model's extra fits on part of the rows, 0: none), and ``headline``:
+    chosen model's extra fits on part of the rows, 0: none), ``codes`` (number
+    columns also encoded by the target), ``texts`` (free-text columns read as
+    words), and ``headline``:
     ``{"split", "metric", "value"}``, the selection metric on ``on``.
 ``on``
     ``{"split": "test" | "evaluation", "source", "rows"}``: the data the

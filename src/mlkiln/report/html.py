@@ -148,6 +148,9 @@ def _leaderboard_section(report: dict) -> str:
             + (f'<p class="note">Number columns that look like ids or codes, also encoded by the target\'s mean per '
                f'value for the chosen model: {escape(", ".join(report["summary"]["codes"]))}.</p>'
                if report["summary"].get("codes") else "")
+            + (f'<p class="note">Free text read as words (the TF-IDF weights of its most frequent words and pairs '
+               f'of words): {escape(", ".join(report["summary"]["texts"]))}.</p>'
+               if report["summary"].get("texts") else "")
             + table_html(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
                      rows, numeric=(3, 4, 5), marked=tuple(marked))
             + _memberstable_html(report["summary"]))
