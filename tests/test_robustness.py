@@ -1637,3 +1637,20 @@ def test_now_a_lone_ambiguous_comma_and_a_decimal_are_read_as_one_record_reads_t
     told = pd.DataFrame([{**record, "x": "1,353"}, {**record, "x": "0,5"}])  # "0,5": decimal commas
     np.testing.assert_allclose(model.predict(told), model.predict(told.assign(x=[1.353, 0.5])), rtol=1e-12)
     assert model.predict_record({**record, "x": decimal.Decimal("0.25")}) == model.predict_record({**record, "x": 0.25})
+
+
+def test_quoted_values_holding_line_breaks_are_read_whole_across_pyarrows_blocks(tmp_path):
+    # notes exported with their line breaks (quoted, as CSV writes them): pyarrow reads a file in blocks of 1 MB,
+    # and a block ending inside such a value silently made a row of its pieces (no error)
+    from mlkiln.data import read_table
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    frame = pd.DataFrame({"note": [f"called back, {i}\n\"left a message\"\nno answer" for i in range(n)],
+                          "kind": rng.choice(["a", "b"], n), "x": rng.normal(size=n).round(6)})
+    path = tmp_path / "notes.csv"
+    frame.to_csv(path, index=False)
+    assert path.stat().st_size > 2 * 2**20
+    read = read_table(path)
+    pd.testing.assert_frame_equal(read.astype({"note": object, "kind": object}),
+                                  frame.astype({"note": object, "kind": object}), check_dtype=False)

@@ -12,7 +12,9 @@ becomes an :class:`InputError`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import functools
 import glob
 import hashlib
 import io
@@ -255,7 +257,8 @@ def _ragged_line(path: Path) -> int | None:
         options = sniff_csv(path)
         pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=options["encoding"], use_threads=False,
                                                            skip_rows=options.get("skiprows", 0)),
-                       parse_options=pacsv.ParseOptions(delimiter=options["sep"], invalid_row_handler=first))
+                       parse_options=pacsv.ParseOptions(delimiter=options["sep"], invalid_row_handler=first,
+                                                        newlines_in_values=True))
     except Exception:  # noqa: BLE001 - the row was found (the handler's "error"), or it cannot be: no line then
         pass
     return _counting_blank_lines(path, found[0]) if found else None  # with the lines it skipped (comments)
@@ -320,10 +323,25 @@ CSV_NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "
 def read_csv(path: str | os.PathLike, sep: str = ",", encoding: str = "utf-8",
              na_values: Sequence[str] = CSV_NA_VALUES, keep_default_na: bool = False, decimal: str = ".",
              skiprows: int = 0, dtype: dict | None = None, usecols: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does."""
-    return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
-                       keep_default_na=keep_default_na, decimal=decimal, skiprows=skiprows, dtype=dtype,
-                       usecols=usecols)
+    """Read a CSV file with pyarrow, the same way the bundle's ``train.py`` does (:func:`line_breaks_in_values`)."""
+    with line_breaks_in_values():
+        return pd.read_csv(path, engine="pyarrow", sep=sep, encoding=encoding, na_values=list(na_values),
+                           keep_default_na=keep_default_na, decimal=decimal, skiprows=skiprows, dtype=dtype,
+                           usecols=usecols)
+
+
+@contextlib.contextmanager
+def line_breaks_in_values():
+    """pandas' pyarrow engine, with pyarrow told that a quoted value may hold a line break (pandas has no option
+    for it). Without it pyarrow cuts the file into blocks at any line break, and a quoted value holding one across
+    a block's end became a row of its pieces, without an error: 1 of dslabs' 20,761 Trump tweets, its source
+    column read as '@realDonaldTrump Donald'. Reading with it took 0.64 s against 0.59 s for 2M rows (205 MB)."""
+    parse_options = pacsv.ParseOptions
+    pacsv.ParseOptions = functools.partial(parse_options, newlines_in_values=True)
+    try:
+        yield
+    finally:
+        pacsv.ParseOptions = parse_options
 
 
 def _code_columns(path: Path, options: dict, frame: pd.DataFrame) -> pd.DataFrame:
@@ -639,7 +657,7 @@ def _open_csv(path: Path, options: dict, column_types: dict, block_size: int | N
         path,
         read_options=pacsv.ReadOptions(encoding=options["encoding"], block_size=block_size or CSV_BLOCK_BYTES,
                                        skip_rows=options.get("skiprows", 0)),
-        parse_options=pacsv.ParseOptions(delimiter=options["sep"]),
+        parse_options=pacsv.ParseOptions(delimiter=options["sep"], newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(null_values=list(options["na_values"]), strings_can_be_null=True,
                                              column_types=column_types, decimal_point=options.get("decimal", "."),
                                              include_columns=list(columns), include_missing_columns=True),

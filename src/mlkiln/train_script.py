@@ -31,6 +31,8 @@ saves the fitted pipeline with joblib. Its predictions equal the bundle's.
 """
 
 import argparse
+import contextlib
+import functools
 import glob
 import unicodedata
 from pathlib import Path
@@ -38,6 +40,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow.csv as pacsv
 from sklearn.model_selection import train_test_split
 
 TARGET = {target!r}
@@ -85,7 +88,9 @@ VALUE_MAX = float(np.finfo(np.float32).max)
 
 {categories_source}
 
-# ---- the rows of a budget's final fit, as in mlkiln.data ----
+# ---- reading a CSV file and the rows of a budget's final fit, as in mlkiln.data ----
+
+{breaks_source}
 
 {sample_source}
 
@@ -114,7 +119,8 @@ def table_files(path):
 def read_file(path):
     if path.name.lower().endswith({parquet_suffixes!r}):
         return pd.read_parquet(path)
-    return pd.read_csv(path, engine="pyarrow", **CSV_OPTIONS)
+    with line_breaks_in_values():
+        return pd.read_csv(path, engine="pyarrow", **CSV_OPTIONS)
 
 
 def main():
@@ -181,6 +187,7 @@ def render(card: Card) -> str:
         fit_rows=_fit_rows(card),
         cores=card.tuning.cores,
         sample_source=inspect.getsource(data.nested_sample).rstrip(),
+        breaks_source=inspect.getsource(data.line_breaks_in_values).rstrip(),
         csv_options=card.data.read_options or {"sep": ",", "encoding": "utf-8"},
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
         parquet_suffixes=data.PARQUET_SUFFIXES,

@@ -54,7 +54,7 @@ from .data import nested_sample
 from .errors import InputError
 from .jsonio import plain
 from .metrics import Scorer
-from .pipeline import MAX_CATEGORIES, REGISTRY, build_pipeline, fit_threads
+from .pipeline import MAX_CATEGORIES, REGISTRY, TEXT_TERMS, build_pipeline, fit_threads
 
 log = logging.getLogger("mlkiln")
 
@@ -1410,7 +1410,9 @@ class _Rungs:
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
                                         codes=codes, texts=texts) for f in families}
-        self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes, len(kinds))
+        # a free-text column is as many columns as its words' (trees read them dense: pipeline.words)
+        self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes,
+                              len(kinds) + sum(name in texts for name in kinds) * (TEXT_TERMS - 1))
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)

@@ -120,7 +120,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         log.info("column %r: free text, read as the weights of its %d most frequent words and pairs of words "
                  "(TF-IDF)", name, TEXT_TERMS)
     features = as_categories(X[list(kinds)], kinds)
-    _warn_categories_in_several_spellings(features, kinds)
+    # free text is lowercased into words: its case variants are one text
+    _warn_categories_in_several_spellings(features, {n: k for n, k in kinds.items() if n not in texts})
     return Table(
         X=features, y=y, task=task, kinds=kinds,
         columns=describe_columns(frame, kinds, X, dropped),
