@@ -134,3 +134,48 @@ def test_liblinear_fits_words_in_workers_that_memory_map_them(titanic_csv):
     assert scipy.sparse.issparse(fold.X_fit) and fold.X_fit.has_canonical_format and fold.X_val.has_canonical_format
     run = mlkiln.train(frame, target="survived", models=["logistic_l1"], trials=2)
     assert run.card.model.family == "logistic_l1" and run.card.model.texts == ("name",)
+
+
+@pytest.mark.parametrize("task, target, family", [("classification", "survived", "logistic_l1"),
+                                                  ("regression", "age", "ridge")])
+def test_a_linear_model_reading_words_is_compiled_and_equals_scikit_learn(task, target, family, titanic_csv):
+    from threadpoolctl import threadpool_limits
+
+    frame = pd.read_csv(titanic_csv).dropna(subset=[target])
+    run = mlkiln.train(frame, target=target, models=[family], trials=2)
+    model = run.model
+    assert run.card.model.texts == ("name",) and model.predictor.compiled, model.predictor.reason
+    X = model.prepare(frame)
+    method = run.pipeline.predict_proba if task == "classification" else run.pipeline.predict
+    expected = method(X)
+    compiled = model.predictor.score(X)[1 if task == "classification" else 0]
+    np.testing.assert_allclose(compiled, expected, rtol=0, atol=1e-9)
+    with threadpool_limits(1):  # one row at a time, each as the service scores it: a text of unseen words too
+        for i, record in enumerate(X.head(200).to_dict("records")):
+            label, proba = model.predictor.score_row(record)
+            got = proba if task == "classification" else label
+            np.testing.assert_allclose(got, expected[i], rtol=0, atol=1e-9)
+    record = {**X.iloc[0].to_dict(), "name": "Qwxz, Zzyzx Plugh"}
+    alone = model.predictor.score_row(record)
+    frame_one = pd.DataFrame([record])
+    np.testing.assert_allclose(alone[1] if task == "classification" else alone[0],
+                               method(frame_one)[0], rtol=0, atol=1e-9)
+
+
+def test_above_the_rows_trees_read_no_words_only_linear_models_do(monkeypatch, titanic_csv):
+    from mlkiln import selection
+
+    monkeypatch.setattr(selection, "TEXT_TREE_ROWS", 500)  # the Titanic's 1,047 training rows are above it
+    run = mlkiln.train(titanic_csv, target="survived", models=["logistic_l2", "hgb"], trials=2)
+    assert run.card.model.texts == ("name",) and run.card.model.tree_words is False
+    for pipe in _pipelines(run.pipeline):
+        blocks = {name for name, _, _ in pipe[0].transformers_}
+        reads = "words0" in blocks
+        assert reads == (not isinstance(pipe[-1], HistGradientBoostingClassifier))
+    from mlkiln import train_script
+
+    assert "TREE_WORDS = False" in train_script.render(run.card)  # the rebuild reads as the run did
+    # the trees leave the names out, the linear model reads them: the vote is compiled, and equals scikit-learn
+    assert run.model.predictor.compiled, run.model.predictor.reason
+    X = run.model.prepare(pd.read_csv(titanic_csv))
+    np.testing.assert_allclose(run.model.predictor.score(X)[1], run.pipeline.predict_proba(X), rtol=0, atol=1e-9)

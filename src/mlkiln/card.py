@@ -8,8 +8,8 @@ Versions: 1 is the untyped card of mlkiln 0.1 (no ``card_version`` key; the
 same fields, read as they are); 2 adds ``card_version``; 3 adds ``Column.comma`` (how training read a comma
 in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise); 4 adds
 ``Column.date_order`` (13/02/2020 is written day first, so 01/02/2020 is February 1st); 5 adds
-``ModelInfo.bagged`` (the extra fits of a bagged model, which ``train.py`` rebuilds); 6 adds ``ModelInfo.texts``
-(free-text columns read as words, which ``train.py`` rebuilds). A card newer than
+``ModelInfo.bagged`` (the extra fits of a bagged model, which ``train.py`` rebuilds); 6 adds ``ModelInfo.texts`` and
+``tree_words`` (free-text columns read as words, which ``train.py`` rebuilds). A card newer than
 :data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
 """
 
@@ -99,6 +99,7 @@ class ModelInfo:
     codes: tuple[str, ...] = ()  # number columns the model's target-encoding family also encodes (pipeline.code_columns)
     bagged: int = 0  # extra fits, each on part of the rows, averaged with the fit on all of them (pipeline.bag)
     texts: tuple[str, ...] = ()  # free-text columns the model reads as words (schema.text_columns, pipeline.words)
+    tree_words: bool = True  # trees read them too (pipeline.TEXT_TREE_ROWS); else only linear models
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +48,7 @@ from sklearn.ensemble import (
     VotingClassifier,
     VotingRegressor,
 )
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier
@@ -192,6 +194,8 @@ def _compile(model, columns):
     prep, final = model.steps[0][1], model.steps[1][1]
     estimator, threshold = _unwrap(final)
     blocks = _blocks(prep, columns)
+    if blocks["words"] and not isinstance(getattr(estimator, "regressor_", estimator), _LINEAR):
+        raise _NotCompilable("free-text columns read as words by trees")
     if is_bagged(estimator):
         return _Bagged(blocks, estimator, threshold)
     head = _Head(estimator, threshold)
@@ -277,20 +281,54 @@ def _blocks(prep, columns) -> dict:
     """``{"numeric": (transformer, names), "categorical": (...), ...}`` from the fitted ColumnTransformer
     (``codes``: number columns also encoded by the target, :func:`mlkiln.pipeline.code_columns`)."""
     numeric = [c.name for c in columns if c.kind != "categorical"]
-    categorical = [c.name for c in columns if c.kind == "categorical"]
-    blocks = {"numeric": (None, []), "missing": (None, []), "codes": (None, []), "categorical": (None, [])}
+    blocks = {"numeric": (None, []), "missing": (None, []), "codes": (None, []), "categorical": (None, []),
+              "words": []}
+    # free text: read as words (blocks words0, words1...), or by trees above pipeline.TEXT_TREE_ROWS not at all
+    read = {c for _, _, cols in getattr(prep, "transformers", []) for c in ([cols] if isinstance(cols, str) else cols)}
+    texts = {c for name, _, cols in getattr(prep, "transformers", []) if name.startswith("words") for c in cols}
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
             continue
-        if name.startswith("words"):  # pipeline.words: a vectorizer's vocabulary, not a table per value
-            raise _NotCompilable("free-text columns read as words")
-        if name not in blocks:
+        if name.startswith("words"):  # pipeline.words: a column's vocabulary, read row by row (:class:`_Words`)
+            blocks["words"].append(_Words(transformer, list(names)))
+        elif name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
-        blocks[name] = (transformer, list(names))
+        else:
+            blocks[name] = (transformer, list(names))
+    categorical = [c.name for c in columns if c.kind == "categorical" and c.name not in texts and c.name in read]
     if (blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric)
             or blocks["categorical"][1] != categorical or not set(blocks["codes"][1]) <= set(numeric)):
         raise _NotCompilable("the preprocessing columns do not match the schema")
     return blocks
+
+
+class _Words:
+    """A free-text column read as words (:func:`mlkiln.pipeline.words`): a row's TF-IDF weights computed here from
+    the fitted vectorizer's vocabulary and idf (its analyzer, counts damped by 1 + log, then the unit norm), a
+    batch's by the fitted block itself."""
+
+    def __init__(self, block, names: list[str]):
+        vectorizer = block[-1] if isinstance(block, Pipeline) else None
+        if (not isinstance(vectorizer, TfidfVectorizer) or not vectorizer.sublinear_tf or vectorizer.norm != "l2"
+                or not vectorizer.use_idf or len(names) != 1):
+            raise _NotCompilable("free text read other than as pipeline.words reads it")
+        self.name, self.block, self.width = names[0], block, len(vectorizer.vocabulary_)
+        self.analyze, self.vocabulary, self.idf = vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_
+
+    def row(self, value) -> tuple[np.ndarray, np.ndarray]:
+        """One text's ``(word indices, TF-IDF weights)``; a missing text is an empty one (no words)."""
+        counts = Counter(self.vocabulary[w] for w in self.analyze(value if isinstance(value, str) else "")
+                         if w in self.vocabulary)
+        if not counts:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        index = np.fromiter(counts, dtype=np.intp, count=len(counts))
+        weight = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * self.idf[index]
+        return index, weight / np.sqrt(weight @ weight)
+
+    def matrix(self, X):
+        """A batch's TF-IDF weights (sparse), as the pipeline computes them."""
+        values = X[self.name] if isinstance(X, pd.DataFrame) else pd.Series(X[self.name])
+        return self.block.transform(pd.DataFrame({self.name: np.asarray(values, dtype=object)}))
 
 
 class _Categories:
@@ -477,6 +515,11 @@ class _Linear:
                 columns = slice(offset - first, offset - first + width)
                 self.tables.append(probe[:, columns] @ weights[:, offset : offset + width].T)
                 offset += width
+        self.words = blocks["words"]
+        self.word_weights = []  # per free-text column: each word's weight, (words, outputs)
+        for words in self.words:
+            self.word_weights.append(weights[:, offset : offset + words.width].T.copy())
+            offset += words.width
         if offset != weights.shape[1]:
             raise _NotCompilable("unexpected width of the preprocessed input")
         self.intercept = intercept
@@ -500,6 +543,10 @@ class _Linear:
         for name, lookup, unknown, missing, table in self._row_categorical:
             value = row[name]
             total = total + table[lookup.get(value, unknown) if value == value else missing]
+        for words, weights in zip(self.words, self.word_weights):
+            index, weight = words.row(row[words.name])
+            part = weight @ weights[index]
+            total = total + (float(part[0]) if self.n_out == 1 else part)
         return total
 
     def raw(self, X) -> np.ndarray:
@@ -512,6 +559,8 @@ class _Linear:
             out += scaled @ self.num_weights + missing @ self.missing_terms
         for categories, table in zip(self.categories, self.tables):
             out += table[categories.ids(X[categories.name])]
+        for words, weights in zip(self.words, self.word_weights):
+            out += words.matrix(X) @ weights
         return out
 
     def score(self, X, labels: bool = True):
@@ -530,6 +579,8 @@ class _Linear:
                 parts[name] = scaled[:, j, None] * self.num_weights[j] + missing[:, j, None] * self.missing_terms[j]
         for categories, table in zip(self.categories, self.tables):
             parts[categories.name] = table[categories.ids(X[categories.name])]
+        for words, weights in zip(self.words, self.word_weights):
+            parts[words.name] = np.asarray(words.matrix(X) @ weights)
         return out, parts
 
 

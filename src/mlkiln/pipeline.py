@@ -58,6 +58,10 @@ MAX_CATEGORIES = 100
 #: trees against 100: 3-fold log loss 0.778 against 0.825 on 20,761 tweets' devices (benchmarks/RESULTS.md, session 32)
 TEXT_TERMS = 200
 TEXT_TERMS_LINEAR = 10000
+#: trees read the words of tables up to this many training rows: a dense column per word grows their fits' time
+#: with the rows (ggplot2movies' 47,030 training rows and their titles: 175.4 s against 25.5 s without, test R2
+#: 0.2875 against 0.2746); above it only linear models read them, sparse, at little cost
+TEXT_TREE_ROWS = 20_000
 #: a word (or pair) in fewer rows than this is not kept: a typo or a name learns nothing
 TEXT_MIN_ROWS = 3
 
@@ -501,7 +505,7 @@ def words(terms: int | None = None) -> Pipeline:
 
 
 def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classification", n_classes=2, seed=0,
-                      codes=(), texts=()):
+                      codes=(), texts=(), tree_words=True):
     """Impute, scale, flag missing values and one-hot for linear families; ordinal codes (or target means) for trees.
 
     Trees split on raw values and handle missing values natively, so they get
@@ -515,11 +519,12 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
     The free-text columns ``texts`` come last, as the weights of their words
     (:func:`words`, blocks ``words0``, ``words1``...): :data:`TEXT_TERMS_LINEAR`
     of them for linear families, which then get a sparse matrix, and
-    :data:`TEXT_TERMS` (dense) for trees.
+    :data:`TEXT_TERMS` (dense) for trees; without ``tree_words`` trees leave them out (:data:`TEXT_TREE_ROWS`).
     """
     numeric = [name for name, kind in kinds.items() if kind != "categorical"]
-    free = [name for name in kinds if name in texts]
-    categorical = [name for name, kind in kinds.items() if kind == "categorical" and name not in free]
+    linear = REGISTRY[family].encoding == "onehot"
+    free = [name for name in kinds if name in texts and (linear or tree_words)]
+    categorical = [name for name, kind in kinds.items() if kind == "categorical" and name not in texts]
     middle = []  # blocks between the numbers and the text: missing-value flags, or the numbers encoded as codes
     if REGISTRY[family].encoding == "onehot":
         # a callable median: numpy's O(n) selection per column, not a masked-array sort of the whole table
@@ -547,7 +552,6 @@ def make_preprocessor(kinds, family, max_categories=MAX_CATEGORIES, task="classi
             encoded_missing_value=float("nan"),
             max_categories=max_categories,
         )
-    linear = REGISTRY[family].encoding == "onehot"
     text = [(f"words{i}", words(TEXT_TERMS_LINEAR if linear else TEXT_TERMS), [name]) for i, name in enumerate(free)]
     return ColumnTransformer(
         [("numeric", num, numeric), *middle, ("categorical", cat, categorical), *text],
@@ -577,14 +581,14 @@ def onehot_width(kinds: dict, max_categories: int | None = MAX_CATEGORIES, texts
 
 
 def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES,
-                   codes=(), bagged=0, texts=()):
+                   codes=(), bagged=0, texts=(), tree_words=True):
     """Preprocessing + estimator as one Pipeline, with ``params`` set on the estimator.
 
     ``threshold`` (binary classification only) wraps the estimator so that
     ``predict`` uses the tuned probability cut-off instead of 0.5. ``codes``:
     the number columns a target-encoding family also encodes (:func:`code_columns`).
     ``bagged``: that many more fits averaged with the estimator (:func:`bag`).
-    ``texts``: the free-text columns, read as words (:func:`words`).
+    ``texts``: the free-text columns, read as words (:func:`words`), by trees too with ``tree_words``.
     """
     estimator = make_estimator(task, family, seed, n_classes)
     native = REGISTRY[family].encoding == "ordinal"
@@ -592,7 +596,8 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
         n_numeric = sum(kind != "categorical" for kind in kinds.values())
         n_categorical = sum(kind == "categorical" and name not in texts for name, kind in kinds.items())
         categories = [False] * n_numeric + [True] * n_categorical
-        if any(name in texts for name in kinds):  # as many words' columns follow as the vocabulary holds: places
+        # the words' columns follow the categories, as many as the vocabulary holds: places, not a mask
+        if tree_words and any(name in texts for name in kinds):
             categories = list(range(n_numeric, len(categories)))
         estimator.set_params(categorical_features=categories if n_categorical else None)
     if (REGISTRY[family].encoding == "onehot" and "precompute" in estimator.get_params()
@@ -603,7 +608,7 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
         estimator = bag(task, estimator, bagged, seed)
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes, texts)
+    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes, texts, tree_words)
     return Pipeline([("prep", prep), ("model", estimator)])
 
 
@@ -643,7 +648,7 @@ def unbagged(model):
 
 
 def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, max_categories=MAX_CATEGORIES, codes=(),
-                   texts=()):
+                   texts=(), tree_words=True):
     """The weighted vote of member pipelines: ``members`` are ``(name, family, params, weight)``.
 
     Regression averages the members' predictions, classification their
@@ -651,7 +656,7 @@ def build_ensemble(task, members, kinds, seed=0, n_classes=2, threshold=None, ma
     cuts the averaged probability of the positive class.
     """
     estimators = [(name, build_pipeline(task, family, kinds, params, seed, n_classes, max_categories=max_categories,
-                                        codes=codes, texts=texts))
+                                        codes=codes, texts=texts, tree_words=tree_words))
                   for name, family, params, _ in members]
     weights = [weight for *_, weight in members]
     if task == "regression":

@@ -34,8 +34,8 @@ from .compiled import LATENCY_ROWS, compile_pipeline, row_latency_us
 from .errors import ArgumentError, InputError
 from .jsonio import params_text
 from .options import TrainOptions
-from .pipeline import (BAG_FITS, BAG_ROWS, HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, build_ensemble, build_pipeline,
-                       code_columns, unbagged)
+from .pipeline import (BAG_FITS, BAG_ROWS, HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, TEXT_TREE_ROWS,
+                       build_ensemble, build_pipeline, code_columns, unbagged)
 from .tuning import (FIRST_TREES, PROBE_TREES, SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions,
                      RungSearch, Step, cross_validate_one, fit_final, fold_of, left_out, make_cv, sampled,
                      search_rungs, tune_family)
@@ -92,6 +92,10 @@ PREDICT_SECONDS_PER_ROW = 4e-6
 #: linear model's fit and 4.4 s after a forest's, where 0.1 s a class kept a --budget 15 from all but one candidate)
 POST_FIT_SECONDS_PER_COLUMN = 0.01
 POST_FIT_SECONDS_PER_CLASS = 0.05
+#: ... and per row, model and free-text column, which scikit-learn vectorizes in every prediction the report makes
+#: (such a model is not compiled): 20,761 tweets under --budget 30 took 11.5 s after the fit of one logistic
+#: regression, 3.8 s estimated without it (benchmarks/RESULTS.md, session 32)
+TEXT_SECONDS_PER_ROW = 4e-4
 #: ... and writing the model: skops took 3.3 s for an ensemble of 1,883 boosted trees of 15 leaves (txhousing under
 #: --budget 30, which ran to 32-41 s), about 1.7 ms a tree; the fixed part covers a model of this many trees
 BUNDLE_SECONDS_PER_TREE = 2e-3
@@ -116,6 +120,7 @@ class Plan:
     found: RungSearch | None = None
     n_columns: int = 0  # the input columns
     n_classes: int = 0  # classification's classes (0 for regression)
+    n_texts: int = 0  # the free-text columns (read as words: understand.Table.texts)
     compared: int = 0  # the rows the families were ranked on (a search on rungs): the final fit takes no fewer
 
     @property
@@ -126,7 +131,7 @@ class Plan:
     def post_fit(self, models: int = 1) -> float:
         """Seconds the steps after the final fit take, predicting through ``models`` models (an ensemble's members;
         0: all but the predictions)."""
-        per_row = POST_FIT_SECONDS_PER_ROW + PREDICT_SECONDS_PER_ROW * models
+        per_row = POST_FIT_SECONDS_PER_ROW + (PREDICT_SECONDS_PER_ROW + TEXT_SECONDS_PER_ROW * self.n_texts) * models
         return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
@@ -220,6 +225,7 @@ class Selection:
     cut_trees: int | None = None  # the trees a --budget's final fit stopped at, where the clock stopped it
     codes: tuple[str, ...] = ()  # number columns target-encoding families also encode (pipeline.code_columns)
     texts: tuple[str, ...] = ()  # free-text columns, read as words (pipeline.words)
+    tree_words: bool = True  # trees read them too (pipeline.TEXT_TREE_ROWS)
     bagged: int = 0  # the final model's extra fits on part of the rows (pipeline.bag), set by fit_model
 
     @property
@@ -264,13 +270,7 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     and the validation metrics come from its last rung's rows.
     """
     task, metric, classes = table.task, table.metric.name, table.classes
-    max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
-    # how every pipeline of this table encodes its columns (build_pipeline's keywords)
-    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts}
-    by_target = [f for f in options.families(task) if REGISTRY[f].encoding == "target"]
-    if encoding["codes"] and by_target:
-        log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
-                 "target", ", ".join(map(repr, encoding["codes"])), ", ".join(by_target))
+    encoding = _encoding(X, y, table, options)
     tune_for = metrics.threshold_metric(task, metric, y)
     if tune_for:
         log.info("decision threshold: tuned on the validation folds for %s (never on test)", tune_for)
@@ -280,7 +280,7 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     n_classes = len(classes) if classes else 2
     started = started or time.perf_counter()
     plan = Plan(started, None if options.budget is None else started + options.budget, len(y), len(table.y),
-                n_columns=len(table.kinds), n_classes=len(classes or ()))
+                n_columns=len(table.kinds), n_classes=len(classes or ()), n_texts=len(table.texts))
     if options.budget is None and not sampled(len(y)):
         results = _tune_in_turn(X, y, table, options, compute, scorer, cv, n_classes, encoding)
     else:
@@ -317,11 +317,26 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
     chosen = ensemble.oof if ranked[0].family == ENSEMBLE else best.oofs[0]
     threshold, validation = _settle(chosen, y, folds, table, tune_for)
     found = plan.found
-    return Selection(results, ranked, threshold, validation, max_categories, chosen, ensemble, plan=plan,
+    return Selection(results, ranked, threshold, validation, encoding["max_categories"], chosen, ensemble, plan=plan,
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
                      threshold_metric=tune_for, n_folds=cv.get_n_splits(), codes=encoding["codes"],
-                     texts=table.texts)
+                     texts=table.texts, tree_words=encoding["tree_words"])
+
+
+def _encoding(X, y, table: Table, options: TrainOptions) -> dict:
+    """How every pipeline of this table encodes its columns (build_pipeline's keywords), said where it is news."""
+    max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
+    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts,
+                "tree_words": len(y) <= TEXT_TREE_ROWS}
+    if table.texts and not encoding["tree_words"]:
+        log.info("free text: read as words by the linear models only, on more than %s rows (trees would take a "
+                 "column per word)", f"{TEXT_TREE_ROWS:,}")
+    by_target = [f for f in options.families(table.task) if REGISTRY[f].encoding == "target"]
+    if encoding["codes"] and by_target:
+        log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
+                 "target", ", ".join(map(repr, encoding["codes"])), ", ".join(by_target))
+    return encoding
 
 
 def _compared_on(X, y, table: Table, options: TrainOptions, compute: Compute, scorer, cv, n_classes: int,
@@ -503,6 +518,9 @@ def _leave_out(X, y, table: Table, options: TrainOptions, above: int,
     if options.models is not None:
         return families, []
     out = {f: why for f in families if n_rows > above and REGISTRY[f].grows_with_rows}
+    if set(table.kinds) <= set(table.texts) and n_rows > TEXT_TREE_ROWS:  # nothing else for trees to read
+        out.update({f: f"only free text, which trees read on at most {TEXT_TREE_ROWS:,} rows" for f in families
+                    if REGISTRY[f].encoding != "onehot" and f not in out})
     for f in families:
         # free text is not a column of categories to encode by the target: its words are read alike by every family
         reason = None if f in out else REGISTRY[f].why_not(X, y, {n: k for n, k in table.kinds.items()
@@ -627,11 +645,12 @@ def final_model(table: Table, selection: Selection, seed: int, bagged: int = 0):
     n_classes = len(classes) if classes else 2
     if selection.chose_ensemble:
         return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
-                              selection.threshold, selection.max_categories, selection.codes, selection.texts)
+                              selection.threshold, selection.max_categories, selection.codes, selection.texts,
+                              selection.tree_words)
     best = selection.best
     return build_pipeline(table.task, best.family, table.kinds, selection.chosen_params(),
                           seed, n_classes, selection.threshold, selection.max_categories, selection.codes, bagged,
-                          selection.texts)
+                          selection.texts, selection.tree_words)
 
 
 def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
@@ -836,4 +855,4 @@ def model_info(selection: Selection, final) -> ModelInfo:
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
                      threshold_metric=selection.threshold_metric, codes=codes, bagged=selection.bagged,
-                     texts=selection.texts)
+                     texts=selection.texts, tree_words=selection.tree_words)

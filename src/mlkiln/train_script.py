@@ -58,6 +58,8 @@ MAX_CATEGORIES_KEPT = {max_categories!r}
 CODES = {codes!r}
 # free-text columns, read as the TF-IDF weights of their most frequent words and pairs of words
 TEXTS = {texts!r}
+# whether trees read those words too (else only linear models do)
+TREE_WORDS = {tree_words!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
@@ -140,10 +142,11 @@ def main():
         keep = np.sort(nested_sample(y_train, TASK, SEED, FOLDS)[:FIT_ROWS])
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
-        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, TEXTS)
+        model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, TEXTS,
+                               TREE_WORDS)
     else:
         model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES,
-                               BAGGED, TEXTS)
+                               BAGGED, TEXTS, TREE_WORDS)
     threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
     with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
         fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
@@ -179,6 +182,7 @@ def render(card: Card) -> str:
         max_categories=model.max_categories,
         codes=tuple(model.codes),
         texts=tuple(model.texts),
+        tree_words=model.tree_words,
         seed=card.split.seed,
         test_size=card.split.test_size,
         folds=card.split.folds,

@@ -725,7 +725,7 @@ def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
 def tune_family(
     X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
     *, search: str = "auto", trials: int | None = None, max_categories: int | None = MAX_CATEGORIES,
-    codes: tuple[str, ...] = (), texts: tuple[str, ...] = (),
+    codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True,
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
@@ -741,7 +741,7 @@ def tune_family(
     if strategy == "halving" and _one_round(task, family, len(y), trials):
         strategy = "random" if trials else "grid"
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
-                          codes=codes, texts=texts)
+                          codes=codes, texts=texts, tree_words=tree_words)
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials, target_unit(task, y))
@@ -1321,7 +1321,7 @@ class RungSearch:
 def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int,
                  compute: Compute, *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
                  reserve=None, max_categories: int | None = MAX_CATEGORIES, members: int = 1,
-                 codes: tuple[str, ...] = (), texts: tuple[str, ...] = ()) -> RungSearch:
+                 codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True) -> RungSearch:
     """Best-first successive halving across families, on nested, seeded, stratified samples of the rows.
 
     Rung 1 scores the candidates of every family on :func:`rung_sizes`'s
@@ -1345,7 +1345,7 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
     compared on the same rows (:func:`mlkiln.selection.ranking_rung`).
     """
     return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                  reserve, max_categories, members, codes, texts).run()
+                  reserve, max_categories, members, codes, texts, tree_words).run()
 
 
 def _rung_strategy(family: str, search: str) -> str:
@@ -1395,7 +1395,7 @@ class _Rungs:
     """The state of one :func:`search_rungs`: the plan, the scores per rung, the cost model, the clock."""
 
     def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                 reserve, max_categories, members=1, codes=(), texts=()):
+                 reserve, max_categories, members=1, codes=(), texts=(), tree_words=True):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
         self.scorer, self.deadline = scorer, deadline
         self.reserve = reserve or (lambda family, cost, models=1, capped=True: 0.0)
@@ -1409,10 +1409,11 @@ class _Rungs:
                  for f in families}
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
-                                        codes=codes, texts=texts) for f in families}
-        # a free-text column is as many columns as its words' (trees read them dense: pipeline.words)
+                                        codes=codes, texts=texts, tree_words=tree_words) for f in families}
+        # a free-text column is many columns: its words' (trees read them dense: pipeline.words), mostly zero, which
+        # cost less than others (tweets: 206 columns fitted 3 times slower than their count says)
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes,
-                              len(kinds) + sum(name in texts for name in kinds) * (TEXT_TERMS - 1))
+                              len(kinds) + sum(name in texts for name in kinds) * TEXT_TERMS // 3 * tree_words)
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)

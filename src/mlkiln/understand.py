@@ -18,7 +18,7 @@ from .data import check_folds
 from .errors import ArgumentError, InputError
 from .leakage import CombinationLeak
 from .options import BINARY_METRICS, PREDICTION, SELECTION_METRICS, TrainOptions
-from .pipeline import TEXT_TERMS
+from .pipeline import TEXT_TERMS, TEXT_TERMS_LINEAR
 from .schema import (
     MAX_CLASSES_FOR_AUTO,
     VALUE_MAX,
@@ -117,8 +117,8 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
     log.info("selection metric: %s", metric.why)
     texts = text_columns(X, kinds)
     for name in texts:
-        log.info("column %r: free text, read as the weights of its %d most frequent words and pairs of words "
-                 "(TF-IDF)", name, TEXT_TERMS)
+        log.info("column %r: free text, read as the weights of its most frequent words and pairs of words (TF-IDF: "
+                 "%s for linear models, %d for trees)", name, f"{TEXT_TERMS_LINEAR:,}", TEXT_TERMS)
     features = as_categories(X[list(kinds)], kinds)
     # free text is lowercased into words: its case variants are one text
     _warn_categories_in_several_spellings(features, {n: k for n, k in kinds.items() if n not in texts})
