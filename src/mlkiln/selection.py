@@ -92,10 +92,10 @@ PREDICT_SECONDS_PER_ROW = 4e-6
 #: linear model's fit and 4.4 s after a forest's, where 0.1 s a class kept a --budget 15 from all but one candidate)
 POST_FIT_SECONDS_PER_COLUMN = 0.01
 POST_FIT_SECONDS_PER_CLASS = 0.05
-#: ... and per row, model and free-text column, which scikit-learn vectorizes in every prediction the report makes
-#: (such a model is not compiled): 20,761 tweets under --budget 30 took 11.5 s after the fit of one logistic
-#: regression, 3.8 s estimated without it (benchmarks/RESULTS.md, session 32)
-TEXT_SECONDS_PER_ROW = 4e-4
+#: ... and per row, model and free-text column, whose words every prediction (the metrics', the report's) counts
+#: again: a compiled linear model reading the words of 300,000 reviews spent 27 s predicting 260,000 rows (the
+#: training metrics' sample and the test rows), 1e-4 s a row (benchmarks/RESULTS.md, session 32)
+TEXT_SECONDS_PER_ROW = 1e-4
 #: ... and writing the model: skops took 3.3 s for an ensemble of 1,883 boosted trees of 15 leaves (txhousing under
 #: --budget 30, which ran to 32-41 s), about 1.7 ms a tree; the fixed part covers a model of this many trees
 BUNDLE_SECONDS_PER_TREE = 2e-3
@@ -120,7 +120,7 @@ class Plan:
     found: RungSearch | None = None
     n_columns: int = 0  # the input columns
     n_classes: int = 0  # classification's classes (0 for regression)
-    n_texts: int = 0  # the free-text columns (read as words: understand.Table.texts)
+    n_texts: int = 0  # the free-text columns (read as words: every prediction vectorizes them)
     compared: int = 0  # the rows the families were ranked on (a search on rungs): the final fit takes no fewer
 
     @property
