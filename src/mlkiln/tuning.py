@@ -1276,6 +1276,10 @@ OPENER = "hgb"
 #: a fold's fit took 0.4-0.7 s; 13 s were left, it was not started, and the model was a logistic regression at the
 #: class shares' log loss (1.5885 against 1.5910). Rung 1 is a small sample of the rows, so its first fits are short
 OPENER_CLASSES = 5
+#: where free text is read only by linear models (pipeline.TEXT_TREE_ROWS) the first of these opens instead: on
+#: 300,000 reviews under --budget 60 gradient boosting opened on a column of noise, and the time left after it
+#: kept the words from every model (ROC AUC 0.49; benchmarks/RESULTS.md, session 32)
+WORDS_OPENERS = ("logistic_l2", "ridge")
 #: a family's first batch estimated at most this many seconds runs even when the budget is spent (_Rungs.near_free),
 #: on tables of at most NEAR_FREE_ROWS training rows: on 320,000 rows under --budget 10 such batches on the first
 #: rung ran the command from 12-16 s to 22.5 s, and under --budget 30 an L1 logistic regression that reached the
@@ -1412,6 +1416,8 @@ class _Rungs:
                                         codes=codes, texts=texts, tree_words=tree_words) for f in families}
         # a free-text column is many columns: its words' (trees read them dense: pipeline.words), mostly zero, which
         # cost less than others (tweets: 206 columns fitted 3 times slower than their count says)
+        openers = [f for f in WORDS_OPENERS if f in families]
+        self.opener = openers[0] if openers and not tree_words and any(name in texts for name in kinds) else OPENER
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes,
                               len(kinds) + sum(name in texts for name in kinds) * TEXT_TERMS // 3 * tree_words)
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
@@ -1629,9 +1635,10 @@ class _Rungs:
         ``allowed`` seconds.
         """
         waiting = [f for f in self.families if queue[f]]
-        cheap = (not REGISTRY[OPENER].per_class or self.cost.n_classes <= OPENER_CLASSES) and self.cost.width == 1.0
-        if not self.scores and OPENER in waiting and (cheap or self.cost.cv_seconds(OPENER, n_rows) <= allowed):
-            return OPENER
+        opener = self.opener
+        cheap = (not REGISTRY[opener].per_class or self.cost.n_classes <= OPENER_CLASSES) and self.cost.width == 1.0
+        if not self.scores and opener in waiting and (cheap or self.cost.cv_seconds(opener, n_rows) <= allowed):
+            return opener
         best, scores = {}, self.scores
         for (f, _), s in scores.items():
             best[f] = max(best.get(f, -math.inf), s["mean"] if np.isfinite(s["mean"]) else -math.inf)
