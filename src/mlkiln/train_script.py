@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import functools
 import glob
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -123,6 +124,9 @@ def read_file(path):
         return pd.read_parquet(path)
     with line_breaks_in_values():
         return pd.read_csv(path, engine="pyarrow", **CSV_OPTIONS)
+
+
+_LINE_BREAKS = threading.Lock()
 
 
 def main():
