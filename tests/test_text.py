@@ -150,6 +150,9 @@ def test_a_linear_model_reading_words_is_compiled_and_equals_scikit_learn(task, 
     expected = method(X)
     compiled = model.predictor.score(X)[1 if task == "classification" else 0]
     np.testing.assert_allclose(compiled, expected, rtol=0, atol=1e-9)
+    raw, parts = model.predictor.terms(X)  # the report's additive parts: the words' too, summing to the outputs
+    assert "name" in parts
+    np.testing.assert_array_equal(model.predictor.finish(raw)[1 if task == "classification" else 0], compiled)
     with threadpool_limits(1):  # one row at a time, each as the service scores it: a text of unseen words too
         for i, record in enumerate(X.head(200).to_dict("records")):
             label, proba = model.predictor.score_row(record)

@@ -283,18 +283,18 @@ def _blocks(prep, columns) -> dict:
     numeric = [c.name for c in columns if c.kind != "categorical"]
     blocks = {"numeric": (None, []), "missing": (None, []), "codes": (None, []), "categorical": (None, []),
               "words": []}
-    # free text: read as words (blocks words0, words1...), or by trees above pipeline.TEXT_TREE_ROWS not at all
-    read = {c for _, _, cols in getattr(prep, "transformers", []) for c in ([cols] if isinstance(cols, str) else cols)}
-    texts = {c for name, _, cols in getattr(prep, "transformers", []) if name.startswith("words") for c in cols}
+    read = set()  # every column a block reads: free text may be read by none (trees above pipeline.TEXT_TREE_ROWS)
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
             continue
+        read.update(names)
         if name.startswith("words"):  # pipeline.words: a column's vocabulary, read row by row (:class:`_Words`)
             blocks["words"].append(_Words(transformer, list(names)))
         elif name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         else:
             blocks[name] = (transformer, list(names))
+    texts = {words.name for words in blocks["words"]}
     categorical = [c.name for c in columns if c.kind == "categorical" and c.name not in texts and c.name in read]
     if (blocks["numeric"][1] != numeric or blocks["missing"][1] not in ([], numeric)
             or blocks["categorical"][1] != categorical or not set(blocks["codes"][1]) <= set(numeric)):
@@ -549,7 +549,8 @@ class _Linear:
             total = total + (float(part[0]) if self.n_out == 1 else part)
         return total
 
-    def raw(self, X) -> np.ndarray:
+    def raw(self, X, words: bool = True) -> np.ndarray:
+        """Raw outputs of ``X`` (without ``words``: less the free-text columns' parts, which :meth:`terms` adds)."""
         n = _n_rows(X)
         out = np.broadcast_to(self.intercept, (n, self.n_out)).copy()
         if self.num_names:
@@ -559,8 +560,8 @@ class _Linear:
             out += scaled @ self.num_weights + missing @ self.missing_terms
         for categories, table in zip(self.categories, self.tables):
             out += table[categories.ids(X[categories.name])]
-        for words, weights in zip(self.words, self.word_weights):
-            out += words.matrix(X) @ weights
+        for column, weights in zip(self.words if words else (), self.word_weights):
+            out += column.matrix(X) @ weights
         return out
 
     def score(self, X, labels: bool = True):
@@ -569,7 +570,7 @@ class _Linear:
     def terms(self, X) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``(raw outputs, each input column's additive part of them)``: the raw outputs less one column's part
         plus another part of the same column is the model on that column changed, without scoring every column."""
-        out = self.raw(X)
+        out = self.raw(X, words=False)  # each text's words are counted once, below
         parts = {}
         if self.num_names:
             values = _numeric_matrix(X, self.num_names)
@@ -581,6 +582,7 @@ class _Linear:
             parts[categories.name] = table[categories.ids(X[categories.name])]
         for words, weights in zip(self.words, self.word_weights):
             parts[words.name] = np.asarray(words.matrix(X) @ weights)
+            out += parts[words.name]
         return out, parts
 
 

@@ -705,9 +705,11 @@ def text_columns(X: pd.DataFrame, kinds: dict[str, str]) -> tuple[str, ...]:
         if kind != "categorical" or len(X) < 20:
             continue
         present = X[name].dropna()
+        if not _is_prose(present):  # a sample's words first: most text columns end here, before a count of values
+            continue
         n_unique = present.nunique()
-        if ((n_unique > MAX_LISTED_CATEGORIES or n_unique >= ID_UNIQUE_RATIO * len(present))
-                and _is_prose(present) and _has_common_words(present)):
+        many = n_unique > MAX_LISTED_CATEGORIES or n_unique >= ID_UNIQUE_RATIO * len(present)
+        if many and _has_common_words(present):
             found.append(name)
     return tuple(found)
 

@@ -1414,10 +1414,10 @@ class _Rungs:
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
                                         codes=codes, texts=texts, tree_words=tree_words) for f in families}
-        # a free-text column is many columns: its words' (trees read them dense: pipeline.words), mostly zero, which
-        # cost less than others (tweets: 206 columns fitted 3 times slower than their count says)
         openers = [f for f in WORDS_OPENERS if f in families]
         self.opener = openers[0] if openers and not tree_words and any(name in texts for name in kinds) else OPENER
+        # a free-text column is many columns: its words' (trees read them dense: pipeline.words), mostly zero, which
+        # cost less than others (tweets: 206 columns fitted 3 times slower than their count says)
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes,
                               len(kinds) + sum(name in texts for name in kinds) * TEXT_TERMS // 3 * tree_words)
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
