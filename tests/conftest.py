@@ -214,7 +214,8 @@ def threaded_bundle(tmp_path_factory, threaded_csv) -> str:
 def league_csv(tmp_path_factory) -> str:
     """2,000 football results between 40 teams of hidden strength: two many-valued text columns, three classes,
     where target encoding (``hgb_target``) has something to encode; and 60 referees of hidden leaning, their ids
-    numbers (an id column as :func:`mlkiln.pipeline.code_columns` finds them)."""
+    numbers (an id column as :func:`mlkiln.pipeline.code_columns` finds them); and the kickoff, a time over two
+    seasons: the home side does better on Sundays, which only the date's weekday shows (pipeline.date_parts)."""
     import numpy as np
 
     def frame():
@@ -227,7 +228,12 @@ def league_csv(tmp_path_factory) -> str:
         leaning = dict(zip(referees, rng.normal(scale=0.7, size=60)))
         edge = (np.array([strength[h] - strength[a] for h, a in zip(home, away)]) + 0.3 + rng.normal(size=2000)
                 + np.array([leaning[r] for r in referee]))
-        return pd.DataFrame({"home": home, "away": away, "round": rng.integers(1, 35, 2000), "referee": referee,
+        rounds = rng.integers(1, 35, 2000)
+        kickoff = (pd.Timestamp("2022-08-01") + pd.to_timedelta(rng.integers(0, 700, 2000), unit="D")
+                   + pd.to_timedelta(rng.choice([13.5, 15.5, 18.5, 20.75], 2000), unit="h"))
+        edge += 1.2 * (kickoff.day_of_week == 6)
+        return pd.DataFrame({"home": home, "away": away, "round": rounds, "referee": referee,
+                             "kickoff": kickoff.strftime("%Y-%m-%d %H:%M"),
                              "result": np.where(edge > 0.6, "home", np.where(edge < -0.4, "away", "draw"))})
     return shared_table(tmp_path_factory, "league.csv", frame)
 

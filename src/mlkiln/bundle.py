@@ -51,6 +51,7 @@ TRUSTED_TYPES = frozenset({
     "numpy.dtype",
     "numpy.median",
     "numpy.ravel",  # a free-text column's words: the vectorizer reads one text per row (pipeline.words)
+    "numpy.interp",  # a date's parts (hour, weekday, day of the year) from its seconds (pipeline.date_part)
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
     "sklearn.model_selection._split.KFold",  # hgb_target's TargetEncoder: its cross-fitting folds

@@ -9,7 +9,8 @@ same fields, read as they are); 2 adds ``card_version``; 3 adds ``Column.comma``
 in a column's numbers, which an older mlkiln would ignore and read "2,980" otherwise); 4 adds
 ``Column.date_order`` (13/02/2020 is written day first, so 01/02/2020 is February 1st); 5 adds
 ``ModelInfo.bagged`` (the extra fits of a bagged model, which ``train.py`` rebuilds); 6 adds ``ModelInfo.texts`` and
-``tree_words`` (free-text columns read as words, which ``train.py`` rebuilds). A card newer than
+``tree_words`` (free-text columns read as words, which ``train.py`` rebuilds); 7 adds ``ModelInfo.dates`` (the
+parts of date columns trees read, which ``train.py`` rebuilds). A card newer than
 :data:`CARD_VERSION` is refused with the mlkiln version that wrote it.
 """
 
@@ -25,7 +26,7 @@ from .errors import BundleError
 from .jsonio import plain
 from .options import C_NOTE
 
-CARD_VERSION = 6
+CARD_VERSION = 7
 
 @dataclass(frozen=True)
 class Column:
@@ -100,6 +101,7 @@ class ModelInfo:
     bagged: int = 0  # extra fits, each on part of the rows, averaged with the fit on all of them (pipeline.bag)
     texts: tuple[str, ...] = ()  # free-text columns the model reads as words (schema.text_columns, pipeline.words)
     tree_words: bool = True  # trees read them too (pipeline.TEXT_TREE_ROWS); else only linear models
+    dates: dict[str, list[str]] = field(default_factory=dict)  # date column -> the parts its trees read (pipeline.date_parts)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from sklearn.preprocessing import (
 )
 
 from .card import Column
-from .pipeline import is_bagged
+from .pipeline import DATE_PARTS, is_bagged
 
 log = logging.getLogger("mlkiln")
 
@@ -279,10 +279,11 @@ class _Bagged(_Ensemble):
 
 def _blocks(prep, columns) -> dict:
     """``{"numeric": (transformer, names), "categorical": (...), ...}`` from the fitted ColumnTransformer
-    (``codes``: number columns also encoded by the target, :func:`mlkiln.pipeline.code_columns`)."""
+    (``codes``: number columns also encoded by the target, :func:`mlkiln.pipeline.code_columns`; ``dates``: the
+    parts of date columns, :func:`mlkiln.pipeline.date_part`, as ``(np.interp's keywords, names)``)."""
     numeric = [c.name for c in columns if c.kind != "categorical"]
     blocks = {"numeric": (None, []), "missing": (None, []), "codes": (None, []), "categorical": (None, []),
-              "words": []}
+              "words": [], "dates": []}
     read = set()  # every column a block reads: free text may be read by none (trees above pipeline.TEXT_TREE_ROWS)
     for name, transformer, names in getattr(prep, "transformers_", []):
         if transformer == "drop" or len(names) == 0:
@@ -290,6 +291,11 @@ def _blocks(prep, columns) -> dict:
         read.update(names)
         if name.startswith("words"):  # pipeline.words: a column's vocabulary, read row by row (:class:`_Words`)
             blocks["words"].append(_Words(transformer, list(names)))
+        elif name in DATE_PARTS:
+            if not (isinstance(transformer, FunctionTransformer) and transformer.func is np.interp
+                    and set(names) <= set(numeric)):
+                raise _NotCompilable(f"a date's {name} other than pipeline.date_part's")
+            blocks["dates"].append((dict(transformer.kw_args), list(names)))
         elif name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         else:
@@ -488,6 +494,8 @@ class _Linear:
         cat, cat_names = blocks["categorical"]
         if blocks["codes"][0] is not None:
             raise _NotCompilable("a linear model's number columns encoded by the target")
+        if blocks["dates"]:
+            raise _NotCompilable("a linear model reading a date's parts")
         n_num = len(num_names)
         self.num_names = num_names
         self.mean = self.scale = self.num_weights = np.zeros((0,))
@@ -641,7 +649,8 @@ class _Trees:
         cat, cat_names = blocks["categorical"]
         if num is not None and not (isinstance(num, FunctionTransformer) and num.func is None) and num != "passthrough":
             raise _NotCompilable("numeric preprocessing of a tree model is not passthrough")
-        self.num_names = num_names
+        self.num_names, self.dates = num_names, blocks["dates"]
+        self.n_before = len(num_names) + sum(len(names) for _, names in self.dates)  # the columns before the codes
         self.categories, self.codes = self._number_codes(blocks["codes"], estimator)
         if cat is not None:
             if not isinstance(cat, (OrdinalEncoder, TargetEncoder)):
@@ -649,7 +658,7 @@ class _Trees:
             text = [_Categories(n, c) for n, c in zip(cat_names, cat.categories_)]
             self.categories += text
             self.codes += _encoded(cat, text)
-        self.n_features = len(num_names) + sum(code.shape[1] for code in self.codes)
+        self.n_features = self.n_before + sum(code.shape[1] for code in self.codes)
         self.order, self.tree_codes = _model_view(estimator, self.n_features, self.codes)
         self.float32 = isinstance(estimator, _FOREST)
         trees, self.offset, self.divisor = _tree_arrays(estimator, self.n_features)
@@ -678,7 +687,7 @@ class _Trees:
         splits = [[] for _ in self.categories]
         for tree in trees:
             for node in np.flatnonzero(tree["categorical"]):
-                splits[self.order[tree["raw_feature"][node]] - len(self.num_names)].append((tree, node))
+                splits[self.order[tree["raw_feature"][node]] - self.n_before].append((tree, node))
         if not any(splits):
             return [np.zeros((c.missing + 1, 0)) for c in self.categories]
         known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
@@ -694,7 +703,9 @@ class _Trees:
 
     def raw_row(self, row: dict) -> np.ndarray:
         ids = [c.row_id(row[c.name]) for c in self.categories]
-        x = np.array([*(row[n] for n in self.num_names), *(v for code, i in zip(self.tree_codes, ids) for v in code[i])])
+        x = np.array([*(row[n] for n in self.num_names),
+                      *(np.interp(row[n], **part) for part, names in self.dates for n in names),
+                      *(v for code, i in zip(self.tree_codes, ids) for v in code[i])], dtype=np.float64)
         x = x[self.order]
         if self.float32:
             x = x.astype(np.float32).astype(np.float64)
@@ -702,8 +713,10 @@ class _Trees:
         return self.walk.leaf_sum(xs) / self.divisor + self.offset
 
     def matrix(self, X) -> np.ndarray:
-        """The preprocessed batch, as the pipeline's preprocessing makes it: numbers, then each column's codes."""
+        """The preprocessed batch, as the pipeline's preprocessing makes it: numbers, dates' parts, each column's
+        codes."""
         columns = [_numeric_matrix(X, self.num_names)]
+        columns += [np.interp(_numeric_matrix(X, names), **part) for part, names in self.dates]
         columns += [code[c.ids(X[c.name])] for c, code in zip(self.categories, self.codes)]
         return np.hstack(columns)
 

@@ -35,7 +35,7 @@ from .errors import ArgumentError, InputError
 from .jsonio import params_text
 from .options import TrainOptions
 from .pipeline import (BAG_FITS, BAG_ROWS, HGB_DEFAULTS, MAX_CATEGORIES, REGISTRY, TEXT_TREE_ROWS,
-                       build_ensemble, build_pipeline, code_columns, unbagged)
+                       build_ensemble, build_pipeline, code_columns, date_parts, unbagged)
 from .tuning import (FIRST_TREES, PROBE_TREES, SAMPLE_ROWS, Compute, CostModel, FamilyResult, Predictions,
                      RungSearch, Step, cross_validate_one, fit_final, fold_of, left_out, make_cv, sampled,
                      search_rungs, tune_family)
@@ -226,6 +226,7 @@ class Selection:
     codes: tuple[str, ...] = ()  # number columns target-encoding families also encode (pipeline.code_columns)
     texts: tuple[str, ...] = ()  # free-text columns, read as words (pipeline.words)
     tree_words: bool = True  # trees read them too (pipeline.TEXT_TREE_ROWS)
+    dates: dict = field(default_factory=dict)  # the parts trees read of each date column (pipeline.date_parts)
     bagged: int = 0  # the final model's extra fits on part of the rows (pipeline.bag), set by fit_model
 
     @property
@@ -321,17 +322,21 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
                      steps=[] if found is None else list(found.steps),
                      not_started=[] if found is None else found.not_started, oof_y=y, folds=folds,
                      threshold_metric=tune_for, n_folds=cv.get_n_splits(), codes=encoding["codes"],
-                     texts=table.texts, tree_words=encoding["tree_words"])
+                     texts=table.texts, tree_words=encoding["tree_words"], dates=encoding["dates"])
 
 
 def _encoding(X, y, table: Table, options: TrainOptions) -> dict:
     """How every pipeline of this table encodes its columns (build_pipeline's keywords), said where it is news."""
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
     encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts,
-                "tree_words": len(y) <= TEXT_TREE_ROWS}
+                "tree_words": len(y) <= TEXT_TREE_ROWS, "dates": date_parts(X, table.kinds)}
     if table.texts and not encoding["tree_words"]:
         log.info("free text: read as words by the linear models only, on more than %s rows (trees would take a "
                  "column per word)", f"{TEXT_TREE_ROWS:,}")
+    trees = [f for f in options.families(table.task) if REGISTRY[f].encoding != "onehot"]
+    if encoding["dates"] and trees:
+        log.info("dates: trees also read %s", "; ".join(f"{name!r}'s {', '.join(parts)}"
+                                                         for name, parts in encoding["dates"].items()))
     by_target = [f for f in options.families(table.task) if REGISTRY[f].encoding == "target"]
     if encoding["codes"] and by_target:
         log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
@@ -646,11 +651,11 @@ def final_model(table: Table, selection: Selection, seed: int, bagged: int = 0):
     if selection.chose_ensemble:
         return build_ensemble(table.task, selection.final_spec(), table.kinds, seed, n_classes,
                               selection.threshold, selection.max_categories, selection.codes, selection.texts,
-                              selection.tree_words)
+                              selection.tree_words, selection.dates)
     best = selection.best
     return build_pipeline(table.task, best.family, table.kinds, selection.chosen_params(),
                           seed, n_classes, selection.threshold, selection.max_categories, selection.codes, bagged,
-                          selection.texts, selection.tree_words)
+                          selection.texts, selection.tree_words, selection.dates)
 
 
 def fit_model(X: pd.DataFrame, y: pd.Series, table: Table, selection: Selection, seed: int, compute: Compute,
@@ -851,8 +856,10 @@ def model_info(selection: Selection, final) -> ModelInfo:
                                selection.trees.get(name)) for name, p, weight in selection.ensemble.members)
     families = [m.family for m in members] or [best.family]
     codes = selection.codes if any(REGISTRY[f].encoding == "target" for f in families) else ()  # used by the model
+    trees = any(REGISTRY[f].encoding != "onehot" for f in families)  # read the dates' parts
     return ModelInfo(best.family, type(estimator).__name__, selection.chosen_params(),
                      selection.threshold,
                      selection.max_categories, members=members, trees=selection.trees.get("model"),
                      threshold_metric=selection.threshold_metric, codes=codes, bagged=selection.bagged,
-                     texts=selection.texts, tree_words=selection.tree_words)
+                     texts=selection.texts, tree_words=selection.tree_words,
+                     dates={name: list(parts) for name, parts in selection.dates.items()} if trees else {})

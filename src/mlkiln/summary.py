@@ -108,6 +108,8 @@ def train_summary(card: Card, path, elapsed: float | None = None) -> str:
                      f"{', '.join(model.codes)}")
     if model.texts:
         lines.append(f"Read as words (free text: TF-IDF of its most frequent words and pairs): {', '.join(model.texts)}")
+    if model.dates:
+        lines.append(f"Dates' parts read by trees: {date_parts_text(model.dates)}")
     if card.latency_us is not None:
         lines.append(f"One row scored in {card.latency_us:,.1f} us (median; what serve's /predict spends on the model)")
     lines += ["", metrics_table(card.task, card.metrics)]
@@ -142,6 +144,8 @@ def card_summary(card: Card, files: list[dict]) -> str:
         lines.append(f"bagged:     {model.bagged} more fits, each on a random part of the training rows")
     if model.texts:
         lines.append(f"words of:   {', '.join(model.texts)} (free text)")
+    if model.dates:
+        lines.append(f"date parts: {date_parts_text(model.dates)}")
     if card.latency_us is not None:
         lines.append(f"latency:    {card.latency_us:,.1f} us to score one row (median)")
     lines += [
@@ -177,3 +181,8 @@ def _schema_detail(column: Column) -> str:
     if column.min is not None:
         return f"{column.min:g} .. {column.max:g}"
     return ""
+
+
+def date_parts_text(dates: dict) -> str:
+    """``created_at: hour, weekday``; ...: the parts of each date column trees read (pipeline.date_parts)."""
+    return "; ".join(f"{name}: {', '.join(parts)}" for name, parts in dates.items())

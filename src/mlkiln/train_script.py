@@ -61,6 +61,8 @@ CODES = {codes!r}
 TEXTS = {texts!r}
 # whether trees read those words too (else only linear models do)
 TREE_WORDS = {tree_words!r}
+# date columns and the parts trees read of each (hour, weekday, yearday), besides its seconds since 1970
+DATES = {dates!r}
 SEED = {seed!r}
 TEST_SIZE = {test_size!r}
 N_CLASSES = {n_classes!r}
@@ -147,10 +149,10 @@ def main():
         X_train, y_train = X_train.iloc[keep], y_train.iloc[keep]
     if MEMBERS:
         model = build_ensemble(TASK, MEMBERS, KINDS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES, TEXTS,
-                               TREE_WORDS)
+                               TREE_WORDS, DATES)
     else:
         model = build_pipeline(TASK, FAMILY, KINDS, PARAMS, SEED, N_CLASSES, THRESHOLD, MAX_CATEGORIES_KEPT, CODES,
-                               BAGGED, TEXTS, TREE_WORDS)
+                               BAGGED, TEXTS, TREE_WORDS, DATES)
     threads = fit_threads(len(X_train), CORES)  # as mlkiln's final fit: sums in the same order, the same model
     with threadpool_limits(threads), joblib.parallel_config(n_jobs=threads):
         fit(model, X_train, y_train)  # least squares in blocks of rows, as mlkiln fitted it; other models by model.fit
@@ -187,6 +189,7 @@ def render(card: Card) -> str:
         codes=tuple(model.codes),
         texts=tuple(model.texts),
         tree_words=model.tree_words,
+        dates={name: tuple(parts) for name, parts in model.dates.items()},
         seed=card.split.seed,
         test_size=card.split.test_size,
         folds=card.split.folds,

@@ -725,7 +725,7 @@ def halving_start(n_rows: int, n_candidates: int, factor: int = 3) -> int:
 def tune_family(
     X, y, task: str, family: str, kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int, compute: Compute,
     *, search: str = "auto", trials: int | None = None, max_categories: int | None = MAX_CATEGORIES,
-    codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True,
+    codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True, dates: dict | None = None,
 ) -> FamilyResult:
     """Search one family's space by k-fold CV; a failing family is reported, not fatal.
 
@@ -741,7 +741,7 @@ def tune_family(
     if strategy == "halving" and _one_round(task, family, len(y), trials):
         strategy = "random" if trials else "grid"
     pipe = build_pipeline(task, family, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
-                          codes=codes, texts=texts, tree_words=tree_words)
+                          codes=codes, texts=texts, tree_words=tree_words, dates=dates)
     start = time.perf_counter()
     if strategy == "halving":
         searcher = make_halving(pipe, task, family, scorer, cv, seed, len(y), trials, target_unit(task, y))
@@ -1325,7 +1325,8 @@ class RungSearch:
 def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scorer, cv, seed: int, n_classes: int,
                  compute: Compute, *, search: str = "auto", trials: int | None = None, deadline: float | None = None,
                  reserve=None, max_categories: int | None = MAX_CATEGORIES, members: int = 1,
-                 codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True) -> RungSearch:
+                 codes: tuple[str, ...] = (), texts: tuple[str, ...] = (), tree_words: bool = True,
+                 dates: dict | None = None) -> RungSearch:
     """Best-first successive halving across families, on nested, seeded, stratified samples of the rows.
 
     Rung 1 scores the candidates of every family on :func:`rung_sizes`'s
@@ -1349,7 +1350,7 @@ def search_rungs(X, y, task: str, families: list[str], kinds: dict, scorer: Scor
     compared on the same rows (:func:`mlkiln.selection.ranking_rung`).
     """
     return _Rungs(X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                  reserve, max_categories, members, codes, texts, tree_words).run()
+                  reserve, max_categories, members, codes, texts, tree_words, dates).run()
 
 
 def _rung_strategy(family: str, search: str) -> str:
@@ -1399,7 +1400,7 @@ class _Rungs:
     """The state of one :func:`search_rungs`: the plan, the scores per rung, the cost model, the clock."""
 
     def __init__(self, X, y, task, families, kinds, scorer, cv, seed, n_classes, compute, search, trials, deadline,
-                 reserve, max_categories, members=1, codes=(), texts=(), tree_words=True):
+                 reserve, max_categories, members=1, codes=(), texts=(), tree_words=True, dates=None):
         self.X, self.y, self.task, self.families, self.cv, self.compute = X, y, task, families, cv, compute
         self.scorer, self.deadline = scorer, deadline
         self.reserve = reserve or (lambda family, cost, models=1, capped=True: 0.0)
@@ -1413,13 +1414,16 @@ class _Rungs:
                  for f in families}
         self.plan = {f: _middle_first(plan) if self.strategy[f] == "grid" else plan for f, plan in plans.items()}
         self.pipes = {f: build_pipeline(task, f, kinds, seed=seed, n_classes=n_classes, max_categories=max_categories,
-                                        codes=codes, texts=texts, tree_words=tree_words) for f in families}
+                                        codes=codes, texts=texts, tree_words=tree_words, dates=dates)
+                      for f in families}
         openers = [f for f in WORDS_OPENERS if f in families]
         self.opener = openers[0] if openers and not tree_words and any(name in texts for name in kinds) else OPENER
         # a free-text column is many columns: its words' (trees read them dense: pipeline.words), mostly zero, which
-        # cost less than others (tweets: 206 columns fitted 3 times slower than their count says)
+        # cost less than others (tweets: 206 columns fitted 3 times slower than their count says); a date's parts
+        # are columns too (pipeline.date_parts)
         self.cost = CostModel(cv.get_n_splits(), compute.cores, n_classes,
-                              len(kinds) + sum(name in texts for name in kinds) * TEXT_TERMS // 3 * tree_words)
+                              len(kinds) + sum(name in texts for name in kinds) * TEXT_TERMS // 3 * tree_words
+                              + sum(map(len, (dates or {}).values())))
         self.history: dict[int, dict[tuple[str, int], dict]] = {}  # rung -> (family, candidate) -> its CV there
         self.oofs: dict[int, dict[str, list[Predictions]]] = {}  # rung -> family -> kept predictions
         self.seconds = dict.fromkeys(families, 0.0)

@@ -56,7 +56,7 @@ def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: d
             "params": model.params, "threshold": model.threshold, "metric": metric, "trees": model.trees,
             "latency_us": card.latency_us,
             "members": _members(model), "bagged": model.bagged,
-            "codes": list(model.codes), "texts": list(model.texts),
+            "codes": list(model.codes), "texts": list(model.texts), "dates": dict(model.dates),
             "metric_why": card.metric.why,
             "headline": {"split": split, "metric": metric, "value": split_metrics[split].get(metric)},
         },

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from ..jsonio import number_text, params_text
 from ..options import C_NOTE
-from ..summary import fmt, metric_rows
+from ..summary import date_parts_text, fmt, metric_rows
 from . import plots
 from .plots import MAX_BARS, plot
 
@@ -151,6 +151,9 @@ def _leaderboard_section(report: dict) -> str:
             + (f'<p class="note">Free text read as words (the TF-IDF weights of its most frequent words and pairs '
                f'of words): {escape(", ".join(report["summary"]["texts"]))}.</p>'
                if report["summary"].get("texts") else "")
+            + (f'<p class="note">Dates read by the trees also as their parts (hour of the day, day of the week, '
+               f'day of the year), besides their time: {escape(date_parts_text(report["summary"]["dates"]))}.</p>'
+               if report["summary"].get("dates") else "")
             + table_html(["rank", "family", f"CV {metric} (mean ± std)", "fit s", "search s", "candidates", "hyperparameters"],
                      rows, numeric=(3, 4, 5), marked=tuple(marked))
             + _memberstable_html(report["summary"]))
