@@ -9,28 +9,41 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 import mlkiln
-from mlkiln.pipeline import DATE_PARTS, build_pipeline, date_part, date_parts
+from mlkiln.pipeline import DATE_PARTS, _varying_parts, build_pipeline, date_part, date_parts
 from mlkiln.schema import to_seconds
 
 
-def _parts(values) -> dict:
-    return date_parts(pd.DataFrame({"d": to_seconds(pd.Series(values))}), {"d": "datetime"})
+def _parts(values) -> list:
+    seconds = to_seconds(pd.Series(values)).to_numpy()
+    return _varying_parts(seconds[np.isfinite(seconds)])
 
 
 def test_a_column_gets_the_parts_that_vary_in_it():
     hourly = pd.date_range("2020-01-01", periods=20_000, freq="h").astype(str)
-    assert _parts(hourly) == {"d": ("hour", "weekday", "yearday")}
+    assert _parts(hourly) == ["hour", "weekday", "yearday"]
     daily = pd.date_range("2020-01-01", periods=300, freq="D").astype(str)  # within a year: its day is its time
-    assert _parts(daily) == {"d": ("weekday",)}
-    assert _parts(pd.date_range("2015-01-01", periods=900, freq="D").astype(str)) == {"d": ("weekday", "yearday")}
+    assert _parts(daily) == ["weekday"]
+    assert _parts(pd.date_range("2015-01-01", periods=900, freq="D").astype(str)) == ["weekday", "yearday"]
     # a month's first day, or a year's: the weekday is noise, a year's day of the year constant
-    assert _parts([f"{y}-{m:02d}-01" for y in range(1990, 2010) for m in range(1, 13)]) == {"d": ("yearday",)}
-    assert _parts([f"{y}-01-01" for y in range(1950, 2010)]) == {}
-    assert _parts(["08:30", "09:15", "23:59"] * 20) == {}  # times of day alone: the seconds are the hour
-    assert _parts([None] * 50) == {}
+    assert _parts([f"{y}-{m:02d}-01" for y in range(1990, 2010) for m in range(1, 13)]) == ["yearday"]
+    assert _parts([f"{y}-01-01" for y in range(1950, 2010)]) == []
+    assert _parts(["08:30", "09:15", "23:59"] * 20) == []  # times of day alone: the seconds are the hour
+    assert _parts([None] * 50) == []
+
+
+def test_a_part_is_read_where_it_explains_the_target():
+    rng = np.random.default_rng(1)
+    stamps = pd.Series(pd.to_datetime(rng.integers(1_500_000_000, 1_600_000_000, 6000), unit="s"))
+    frame = pd.DataFrame({"d": to_seconds(stamps.astype(str)), "n": rng.normal(size=6000)})
     kinds = {"d": "datetime", "n": "numeric"}
-    frame = pd.DataFrame({"d": to_seconds(pd.Series(hourly)), "n": np.arange(len(hourly), dtype=float)})
-    assert list(date_parts(frame, kinds)) == ["d"]  # numbers never
+    assert date_parts(frame, rng.normal(size=6000), kinds) == {}  # noise: no part
+    evening = (stamps.dt.hour >= 18).to_numpy()
+    assert date_parts(frame, np.where(evening, "evening", "day"), kinds) == {"d": ("hour",)}
+    summer, sunday = stamps.dt.month.isin([6, 7, 8]).to_numpy(), (stamps.dt.day_of_week == 6).to_numpy()
+    y = 2.0 * summer + 2.0 * sunday + rng.normal(size=6000)
+    assert date_parts(frame, y, kinds) == {"d": ("weekday", "yearday")}
+    # missing dates are a bin of their own; numbers are never dates
+    assert date_parts(frame.assign(d=frame["d"].where(rng.random(6000) < 0.7)), y, kinds) == {"d": ("weekday", "yearday")}
 
 
 def test_the_parts_are_those_pandas_reads():
@@ -66,7 +79,8 @@ def test_the_weekday_is_learnt_and_the_bundle_keeps_it(league_run, league_bundle
     data = pd.read_csv(league_csv)
     X, y = data.drop(columns="result"), data["result"]
     kinds = league_run.card.schema.kinds
-    assert kinds["kickoff"] == "datetime" and league_run.card.model.dates == {"kickoff": ["hour", "weekday", "yearday"]}
+    # the Sundays: the weekday explains the results, the hour and the day of the year do not
+    assert kinds["kickoff"] == "datetime" and league_run.card.model.dates == {"kickoff": ["weekday"]}
     X = X.assign(kickoff=to_seconds(X["kickoff"]))
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     params = {"max_iter": 60, "early_stopping": False, "learning_rate": 0.05}
@@ -75,7 +89,7 @@ def test_the_weekday_is_learnt_and_the_bundle_keeps_it(league_run, league_bundle
               for dates in (None, {"kickoff": ("hour", "weekday", "yearday")})]
     assert scores[1] > scores[0] + 0.01  # the Sundays, which the seconds since 1970 hide
     report = json.loads((Path(league_bundle) / "report.json").read_text())
-    assert report["summary"]["dates"] == {"kickoff": ["hour", "weekday", "yearday"]}
+    assert report["summary"]["dates"] == {"kickoff": ["weekday"]}
     assert "day of the week" in (Path(league_bundle) / "report.html").read_text()
     model = mlkiln.load(league_bundle)
     assert model.predictor.compiled

@@ -329,14 +329,14 @@ def _encoding(X, y, table: Table, options: TrainOptions) -> dict:
     """How every pipeline of this table encodes its columns (build_pipeline's keywords), said where it is news."""
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
     encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts,
-                "tree_words": len(y) <= TEXT_TREE_ROWS, "dates": date_parts(X, table.kinds)}
+                "tree_words": len(y) <= TEXT_TREE_ROWS, "dates": date_parts(X, y, table.kinds)}
     if table.texts and not encoding["tree_words"]:
         log.info("free text: read as words by the linear models only, on more than %s rows (trees would take a "
                  "column per word)", f"{TEXT_TREE_ROWS:,}")
     trees = [f for f in options.families(table.task) if REGISTRY[f].encoding != "onehot"]
     if encoding["dates"] and trees:
-        log.info("dates: trees also read %s", "; ".join(f"{name!r}'s {', '.join(parts)}"
-                                                         for name, parts in encoding["dates"].items()))
+        log.info("dates: trees also read the %s", "; the ".join(f"{', '.join(parts)} of {name!r}"
+                                                             for name, parts in encoding["dates"].items()))
     by_target = [f for f in options.families(table.task) if REGISTRY[f].encoding == "target"]
     if encoding["codes"] and by_target:
         log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
