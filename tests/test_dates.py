@@ -97,3 +97,24 @@ def test_the_weekday_is_learnt_and_the_bundle_keeps_it(league_run, league_bundle
     expected = model.pipeline.predict_proba(model.prepare(rows))
     got = np.array([list(model.predict_record(r)["probabilities"].values()) for r in rows.to_dict("records")])
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_few_words_in_a_date_column_are_missing_dates_not_text():
+    from mlkiln.schema import column_kind
+
+    stamps = pd.date_range("2021-01-01", periods=2000, freq="37min").strftime("%Y-%m-%d %H:%M:%S").to_series()
+    stamps.iloc[[5, 900]] = ["unknown", "not recorded"]
+    assert column_kind(stamps.reset_index(drop=True)) == "datetime"
+    assert column_kind(pd.Series(["red", "green", "blue", "2020-01-01"] * 50)) == "categorical"
+
+
+def test_new_rows_read_an_ambiguous_date_one_way(league_bundle, league_csv):
+    # ISO at training: 01/02/2023 is read month first alone, beside 13/02/2023 in a batch, and as one record
+    model = mlkiln.load(league_bundle)
+    row = pd.read_csv(league_csv).drop(columns="result").head(1)
+    alone = model.prepare(row.assign(kickoff="01/02/2023 20:45"))
+    batch = model.prepare(pd.concat([row.assign(kickoff="13/02/2023 20:45"), row.assign(kickoff="01/02/2023 20:45")]))
+    assert alone["kickoff"].iloc[0] == batch["kickoff"].iloc[1] == to_seconds(pd.Series(["2023-01-02 20:45"]))[0]
+    record = model.predict_record({**row.iloc[0].to_dict(), "kickoff": "01/02/2023 20:45"})
+    np.testing.assert_allclose(list(record["probabilities"].values()), model.pipeline.predict_proba(alone)[0],
+                               rtol=1e-9)

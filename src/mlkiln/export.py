@@ -103,8 +103,8 @@ def _save(mlflow, work: Path, card: Card, files: dict[str, bytes], metadata: dic
                                                 "unreadable": {c.name: list(c.unreadable) for c in card.columns
                                                                if c.unreadable},
                                                 "commas": {c.name: c.comma for c in card.columns if c.comma},
-                                                "orders": {c.name: c.date_order for c in card.columns
-                                                           if c.date_order},
+                                                "orders": {c.name: schema.read_order(c) for c in card.columns
+                                                           if c.kind == "datetime"},
                                                 # the text categories that are numbers: [value, text] pairs
                                                 "numbers": {c.name: [[v, t] for v, t in found.items()]
                                                             for c in card.columns if c.kind == "categorical"

@@ -205,6 +205,13 @@ def date_order(text) -> str | None:
     return "day first" if (parts[0] > 12).any() else None
 
 
+def read_order(column) -> str:
+    """How new rows of a date column read dd/mm/yyyy or mm/dd/yyyy: as training found (:func:`date_order`), else
+    month first, as training read it. Never from the new rows themselves: 01/02/2020 read as February 1st in a batch
+    holding 13/02/2020 and as January 2nd alone, the same row scored two ways."""
+    return column.date_order or "month first"
+
+
 def _one_timestamp(value):
     try:
         return pd.to_datetime(value, utc=True)
@@ -493,7 +500,9 @@ def column_kind(col: pd.Series) -> str:
         return "categorical"
     if to_number(sample).notna().mean() >= NUMERIC_TEXT_SHARE:
         return "numeric"
-    if text.str.contains(r"\d", regex=True).all() and text.str.contains(DATE_HINT, regex=True).all():
+    # nearly all, as for numbers: one "unknown" among 2,000 times made the column text, then an identifier
+    looks = text.str.contains(r"\d", regex=True) & text.str.contains(DATE_HINT, regex=True)
+    if looks.mean() >= NUMERIC_TEXT_SHARE:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
@@ -908,7 +917,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
     _check_names(frame.columns, kinds, target, unknown="warn")
     verbatim, numbers = _facts(columns)
     coerced = coerce_frame(frame, kinds, {c.name: c.comma for c in columns if c.comma}, verbatim, numbers,
-                           {c.name: c.date_order for c in columns if c.date_order})
+                           {c.name: read_order(c) for c in columns if c.kind == "datetime"})
     first = first_unreadable(frame, coerced, kinds, {c.name: c.unreadable for c in columns if c.unreadable})
     if first is not None:
         name, row = first
@@ -993,7 +1002,7 @@ def conform_record(record: dict, columns: Sequence[Column], target: str | None =
             row[spec.name] = value  # as the bundle was trained (see _facts)
             continue
         row[spec.name] = _record_value(spec.name, spec.kind, value, spec.unreadable or (), spec.comma,
-                                       numbers.get(spec.name), spec.date_order)
+                                       numbers.get(spec.name), read_order(spec))
     if len(record) - (target in record) != len(row):
         _check_names(record, {c.name: c.kind for c in columns}, target, unknown="error")
     return row
