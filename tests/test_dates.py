@@ -118,3 +118,15 @@ def test_new_rows_read_an_ambiguous_date_one_way(league_bundle, league_csv):
     record = model.predict_record({**row.iloc[0].to_dict(), "kickoff": "01/02/2023 20:45"})
     np.testing.assert_allclose(list(record["probabilities"].values()), model.pipeline.predict_proba(alone)[0],
                                rtol=1e-9)
+
+
+def test_one_record_reads_a_time_with_its_offset_as_a_batch_does(league_bundle, league_csv):
+    model = mlkiln.load(league_bundle)
+    row = pd.read_csv(league_csv).drop(columns="result").head(1).iloc[0].to_dict()
+    for written in ("2023-03-05T20:45:00Z", "2023-03-05T20:45:00.125Z", "2023-03-05 21:45:00+01:00",
+                    "2023-03-05T15:45-05:00", "2023-03-05T20:45:00"):
+        batch = model.prepare(pd.DataFrame([{**row, "kickoff": written}]))
+        record = model.predict_record({**row, "kickoff": written})
+        np.testing.assert_allclose(list(record["probabilities"].values()), model.pipeline.predict_proba(batch)[0],
+                                   rtol=1e-9)
+        assert abs(batch["kickoff"].iloc[0] - to_seconds(pd.Series(["2023-03-05 20:45"]))[0]) < 0.2

@@ -66,8 +66,10 @@ _PLAIN_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 #: a plain ISO date or time without a zone ("2020-01-05", "2020-01-05 08:30:00.25"), which one record reads with
 #: datetime.fromisoformat to the same seconds as :func:`to_seconds`: pandas' reading of one value took 3 ms, and a
-#: /predict batch of 10,000 records with a date 31 s. Within the years pandas' nanosecond times hold
-_PLAIN_ISO_TIME = re.compile(r"(\d{4})-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?", re.ASCII)
+#: /predict batch of 10,000 records with a date 31 s. Within the years pandas' nanosecond times hold. A time may
+#: end in its offset from UTC ("Z", "+02:00": JavaScript's toISOString), read as pandas reads it, in UTC
+_PLAIN_ISO_TIME = re.compile(r"(\d{4})-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?",
+                             re.ASCII)
 _ISO_YEARS = (1678, 2261)
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -1047,7 +1049,10 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
     iso = _PLAIN_ISO_TIME.fullmatch(value.strip()) if kind == "datetime" and isinstance(value, str) else None
     if iso and _ISO_YEARS[0] <= int(iso.group(1)) <= _ISO_YEARS[1]:
         try:
-            return ((dt.datetime.fromisoformat(iso.group()) - _EPOCH) // dt.timedelta(microseconds=1)) / 1e6
+            stamp = dt.datetime.fromisoformat(iso.group().replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+            if stamp.tzinfo is not None:
+                stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return ((stamp - _EPOCH) // dt.timedelta(microseconds=1)) / 1e6
         except ValueError:  # 2020-02-30: pandas' reading says what it is
             pass
     cell = pd.Series([value], dtype=object)
