@@ -295,7 +295,10 @@ def _blocks(prep, columns) -> dict:
             if not (isinstance(transformer, FunctionTransformer) and transformer.func is np.interp
                     and set(names) <= set(numeric)):
                 raise _NotCompilable(f"a date's {name} other than pipeline.date_part's")
-            blocks["dates"].append((dict(transformer.kw_args), list(names)))
+            # xp and fp as arrays once, not converted from lists on every row np.interp reads (the same values)
+            part = {key: np.asarray(value, dtype=np.float64) if isinstance(value, list) else value
+                    for key, value in transformer.kw_args.items()}
+            blocks["dates"].append((part, list(names)))
         elif name not in blocks:
             raise _NotCompilable(f"unexpected preprocessing block {name!r}")
         else:

@@ -672,10 +672,12 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     ``dates``: the parts trees read of each date column (:func:`date_parts`).
     """
     estimator = make_estimator(task, family, seed, n_classes)
+    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes, texts, tree_words, dates)
     native = REGISTRY[family].encoding == "ordinal"
     if native and "categorical_features" in estimator.get_params():  # gradient boosting splits on categories natively
-        n_numeric = (sum(kind != "categorical" for kind in kinds.values())
-                     + sum(len(parts) for name, parts in (dates or {}).items() if name in kinds))
+        # the columns before the categories: the numbers, then the dates' parts the preprocessing reads
+        n_numeric = sum(len(columns) for name, _, columns in prep.transformers
+                        if name == "numeric" or name in DATE_PARTS)
         n_categorical = sum(kind == "categorical" and name not in texts for name, kind in kinds.items())
         categories = [False] * n_numeric + [True] * n_categorical
         # the words' columns follow the categories, as many as the vocabulary holds: places, not a mask
@@ -690,7 +692,6 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
         estimator = bag(task, estimator, bagged, seed)
     if threshold is not None:
         estimator = FixedThresholdClassifier(estimator, threshold=threshold, response_method="predict_proba")
-    prep = make_preprocessor(kinds, family, max_categories, task, n_classes, seed, codes, texts, tree_words, dates)
     return Pipeline([("prep", prep), ("model", estimator)])
 
 
