@@ -160,5 +160,6 @@ def test_a_record_takes_numpy_scalars_missing_markers_and_date_objects_as_a_fram
     for value in (pd.NA, pd.NaT, np.float64("nan"), None):
         assert math.isnan(_record_value("x", "numeric", value))
     for value in (dt.date(2020, 1, 5), dt.datetime(2020, 1, 5, 8, 30), pd.Timestamp("2020-01-05 08:30", tz="UTC"),
-                  np.datetime64("2020-01-05T08:30:00.000000000")):
+                  np.datetime64("2020-01-05T08:30:00.000000000"), dt.time(8, 30, 15)):
         assert _record_value("t", "datetime", value) == to_seconds(pd.Series([value])).iloc[0]
+    assert _record_value("t", "datetime", dt.time(8, 30, 15)) == 8 * 3600 + 30 * 60 + 15  # a time of day: 1970-01-01

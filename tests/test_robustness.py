@@ -412,6 +412,8 @@ def test_a_time_of_day_column_does_not_depend_on_the_day_it_is_read(tmp_path, ca
     column = next(c for c in mlkiln.load(out).card.columns if c.name == "time")
     assert column.kind == "datetime" and 0 <= column.min and column.max < 86400  # seconds since midnight
     assert to_seconds(pd.Series(["08:30", "8:30:00", "08:30 AM"])).tolist() == [30600.0] * 3
+    # written otherwise (pandas put these on January 1st of year 1, 62 billion seconds before 1970)
+    assert to_seconds(pd.Series(["8pm", "8 P.M.", "T20:00", "20:00:00.0"])).tolist() == [72000.0] * 4
     # predict reads the file once (it read it twice, announcing values "past its first block"), scores as in memory
     scored = tmp_path / "scored.csv"
     code, _, err = run(["predict", out, tmp_path / "t.csv", "-o", scored], capsys)

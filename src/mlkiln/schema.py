@@ -169,8 +169,14 @@ def to_seconds(col, order: str | None = None):
         text = col.astype("object").map(str, na_action="ignore")
         if text.notna().any():  # pandas' .str refuses a column of NaN alone
             text = text.str.strip()
-            time_only = text.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp][Mm])?", na=False)
-            text = text.where(~time_only, "1970-01-01 " + text)
+            # "8pm", "8:30 p.m." and ISO's "T20:00" too: pandas would put those on January 1st of year 1
+            time_only = text.str.fullmatch(r"T?\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?"
+                                           r"|\d{1,2}\s*[AaPp]\.?[Mm]\.?", na=False)
+            if time_only.any():
+                clock = text[time_only].str.removeprefix("T").str.replace(r"([AaPp])\.([Mm])\.?$", r"\1\2",
+                                                                             regex=True)
+                text = text.copy()
+                text[time_only.to_numpy()] = ("1970-01-01 " + clock).to_numpy()
             # 13.02.2020: dots are written day first wherever they are used; pandas would read 01.02 as January 2nd
             text = text.str.replace(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})\b", r"\3-\2-\1", regex=True)
             if (order or date_order(text)) == "day first":
@@ -1039,7 +1045,7 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
         raise _unreadable(name, kind, value)
     if kind == "numeric" and number and -VALUE_MAX <= value <= VALUE_MAX:
         return float(value)
-    if not (number or isinstance(value, str) or (kind == "datetime" and isinstance(value, dt.date))):
+    if not (number or isinstance(value, str) or (kind == "datetime" and isinstance(value, (dt.date, dt.time)))):
         raise _unreadable(name, kind, value)
     plain = _PLAIN_NUMBER.fullmatch(value.strip()) if kind == "numeric" and isinstance(value, str) else None
     if plain:
