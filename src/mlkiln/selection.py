@@ -328,17 +328,19 @@ def select(X: pd.DataFrame, y: pd.Series, table: Table, options: TrainOptions, c
 def _encoding(X, y, table: Table, options: TrainOptions) -> dict:
     """How every pipeline of this table encodes its columns (build_pipeline's keywords), said where it is news."""
     max_categories = MAX_CATEGORIES if any(X[name].nunique() > MAX_CATEGORIES for name in table.categories) else None
-    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds), "texts": table.texts,
-                "tree_words": len(y) <= TEXT_TREE_ROWS, "dates": date_parts(X, y, table.kinds)}
+    # only where a family reads them: each is a pass over its columns' rows (100,000 at most)
+    trees = [f for f in options.families(table.task) if REGISTRY[f].encoding != "onehot"]
+    by_target = [f for f in options.families(table.task) if REGISTRY[f].encoding == "target"]
+    encoding = {"max_categories": max_categories, "codes": code_columns(X, y, table.kinds) if by_target else (),
+                "texts": table.texts, "tree_words": len(y) <= TEXT_TREE_ROWS,
+                "dates": date_parts(X, y, table.kinds) if trees else {}}
     if table.texts and not encoding["tree_words"]:
         log.info("free text: read as words by the linear models only, on more than %s rows (trees would take a "
                  "column per word)", f"{TEXT_TREE_ROWS:,}")
-    trees = [f for f in options.families(table.task) if REGISTRY[f].encoding != "onehot"]
-    if encoding["dates"] and trees:
+    if encoding["dates"]:
         log.info("dates: trees also read the %s", "; the ".join(f"{', '.join(parts)} of {name!r}"
                                                              for name, parts in encoding["dates"].items()))
-    by_target = [f for f in options.families(table.task) if REGISTRY[f].encoding == "target"]
-    if encoding["codes"] and by_target:
+    if encoding["codes"]:
         log.info("%s: whole numbers with many repeated values, maybe ids or codes: %s also encode(s) them by the "
                  "target", ", ".join(map(repr, encoding["codes"])), ", ".join(by_target))
     return encoding
