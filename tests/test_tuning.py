@@ -487,3 +487,31 @@ def test_lasso_works_on_the_gram_matrix_of_a_narrow_design_and_fits_the_same(dia
     # other one-hot families have no such setting; a given setting wins
     assert "precompute" not in build_pipeline("regression", "ridge", kinds).named_steps["model"].get_params()
     assert build_pipeline("regression", "lasso", kinds, {"precompute": False}).named_steps["model"].precompute is False
+
+
+def test_every_family_s_random_space_draws_in_the_target_s_units():
+    """lasso's alpha, drawn in the target's units, came from a distribution built wrongly: `--search random` and
+    `--budget`'s neighbours (their median) failed on every regression table with an internal error."""
+    for family in REGISTRY.values():
+        for task in family.tasks:
+            drawn = tuning.candidates_for(task, family.name, "random", seed=0, n_rows=5000, trials=20, unit=37.0)
+            assert len(drawn) >= 1, family.name
+            for name in family.target_units:
+                low, high = (37.0 * v for v in family.space(random=True).get(name).support())
+                assert all(low <= c[f"model__{name}"] <= high for c in drawn), (family.name, name)
+    alpha = REGISTRY["lasso"].space(random=True, unit=37.0)["alpha"]
+    assert alpha.median() == pytest.approx(37.0 * REGISTRY["lasso"].space(random=True)["alpha"].median())
+
+
+def test_a_random_search_that_draws_a_candidate_twice_chooses_its_best():
+    """extra_trees' random space is small: a candidate drawn twice was kept once, and choosing the best then
+    failed ("2 is not in list") where the best was its first draw (scikit-learn's diabetes table)."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    run = mlkiln.train(frame, target="target", models=["extra_trees", "lasso"], search="random", seed=0)
+    for family in ("extra_trees", "lasso"):
+        candidates = run.card.cv_results[family]
+        row = next(r for r in run.card.leaderboard if r.family == family)
+        assert row.cv_mean == max(c["mean"] for c in candidates)
+        assert len({repr(sorted(c["params"].items())) for c in candidates}) == len(candidates)

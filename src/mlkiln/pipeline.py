@@ -122,7 +122,7 @@ class Family:
         for name in set(self.target_units) & set(space):
             values = space[name]
             space[name] = ([v * unit for v in values] if isinstance(values, list)
-                           else type(values.dist)(*(a * unit for a in values.args)))  # a frozen loguniform
+                           else values.dist(*(a * unit for a in values.args)))  # a frozen loguniform, refrozen
         return space
 
     def scale_params(self, n_rows: int) -> dict:

@@ -289,6 +289,9 @@ def candidates_for(task: str, family: str, strategy: str, seed: int, n_rows: int
     if strategy == "grid" and (trials is None or len(ParameterGrid(grid)) <= trials):
         return list(ParameterGrid(grid))
     space = grid if strategy == "grid" else dist
+    if all(isinstance(values, list) for values in space.values()) and len(ParameterGrid(space)) <= (
+            trials or RANDOM_TRIALS):  # every candidate there is (scikit-learn warns, then gives them all)
+        return list(ParameterGrid(space))
     return list(ParameterSampler(space, n_iter=trials or RANDOM_TRIALS, random_state=seed))
 
 
@@ -775,7 +778,10 @@ def tune_family(
         why = res.get("first_failure")
         return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), elapsed, len(rows), candidates,
                             "every candidate failed to fit" + (f" ({why})" if why else ""), strategy)
-    best_index = searcher.best_index_ if strategy == "halving" else int(np.nanargmax(means))
+    if strategy == "halving":  # a candidate drawn twice is kept once, at its last row
+        best_index = last[repr(sorted(res["params"][searcher.best_index_].items()))]
+    else:
+        best_index = rows[int(np.nanargmax(means[rows]))]
     best = rows.index(best_index)
     return FamilyResult(
         family=family,
