@@ -556,6 +556,20 @@ def test_predict_extra_reordered_missing_and_unseen(small_bundle, caplog):
     assert "'extra'" in caplog.text and "not seen in training" in caplog.text
 
 
+def test_an_unseen_value_of_a_column_of_many_categories_is_warned_of(caplog):
+    """A text column of more categories than the card lists (100): its unseen values went unsaid by predict,
+    where drift and /metrics counted them from the bundle's profile (cars' 300 model names)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"name": [f"model {i % 300}" for i in range(1500)], "x": rng.normal(size=1500)})
+    frame["y"] = frame["x"] + rng.normal(size=1500)
+    model = mlkiln.train(frame, target="y", models=["ridge"])
+    assert model.card.columns[0].n_categories == 300 > len(model.card.columns[0].categories)
+    model.predict(frame.head(50))  # a rare category the card does not list is no news
+    assert "not seen in training" not in caplog.text
+    model.predict(pd.DataFrame({"name": ["model 299", "tesla model 3", "zzz"], "x": [0.0, 1.0, 2.0]}))
+    assert "'name': 2 value(s) not seen in training (e.g. 'tesla model 3')" in caplog.text
+
+
 def test_predict_wrong_type_names_column_and_row(small_bundle):
     model = mlkiln.load(small_bundle)
     with pytest.raises(mlkiln.MlkilnError, match=r"column 'x' expects a number, got 'abc' in row 2"):

@@ -43,6 +43,14 @@ class Model:
         return list(self.card.classes)
 
     @cached_property
+    def known(self) -> dict[str, frozenset]:
+        """Every training category of the text columns the drift profile lists whole (up to 10,000 a column; the
+        card lists the 100 most frequent): how a batch's unseen values are told and counted."""
+        columns = (self.card.profile or {}).get("columns", {})
+        return {name: frozenset(spec["categories"]) for name, spec in columns.items()
+                if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"])}
+
+    @cached_property
     def predictor(self) -> Predictor:
         """The pipeline compiled for fast predictions, built on first use (or scikit-learn, saying why)."""
         return compile_pipeline(self.pipeline, self.card.columns)
@@ -86,7 +94,7 @@ class Model:
     def prepare(self, data) -> pd.DataFrame:
         """New data as the pipeline expects it; raises :class:`InputError` when it does not fit."""
         frame = _as_frame(data)
-        return conform(frame, self.card.columns, self.card.target)
+        return conform(frame, self.card.columns, self.card.target, known=self.known)
 
     def predict(self, data, watch=None) -> np.ndarray:
         """Predicted values (regression) or labels (classification, at the tuned threshold).
@@ -130,7 +138,7 @@ class Model:
         name (a file scored before) gives way, with a warning on the first batch,
         so a job reading ``prediction`` never reads an older model's scores.
         """
-        X = conform(frame, self.card.columns, self.card.target, first_row=first_row)
+        X = conform(frame, self.card.columns, self.card.target, first_row=first_row, known=self.known)
         names = [PREDICTION, *(f"proba_{cls}" for cls in self.classes)] if self.task == "classification" else [PREDICTION]
         taken = [name for name in names if name in frame.columns]
         if taken and first_row == 1:
@@ -175,7 +183,7 @@ class Model:
             if len(unreadable):  # text in a regression target: not missing, and the user should know which
                 log.warning("skipping %d row(s) whose target is not a number, such as %r", len(unreadable),
                             str(unreadable.iloc[0]))
-        X = conform(frame.loc[y.index], self.card.columns, target)
+        X = conform(frame.loc[y.index], self.card.columns, target, known=self.known)
         if self.task == "classification":
             y = _as_classes(y, self.classes)
             absent = [c for c in self.classes if c not in set(y)]

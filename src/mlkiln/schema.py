@@ -909,14 +909,16 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
     return tuple(described)
 
 
-def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None, first_row: int = 1) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None, first_row: int = 1,
+            known: dict | None = None) -> pd.DataFrame:
     """Check new data against the schema and return it ready for the pipeline.
 
     Missing columns and values that cannot be read as the column's kind are
     errors naming the column (and the first bad row, counting ``frame``'s first
     row as ``first_row``, so a batch of a larger file names the file's row);
     extra columns are ignored with a warning (the ``target`` column silently);
-    order does not matter; unseen categories are counted.
+    order does not matter; unseen categories are counted, against ``known`` (a column's every training category,
+    from the bundle's drift profile) where the card lists only the most frequent.
     """
     kinds = {c.name: c.kind for c in columns}
     frame = frame.rename(columns=str)
@@ -932,9 +934,11 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
         raise _unreadable(name, kinds[name], frame[name].iloc[row], f" in row {row + first_row}")
     _refuse_either_comma(frame, columns, first_row)
     for spec in columns:
-        if spec.kind == "categorical" and (spec.n_categories or 0) <= len(spec.categories or ()):
+        listed = (known or {}).get(spec.name) or (
+            spec.categories if (spec.n_categories or 0) <= len(spec.categories or ()) else None)
+        if spec.kind == "categorical" and listed is not None:
             unseen = coerced[spec.name].dropna()
-            unseen = unseen[~unseen.isin(spec.categories)]
+            unseen = unseen[~unseen.isin(listed)]
             if len(unseen):
                 log.warning("column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
                             spec.name, len(unseen), _shown(unseen.iloc[0]))
