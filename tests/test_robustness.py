@@ -3,6 +3,7 @@
 Each case writes a real file and runs the real CLI entry point in-process.
 """
 
+import io
 import json
 import os
 import re
@@ -568,6 +569,22 @@ def test_an_unseen_value_of_a_column_of_many_categories_is_warned_of(caplog):
     assert "not seen in training" not in caplog.text
     model.predict(pd.DataFrame({"name": ["model 299", "tesla model 3", "zzz"], "x": [0.0, 1.0, 2.0]}))
     assert "'name': 2 value(s) not seen in training (e.g. 'tesla model 3')" in caplog.text
+
+
+def test_a_true_false_target_is_written_as_its_classes_are_named(tmp_path, capsys):
+    """pyarrow's CSV writer wrote a boolean prediction (and the input's boolean columns) as true/false, beside
+    columns proba_False and proba_True."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "flag": rng.random(300) < 0.5})
+    frame["y"] = frame["x"] + rng.normal(scale=0.5, size=300) > 0
+    code, err, out = train(tmp_path, capsys, write(tmp_path / "t.csv", frame), "y", "--models", "logistic_l2")
+    assert code == 0, err
+    code, scored, err = run(["predict", out, tmp_path / "t.csv", "-o", "-"], capsys)
+    assert code == 0, err
+    back = pd.read_csv(io.StringIO(scored), dtype=str)
+    assert list(back.columns[-2:]) == ["proba_False", "proba_True"]
+    assert set(back["prediction"]) == set(back["y"]) == set(back["flag"]) == {"False", "True"}
+    assert (back["prediction"] == mlkiln.load(out).predict(frame).astype(str)).all()
 
 
 def test_predict_wrong_type_names_column_and_row(small_bundle):

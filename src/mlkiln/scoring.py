@@ -229,11 +229,16 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with the columns a CSV cannot hold as text: lists, structs and maps as JSON, bytes as hex.
 
     pyarrow's CSV writer refuses them (a Parquet input's list column stopped ``predict -o scores.csv``).
+    True and False as Python and the class names write them (pyarrow: true, false).
     A duration is written in seconds, as mlkiln reads one: pyarrow writes the count of its unit, and microseconds
     read back as seconds changed 191 of 344 predictions when the output was scored again.
     """
     for i, field in enumerate(batch.schema):
         kind = field.type
+        if pa.types.is_boolean(kind):  # pyarrow writes true/false; the classes are named True/False (proba_True)
+            spelled = pc.if_else(batch.column(i), pa.scalar("True"), pa.scalar("False"))
+            batch = batch.set_column(i, field.name, spelled)
+            continue
         if pa.types.is_duration(kind):
             per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[kind.unit]
             seconds = pc.divide(pc.cast(batch.column(i), pa.int64()).cast(pa.float64()), per_second)
