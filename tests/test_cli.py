@@ -449,3 +449,18 @@ def test_openmp_threads_spin_briefly_unless_the_user_chose_a_wait_policy():
         out = subprocess.run([sys.executable, "-c", show], env={**env, **chosen}, capture_output=True, text=True,
                              check=True)
         assert out.stdout.split() == [chosen.get("GOMP_SPINCOUNT", "None"), chosen.get("OMP_WAIT_POLICY", "None")]
+
+
+def test_names_of_no_format_are_refused_before_scikit_learn_is_imported(tmp_path, linear_bundle):
+    """`predict -o scores.xlsx` and `report -o notes.txt` were refused only once the bundle was loaded (3 s here;
+    the sweep measured up to 56 s on a busy machine): one line, exit 2, and scikit-learn never imported."""
+    import subprocess
+    import sys
+
+    (tmp_path / "new.csv").write_text("a\n1\n")
+    for args, said in ((["predict", str(linear_bundle), "new.csv", "-o", "scores.xlsx"], "neither .csv nor .parquet"),
+                       (["report", str(linear_bundle), "-o", "notes.txt"], "not named .html")):
+        code = ("import sys; from mlkiln.cli import main; rc = main(%r); "
+                "sys.exit(rc + 10 * ('sklearn' in sys.modules))" % args)
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 2 and said in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr

@@ -169,6 +169,10 @@ def _example_drops(name: str, target: str, drop, keep) -> list[str]:
 def cmd_predict(args) -> int:
     check_bundle_path(args.bundle)
     check_data_path(args.data)
+    from .options import output_format
+
+    if args.output != "-" and not Path(args.output).is_dir():
+        output_format(args.output)  # a name of no format we write: said before the bundle is loaded
     from .predict import predict_file
 
     if args.output == "-":
@@ -265,6 +269,10 @@ def cmd_drift(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .atomic import check_page_name
+
+    if args.output not in (None, "-"):
+        check_page_name(Path(args.output))  # before the bundle is read and verified
     from .predict import rebuild_report
 
     log.info("report written to %s", rebuild_report(args.bundle, args.output))
@@ -311,7 +319,8 @@ def cmd_example(args) -> int:
     if not 0 <= args.seed <= MAX_SEED:
         raise ArgumentError("seed", args.seed, f"must be a whole number, between 0 and {MAX_SEED}")
     from .atomic import check_ours
-    from .data import output_format, table_columns, write_table
+    from .data import table_columns, write_table
+    from .options import output_format
     from .examples import load_example
 
     if args.output == "-":  # CSV on standard output, for a pipe

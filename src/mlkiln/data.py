@@ -39,14 +39,11 @@ from sklearn.model_selection import train_test_split
 from .atomic import atomic_path
 from .errors import InputError
 from .jsonio import scalar_text
-from .options import CODE_DIGITS, GLOB_CHARS, LEADING_ZERO, data_not_found, glob_root, written_as_codes
+from .options import (CODE_DIGITS, CSV_SUFFIXES, GLOB_CHARS, LEADING_ZERO, PARQUET_SUFFIXES,
+                      data_not_found, glob_root, output_format, written_as_codes)
 
 log = logging.getLogger("mlkiln")
 
-CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-#: names an output table may have: what it is written as (a .csv.gz or .tsv name would promise another format)
-OUTPUT_SUFFIXES = (".csv", *PARQUET_SUFFIXES)
 #: files at least this large get a progress line before and after reading
 LARGE_FILE_BYTES = 10 << 20
 #: rows per Parquet record batch when streaming: per-batch overhead is amortised, memory stays small
@@ -749,18 +746,6 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, fmt: str | None = 
     parquet = (fmt or output_format(path)) == "parquet"
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False) if parquet else frame.to_csv(tmp, index=False)
-
-
-def output_format(path: str | os.PathLike) -> str:
-    """Like :func:`table_format` but for a file to write: ``.csv`` (or no suffix) or a Parquet suffix.
-
-    Other names are refused: ``.csv.gz`` or ``.tsv`` would promise a format
-    (compressed, tab-separated) the file would not have.
-    """
-    name = str(path).lower()
-    if Path(path).suffix and not name.endswith(OUTPUT_SUFFIXES):
-        raise InputError(f"the output {path} is neither .csv nor .parquet; name the file for the format to write")
-    return "parquet" if name.endswith(PARQUET_SUFFIXES) else "csv"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -61,6 +61,25 @@ def written_as_codes(text) -> bool:
     return bool(zeros.mean() >= 0.5 or (zeros.any() and text.str.len().nunique() == 1))
 
 
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+#: names an output table may have: what it is written as (a .csv.gz or .tsv name would promise another format)
+OUTPUT_SUFFIXES = (".csv", *PARQUET_SUFFIXES)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format of a table to write: ``.csv`` (or no suffix) or a Parquet suffix.
+
+    Other names are refused: ``.csv.gz`` or ``.tsv`` would promise a format
+    (compressed, tab-separated) the file would not have. Here, not in :mod:`mlkiln.data`, so ``predict -o
+    scores.xlsx`` is refused before scikit-learn is imported and the bundle loaded (3 s, more on a busy machine).
+    """
+    name = str(path).lower()
+    if Path(path).suffix and not name.endswith(OUTPUT_SUFFIXES):
+        raise InputError(f"the output {path} is neither .csv nor .parquet; name the file for the format to write")
+    return "parquet" if name.endswith(PARQUET_SUFFIXES) else "csv"
+
+
 def check_data_path(path: str | os.PathLike) -> None:
     """Refuse a data path that names no file, directory or glob pattern: before scikit-learn is imported.
 

@@ -29,11 +29,10 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, check_apart, check_ours, check_replaceable, followed, holds, replace_path
 from .cluster import check_dask, dask_client, named_by
 from .data import (
-    LARGE_FILE_BYTES, OUTPUT_SUFFIXES, TypeDrift, check_same_columns, dataset_files, is_dataset,
-    output_format, read_batches, table_columns,
+    LARGE_FILE_BYTES, TypeDrift, check_same_columns, dataset_files, is_dataset, read_batches, table_columns,
 )
 from .errors import InputError, MlkilnError
-from .options import OUTPUT_MARKERS, PREDICTION
+from .options import OUTPUT_MARKERS, OUTPUT_SUFFIXES, PREDICTION, output_format
 
 log = logging.getLogger("mlkiln")
 
@@ -259,7 +258,7 @@ def _writer(dest: Path, fmt: str, schema: pa.Schema):
 
 
 def _is_table_name(path: Path) -> bool:
-    """Whether ``path`` names one output table (see :func:`mlkiln.data.output_format`), not a directory."""
+    """Whether ``path`` names one output table (see :func:`mlkiln.options.output_format`), not a directory."""
     return path.name.lower().endswith(OUTPUT_SUFFIXES)
 
 
