@@ -6,6 +6,7 @@ table against the facts in its attribution file.
 """
 
 import math
+import re
 import subprocess
 import sys
 from importlib.resources import files
@@ -280,3 +281,10 @@ def test_write_all_atomic_writes_every_file_or_none(tmp_path):
     assert {p: p.read_bytes() for p in old} == old and sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]
     write_all_atomic({tmp_path / "r.json": b"new json", tmp_path / "r.html": b"new html"})
     assert (tmp_path / "r.json").read_bytes() == b"new json" and (tmp_path / "r.html").read_bytes() == b"new html"
+
+
+def test_the_readme_names_the_card_version_bundles_get():
+    from mlkiln.card import CARD_VERSION
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert re.findall(r'"card_version": (\d+)', readme) == [str(CARD_VERSION)]

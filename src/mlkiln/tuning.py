@@ -84,7 +84,7 @@ class Compute:
         self.cores = n_jobs or joblib.cpu_count()
         local = workers.local_cores(n_jobs)
         if self.cluster in (None, "local") and self.cores > local:
-            log.warning("n_jobs=%d is more than the %d cores of this machine; using %d", self.cores, local, local)
+            log.warning("--jobs %d: more than the %d cores of this machine; using %d", self.cores, local, local)
             self.cores = local
         self._stack = contextlib.ExitStack()
         #: the CV folds preprocessed once for all candidates (see :class:`PreparedFolds`); emptied on exit
