@@ -1197,6 +1197,25 @@ def test_a_model_no_better_than_a_constant_says_so_and_names_what_may_hold_the_s
     assert not any("no better than" in r.getMessage() for r in caplog.records)
 
 
+def test_a_model_that_labels_every_row_one_class_says_so(caplog):
+    """A weak signal among four classes, the commonest half the rows: the probabilities learn a little (log loss
+    below the shares'), but every label is the commonest class, and nothing said so (vega's 63 LA riots)."""
+    rng = np.random.default_rng(0)
+    label = rng.choice(["a", "b", "c", "d"], size=400, p=[0.55, 0.2, 0.15, 0.1])
+    frame = pd.DataFrame({"x": (label == "d") * 0.3 + rng.normal(size=400), "label": label})
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        run = mlkiln.train(frame, target="label", models=["logistic_l2"])
+    assert set(run.predict(frame)) == {"a"}
+    warned = [r.getMessage() for r in caplog.records if "labels every row" in r.getMessage()]
+    assert warned == ["the model labels every row 'a' (out-of-fold and test): no other class is ever predicted; "
+                      "its probabilities may still rank the rows (report), or give it more rows or columns"]
+    caplog.clear()
+    frame["x"] = (label == "d") * 3.0 + rng.normal(size=400)  # a signal: class d labelled
+    with caplog.at_level("WARNING", logger="mlkiln"):
+        mlkiln.train(frame, target="label", models=["logistic_l2"])
+    assert not any("labels every row" in r.getMessage() for r in caplog.records)
+
+
 def test_whole_number_codes_read_as_a_quantity_get_a_hint():
     from mlkiln import metrics, workflow
 

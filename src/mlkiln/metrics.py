@@ -61,6 +61,19 @@ def no_better_than_baseline(task: str, validation_mean: dict, y: pd.Series) -> s
             f"the shares' own {constant:.4f}")
 
 
+def one_label(task: str, classes, *labels: np.ndarray) -> str | None:
+    """Why the model's labels say nothing, or None: one class for every row of ``labels`` (the out-of-fold and
+    the test predictions). Its probabilities may still rank the rows (a log loss a little below the shares'), so
+    :func:`no_better_than_baseline` need not fire: 63 riots' four types, every one labelled 'Homicide'."""
+    if task != "classification" or len(classes) < 2:
+        return None
+    seen = pd.unique(np.concatenate([np.asarray(part, dtype=object) for part in labels if part is not None]))
+    if len(seen) != 1:
+        return None
+    return (f"the model labels every row {seen[0]!r} (out-of-fold and test): no other class is ever predicted; "
+            "its probabilities may still rank the rows (report), or give it more rows or columns")
+
+
 def threshold_metric(task: str, metric: str, y: pd.Series) -> str | None:
     """The metric the decision threshold is tuned for, or None: predict the likelier class.
 

@@ -229,6 +229,9 @@ def train(
     sample = metrics.train_metric_sample(len(y_trainval), options.seed)
     X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
     test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
+    same = metrics.one_label(table.task, table.classes, getattr(selection.oof, "pred", None), test_predictions[0])
+    if same:
+        log.warning("%s", same)
     split_metrics = {
         "train": metrics.evaluate(final, X_fit, y_fit, table.task, table.classes, predictor),
         "validation": selection.validation,
