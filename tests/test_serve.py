@@ -121,7 +121,7 @@ def test_bad_records_are_422_naming_the_field(diamonds_server, change, field):
     status, out = request(port, "POST", "/predict", _record(model, **change))
     assert status == 422 and repr(field) in out["error"]
     status, out = request(port, "POST", "/predict", [_record(model), _record(model, **change)])
-    assert status == 422 and out["error"].startswith("record 1:") and repr(field) in out["error"]
+    assert status == 422 and out["error"].startswith("record 2:") and repr(field) in out["error"]
 
 
 def test_missing_column_is_422(diamonds_server):

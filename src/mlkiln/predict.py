@@ -79,7 +79,7 @@ class Model:
             try:
                 rows.append(conform_record(record, self.card.columns, self.card.target))
             except InputError as exc:
-                raise InputError(f"record {index}: {exc}") from exc
+                raise InputError(f"record {index + 1}: {exc}") from exc  # counted from 1, as rows are
             if watch is not None:
                 watch(rows[-1])
         if not rows:
