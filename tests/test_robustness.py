@@ -1151,6 +1151,11 @@ def test_column_names_in_another_unicode_form_or_as_numbers_are_the_same_columns
     assert model.predict_record(record)["prediction"] == pytest.approx(expected[0], rel=1e-12)
     with pytest.raises(mlkiln.errors.InputError, match=r"missing column\(s\) the model needs: '0'"):
         model.predict_record({"Größe": 1.0})
+    # a spreadsheet's header padded with spaces ("  Größe "), in training or in the new rows: the same column
+    padded = mlkiln.train(frame.rename(columns={"Größe": "  Größe "}), target="y", models=["ridge"]).model
+    np.testing.assert_allclose(padded.predict(X.head(5)), expected, rtol=1e-9)
+    assert padded.predict_record(X.iloc[0].to_dict())["prediction"] == pytest.approx(expected[0], rel=1e-9)
+    np.testing.assert_array_equal(model.predict(X.head(5).rename(columns={"Größe": " Größe"})), expected)
 
 
 def test_inspect_cuts_long_categories(tmp_path, capsys):

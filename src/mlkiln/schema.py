@@ -1080,13 +1080,13 @@ def _record_value(name: str, kind: str, value, read_as_missing: Sequence[str] = 
 
 def _respelled(names, kinds: dict) -> dict:
     """``{name: the model's column}`` for the names that are a missing column written otherwise: a number for
-    its text (a record's key 1 for column "1"), or the same text in another Unicode form (macOS writes "Größe"
-    decomposed, "o" and a combining diaeresis)."""
+    its text (a record's key 1 for column "1"), the same text in another Unicode form (macOS writes "Größe"
+    decomposed, "o" and a combining diaeresis), or without the spaces around it (a spreadsheet's "  rate ")."""
     names = list(names)
-    wanted = {unicodedata.normalize("NFC", name): name for name in kinds if name not in names}
+    wanted = {unicodedata.normalize("NFC", name).strip(): name for name in kinds if name not in names}
     found = {}
     for name in names:
-        column = wanted.get(unicodedata.normalize("NFC", str(name)))
+        column = wanted.get(unicodedata.normalize("NFC", str(name)).strip())
         if column is not None and name not in kinds and column not in found.values():
             found[name] = column
     return found
