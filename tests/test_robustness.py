@@ -730,7 +730,7 @@ def test_every_family_failing_says_why_and_a_kept_empty_column_is_refused(tmp_pa
         del REGISTRY["broken"]
     failed = run.leaderboard.set_index("family").loc["broken"]
     assert failed["status"] == "failed" and run.card.model.family == "linear"
-    assert "broken       failed: every candidate failed to fit (InvalidParameterError" in capsys.readouterr().err
+    assert "broken failed: every candidate failed to fit (InvalidParameterError" in capsys.readouterr().err
 
 
 def test_a_target_too_large_for_the_models_is_named_as_such(tmp_path, capsys):

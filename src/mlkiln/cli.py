@@ -351,7 +351,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors are one line (argparse prints its usage block first: 13 lines for train)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"mlkiln: error: {message} (see {self.prog} --help)\n")  # as every other error starts
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -541,9 +541,9 @@ def _log_result(result: FamilyResult, metric: str) -> None:
     if result.search == "left out":  # a choice of the default search, said once
         log.info("%-12s %s", result.family, result.error)
     elif result.search == "none":
-        log.warning("%-12s %s", result.family, result.error)
+        log.warning("%s: %s", result.family, result.error)  # a sentence, not a column of the progress
     elif result.error:
-        log.warning("%-12s failed: %s", result.family, result.error)
+        log.warning("%s failed: %s", result.family, result.error)
     else:
         rows = f", {result.rows:,} rows" if result.rows else ""
         log.info("%-12s CV %s %.4f ± %.4f  (%d candidates, %s%s, %.1fs)  %s", result.family, metric, result.cv_mean,
