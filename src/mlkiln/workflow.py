@@ -215,9 +215,6 @@ def train(
         selection = select(X_trainval, y_trainval, table, options, compute, started)
         selection, final, predictor, latency = fit_within_latency(X_trainval, y_trainval, table, selection, options,
                                                                   compute)
-    weak = metrics.no_better_than_baseline(table.task, selection.validation["mean"], y_trainval)
-    if weak:
-        log.warning("%s", weak + _weak_model_hint(table))
     alarm = leakage.ceiling_alarm(
         table.task, selection.validation["mean"], final, X_trainval, y_trainval, seed=options.seed,
         trees=metrics.count_trees(final),
@@ -229,9 +226,7 @@ def train(
     sample = metrics.train_metric_sample(len(y_trainval), options.seed)
     X_fit, y_fit = (X_trainval, y_trainval) if sample is None else (X_trainval.iloc[sample], y_trainval.iloc[sample])
     test_predictions = metrics.predict_in_blocks(final, X_test, table.task, predictor)  # the report's too
-    same = metrics.one_label(table.task, table.classes, getattr(selection.oof, "pred", None), test_predictions[0])
-    if same:
-        log.warning("%s", same)
+    _say_if_weak(table, selection, y_trainval, test_predictions[0])
     split_metrics = {
         "train": metrics.evaluate(final, X_fit, y_fit, table.task, table.classes, predictor),
         "validation": selection.validation,
@@ -252,6 +247,16 @@ def train(
 
 #: a regression target of whole numbers with at most this many distinct values may be class codes
 CLASS_CODES = 1000
+
+
+def _say_if_weak(table: Table, selection: Selection, y: pd.Series, test_labels: np.ndarray) -> None:
+    """Warn where the model is no better than a constant, or labels every row one class."""
+    weak = metrics.no_better_than_baseline(table.task, selection.validation["mean"], y)
+    if weak:
+        log.warning("%s", weak + _weak_model_hint(table))
+    same = metrics.one_label(table.task, table.classes, getattr(selection.oof, "pred", None), test_labels)
+    if same:
+        log.warning("%s", same)
 
 
 def _weak_model_hint(table: Table) -> str:
