@@ -172,7 +172,7 @@ def cmd_predict(args) -> int:
     from .options import output_format
 
     if args.output != "-" and not Path(args.output).is_dir():
-        output_format(args.output)  # a name of no format we write: said before the bundle is loaded
+        output_format(args.output)  # predict_file's own check, before the bundle is loaded
     from .predict import predict_file
 
     if args.output == "-":

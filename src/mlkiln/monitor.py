@@ -56,6 +56,14 @@ def _client():
     return require("prometheus_client", "serve", "GET /metrics")
 
 
+def known_categories(profile: dict | None) -> dict[str, frozenset]:
+    """Every training category of the text columns a training profile (:func:`mlkiln.drift.training_profile`)
+    lists whole, at most :data:`mlkiln.drift.MAX_KNOWN` of them (the card lists the 100 most frequent): what tells
+    a value unseen, in ``/metrics``' counts and in predict's warning."""
+    return {name: frozenset(spec["categories"]) for name, spec in (profile or {}).get("columns", {}).items()
+            if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"])}
+
+
 class Monitor:
     """The service's counters, and their exposition.
 
@@ -111,9 +119,10 @@ class Monitor:
         self.rows = 0
         self._known, self._bounds = [], []
         self._unseen_children, self._outside_children = {}, {}
+        known = known_categories(profile)
         for name, spec in (profile or {}).get("columns", {}).items():
-            if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"]):
-                self._known.append((name, frozenset(spec["categories"])))
+            if name in known:
+                self._known.append((name, known[name]))
                 self._unseen_children[name] = unseen.labels(name)
             elif spec["kind"] != "categorical" and spec["min"] is not None:
                 self._bounds.append((name, spec["min"], spec["max"]))

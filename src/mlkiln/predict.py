@@ -21,6 +21,7 @@ from .card import Card
 from .compiled import Predictor, compile_pipeline, rows_frame
 from .data import dataset_files, file_sha256, read_table
 from .errors import BundleError, InputError
+from .monitor import known_categories
 from .options import PREDICTION
 from .schema import coerce_target, conform, conform_record, is_missing_text
 
@@ -44,11 +45,9 @@ class Model:
 
     @cached_property
     def known(self) -> dict[str, frozenset]:
-        """Every training category of the text columns the drift profile lists whole (up to 10,000 a column; the
-        card lists the 100 most frequent): how a batch's unseen values are told and counted."""
-        columns = (self.card.profile or {}).get("columns", {})
-        return {name: frozenset(spec["categories"]) for name, spec in columns.items()
-                if spec["kind"] == "categorical" and spec["n_categories"] <= len(spec["categories"])}
+        """Every training category of the text columns the drift profile lists whole: how a batch's unseen values
+        are told (:func:`mlkiln.monitor.known_categories`, as ``/metrics`` counts them)."""
+        return known_categories(self.card.profile)
 
     @cached_property
     def predictor(self) -> Predictor:

@@ -70,8 +70,8 @@ def predict_path(model, data: str | os.PathLike, output: str | os.PathLike, *, c
     output = Path(output)
     check_apart([output], files)
     _check_not_in_dataset(data, output)
-    if output.suffix and not _is_table_name(output) and not output.is_dir():
-        raise InputError(f"the output {output} is neither .csv nor .parquet; name the file for the format to write")
+    if not output.is_dir():
+        output_format(output)  # a name of no table format is refused (as the command line does before loading)
     address = check_dask(cluster)
     as_parts = bool(address) or (is_dataset(data) and not _is_table_name(output))
     if len(files) > 1:
