@@ -41,7 +41,7 @@ def test_the_light_list_of_families_is_the_registry():
 
 def test_auto_halves_the_expensive_families_only():
     # gradient boosting, which has a portfolio, tries it instead (tests/test_portfolio.py)
-    assert [search_strategy(f) for f in FAMILIES["regression"]] == ["grid"] * 4 + ["portfolio"] * 2 + ["halving"] * 2
+    assert [search_strategy(f) for f in FAMILIES["regression"]] == ["grid"] * 4 + ["portfolio"] * 2 + ["halving"] * 3
     assert search_strategy("hgb", "grid") == "grid"
 
 

@@ -56,6 +56,8 @@ TRUSTED_TYPES = frozenset({
     "sklearn.tree._tree.Tree",
     "sklearn.model_selection._split.KFold",  # hgb_target's TargetEncoder: its cross-fitting folds
     "sklearn.model_selection._split.StratifiedKFold",
+    # the network's (mlp) solver state, kept on the fitted model by scikit-learn: learning rate and moment arrays
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.utils._bunch.Bunch",  # an ensemble's named_estimators_: a dict of its fitted members
     "sklearn.utils.validation.check_array",
 })

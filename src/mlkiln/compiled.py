@@ -15,6 +15,9 @@ fitted steps once and folds them into NumPy arrays and Python tables:
   does not grow with depth; deeper trees (random forests) level by level.
   Batches of tree models reuse the compiled encoding and hand the matrix to
   the estimator's own compiled tree code, which no NumPy walk beats on many rows;
+* neural networks (``mlp``): the first layer is linear in the one-hot
+  design, so it folds into per-column tables as a linear model does (one
+  output per hidden unit); the other layers are small matrix products;
 * ensembles: each member pipeline compiled as above, their outputs averaged
   with the vote's weights.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from types import SimpleNamespace
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,6 +56,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
@@ -201,6 +206,8 @@ def _compile(model, columns):
     head = _Head(estimator, threshold)
     if isinstance(estimator, _LINEAR):
         return _Linear(blocks, estimator, head)
+    if isinstance(estimator, TransformedTargetRegressor) and isinstance(estimator.regressor_, MLPRegressor):
+        return _Network(blocks, estimator.regressor_, estimator.transformer_)
     if isinstance(estimator, TransformedTargetRegressor) and isinstance(estimator.regressor_, _LINEAR):
         return _FromNormalScores(_Linear(blocks, estimator.regressor_, _Head(estimator.regressor_, None)),
                                  estimator.transformer_)
@@ -483,6 +490,35 @@ class _FromNormalScores:
 
     def score(self, X, labels: bool = True):
         return self.scores.inverse_transform(self.body.score(X, labels)[0][:, None])[:, 0], None
+
+
+class _Network:
+    """A regression network on the one-hot design, its target standardised (:func:`mlkiln.pipeline.make_estimator`'s
+    ``mlp``): the first layer folded per input column by :class:`_Linear` (each hidden unit an output), ReLU, the
+    other layers as matrix products, then the target's scale and mean restored as StandardScaler does it."""
+
+    def __init__(self, blocks, network, target):
+        if network.activation != "relu" or network.out_activation_ != "identity":
+            raise _NotCompilable(f"a network with {network.activation!r} units")
+        if not isinstance(target, StandardScaler) or not target.with_mean or not target.with_std:
+            raise _NotCompilable("a network's target transformed other than by standardising it")
+        first = SimpleNamespace(coef_=network.coefs_[0].T, intercept_=network.intercepts_[0])
+        self.first = _Linear(blocks, first, _Head(first, None))
+        self.layers = [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
+                       for w, b in zip(network.coefs_[1:], network.intercepts_[1:])]
+        self.mean, self.scale = float(target.mean_[0]), float(target.scale_[0])
+        self.head = _Head(network, None)
+
+    def _rest(self, hidden: np.ndarray) -> np.ndarray:
+        for weights, bias in self.layers:
+            hidden = np.maximum(hidden, 0.0) @ weights + bias
+        return hidden * self.scale + self.mean
+
+    def raw_row(self, row: dict):
+        return float(self._rest(np.atleast_2d(self.first.raw_row(row)))[0, 0])
+
+    def score(self, X, labels: bool = True):
+        return self._rest(self.first.raw(X))[:, 0], None
 
 
 class _Linear:

@@ -124,7 +124,7 @@ def check_bundle_path(path: str | os.PathLike) -> None:
 #: model families per task, in the order they are tried and listed: the names of
 #: :data:`mlkiln.pipeline.REGISTRY` (a test keeps the two equal), here without importing scikit-learn
 FAMILIES = {
-    "regression": ("linear", "ridge", "lasso", "ridge_normal", "hgb", "hgb_target", "rf", "extra_trees"),
+    "regression": ("linear", "ridge", "lasso", "ridge_normal", "hgb", "hgb_target", "rf", "extra_trees", "mlp"),
     "classification": ("logistic_l1", "logistic_l2", "hgb", "hgb_target", "rf", "extra_trees"),
 }
 

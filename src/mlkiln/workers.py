@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 
 import joblib
 
@@ -109,9 +110,34 @@ def stop() -> None:
         return
     from joblib.externals.loky import get_reusable_executor
 
+    _spawned()
     with contextlib.suppress(Exception):
         get_reusable_executor(reuse=True).shutdown(wait=False, kill_workers=True)
     _state.update(thread=None, used=False)
+
+
+def _spawned(most: float = 1.0) -> None:
+    """Wait (``most`` seconds at most) until the warm-up has handed each worker it starts its start-up data.
+
+    loky starts a worker, then writes it what to run through a pipe; a
+    command that ended in between (a bad input found while the workers
+    start, on a busy machine) left a worker to print ``EOFError: Ran out of
+    input`` after the one-line error, once in 17 early errors of session
+    34's sweep. The writes take milliseconds; the workers' imports, which
+    are not waited for, seconds.
+    """
+    thread = _state["thread"]
+    if thread is None or not thread.is_alive():
+        return
+    from joblib.externals.loky import reusable_executor
+
+    end = time.monotonic() + most
+    while time.monotonic() < end:
+        executor = getattr(reusable_executor, "_executor", None)
+        with contextlib.suppress(Exception):
+            if executor is not None and len(executor._processes) >= executor._max_workers:
+                return
+        time.sleep(0.005)
 
 
 def _quiet_loky_threads(args) -> None:
