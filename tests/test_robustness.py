@@ -1156,6 +1156,10 @@ def test_column_names_in_another_unicode_form_or_as_numbers_are_the_same_columns
     np.testing.assert_allclose(padded.predict(X.head(5)), expected, rtol=1e-9)
     assert padded.predict_record(X.iloc[0].to_dict())["prediction"] == pytest.approx(expected[0], rel=1e-9)
     np.testing.assert_array_equal(model.predict(X.head(5).rename(columns={"Größe": " Größe"})), expected)
+    # the target named without its padding: the padded column, which the card names as written
+    run = mlkiln.train(frame.rename(columns={"y": " y  "}), target="y", models=["ridge"])
+    assert run.card.target == " y  "
+    np.testing.assert_allclose(run.model.predict(X.head(5)), expected, rtol=1e-9)
 
 
 def test_inspect_cuts_long_categories(tmp_path, capsys):

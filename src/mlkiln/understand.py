@@ -69,6 +69,7 @@ class Table:
 
 def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table:
     """Decide the task, drop rows without a target, screen the columns and pick the metric."""
+    target = _as_written(frame, target)
     check_target(frame, target)
     for param in ("drop", "keep"):
         for name in getattr(options, param):
@@ -128,6 +129,18 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks, texts=texts,
     )
+
+
+def _as_written(frame: pd.DataFrame, target: str) -> str:
+    """The header ``target`` names where it is padded with spaces (``"  price "`` for ``price``), the one such
+    column: new rows match padded headers to clean ones too (:func:`mlkiln.schema.conform`)."""
+    if target in frame.columns:
+        return target
+    padded = [name for name in frame.columns if isinstance(name, str) and name.strip() == target.strip()]
+    if len(padded) != 1:
+        return target
+    log.info("target: the column %r", padded[0])
+    return padded[0]
 
 
 def _not_values(frame: pd.DataFrame, features: list[str], keep) -> dict[str, str]:
