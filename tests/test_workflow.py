@@ -92,6 +92,7 @@ def test_drop_and_keep(failure_csv):
          r"logistic_l1 is a classification family, and the task is regression; choose from .*or let the task be inferred \(auto\)"),
         ({"target": "price", "task": "regression", "models": ["logistic_l1", "svm"]}, r"unknown: svm; choose"),
         ({"target": "price", "metric": "accuracy"}, "metric='accuracy': is not a regression metric"),
+        ({"target": "cut", "metric": "f1"}, "metric='f1': needs two classes; use log_loss"),
         ({"target": "price", "folds": 1}, "folds=1: must be a whole number, at least 2"),
         ({"target": "price", "test_size": 1.5}, "test_size=1.5: must be a share of the rows, between 0 and 1"),
         ({"target": "price", "drop": ["price"]}, "cannot drop the target column 'price'"),
@@ -101,6 +102,16 @@ def test_drop_and_keep(failure_csv):
 def test_bad_arguments_raise_our_error(diamonds, kwargs, message):
     with pytest.raises(InputError, match=message):
         mlkiln.train(diamonds.head(200), **kwargs)
+
+
+def test_mape_is_refused_for_a_target_of_zeros_and_roc_auc_selects_among_several_classes(diamonds):
+    zeros = diamonds.head(300).assign(price=lambda d: d["price"].where(d.index % 3 != 0, 0))
+    with pytest.raises(ArgumentError, match=r"metric='mape': is undefined for a target of zeros \(100 of 300 rows\)"):
+        mlkiln.train(zeros, target="price", metric="mape", models=["ridge"])
+    run = mlkiln.train(diamonds.head(600), target="cut", metric="roc_auc", models=["logistic_l2"], trials=2)
+    assert run.card.metric.name == "roc_auc" and len(run.model.classes) == 5
+    board = run.leaderboard.set_index("family")
+    assert 0.5 < board.loc["logistic_l2", "cv_mean"] <= 1.0  # one class against the rest, averaged
 
 
 def test_arguments_are_checked_before_the_data_is_read(tmp_path):

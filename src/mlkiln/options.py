@@ -143,8 +143,8 @@ SELECTION_METRICS = {
     },
 }
 
-#: metrics defined for two classes only
-BINARY_METRICS = ("f1", "roc_auc", "average_precision")
+#: metrics defined for two classes only (ROC AUC is one class against the rest averaged over the classes for more)
+BINARY_METRICS = ("f1", "average_precision")
 
 #: model formats ``mlkiln export`` writes
 EXPORT_FORMATS = ("mlflow",)

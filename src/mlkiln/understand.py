@@ -227,7 +227,12 @@ def choose_metric(task: str, metric: str | None, y: pd.Series) -> Metric:
         if metric not in allowed:
             raise ArgumentError("metric", metric, f"is not a {task} metric; choose from {', '.join(allowed)}")
         if metric in BINARY_METRICS and task == "classification" and y.nunique() != 2:
-            raise ArgumentError("metric", metric, "needs two classes; use f1_macro or accuracy")
+            raise ArgumentError("metric", metric, "needs two classes; use log_loss (the default), roc_auc, f1_macro "
+                                "or accuracy")
+        zeros = int((y == 0).sum()) if task == "regression" and metric == "mape" else 0
+        if zeros:  # a percentage of zero: infinite
+            raise ArgumentError("metric", metric, f"is undefined for a target of zeros ({zeros:,} of {len(y):,} rows); "
+                                "use mae, rmse or r2")
         name, why = metric, f"{metric} (chosen with --metric)"
     return Metric(name, why, SELECTION_METRICS[task][name])
 
