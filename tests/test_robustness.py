@@ -224,6 +224,12 @@ def test_quoted_fields_with_newlines_and_commas(tmp_path, capsys):
     assert card_of(out)["data"]["rows"] == 120
     note = next(c for c in card_of(out)["schema"]["columns"] if c["name"] == "note")
     assert "line one,\nline two" in note["categories"]
+    # with ";" or tab as the delimiter too: the sniffed lines end inside a quoted value
+    for sep in (";", "\t"):
+        notes = frame.drop(columns="note").assign(note=np.where(frame.index % 2, "a\nb", "c\nd"))
+        path = write(tmp_path / f"t{len(sep)}.csv", notes[["note", *frame.columns.drop("note")]], sep=sep)
+        code, err, out = train(tmp_path, capsys, path, "y", "--models", "linear", "--force")
+        assert code == 0 and card_of(out)["data"]["rows"] == 120, err
 
 
 def test_target_with_some_missing_values(tmp_path, capsys):

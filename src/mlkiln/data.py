@@ -557,10 +557,14 @@ def _decimal_comma(lines: list[str], sep: str) -> str | None:
 
 
 def _best_delimiter(sample: str) -> str:
-    """The delimiter that splits every sampled row into the same number (> 1) of fields."""
+    """The delimiter that splits every sampled row into the same number (> 1) of fields.
+
+    The sample is whole lines, so its last row may be a record cut inside a quoted line break: not counted (a
+    ``;`` file whose notes span lines was read as one column of ``x;note;y``)."""
     best, best_fields = ",", 1
     for sep in DELIMITERS:
         rows = [row for row in csv.reader(io.StringIO(sample), delimiter=sep) if row]
+        rows = rows[:-1] if len(rows) > 1 else rows
         counts = {len(row) for row in rows}
         if len(counts) == 1 and (fields := counts.pop()) > best_fields:
             best, best_fields = sep, fields
