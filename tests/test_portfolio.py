@@ -44,6 +44,10 @@ def test_trials_take_the_first_configurations_in_order_the_same_every_time():
     first = candidates_for("regression", "hgb", "portfolio", 0, 5000, trials=2)
     assert first == every[:2]
     assert candidates_for("regression", "hgb", "portfolio", 7, 5000, trials=2) == first  # the seed draws nothing
+    # a one-parameter grid from its middle out: ridge's alpha 1 (of 1e-3 .. 1e3), then 10 and 0.1; not a draw
+    ridge = [c["model__alpha"] for c in candidates_for("regression", "ridge", "grid", 0, 5000, trials=3)]
+    assert ridge == [1.0, 10.0, 0.1]
+    assert candidates_for("regression", "ridge", "grid", 7, 5000, trials=1) == [{"model__alpha": 1.0}]
 
 
 def test_cli_trials_search_the_first_configurations_and_the_same_seed_gives_the_same_model(small, tmp_path):
