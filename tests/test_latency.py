@@ -39,5 +39,12 @@ def test_an_impossible_limit_is_one_clear_error(ensemble_csv, tmp_path):
                  "-o", tmp_path / "m")
     one_line_error(result, "--max-latency-us 0.001: no model scores one row that fast: ridge (")
     assert not (tmp_path / "m").exists()
+    # every model too slow: the best bagged, then alone; the next best not bagged again
+    result = cli("train", ensemble_csv, *ENSEMBLE_ARGS[:2], "--models", "hgb", "hgb_target", "--trials", "1",
+                 "--no-ensemble", "--max-latency-us", "0.001", "-o", tmp_path / "m")
+    one_line_error(result, "no model scores one row that fast: ")
+    named = result.stderr.split("that fast: ")[1].split("), ")
+    assert len(named) == 3 and " bagged (" in named[0]  # the best bagged, then alone, then the next best alone
+    assert not any("bagged" in model for model in named[1:]), named
     one_line_error(cli("train", ensemble_csv, *ENSEMBLE_ARGS[:2], "--max-latency-us", "-3"),
                    "--max-latency-us -3.0: must be a positive number of microseconds")

@@ -783,9 +783,9 @@ def fit_within_latency(X: pd.DataFrame, y: pd.Series, table: Table, selection: S
         too_slow.append(f"{selection.best.family}{' bagged' if bagged else ''} ({latency:,.1f} us)")
         log.info("%s%s scores one row in %.1f us, over --max-latency-us %g: fitting %s", selection.best.family,
                  " bagged" if bagged else "", latency, limit, "it alone" if bagged else "the next best")
-        if bagged:  # the same model without its extra fits first
-            selection.steps.pop()
-            bagging = None
+        if bagged:  # the same model without its extra fits first; the next best without them too (a vote of six
+            selection.steps.pop()  # fits that is over the limit is a model too slow to bag again: an impossible
+            bagging = bag_rule = None  # limit refitted every family twice, 111 s against 17 s)
             continue
         bagging = bag_rule
         selection = next(alternatives, None)
