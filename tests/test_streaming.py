@@ -12,6 +12,7 @@ from mlkiln import data, scoring
 from mlkiln.data import read_table
 from mlkiln.errors import InputError
 from mlkiln.predict import predict_file
+from mlkiln.schema import UNSEEN_VALUES
 
 
 @pytest.fixture
@@ -93,6 +94,14 @@ def test_unseen_category_warned_once_not_per_batch(diamonds_bundle, diamonds, sm
     frame.to_csv(path, index=False)
     with caplog.at_level(logging.WARNING, logger="mlkiln"):
         predict_file(diamonds_bundle, path, tmp_path / "out.csv")
+    assert caplog.text.count("not seen in training") == 2  # the first batch's count, then the whole file's
+    batches = [r.args[1] for r in caplog.records if r.msg == UNSEEN_VALUES]
+    assert len(batches) == 1 and batches[0] < len(frame)
+    assert f"'cut': {len(frame)} value(s) not seen in training in all the rows scored" in caplog.text
+    caplog.clear()
+    frame.head(batches[0]).to_csv(path, index=False)  # one batch: its count is the total, said once
+    with caplog.at_level(logging.WARNING, logger="mlkiln"):
+        predict_file(diamonds_bundle, path, tmp_path / "out.csv", force=True)
     assert caplog.text.count("not seen in training") == 1
 
 

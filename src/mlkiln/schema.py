@@ -909,6 +909,11 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
     return tuple(described)
 
 
+#: the warning of new values a column did not hold in training (its arguments: the column, how many, one of them),
+#: which a batch-by-batch scoring sums over its batches (:func:`mlkiln.scoring.score_path`)
+UNSEEN_VALUES = "column %r: %d value(s) not seen in training (e.g. %s), handled as unknown"
+
+
 def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None = None, first_row: int = 1,
             known: dict | None = None) -> pd.DataFrame:
     """Check new data against the schema and return it ready for the pipeline.
@@ -940,8 +945,7 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column], target: str | None =
             unseen = coerced[spec.name].dropna()
             unseen = unseen[~unseen.isin(listed)]
             if len(unseen):
-                log.warning("column %r: %d value(s) not seen in training (e.g. %s), handled as unknown",
-                            spec.name, len(unseen), _shown(unseen.iloc[0]))
+                log.warning(UNSEEN_VALUES, spec.name, len(unseen), _shown(unseen.iloc[0]))
     return coerced
 
 
