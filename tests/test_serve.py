@@ -101,6 +101,9 @@ def test_a_list_is_scored_at_once_as_each_record_alone(failure_server, failure_c
     assert request(port, "POST", "/predict", body, headers={"Content-Type": "text/csv"}) == (status, served)
     status, answer = request(port, "POST", "/predict", b"a,b\n1\n", headers={"Content-Type": "text/csv"})
     assert status == 400 and "row 1 has 1 field(s)" in answer["error"]
+    semicolons = pd.DataFrame(records).head(3).to_csv(index=False, sep=";").encode()  # a spreadsheet's elsewhere
+    status, answer = request(port, "POST", "/predict", semicolons, headers={"Content-Type": "text/csv"})
+    assert status == 400 and "with ';' in it; send comma-separated values" in answer["error"]
 
 
 def test_classification_returns_probabilities(failure_server):

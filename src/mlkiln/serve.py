@@ -179,7 +179,7 @@ class App:
         if status != 200:
             return status, payload
         try:
-            return 200, csv_frame(payload) if csv else mlflow_frame(payload)
+            return 200, csv_frame(payload, [c.name for c in self.model.card.columns]) if csv else mlflow_frame(payload)
         except ValueError as exc:
             return 400, self._error(str(exc))
 
@@ -309,10 +309,11 @@ def mlflow_frame(payload) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def csv_frame(body: bytes) -> pd.DataFrame:
+def csv_frame(body: bytes, names=()) -> pd.DataFrame:
     """The rows of a CSV body (UTF-8, comma-separated, a header of column names) as text; ValueError naming
     what is wrong. Every value stays text here, so that :func:`mlkiln.schema.conform` reads numbers and codes by
-    the model's schema ("007" stays a code where the column is text) and empty fields as missing values."""
+    the model's schema ("007" stays a code where the column is text) and empty fields as missing values. ``names``:
+    the model's columns, one of which a header of one column may be, whatever it holds."""
     import csv
     import io
 
@@ -328,6 +329,10 @@ def csv_frame(body: bytes) -> pd.DataFrame:
     if not rows:
         raise ValueError("CSV body is empty: send a header line of column names, then one line per row")
     header, data = rows[0], rows[1:]
+    other = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0] and header[0] not in names]
+    if other:  # a spreadsheet's export elsewhere: every column "missing" said nothing of why
+        raise ValueError(f"CSV body: its header is one column {header[0][:80]!r}, with {other[0]!r} in it; send "
+                         "comma-separated values")
     for i, row in enumerate(data):
         if len(row) != len(header):
             raise ValueError(f"CSV body: row {i + 1} has {len(row)} field(s), the header {len(header)}")
