@@ -459,7 +459,9 @@ def test_names_of_no_format_are_refused_before_scikit_learn_is_imported(tmp_path
 
     (tmp_path / "new.csv").write_text("a\n1\n")
     for args, said in ((["predict", str(linear_bundle), "new.csv", "-o", "scores.xlsx"], "neither .csv nor .parquet"),
-                       (["report", str(linear_bundle), "-o", "notes.txt"], "not named .html")):
+                       (["report", str(linear_bundle), "-o", "notes.txt"], "not named .html"),
+                       # a typo among the families: nothing registered them at run time without importing the registry
+                       (["train", "new.csv", "--target", "a", "--models", "hgbb"], "unknown: hgbb; choose from")):
         code = ("import sys; from mlkiln.cli import main; rc = main(%r); "
                 "sys.exit(rc + 10 * ('sklearn' in sys.modules))" % args)
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
