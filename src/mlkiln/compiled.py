@@ -33,8 +33,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from types import SimpleNamespace
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd

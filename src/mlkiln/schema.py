@@ -910,7 +910,7 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str], coerced: pd.Dat
 
 
 #: the warning of new values a column did not hold in training (its arguments: the column, how many, one of them),
-#: which a batch-by-batch scoring sums over its batches (:func:`mlkiln.scoring.score_path`)
+#: which scoring a file in batches, or a dataset's parts, sums over them (:func:`mlkiln.scoring.predict_path`)
 UNSEEN_VALUES = "column %r: %d value(s) not seen in training (e.g. %s), handled as unknown"
 
 

@@ -32,8 +32,8 @@ from .data import (
     LARGE_FILE_BYTES, TypeDrift, check_same_columns, dataset_files, is_dataset, read_batches, table_columns,
 )
 from .errors import InputError, MlkilnError
-from .schema import UNSEEN_VALUES
 from .options import OUTPUT_MARKERS, OUTPUT_SUFFIXES, PREDICTION, output_format
+from .schema import UNSEEN_VALUES
 
 log = logging.getLogger("mlkiln")
 
