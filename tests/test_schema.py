@@ -307,3 +307,22 @@ def test_a_number_in_a_text_column_is_written_as_training_wrote_that_value():
 ])
 def test_date_order_reads_the_order_from_any_column_type(values, dtype, order):
     assert date_order(pd.Series(values, dtype=dtype)) == order
+
+
+def test_a_column_cutting_the_target_at_a_threshold_is_a_leak_even_for_a_rare_class():
+    """births14's `lowbirthweight` is `weight` up to 5.5 lb, rounded so that 5.5 holds both classes: the held-out
+    score of the one-column parts missed it (balanced accuracy 0.987, one of 40 rare rows). Here diamonds' price
+    in hundreds against `price >= 15000` (3 % of rows), and the same cut of a column that is not the target's."""
+    frame = load_example("diamonds").sample(4000, random_state=0).reset_index(drop=True)
+    y = pd.Series(np.where(frame["price"] >= 15000, "dear", "other"))
+    assert 0.01 < (y == "dear").mean() < 0.05
+    X = pd.DataFrame({"price_rounded": (frame["price"] / 100).round() * 100, "carat": frame["carat"],
+                      "depth": frame["depth"]})
+    kinds = dict.fromkeys(X.columns, "numeric")
+    reasons = screen_columns(X, y, "classification", kinds)
+    assert set(reasons) == {"price_rounded"}
+    assert "cut the target at thresholds" in reasons["price_rounded"] and "'dear' 15000" in reasons["price_rounded"]
+    # carat rises with the price too, but both classes share a range of it: not a cut, as the set above says;
+    # nor is a class of random rows, however rare
+    few = pd.Series(np.where(np.random.default_rng(0).random(len(X)) < 0.01, "odd", "other"))
+    assert screen_columns(X[["depth", "carat"]], few, "classification", {"depth": "numeric", "carat": "numeric"}) == {}
