@@ -33,6 +33,7 @@ def test_the_bagged_model_averages_its_fit_on_all_rows_with_fits_on_part_of_them
     X = bagged_run.model.prepare(pd.read_csv(ensemble_csv))
     matrix = pipe[0].transform(X)
     fits = [vote.named_estimators_["refit"], *bagging.estimators_]
+    assert all(fit.steps[-1][1].n_iter_ == fits[0].n_iter_ for fit in fits[1:])  # each fit the same model
     predictions = np.array([fit.predict(matrix) for fit in fits])
     assert len({p.round(6).tobytes() for p in predictions}) == BAG_FITS + 1
     # the model's prediction is the plain average of the six fits, recomputed here fit by fit

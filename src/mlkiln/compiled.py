@@ -68,7 +68,7 @@ from sklearn.preprocessing import (
 )
 
 from .card import Column
-from .pipeline import DATE_PARTS, is_bagged
+from .pipeline import DATE_PARTS, bag_member, is_bagged
 
 log = logging.getLogger("mlkiln")
 
@@ -267,7 +267,7 @@ class _Bagged(_Ensemble):
             raise _NotCompilable("a bagged model other than a soft vote of a fit and its bagging")
         if any(not np.array_equal(f, np.arange(bagging.n_features_in_)) for f in bagging.estimators_features_):
             raise _NotCompilable("a bagged model whose fits each saw some of the features")
-        fits = [refit, *bagging.estimators_]
+        fits = [refit, *map(bag_member, bagging.estimators_)]
         if not all(isinstance(fit, (*_HGB, *_FOREST)) for fit in fits):
             raise _NotCompilable("a bagged model other than of trees")
         self.members = [_Trees(blocks, fit, fit, _Head(fit, None)) for fit in fits]
