@@ -52,12 +52,15 @@ def test_first_block_unlike_later_blocks(diamonds_bundle, diamonds, small_batche
     frame.loc[2500, "table"] = 57.5  # ... but one: the whole-file read makes it float
     frame["note"] = np.where(frame.index < 2900, "1", "text later")  # a column the model ignores
     frame.loc[:1000, "depth"] = np.nan  # no value at all in the first blocks
+    frame.loc[::10, "cut"] = "Sublime"  # unseen in training: counted once per row, not again for the pass re-read
     path = tmp_path / "drift.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "scored.parquet"
     with caplog.at_level(logging.INFO, logger="mlkiln"):
         predict_file(diamonds_bundle, path, out)
     assert "reading the input again" in caplog.text
+    unseen = (frame["cut"] == "Sublime").sum()
+    assert f"'cut': {unseen} value(s) not seen in training in all the rows scored" in caplog.text
     got, expected = read_table(out), _expected(diamonds_bundle, path)
     _same(got, expected)
     assert got["note"].iloc[0] == "1" and got["table"].dtype == np.float64

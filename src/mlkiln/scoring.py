@@ -176,12 +176,16 @@ def _score_on_dask(model, files: list[Path], output: Path, address: str) -> int:
 
 
 def _retrying_drift(stream: Callable[[dict], int]) -> int:
-    """Run ``stream`` until no column outgrows its type, widening the types it reads with each time."""
+    """Run ``stream`` until no column outgrows its type, widening the types it reads with each time; the unseen
+    values of a pass read again are not counted (80,000 rows said 10,958 where they held 5,936: sweep 10)."""
     widened: dict[str, pa.DataType] = {}
     while True:
+        counted = dict(_unseen_tally)
         try:
             return stream(dict(widened))
         except TypeDrift as drift:
+            _unseen_tally.clear()
+            _unseen_tally.update(counted)
             log.info("column %r holds values past its first block that need %s; reading the input again",
                      drift.column, drift.dtype)
             widened[drift.column] = drift.dtype
@@ -278,12 +282,17 @@ class _Progress:
             log.info("scored %d rows so far (%.0f s)", self.rows, now - self.started)
 
 
+#: the unseen values counted per column by the :func:`_warn_once` in force (a pass read again takes its own back)
+_unseen_tally: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def _warn_once():
     """Let each warning (per message and column) through once, not once per batch; the unseen values of a column
     that later batches or files hold too are counted, and their total said at the end (a dataset of three parts
     said the first part's 20 where they held 57)."""
-    seen, said, unseen = set(), {}, {}
+    seen, said, unseen = set(), {}, _unseen_tally
+    unseen.clear()
 
     def first_time(record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
