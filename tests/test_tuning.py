@@ -105,6 +105,20 @@ def test_trials_give_the_same_model_whatever_the_cores(small, search, trials, mo
     np.testing.assert_array_equal(runs[0].predict(rows), runs[1].predict(rows))
 
 
+def test_trials_on_a_small_table_take_the_grid_of_families_halving_would_search(small, caplog):
+    """Halving on a small table is one round: with --trials its candidates are grid values (the middle first), as a
+    grid search's, not random draws (the network's alpha 0.157 and 0.726 where its grid is 0.01 and 3)."""
+    with caplog.at_level(logging.INFO, logger="mlkiln"):
+        run = mlkiln.train(small.head(300), target="price", models=["rf", "mlp"], search="halving", trials=2)
+    for family in ("rf", "mlp"):
+        row = next(r for r in run.card.leaderboard if r.family == family)
+        assert row.search == "grid"
+        grid = REGISTRY[family].grid
+        tried = [c["params"] for c in run.card.cv_results[family]]
+        assert len(tried) == 2 and all(p[name] in values for p in tried for name, values in grid.items())
+        assert f"{family}: halving would be one round on all 240 rows here: the grid instead" in caplog.text
+
+
 def test_budget_stops_cleanly_and_lists_what_was_not_reached(small):
     # the search is best-first: gradient boosting's first batch always runs; on a small table each other family's
     # first batch too, estimated near nothing (_Rungs.near_free), and nothing more
