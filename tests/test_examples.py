@@ -97,6 +97,14 @@ def test_rows_only_for_the_generated_example():
     assert len(load_example("machine-failure-synthetic", rows=123)) == 123
 
 
+def test_the_cli_names_its_rows_flag(tmp_path):
+    from common import cli
+
+    done = cli("example", "machine-failure", "--rows", "10", "-o", tmp_path / "x.csv")
+    assert done.returncode == 2 and "error: --rows 10: example 'machine-failure' is a fixed table" in done.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_cli_writes_the_generated_example_with_rows(tmp_path):
     out = tmp_path / "big.csv"
     result = cli("example", "machine-failure-synthetic", "--rows", "20000", "--seed", "4", "-o", out)

@@ -120,6 +120,24 @@ def test_a_wide_table_s_importance_scores_a_smaller_sample(tmp_path):
     assert [f["feature"] for f in importance["features"][:2]] == ["c4", "c9"]
 
 
+def test_a_table_too_wide_to_shuffle_column_by_column_says_so_but_a_linear_model_s_parts_are(monkeypatch, tmp_path):
+    """Past IMPORTANCE_MAX_COLUMNS every shuffled copy of every column is scored through the model (columns x
+    columns values: 3,013 columns took more than 8 minutes); a linear model's additive parts are shuffled instead."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["mlkiln.report.diagnostics"], "IMPORTANCE_MAX_COLUMNS", 5)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(600, 8)), columns=[f"c{i}" for i in range(8)])
+    frame["y"] = 3 * frame["c4"] - frame["c1"] + rng.normal(scale=0.5, size=600)
+    trees = mlkiln.train(frame, target="y", models=["hgb"], trials=1, bagging=False)
+    importance = trees.diagnostics["permutation_importance"]
+    assert importance["features"] == [] and importance["skipped"].startswith("8 input columns: shuffling each of more")
+    trees.save(tmp_path / "trees")
+    assert "Not computed: 8 input columns" in (tmp_path / "trees" / "report.html").read_text()
+    linear = mlkiln.train(frame, target="y", models=["ridge"], trials=1).diagnostics["permutation_importance"]
+    assert "skipped" not in linear and [f["feature"] for f in linear["features"][:2]] == ["c4", "c1"]
+
+
 def test_a_large_model_s_importance_scores_fewer_rows_and_repeats(failure_run):
     """Rows x trees are bounded: digits' 61 columns through 5,100 trees get 200 rows, shuffled twice each."""
     from mlkiln.metrics import count_trees

@@ -326,3 +326,11 @@ def test_a_column_cutting_the_target_at_a_threshold_is_a_leak_even_for_a_rare_cl
     # nor is a class of random rows, however rare
     few = pd.Series(np.where(np.random.default_rng(0).random(len(X)) < 0.01, "odd", "other"))
     assert screen_columns(X[["depth", "carat"]], few, "classification", {"depth": "numeric", "carat": "numeric"}) == {}
+
+
+def test_a_table_of_the_target_alone_says_so():
+    frame = load_example("diamonds").head(200)
+    with pytest.raises(MlkilnError, match=r"^no feature columns: the table has only the target 'price'$"):
+        mlkiln.train(frame[["price"]], target="price")
+    with pytest.raises(MlkilnError, match="only the target 'price' and the columns dropped"):
+        mlkiln.train(frame[["price", "carat"]], target="price", drop=["carat"])

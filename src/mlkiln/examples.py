@@ -15,7 +15,7 @@ from importlib.resources import files
 
 from typing import TYPE_CHECKING
 
-from .errors import InputError
+from .errors import ArgumentError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +84,8 @@ def load_example(name: str, seed: int = 0, rows: int | None = None) -> pd.DataFr
         return make_machine_failure(n_rows=10_000 if rows is None else rows, seed=seed)
     if rows is not None:
         generated = [n for n, example in EXAMPLES.items() if example.file is None]
-        raise InputError(f"rows: example {name!r} is a fixed table; only {', '.join(generated)} takes a row count")
+        raise ArgumentError("rows", rows, f"example {name!r} is a fixed table; only {', '.join(generated)} takes a "
+                            "row count")
     # text columns stay strings: recognising them is mlkiln's job
     with (files("mlkiln") / "data" / source).open("rb") as f:
         return pd.read_csv(f, compression="gzip")

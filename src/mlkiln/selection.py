@@ -91,6 +91,10 @@ PREDICT_SECONDS_PER_ROW = 4e-6
 #: session 19; since the report draws the most frequent classes, 47 classes of 3,339 rows took 2.2 s after a
 #: linear model's fit and 4.4 s after a forest's, where 0.1 s a class kept a --budget 15 from all but one candidate)
 POST_FIT_SECONDS_PER_COLUMN = 0.01
+#: ... and per column past :data:`~mlkiln.metrics.IMPORTANCE_MAX_COLUMNS`, which no importance shuffles but a linear
+#: model's parts: 3,013 columns of 1,000 rows took 8.3 s after least squares' fit, where 0.01 a column kept back
+#: 34 s of a --budget 60 and no family but least squares was tried (sweep 10)
+POST_FIT_SECONDS_PER_WIDE_COLUMN = 0.002
 POST_FIT_SECONDS_PER_CLASS = 0.05
 #: ... and per row, model and free-text column, whose words every prediction (the metrics', the report's) counts
 #: again: a compiled linear model reading the words of 300,000 reviews spent 27 s predicting 260,000 rows (the
@@ -132,7 +136,9 @@ class Plan:
         """Seconds the steps after the final fit take, predicting through ``models`` models (an ensemble's members;
         0: all but the predictions)."""
         per_row = POST_FIT_SECONDS_PER_ROW + (PREDICT_SECONDS_PER_ROW + TEXT_SECONDS_PER_ROW * self.n_texts) * models
-        return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_COLUMN * self.n_columns
+        wide = max(self.n_columns - metrics.IMPORTANCE_MAX_COLUMNS, 0)
+        return (POST_FIT_SECONDS + per_row * self.predicted_rows + POST_FIT_SECONDS_PER_WIDE_COLUMN * wide
+                + POST_FIT_SECONDS_PER_COLUMN * (self.n_columns - wide)
                 + POST_FIT_SECONDS_PER_CLASS * max(self.n_classes - 2, 0))
 
     def reserve(self, family: str, cost: CostModel, members: int = 1, capped: bool = True) -> float:

@@ -111,8 +111,7 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         log.warning("excluding column(s) %s: target leakage: %s (use --keep to override)",
                     ", ".join(map(repr, leak.columns)), leak.relation)
     kinds = {name: kind for name, kind in kinds.items() if name not in excluded}
-    if not kinds:
-        raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
+    _require_features(kinds, bool(excluded or nested), target, options.drop)
     _refuse_output_names([*kinds, target], classes)
     metric = choose_metric(task, options.metric, y)
     log.info("selection metric: %s", metric.why)
@@ -129,6 +128,16 @@ def understand(frame: pd.DataFrame, target: str, options: TrainOptions) -> Table
         target=Target(str(target), str(raw_target.dtype), tuple(classes) if classes else None),
         metric=metric, excluded={**nested, **excluded}, rows_dropped=rows_dropped, leaks=leaks, texts=texts,
     )
+
+
+def _require_features(kinds: dict, excluded: bool, target: str, drop) -> None:
+    """Refuse a table left without features, saying whether exclusions or the table itself left none."""
+    if kinds:
+        return
+    if not excluded:  # the table holds the target (and dropped columns) alone
+        raise InputError(f"no feature columns: the table has only the target {target!r}"
+                         + (" and the columns dropped" if drop else ""))
+    raise InputError("no usable feature columns are left; see the exclusions above, or use --keep")
 
 
 def _as_written(frame: pd.DataFrame, target: str) -> str:

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..card import Card, Evaluation
 from ..jsonio import plain
-from ..metrics import BLOCK_ROWS, Scorer, count_trees, predict_in_blocks
+from ..metrics import BLOCK_ROWS, IMPORTANCE_MAX_COLUMNS, Scorer, count_trees, predict_in_blocks
 
 #: points drawn in the regression scatter plots (a seeded sample of the rows)
 SCATTER_POINTS = 2000
@@ -184,6 +184,11 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     took 3 s of the machine-failure example's 19 s training.
     """
     metric = card.metric.name
+    additive = predictor is not None and predictor.compiled and predictor.terms(X.head(1)) is not None
+    if not additive and X.shape[1] > IMPORTANCE_MAX_COLUMNS:
+        return {"metric": metric, "rows": 0, "repeats": 0, "features": [],
+                "skipped": f"{X.shape[1]:,} input columns: shuffling each of more than {IMPORTANCE_MAX_COLUMNS} "
+                           "through this model costs minutes"}
     n_rows, repeats = importance_plan(len(X), X.shape[1], count_trees(pipeline))
     if len(X) > n_rows:
         take = np.sort(rng.choice(len(X), n_rows, replace=False))
@@ -191,7 +196,7 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     # the stored pipeline already applies the tuned threshold, so the plain metric is the right one
     scorer = Scorer(card.task, metric, list(card.classes) or None)
     shuffle = np.random.default_rng(card.split.seed)
-    terms = predictor.terms(X) if predictor is not None and predictor.compiled else None
+    terms = predictor.terms(X) if additive else None
     scores = _additive_scores(predictor, terms, X, y, scorer, shuffle, repeats) if terms else _copies_scores(
         pipeline, X, y, card.task, scorer, shuffle, repeats, predictor)
     drops = scores[0] - np.reshape(scores[1:], (X.shape[1], repeats))

@@ -284,10 +284,15 @@ def _most_frequent(curves: list[dict], per_class: dict) -> tuple[list[dict], str
 def _drivers_section(report: dict) -> str:
     diag, s = report["diagnostics"], report["summary"]
     imp = diag["permutation_importance"]
-    parts = [f'<h3>Permutation importance</h3><p class="note">How much {escape(imp["metric"])} drops when one input column '
-             f'is shuffled, on {imp["rows"]:,} rows of the {report["on"]["split"]} data, {imp["repeats"]} shuffles each '
-             "(bar: mean, line: std). Near zero = the model does not rely on the column.</p>",
-             plot("Permutation importance", _bars_size(len(imp["features"])), lambda fig: plots.draw_importance(fig, imp))]
+    if imp.get("skipped"):
+        parts = [f'<h3>Permutation importance</h3><p class="note">Not computed: {escape(imp["skipped"])}.</p>']
+    else:
+        parts = [f'<h3>Permutation importance</h3><p class="note">How much {escape(imp["metric"])} drops when one '
+                 f'input column is shuffled, on {imp["rows"]:,} rows of the {report["on"]["split"]} data, '
+                 f'{imp["repeats"]} shuffles each (bar: mean, line: std). Near zero = the model does not rely on the '
+                 'column.</p>',
+                 plot("Permutation importance", _bars_size(len(imp["features"])),
+                      lambda fig: plots.draw_importance(fig, imp))]
     coef = diag["coefficients"]
     if coef:
         parts += [f'<h3>Coefficients of {escape(s["family"])}</h3><p class="note">On the scaled (standardised) and '
