@@ -75,3 +75,29 @@ def test_unreachable_scheduler_fails_fast(diamonds_bundle, parts, tmp_path, monk
 def test_cluster_output_must_be_a_directory(diamonds_bundle, parts, scheduler, tmp_path):
     with pytest.raises(InputError, match="give -o a directory"):
         predict_path(mlkiln.load(diamonds_bundle), parts, tmp_path / "scored.parquet", cluster=scheduler)
+
+
+def test_unseen_values_scored_on_worker_processes_are_said_by_the_client(diamonds_bundle, parts, tmp_path, caplog):
+    """A worker's warnings reach its own stderr, not the user's: the client says them, with their total."""
+    import logging
+
+    for i in (1, 3):  # two parts, 600 rows each, a cut never seen in training in every third row
+        frame = read_table(parts / f"p{i}.parquet")
+        frame.loc[frame.index[::3], "cut"] = "Sublime"
+        data.write_table(frame, parts / f"p{i}.parquet")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+            caplog.at_level(logging.WARNING, logger="mlkiln"):
+        assert predict_path(mlkiln.load(diamonds_bundle), parts, tmp_path / "scored", cluster=c.scheduler_address) == 3000
+    assert "'cut': 200 value(s) not seen in training (e.g. 'Sublime')" in caplog.text
+    assert "'cut': 400 value(s) not seen in training in all the rows scored" in caplog.text
+
+
+def test_unseen_values_on_worker_threads_are_counted_once(diamonds_bundle, parts, scheduler, tmp_path, caplog):
+    import logging
+
+    frame = read_table(parts / "p2.parquet")
+    frame.loc[frame.index[::2], "cut"] = "Sublime"
+    data.write_table(frame, parts / "p2.parquet")
+    with caplog.at_level(logging.WARNING, logger="mlkiln"):
+        predict_path(mlkiln.load(diamonds_bundle), parts, tmp_path / "scored", cluster=scheduler)
+    assert caplog.text.count("not seen in training") == 1 and "'cut': 300 value(s)" in caplog.text

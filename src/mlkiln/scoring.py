@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -136,9 +137,28 @@ def _glob_finds(path: Path, pattern: str) -> bool:
     return len(full) == len(wanted) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(full, wanted))
 
 
-def score_file(model, source: Path, dest: Path) -> int:
-    """Score one input file into ``dest`` (Parquet), batch by batch; the task each Dask worker runs."""
-    return _retrying_drift(lambda types: _stream(model, [source], dest, "parquet", types))
+def score_file(model, source: Path, dest: Path, on_retry: Callable[[], None] | None = None) -> int:
+    """Score one input file into ``dest`` (Parquet), batch by batch (``on_retry``: called when it is read again)."""
+    return _retrying_drift(lambda types: _stream(model, [source], dest, "parquet", types), on_retry)
+
+
+def _score_file_told(model, source: Path, dest: Path) -> tuple[int, list[tuple]]:
+    """:func:`score_file` as a Dask worker runs it: ``(rows, the arguments of its unseen-values warnings)``, kept
+    from the worker's log for the client to say (on the cluster they reached the worker's stderr alone, sweep 9)."""
+    thread, said = threading.get_ident(), []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.msg == UNSEEN_VALUES and record.thread == thread:
+            said.append(tuple(record.args))
+            return False
+        return True
+
+    log.addFilter(keep)
+    try:
+        rows = score_file(model, source, dest, on_retry=said.clear)  # a pass read again is not counted
+    finally:
+        log.removeFilter(keep)
+    return rows, said
 
 
 def _write_file(model, files: list[Path], output: Path) -> int:
@@ -166,16 +186,20 @@ def _score_on_dask(model, files: list[Path], output: Path, address: str) -> int:
         shipped = client.scatter(model, broadcast=True)
 
         def run(parts):
-            futures = client.map(score_file, [shipped] * len(parts), *zip(*parts), pure=False)
+            futures = client.map(_score_file_told, [shipped] * len(parts), *zip(*parts), pure=False)
             try:
-                return client.gather(futures)
+                done = client.gather(futures)
             finally:
                 client.cancel(futures)
+            for _, said in done:  # said here, once per column, with their total (_warn_once)
+                for args in said:
+                    log.warning(UNSEEN_VALUES, *args)
+            return [rows for rows, _ in done]
 
         return _write_parts(output, files, run)
 
 
-def _retrying_drift(stream: Callable[[dict], int]) -> int:
+def _retrying_drift(stream: Callable[[dict], int], on_retry: Callable[[], None] | None = None) -> int:
     """Run ``stream`` until no column outgrows its type, widening the types it reads with each time; the unseen
     values of a pass read again are not counted (80,000 rows said 10,958 where they held 5,936: sweep 10)."""
     widened: dict[str, pa.DataType] = {}
@@ -186,6 +210,8 @@ def _retrying_drift(stream: Callable[[dict], int]) -> int:
         except TypeDrift as drift:
             _unseen_tally.clear()
             _unseen_tally.update(counted)
+            if on_retry is not None:
+                on_retry()
             log.info("column %r holds values past its first block that need %s; reading the input again",
                      drift.column, drift.dtype)
             widened[drift.column] = drift.dtype
@@ -293,9 +319,10 @@ def _warn_once():
     said the first part's 20 where they held 57)."""
     seen, said, unseen = set(), {}, _unseen_tally
     unseen.clear()
+    owner = threading.get_ident()
 
     def first_time(record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or record.thread != owner:  # a Dask worker's thread: it hands them back
             return True
         key = (record.msg, record.args[0] if record.args else None)
         if record.msg == UNSEEN_VALUES:
