@@ -155,6 +155,11 @@ class Predictions:
     proba: np.ndarray | None
 
 
+#: the leaderboard's word for a family the time kept from the rung the families were ranked on, scored only on a
+#: larger one: its score there is not comparable (sweep 10: "not reached" after 138 s of its CV)
+NOT_COMPARED = "scored only on more rows than the families were ranked on"
+
+
 @dataclass
 class FamilyResult:
     """What tuning one family found: best parameters, CV scores (in the metric's own units) and timings.
@@ -183,6 +188,8 @@ class FamilyResult:
 
     @property
     def status(self) -> str:
+        if self.error == NOT_COMPARED:  # it ran, on a larger rung the others did not reach (its score is in the log)
+            return "not compared"
         if self.error:
             return {"none": "not reached", "left out": "left out"}.get(self.search, "failed")
         return "partial" if self.not_reached else "ok"
@@ -1707,8 +1714,7 @@ class _Rungs:
         if not mine:
             above = any(f == family for f, _ in self.scores)
             return FamilyResult(family, {}, float("nan"), float("nan"), float("nan"), 0.0, 0, [],
-                                "scored only on more rows than the families were ranked on" if above
-                                else "not reached within --budget", "none", n_planned)
+                                NOT_COMPARED if above else "not reached within --budget", "none", n_planned)
         candidates = [{"params": s["params"], "mean": plain(sign * s["mean"]),
                        "std": plain(s["std"]), "folds": plain([sign * v for v in s["folds"]]), "n_samples": s["rows"]}
                       for i, s in sorted(mine.items())]
