@@ -99,9 +99,19 @@ def test_a_few_rows_drift_within_their_sampling_noise_and_are_told_so(diamonds_r
     assert many.few_rows() is None and all(s.noise < drift.MODERATE for s in many.columns)
     carat = next(s for s in many.columns if s.name == "carat")
     assert carat.psi > 10 * carat.noise and not carat.to_dict()["within_noise"]
-    done = cli("drift", diamonds_bundle, _write(fresh.sample(20, random_state=0), tmp_path, "twenty.csv"))
+    twenty = _write(fresh.sample(20, random_state=0), tmp_path, "twenty.csv")
+    done = cli("drift", diamonds_bundle, twenty)
     assert done.returncode == 0 and "warning: 20 rows are few for PSI" in done.stderr, done.stderr
     assert "(noise)" in done.stdout
+    # --fail-above counts no shift within its column's noise: exit 3 only where a column drifted beyond it
+    noisy = [s for s in drift.check(diamonds_run.model, fresh.sample(20, random_state=0)).columns
+             if s.psi > 0.25 and s.psi <= s.noise]
+    assert noisy  # chance alone passed 0.25 here
+    calm = cli("drift", diamonds_bundle, twenty, "--fail-above", "0.25", "-o", tmp_path / "calm.html")
+    beyond = [s for s in drift.check(diamonds_run.model, fresh.sample(20, random_state=0)).columns
+              if s.psi > max(0.25, s.noise)]
+    assert calm.returncode == (3 if beyond else 0), calm.stderr
+    assert "within the sampling noise of so few rows" in calm.stderr
     doc = json.loads((tmp_path / "twenty-drift.json").read_text())
     assert doc["few_rows"].startswith("20 rows") and all("noise" in c for c in doc["columns"])
     assert "20 rows are few for PSI" in (tmp_path / "twenty-drift.html").read_text()

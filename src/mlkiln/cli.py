@@ -261,7 +261,13 @@ def cmd_drift(args) -> int:
         log.warning("%s", doc["few_rows"])
     log.info("drift report written to %s (its numbers in the .json beside it)", output)
     if args.fail_above is not None:
-        above = [s["name"] for s in [*doc["columns"], *doc["predictions"]] if s["psi"] > args.fail_above]
+        # a shift no larger than the column's own sampling noise is not drift (few rows): a cron job would page on it
+        over = [s for s in [*doc["columns"], *doc["predictions"]] if s["psi"] > args.fail_above]
+        noise = [s["name"] for s in over if s.get("within_noise")]
+        if noise:
+            log.info("drift: PSI above %g within the sampling noise of so few rows in %s: not counted",
+                     args.fail_above, ", ".join(map(repr, noise)))
+        above = [s["name"] for s in over if not s.get("within_noise")]
         if above:
             print(f"mlkiln: drift: PSI above {args.fail_above:g} in {', '.join(map(repr, above))}", file=sys.stderr)
             return 3
