@@ -130,10 +130,15 @@ class Predictor:
             return self.pipeline.predict(frame), proba
         return self.body.score(X)
 
+    @property
+    def additive(self) -> bool:
+        """Whether :meth:`terms` splits the raw outputs into each input column's part: a compiled linear model."""
+        return isinstance(self.body, _Linear)
+
     def terms(self, X) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """A linear model's raw outputs of ``X`` and each column's additive part of them (see
         :meth:`_Linear.terms`), with :meth:`finish` to turn raw outputs into ``score``'s; None for other models."""
-        return self.body.terms(X) if isinstance(self.body, _Linear) else None
+        return self.body.terms(X) if self.additive else None
 
     def finish(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(predictions, probabilities or None)`` from raw outputs, as :meth:`score` gives them."""

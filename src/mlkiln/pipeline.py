@@ -743,8 +743,9 @@ def build_pipeline(task, family, kinds, params=None, seed=0, n_classes=2, thresh
     return Pipeline([("prep", prep), ("model", estimator)])
 
 
-#: a bagged model's extra fits each see this share of the training rows: as the training part of 5 folds. Averaged with the fit on all rows, they beat that fit alone on 25 of 35 public tables' test rows
-#: (males R2 +0.020, medexp +0.020, catsup log loss -0.022, forbes2000 R2 -0.010; benchmarks/RESULTS.md, session 30)
+#: a bagged model's extra fits each see this share of the training rows: as the training part of 5 folds.
+#: Averaged with the fit on all rows, they beat that fit alone on 25 of 35 public tables' test rows (males R2
+#: +0.020, medexp +0.020, catsup log loss -0.022, forbes2000 R2 -0.010; benchmarks/RESULTS.md, session 30)
 BAG_ROWS = 0.8
 BAG_FITS = 5
 

@@ -184,7 +184,7 @@ def _importance(pipeline, X: pd.DataFrame, y: pd.Series, card: Card, rng, predic
     took 3 s of the machine-failure example's 19 s training.
     """
     metric = card.metric.name
-    additive = predictor is not None and predictor.compiled and predictor.terms(X.head(1)) is not None
+    additive = predictor is not None and predictor.additive
     if not additive and X.shape[1] > IMPORTANCE_MAX_COLUMNS:
         return {"metric": metric, "rows": 0, "repeats": 0, "features": [],
                 "skipped": f"{X.shape[1]:,} input columns: shuffling each of more than {IMPORTANCE_MAX_COLUMNS} "
