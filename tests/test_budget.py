@@ -732,3 +732,45 @@ def test_a_family_s_entry_on_a_rung_never_takes_a_score_from_a_rung_above(failur
     assert low["logistic_l2"].status == "not compared"
     high = rungs.result("logistic_l2", 1)
     assert not high.error and high.rows == 3000 and high.cv_mean == pytest.approx(0.097)
+
+
+def test_a_batch_far_past_its_estimate_is_ended_with_its_workers_and_the_search_goes_on(failure):
+    """Under --budget a fit cannot be told to stop, but its worker can be ended: a batch estimated at a fraction
+    of a second that would run for minutes (a forest of 100,000 trees) ends at STOP_PAST_ESTIMATE times its
+    estimate plus STOP_GRACE_S; it is not scored, the cost model learns it takes at least that long, the
+    leaderboard says why, and the next batch finds new workers (seattlepets under --budget 90: saga's L1 logistic
+    regression, estimated at 2.7 s, ran 58-372 s)."""
+    X, y, kinds, make = _rung_state(failure, ["logistic_l2", "rf"], n=2000)
+    rows = np.arange(len(y))
+    with tuning.Compute(n_jobs=2) as compute:
+        rungs = make(compute)
+        rungs.rung(0, rows, [("logistic_l2", 0)])
+        rungs.plan["rf"] = [{"model__n_estimators": 100_000}]
+        rungs.cost.observe("rf", [0.01], len(y) * 2 // 3)  # a fold's fit rows
+        estimate = rungs.cost.cv_seconds("rf", len(y))
+        started = time.perf_counter()
+        rungs.rung(0, rows, [("rf", 0)])
+        seconds = time.perf_counter() - started
+        assert ("rf", 0) not in rungs.history[0] and rungs.stopped == {"rf"}
+        assert seconds < tuning.STOP_PAST_ESTIMATE * estimate + tuning.STOP_GRACE_S + 10  # not the minutes it takes
+        assert rungs.cost.cv_seconds("rf", len(y)) > tuning.STOP_GRACE_S  # at least what it ran
+        assert "stopped" in rungs.result("rf", 0).error and rungs.result("rf", 0).status == "not reached"
+        rungs.rung(0, rows, [("logistic_l2", 1)])  # the workers ended with the fits: new ones score the next batch
+        assert np.isfinite(rungs.history[0][("logistic_l2", 1)]["mean"])
+
+
+def test_fits_running_past_until_are_not_scored_and_those_before_are(failure):
+    frame, target = failure
+    X, y = frame[["Torque [Nm]", "Tool wear [min]"]].head(1500), frame[target].head(1500)
+    from mlkiln.pipeline import build_pipeline
+
+    pipe = build_pipeline("classification", "rf", dict.fromkeys(X.columns, "numeric"))
+    candidates = [{"model__n_estimators": 5}, {"model__n_estimators": 100_000}]
+    cv, scorer = tuning.make_cv("classification", 3, 0), Scorer("classification", "log_loss", [0, 1])
+    with tuning.Compute(n_jobs=2) as compute:
+        tuning.cross_validate_candidates(pipe, candidates[:1], X, y, cv, scorer, "classification", compute)  # workers
+        results, reached, oofs = tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "classification",
+                                                                  compute, until=time.perf_counter() + 3)
+    assert list(results["stopped"]) == [False, True] and reached == 2
+    assert np.isfinite(results["mean_test_score"][0]) and np.isnan(results["mean_test_score"][1])
+    assert [p.params for p in oofs] == [{"n_estimators": 5}]
