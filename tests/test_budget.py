@@ -743,6 +743,7 @@ def test_a_batch_far_past_its_estimate_is_ended_with_its_workers_and_the_search_
     X, y, kinds, make = _rung_state(failure, ["logistic_l2", "rf"], n=2000)
     rows = np.arange(len(y))
     with tuning.Compute(n_jobs=2) as compute:
+        compute.cores = 2  # worker processes, which can be ended (the suite gives each of its workers one core)
         rungs = make(compute)
         rungs.rung(0, rows, [("logistic_l2", 0)])
         rungs.plan["rf"] = [{"model__n_estimators": 100_000}]
@@ -768,6 +769,7 @@ def test_fits_running_past_until_are_not_scored_and_those_before_are(failure):
     candidates = [{"model__n_estimators": 5}, {"model__n_estimators": 100_000}]
     cv, scorer = tuning.make_cv("classification", 3, 0), Scorer("classification", "log_loss", [0, 1])
     with tuning.Compute(n_jobs=2) as compute:
+        compute.cores = 2  # worker processes, which can be ended (the suite gives each of its workers one core)
         tuning.cross_validate_candidates(pipe, candidates[:1], X, y, cv, scorer, "classification", compute)  # workers
         results, reached, oofs = tuning.cross_validate_candidates(pipe, candidates, X, y, cv, scorer, "classification",
                                                                   compute, until=time.perf_counter() + 3)
