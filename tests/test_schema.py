@@ -334,3 +334,19 @@ def test_a_table_of_the_target_alone_says_so():
         mlkiln.train(frame[["price"]], target="price")
     with pytest.raises(MlkilnError, match="only the target 'price' and the columns dropped"):
         mlkiln.train(frame[["price", "carat"]], target="price", drop=["carat"])
+
+
+def test_number_columns_held_as_numbers_read_as_one_block_the_same_as_one_by_one():
+    from mlkiln.schema import coerce_frame, to_number
+
+    frame = pd.DataFrame({
+        "i": [1, 2, 3, 4], "f": [1.5, np.inf, np.nan, 1e39], "b": [True, False, True, False],
+        "u": np.array([1, 2, 2**63, 0], dtype="uint64"), "t": ["1,5", "x", "3", None],
+        "n": pd.array([1, None, 3, 4], dtype="Int64"), "c": ["a", "b", "a", None],
+        "f32": np.array([1, -np.inf, 3, 4], dtype="float32")})
+    kinds = {**dict.fromkeys(frame.columns, "numeric"), "c": "categorical"}
+    X = coerce_frame(frame, kinds)
+    assert list(X.columns) == list(frame.columns) and X["c"].tolist()[:3] == ["a", "b", "a"]
+    for name in frame.columns.drop("c"):
+        pd.testing.assert_series_equal(X[name], to_number(frame[name]), check_names=False)
+    assert X["f"].isna().tolist() == [False, True, True, True] and X["f32"].isna().sum() == 1

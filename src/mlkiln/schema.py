@@ -239,10 +239,18 @@ def coerce_frame(frame, kinds, commas=None, verbatim=(), numbers=None, orders=No
     This function uses pandas and numpy only, because the bundle's ``train.py``
     embeds its source to reproduce the model without mlkiln.
     """
+    # number columns held as numbers are read as one float64 block (one by one, 3,000 of them took 2.6 s)
+    dtypes = dict(zip(frame.columns, frame.dtypes))
+    plain = [name for name, kind in kinds.items() if kind == "numeric" and dtypes[name].kind in "fiub"]
+    block = frame[plain].to_numpy(dtype="float64", copy=True)
+    block[~(np.isfinite(block) & (np.abs(block) <= VALUE_MAX))] = np.nan
+    at = {name: j for j, name in enumerate(plain)}
     columns = {}
     for name, kind in kinds.items():
         col, known = frame[name], (numbers or {}).get(name)
-        if kind == "numeric":
+        if name in at:
+            columns[name] = pd.Series(block[:, at[name]], index=frame.index)
+        elif kind == "numeric":
             columns[name] = to_number(col, (commas or {}).get(name))
         elif kind == "datetime":
             columns[name] = to_seconds(col, (orders or {}).get(name))

@@ -279,7 +279,14 @@ MOSTLY_NUMBERS = 0.5
 
 
 def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
+    # number columns held as numbers lose only infinities and values beyond float32: found for all at once
+    dtypes = dict(zip(frame.columns, frame.dtypes))
+    plain = [name for name, kind in kinds.items() if kind == "numeric" and dtypes[name].kind in "fiub"]
+    lost = X[plain].isna().to_numpy() & ~frame[plain].isna().to_numpy()
+    intact = set(plain) - {plain[j] for j in np.flatnonzero(lost.any(axis=0))}
     for name, kind in kinds.items():
+        if name in intact:
+            continue
         if kind == "categorical":
             share, other = number_share(frame[name])
             if share >= MOSTLY_NUMBERS and other is not None:
