@@ -350,3 +350,27 @@ def test_number_columns_held_as_numbers_read_as_one_block_the_same_as_one_by_one
     for name in frame.columns.drop("c"):
         pd.testing.assert_series_equal(X[name], to_number(frame[name]), check_names=False)
     assert X["f"].isna().tolist() == [False, True, True, True] and X["f32"].isna().sum() == 1
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_columns_screened_in_blocks_score_as_one_at_a_time(monkeypatch, task):
+    from mlkiln import schema
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = pd.Series(rng.normal(size=n)) if task == "regression" else pd.Series(rng.choice(["a", "b", "c"], n))
+    signal = y.to_numpy() if task == "regression" else pd.factorize(y)[0].astype(float)
+    X = pd.DataFrame({
+        "noise": rng.normal(size=n), "text": rng.choice(["x", "y", None], n),
+        "gaps": np.where(rng.random(n) < 0.3, np.nan, signal + rng.normal(size=n)),
+        "ties": rng.integers(0, 3, n).astype(float), "flag": rng.random(n) < 0.5, "copy": signal * 2.0})
+    whole = schema._single_column_scores(X, y, task, 0)
+    monkeypatch.setattr(schema, "SCREEN_BLOCK", 2)  # block boundaries between every other number column
+    assert schema._single_column_scores(X, y, task, 0) == whole
+    for name in X.columns:  # one column at a time: its own frame
+        assert schema._single_column_scores(X[[name]], y, task, 0) == {name: whole[name]}
+    assert whole["copy"] > 0.9 and whole["noise"] < 0.6 and list(whole) == list(X.columns)
+    if task == "regression":  # the rank correlation's square, as pandas ranks it
+        order = schema._screening_rows(n, 0)
+        r = np.corrcoef(X["copy"].iloc[order].rank(), y.iloc[order].rank())[0, 1]
+        assert whole["copy"] == pytest.approx(max(r**2, whole["copy"]))

@@ -282,7 +282,7 @@ def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]
     # number columns held as numbers lose only infinities and values beyond float32: found for all at once
     dtypes = dict(zip(frame.columns, frame.dtypes))
     plain = [name for name, kind in kinds.items() if kind == "numeric" and dtypes[name].kind in "fiub"]
-    lost = X[plain].isna().to_numpy() & ~frame[plain].isna().to_numpy()
+    lost = X[plain].isna().to_numpy(dtype=bool) & ~frame[plain].isna().to_numpy(dtype=bool)
     intact = set(plain) - {plain[j] for j in np.flatnonzero(lost.any(axis=0))}
     for name, kind in kinds.items():
         if name in intact:
