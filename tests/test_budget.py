@@ -752,11 +752,12 @@ def test_a_batch_far_past_its_estimate_is_ended_with_its_workers_and_the_search_
         started = time.perf_counter()
         rungs.rung(0, rows, [("rf", 0)])
         seconds = time.perf_counter() - started
-        assert ("rf", 0) not in rungs.history[0] and rungs.stopped == {"rf"}
+        assert ("rf", 0) not in rungs.history[0] and rungs.stopped == {"rf"} and rungs.restart
         assert seconds < tuning.STOP_PAST_ESTIMATE * estimate + tuning.STOP_GRACE_S + 10  # not the minutes it takes
         assert rungs.cost.cv_seconds("rf", len(y)) > tuning.STOP_GRACE_S  # at least what it ran
         assert "stopped" in rungs.result("rf", 0).error and rungs.result("rf", 0).status == "not reached"
-        rungs.rung(0, rows, [("logistic_l2", 1)])  # the workers ended with the fits: new ones score the next batch
+        rungs.rung(0, rows, [("logistic_l2", 1)])  # new workers, given RESTART_GRACE_S to start, score the next batch
+        assert not rungs.restart
         assert np.isfinite(rungs.history[0][("logistic_l2", 1)]["mean"])
 
 

@@ -1346,10 +1346,12 @@ NEAR_FREE_ROWS = 10_000
 #: under a --budget a batch of fits is ended (_Rungs.rung, :func:`_in_time`) where the time left ends, or at this
 #: many times its estimate plus STOP_GRACE_S seconds: on 52,519 pet licences of 4 classes (--budget 90), saga's L1
 #: logistic regression on a rung of 14,005 rows, estimated at 2.7 s, was ended by the time left after 58 s, when
-#: gradient boosting, estimated at 4.2 s there, was not started on that rung or the next. The grace covers new
-#: workers' start (2.5-5 s here), after the ones a stop ended
+#: gradient boosting, estimated at 4.2 s there, was not started on that rung or the next. The grace covers a
+#: worker's pause; the first batch after a stop, whose workers start again (2.5-5 s here, more under load), has
+#: RESTART_GRACE_S more
 STOP_PAST_ESTIMATE = 4.0
 STOP_GRACE_S = 5.0
+RESTART_GRACE_S = 10.0
 
 
 @dataclass
@@ -1496,6 +1498,7 @@ class _Rungs:
         self.not_started: list[dict] = []
         self.tried: set[tuple[str, int]] = set()  # (family, candidate) scored, or passed by a warm path, on any rung
         self.stopped: set[str] = set()  # the families with candidates ended where the time did
+        self.restart = False  # whether the last batch was stopped: the next one's workers start again
         self.order = nested_sample(y, task, seed, cv.get_n_splits())
         self.seed, self.trials = seed, trials
 
@@ -1668,8 +1671,9 @@ class _Rungs:
                 continue
             # a batch started on its estimate ends where the time left ends, or far past its estimate (the first
             # batch, or a near-free one, runs to its end, as it is started past it)
+            grace = STOP_GRACE_S + RESTART_GRACE_S * self.restart
             until = None if safety * estimate > allowed or not self.scores else time.perf_counter() + min(
-                self.left(), STOP_PAST_ESTIMATE * estimate + STOP_GRACE_S)
+                self.left(), STOP_PAST_ESTIMATE * estimate + grace)
             scored += self.score(r, family, batch, X, y, until)
             queue[family] = queue[family][len(batch):]
         return scored
@@ -1743,6 +1747,7 @@ class _Rungs:
         stopped = res.get("stopped", np.zeros(len(batch), dtype=bool))
         fit_times = np.where(stopped, seconds, np.asarray(res["mean_fit_time"]))
         self.cost.observe(family, fit_times[~passed], len(y) * (self.cost.folds - 1) // self.cost.folds)
+        self.restart = bool(stopped.any())
         if stopped.any():
             self.stopped.add(family)
             log.warning("%s: %d candidate(s) stopped on %s rows after %.1fs, estimated %.1fs: under --budget a fit "
