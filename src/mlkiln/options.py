@@ -89,6 +89,8 @@ def check_data_path(path: str | os.PathLike) -> None:
     """
     if not os.path.exists(path) and not any(c in str(path) for c in GLOB_CHARS):
         raise InputError(data_not_found(path))
+    if os.path.isfile(path) and os.path.getsize(path) == 0:  # sweep 11: 5.7 s to say so
+        raise InputError(f"{path} is empty")
 
 
 def data_not_found(path: str | os.PathLike) -> str:
