@@ -433,3 +433,36 @@ def test_residuals_that_nearly_all_equal_one_number_still_get_a_histogram():
         assert counts.sum() == len(values) and edges[0] < values.min() and edges[-1] > values.max()
     counts, edges = _histogram(np.arange(10.0), 0.0, 9.0)  # a real range is kept
     assert counts.sum() == 10 and (edges[0], edges[-1]) == (0.0, 9.0)
+
+
+def _legend_texts(curve: dict) -> set[str]:
+    img = plots.plot("tuning", (5, 3.4), lambda fig: plots.draw_tuning(fig, "hgb", curve, "log_loss"))
+    svg = ElementTree.fromstring(base64.b64decode(img.split("base64,", 1)[1].split('"', 1)[0]))
+    return {"".join(e.itertext()).strip() for e in svg.iter("{http://www.w3.org/2000/svg}text")}
+
+
+def test_tuning_lines_are_named_by_the_parameters_that_differ_and_long_names_make_points():
+    """A portfolio's six settings of six other parameters named each line in full, and the legend pushed the
+    panel aside (sweep 11)."""
+    def point(leaves, **others):
+        return {"value": leaves, "mean": 0.7, "std": 0.1, "folds": [0.6, 0.8], "others": others}
+
+    short = {"param": "max_leaf_nodes", "log_scale": False, "chosen": 15, "chosen_others": {}, "winner": True,
+             "points": [point(v, learning_rate=r, max_iter=100) for v in (7, 15) for r in (0.05, 0.1)]}
+    texts = _legend_texts(short)
+    assert {"learning_rate=0.05", "learning_rate=0.1"} <= texts and not any("max_iter" in t for t in texts)
+    settings = [dict(learning_rate=r, min_samples_leaf=m, l2_regularization=l, max_features=f, max_iter=i)
+                for r, m, l, f, i in [(0.1, 20, 1, 0.5, 46), (0.05, 50, 10, 1.0, 221), (0.1, 5, 0, 0.8, 10)]]
+    long = {**short, "points": [point(v, **s) for v in (7, 15) for s in settings]}
+    assert not any("learning_rate" in t for t in _legend_texts(long))  # points, no legend
+
+
+def test_two_values_of_c_are_drawn_on_a_log_axis(failure_csv):
+    """--trials 2 tried C 0.32 and 1 for one family (a linear axis) and 0.1 and 1 for another (a log one)."""
+    from mlkiln.report.document import tuning_curves
+
+    frame = pd.read_csv(failure_csv).head(2000)
+    run = mlkiln.train(frame, target="Machine failure", models=["logistic_l1"], trials=2, drop=["UDI", "Product ID"])
+    curve = tuning_curves(run.card)["logistic_l1"]
+    values = sorted(p["value"] for p in curve["points"])
+    assert len(values) == 2 and values[1] / values[0] < 10 and curve["log_scale"]

@@ -20,6 +20,9 @@ from .html import render_html
 SCHEMA_VERSION = 1
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
+#: hyperparameters searched on a log scale (a penalty's strength), whose panels are drawn on one
+SCALE_PARAMS = ("C", "alpha")
+
 
 def build(card: Card, diag: dict, files: list[dict] | None = None, evaluation: dict | None = None,
           bundle_name: str = "model") -> dict:
@@ -115,7 +118,9 @@ def tuning_curves(card: Card) -> dict:
         chosen = row.params if row is not None else {}
         curves[family] = {
             "param": param,
-            "log_scale": min(values) > 0 and max(values) / min(values) >= 10,
+            # a penalty's strength is searched in decades: on a log axis however few values were tried (two C
+            # values 3.2 apart drew one family's panel on a linear axis beside another's on a log one, sweep 11)
+            "log_scale": min(values) > 0 and (max(values) / min(values) >= 10 or param in SCALE_PARAMS),
             "chosen": chosen.get(param),
             "chosen_others": {k: v for k, v in chosen.items() if k != param},
             "winner": row is not None and row.rank == 1,

@@ -116,14 +116,24 @@ def draw_target(fig: Figure, target: dict) -> None:
     ax.legend()
 
 
+#: the longest line name the tuning panels' legend holds (their other parameters' values): beyond it, points
+LEGEND_CHARS = 48
+
+
 def draw_tuning(fig: Figure, family: str, curve: dict, metric: str) -> None:
     ax = fig.subplots()
     scored = [p for p in curve["points"] if p["mean"] is not None]
+    # each setting of the other parameters a line, named by those that differ between the lines
+    varying = {k for p in scored for k in (p["others"] or {})
+               if len({repr((q["others"] or {}).get(k)) for q in scored}) > 1}
     groups: dict[str, list] = {}
     for p in scored:
-        groups.setdefault(params_text(p["others"]) if p["others"] else "", []).append(p)
-    # a random or portfolio search: too many settings of the other parameters, or one point each, for lines
-    connect = len(groups) <= len(PALETTE) and any(len(points) > 1 for points in groups.values())
+        differ = {k: v for k, v in (p["others"] or {}).items() if k in varying}
+        groups.setdefault(params_text(differ) if differ else "", []).append(p)
+    # a random or portfolio search: too many settings of the other parameters, or one point each, for lines, or
+    # names too long for a legend in the panel (a portfolio's six settings of six parameters pushed the panel aside)
+    connect = (len(groups) <= len(PALETTE) and any(len(points) > 1 for points in groups.values())
+               and max(map(len, groups), default=0) <= LEGEND_CHARS)
     if not connect:
         groups = {"": scored}
     full = max((p.get("n_samples") or 0) for p in scored)
