@@ -133,3 +133,17 @@ def test_missing_target_rows_are_dropped(diamonds):
     run = mlkiln.train(frame, target="price", models=["linear"])
     assert run.card.data.rows_dropped_missing_target == 10
     assert run.card.split.n_train + run.card.split.n_test == 590
+
+
+def test_a_weak_model_s_hint_names_only_set_aside_columns_that_can_hold_a_signal():
+    from types import SimpleNamespace
+
+    from mlkiln.workflow import _weak_model_hint
+
+    excluded = {"a": "constant: one value in every row", "b": "nearly empty: 3 value(s) in 1,000 rows, ...",
+                "id": "identifier-like: distinct integers, one per row", "leak": "target leakage: ..."}
+    table = SimpleNamespace(excluded=excluded, y=pd.Series(["x", "y"] * 50), task="classification")
+    assert _weak_model_hint(table) == "; the columns set aside may hold the signal: 'id' (identifier-like), 'leak' " \
+                                      "(target leakage)"
+    table.excluded = {k: excluded[k] for k in ("a", "b")}
+    assert _weak_model_hint(table) == ""

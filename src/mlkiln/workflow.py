@@ -247,6 +247,8 @@ def train(
 
 #: a regression target of whole numbers with at most this many distinct values may be class codes
 CLASS_CODES = 1000
+#: the reasons for setting a column aside that leave no signal in it
+NO_SIGNAL = ("constant", "nearly empty")
 
 
 def _say_if_weak(table: Table, selection: Selection, y: pd.Series, test_labels: np.ndarray) -> None:
@@ -262,8 +264,10 @@ def _say_if_weak(table: Table, selection: Selection, y: pd.Series, test_labels: 
 def _weak_model_hint(table: Table) -> str:
     """What may have kept the model from learning: columns set aside, or class codes read as numbers."""
     hints = []
-    if table.excluded:
-        shown = [f"'{name}' ({why.split(':')[0]})" for name, why in list(table.excluded.items())[:5]]
+    # a constant or nearly empty column holds no signal to set aside (sweep 11 listed five constant ones)
+    aside = [(name, why) for name, why in table.excluded.items() if not why.startswith(NO_SIGNAL)]
+    if aside:
+        shown = [f"'{name}' ({why.split(':')[0]})" for name, why in aside[:5]]
         hints.append(f"the columns set aside may hold the signal: {', '.join(shown)}")
     y = table.y
     # codes: a few values, each of several rows (not 215 values of 442 rows)
