@@ -198,3 +198,22 @@ def test_a_linear_model_opens_a_budget_search_where_trees_read_no_words(titanic_
     assert tuning._Rungs(*args, texts=("name",), tree_words=False).opener == "logistic_l2"
     assert tuning._Rungs(*args, texts=("name",), tree_words=True).opener == "hgb"
     assert tuning._Rungs(*args).opener == "hgb"
+
+
+def test_a_word_named_as_a_column_or_shared_by_two_text_columns_is_named_by_its_column():
+    """scikit-learn refuses feature names that are not unique, and the report's coefficient table failed the run
+    after its search (sweep 11: movielens' titles hold the word "year", also a column)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    words = ["good", "bad", "year", "film", "story", "great", "long", "short", "music", "actor"]
+
+    def prose():
+        return [" ".join(rng.choice(words, size=rng.integers(3, 7))) + f" {i}" for i in range(n)]
+
+    note, title, year = prose(), prose(), rng.integers(1990, 2020, size=n)
+    score = (year - 2000) * 0.1 + np.array([s.count("good") - s.count("bad") for s in note]) + rng.normal(size=n) * 0.3
+    frame = pd.DataFrame({"year": year, "note": note, "title": title, "score": score})
+    run = mlkiln.train(frame, target="score", models=["ridge"], trials=1)
+    assert set(run.card.model.texts) == {"note", "title"}
+    names = [f["feature"] for f in run.diagnostics["coefficients"]["features"]]
+    assert {"note: year", "title: year", "year", "note: good"} <= set(names) and len(set(names)) == len(names)

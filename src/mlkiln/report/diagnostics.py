@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from collections.abc import Iterator
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from ..card import Card, Evaluation
@@ -249,6 +252,27 @@ def _shuffled_copies(X: pd.DataFrame, shuffle: np.random.Generator, repeats: int
             yield copy
 
 
+def _feature_names(prep: Pipeline) -> np.ndarray:
+    """The names of the features ``prep`` (a pipeline before its model) makes. Where two are the same, a word of free
+    text that is also a column's name or a word of two text columns, each word is named by its column ("note:
+    year"): scikit-learn refuses names that are not unique, and the report failed the whole run after its search
+    (sweep 11: movielens, whose titles hold the word "year", under --budget 45)."""
+    try:
+        return prep.get_feature_names_out()
+    except ValueError:
+        pass
+    steps, prefixes = [], {}
+    for name, step in prep.steps:
+        if isinstance(step, ColumnTransformer):
+            step = copy.copy(step)  # the fitted parts shared, the model's own transformer left as it is
+            step.verbose_feature_names_out = True
+            prefixes = {f"{part}__": (f"{columns[0]}: " if part.startswith("words") else "")
+                        for part, _, columns in step.transformers_}
+        steps.append((name, step))
+    names = Pipeline(steps).get_feature_names_out()
+    return np.array([next((prefixes[p] + n[len(p):] for p in prefixes if n.startswith(p)), n) for n in names])
+
+
 def _coefficients(pipeline, card: Card) -> dict | None:
     """Signed coefficients of a linear model on its scaled, one-hot features, largest first (none for an ensemble)."""
     if not hasattr(pipeline, "steps"):
@@ -260,7 +284,7 @@ def _coefficients(pipeline, card: Card) -> dict | None:
     if not hasattr(estimator, "coef_"):
         return None
     coef = np.atleast_2d(estimator.coef_)
-    names = pipeline[:-1].get_feature_names_out()
+    names = _feature_names(pipeline[:-1])
     classes = [str(c) for c in card.classes]
     target = f"normal scores of {card.target}" if scores else card.target
     outputs = [target] if card.task == "regression" else (classes[1:] if coef.shape[0] == 1 else classes)
