@@ -374,3 +374,20 @@ def test_columns_screened_in_blocks_score_as_one_at_a_time(monkeypatch, task):
         order = schema._screening_rows(n, 0)
         r = np.corrcoef(X["copy"].iloc[order].rank(), y.iloc[order].rank())[0, 1]
         assert whole["copy"] == pytest.approx(max(r**2, whole["copy"]))
+
+
+@pytest.mark.parametrize("values", [
+    ["1,234", "2,5", None, "x", "3"], ["1.234,5", "2", "n/a"], [True, False, None], ["a", "b", None], [None],
+    ["$8,369.00", "8369 €", "8.4%", "(1,234.50)", "−0.5", "1e39", "inf", "true"], ["1 234,5", "1'234.5", "12"],
+    [1, "1", 2.5, None, "2,980"], ["0,149", "1,59"], ["2,980", "1,234,567"]])
+def test_text_read_as_numbers_once_per_distinct_value_reads_as_every_value_alone(values):
+    """to_number reads each distinct text once where a column repeats them; a column of distinct values takes
+    the value-by-value path, which must agree (a comma's reading depends on which forms occur, not how often)."""
+    from mlkiln.schema import to_number
+
+    repeated = pd.Series(values * 30, dtype=object)
+    distinct = pd.concat([repeated, pd.Series([f"zz{i}" for i in range(3 * len(repeated))], dtype=object)],
+                         ignore_index=True)  # mostly distinct: read value by value
+    for comma in (None, "decimal", "grouping"):
+        pd.testing.assert_series_equal(to_number(repeated, comma), to_number(distinct, comma).iloc[:len(repeated)],
+                                       check_names=False)

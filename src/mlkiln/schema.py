@@ -89,9 +89,16 @@ def to_number(col, comma: str | None = None):
         numbers = col.dt.total_seconds().astype("float64")
     elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         numbers = col.astype("float64")
+    elif (distinct := _distinct(col)) is not None and 0 < 2 * len(distinct[1]) < len(col):
+        # each distinct text read once (what decides a comma's reading is whether a form occurs, not how often):
+        # a text column of 2,930 rows took 47 ms, and screening ames' 40 of them 3.8 s
+        codes, values = distinct
+        numbers = to_number(pd.Series(values, dtype=object), comma).to_numpy()
+        return pd.Series(np.where(codes >= 0, numbers[np.maximum(codes, 0)], np.nan), index=col.index)
     else:
         text = _number_words(col)
-        if not text.notna().any():  # pandas' .str refuses a column of NaN alone
+        # pandas' .str refuses a column of NaN alone; text without a digit is no number (the flags' words are 1 and 0)
+        if not text.notna().any() or not text.str.contains(r"\d", na=False).any():
             return pd.Series(np.nan, index=col.index)
         # one comma before three digits ("2,980") is a thousands separator or a decimal comma: the column decides.
         # A decimal comma where no grouping explains the value ("1,59", "0,149") and no value only grouping
@@ -115,6 +122,15 @@ def to_number(col, comma: str | None = None):
         text = text.where(~decimal, text.str.replace(",", ".", regex=False))
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     return numbers.where(np.isfinite(numbers) & (numbers.abs() <= VALUE_MAX), np.nan)
+
+
+def _distinct(col) -> tuple | None:
+    """``(codes, values)``: a column's distinct values and each row's place among them (-1 where missing), or None
+    where its values cannot be hashed (lists)."""
+    try:
+        return pd.factorize(col.astype("object"))
+    except TypeError:
+        return None
 
 
 def _number_words(col):

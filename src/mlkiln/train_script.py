@@ -203,7 +203,7 @@ def render(card: Card) -> str:
         suffixes=data.CSV_SUFFIXES + data.PARQUET_SUFFIXES,
         parquet_suffixes=data.PARQUET_SUFFIXES,
         number_source="\n\n".join(inspect.getsource(f) for f in (schema._number_text, schema._number_words, schema._comma_of_words,
-                                                                  schema.to_number)).rstrip(),
+                                                                  schema._distinct, schema.to_number)).rstrip(),
         seconds_source="\n\n".join(inspect.getsource(f) for f in (schema.to_seconds, schema.date_order,
                                                                    schema._one_timestamp)).rstrip(),
         coerce_source="\n\n".join(inspect.getsource(f) for f in (schema.clean_text, schema.coerce_frame,
