@@ -208,8 +208,8 @@ def loader_source() -> str:
     """The python_function loader: mlkiln's input rules, verbatim, and a skops load audited like a bundle's."""
     rules = "\n\n\n".join(
         inspect.getsource(f).rstrip() for f in (schema._number_text, schema._number_words, schema._comma_of_words,
-                                                schema._distinct, schema.to_number, schema.to_seconds, schema.date_order,
-                                                schema._one_timestamp, schema.clean_text, schema.coerce_frame,
+                                                schema._distinct, schema.in_range, schema.to_number, schema.to_seconds, schema.date_order,
+                                                schema._one_timestamp, schema.clean_text, schema.held_as_numbers, schema.coerce_frame,
                                                 schema.category_text,
                                                 schema.first_unreadable, schema.unreadable, schema.is_missing_text,
                                                 schema._is_placeholder, schema.unreadable_message, schema._shown, schema._is_infinite,

@@ -1715,14 +1715,15 @@ class _Rungs:
         waiting = [f for f in self.families if queue[f]]
         opener = self.opener
         cheap = (not REGISTRY[opener].per_class or self.cost.n_classes <= OPENER_CLASSES) and self.cost.width == 1.0
-        if not self.scores and opener in waiting and (cheap or self.cost.cv_seconds(opener, n_rows) <= allowed):
-            return opener
-        # where it does not open, a regularised linear model at its grid's middle does, not least squares listed
-        # first: on ames (2,344 rows, 75 columns) under --budget 15 least squares was the only model (test R2
-        # 0.758), and a ridge candidate would have taken 0.3 s (CV R2 0.895 under --budget 20; sweep 11)
-        first = next((f for f in WORDS_OPENERS if f in waiting), None)
-        if not self.scores and first is not None:
-            return first
+        if not self.scores:
+            if opener in waiting and (cheap or self.cost.cv_seconds(opener, n_rows) <= allowed):
+                return opener
+            # where it does not open, a regularised linear model at its grid's middle does, not least squares listed
+            # first: on ames (2,344 rows, 75 columns) under --budget 15 least squares was the only model (test R2
+            # 0.758), and a ridge candidate would have taken 0.3 s (CV R2 0.895 under --budget 20; sweep 11)
+            first = next((f for f in WORDS_OPENERS if f in waiting), None)
+            if first is not None:
+                return first
         best, scores = {}, self.scores
         for (f, _), s in scores.items():
             best[f] = max(best.get(f, -math.inf), s["mean"] if np.isfinite(s["mean"]) else -math.inf)

@@ -29,6 +29,7 @@ from .schema import (
     column_kind,
     date_order,
     describe_columns,
+    held_as_numbers,
     is_bytes,
     is_nested,
     infer_task,
@@ -280,8 +281,7 @@ MOSTLY_NUMBERS = 0.5
 
 def _warn_unreadable(frame: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> None:
     # number columns held as numbers lose only infinities and values beyond float32: found for all at once
-    dtypes = dict(zip(frame.columns, frame.dtypes))
-    plain = [name for name, kind in kinds.items() if kind == "numeric" and dtypes[name].kind in "fiub"]
+    plain = held_as_numbers(frame, kinds)
     lost = X[plain].isna().to_numpy(dtype=bool) & ~frame[plain].isna().to_numpy(dtype=bool)
     intact = set(plain) - {plain[j] for j in np.flatnonzero(lost.any(axis=0))}
     for name, kind in kinds.items():
